@@ -1,0 +1,5 @@
+"""`python -m regbook` runs the command-line interface."""
+
+from regbook.cli import main
+
+main()
