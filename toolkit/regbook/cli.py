@@ -1,0 +1,499 @@
+"""The ``regbook`` command line: one thin client of the library.
+
+Each command parses its options, calls one library function and renders the result.
+Errors map to exit codes in one place (``main``): 1 findings, 2 bad input, 3 workbook
+open or locked. Heavy libraries (pandas, openpyxl) are imported only by the commands
+that need them, so ``regbook --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from regbook import __version__
+from regbook.errors import InputError, RegbookError, VerificationFailed
+
+ENV_KEY = "REGBOOK_KEY"
+
+
+class Context:
+    def __init__(self, workspace: Path | None, verbose: bool):
+        self.workspace_option = workspace
+        self.verbose = verbose
+
+    def workspace(self) -> Any:
+        from regbook.workspace import Workspace
+
+        return Workspace.find(self.workspace_option)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _load_key(path: str | None) -> Any:
+    from regbook.keys import load_private_key
+
+    chosen = path or os.environ.get(ENV_KEY)
+    if not chosen:
+        raise InputError(f"no signing key: give --key PATH or set {ENV_KEY}")
+
+    def prompt() -> str:
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"{chosen} is encrypted: set REGBOOK_KEY_PASSPHRASE or run in a terminal"
+            )
+        return click.prompt(f"Passphrase for {chosen}", hide_input=True, err=True)
+
+    return load_private_key(Path(chosen).expanduser(), prompt)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _color(text: str, **style: Any) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    return click.style(text, **style)
+
+
+key_option = click.option(
+    "--key",
+    "key_path",
+    metavar="KEY",
+    envvar=ENV_KEY,
+    help=f"Private SSH key (ed25519) to sign with; or ${ENV_KEY}.",
+)
+role_option = click.option(
+    "--role",
+    type=click.Choice(["sme", "governance-lead", "ci"]),
+    help="Role to act in when the key has several that would do.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+class RegbookGroup(click.Group):
+    """Maps regbook's errors to exit codes and one-line messages, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VerificationFailed as err:
+            for finding in err.findings:
+                click.echo(str(finding))
+            click.echo(f"regbook: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except RegbookError as err:
+            if isinstance(ctx.obj, Context) and ctx.obj.verbose:
+                traceback.print_exc()
+            click.echo(f"regbook: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("regbook: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=RegbookGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="regbook")
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    envvar="REGBOOK_WORKSPACE",
+    help="The workspace (default: the nearest regbook.toml above the current "
+    "folder, or $REGBOOK_WORKSPACE).",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None, verbose: bool) -> None:
+    """regbook: a compliance-grade model registry kept in an Excel workbook.
+
+    \b
+    Example:
+      regbook init registry && cd registry
+      regbook keys new alice@example.com --role sme --out ~/.ssh/regbook_alice
+      regbook register credit-risk --artefact model.pkl --data-version HEX \\
+          --code-commit HEX --pipeline-run run-42 --key ~/.ssh/regbook_alice
+      regbook verify
+    """
+    ctx.obj = Context(workspace, verbose)
+
+
+# --- init ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+def init(directory: Path) -> None:
+    """Create a workspace in DIRECTORY: settings, workbook, keyring, storage.
+
+    \b
+    Example:
+      regbook init registry
+    """
+    from regbook.workspace import init_workspace
+
+    ws = init_workspace(directory)
+    click.echo(f"created workspace {ws.root}")
+    for label, path in (
+        ("settings", ws.config_path),
+        ("workbook", ws.workbook_path),
+        ("keyring", ws.keyring_path),
+        ("models", ws.models_dir),
+        ("archive", ws.archive_dir),
+    ):
+        click.echo(f"  {label:<9} {path.relative_to(ws.root).as_posix()}")
+    click.echo("next: add keys with `regbook keys new PRINCIPAL --role sme`")
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """Make and list signing keys (the allowed_signers keyring).
+
+    \b
+    Example:
+      regbook keys new gina@example.com --role governance-lead --out keys/gina
+      regbook keys list
+    """
+
+
+@keys.command("new")
+@click.argument("principal")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["sme", "governance-lead", "ci"]),
+    help="Role the key may act in; repeat for several.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Where to write the private key (default ~/.ssh/regbook_PRINCIPAL); "
+    "the public key goes beside it as .pub.",
+)
+@pass_ctx
+def keys_new(obj: Context, principal: str, roles: tuple[str, ...], out: Path | None) -> None:
+    """Make an ed25519 key for PRINCIPAL and add it to the keyring.
+
+    \b
+    Example:
+      regbook keys new ci@example.com --role ci --out keys/ci
+    """
+    from regbook.lifecycle import add_new_key
+
+    ws = obj.workspace()
+    key, line = add_new_key(ws, principal, roles, out)
+    click.echo(f"wrote {key.path} (private, mode 0600) and {key.path}.pub")
+    click.echo(f"added to {ws.settings.keyring}: {line}")
+
+
+@keys.command("list")
+@json_option
+@pass_ctx
+def keys_list(obj: Context, as_json: bool) -> None:
+    """Show each keyring entry: principal, roles, fingerprint, validity.
+
+    \b
+    Example:
+      regbook keys list --json
+    """
+    from regbook.keys import Keyring
+    from regbook.views import keys_values
+
+    ws = obj.workspace()
+    rows = keys_values(Keyring.load(ws.keyring_path))
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("the keyring is empty: add keys with `regbook keys new`")
+        return
+    for r in rows:
+        window = ""
+        if r["valid_after"] or r["valid_before"]:
+            window = f"  valid {r['valid_after'] or '...'} to {r['valid_before'] or '...'}"
+        click.echo(
+            f"{r['principal']:<28} {r['roles'] or '(no role)':<26} {r['fingerprint']}{window}"
+        )
+
+
+# --- register / seal -------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("model")
+@click.option(
+    "--artefact",
+    type=click.Path(path_type=Path),
+    help="File or folder to copy into models/MODEL/VERSION/ and register.",
+)
+@click.option(
+    "--storage",
+    help="Register the artefact where it already lives (a path in "
+    "the workspace or on a mounted share) instead of copying it.",
+)
+@click.option(
+    "--data-version",
+    required=True,
+    metavar="HEX",
+    help="Training data version: full git commit (40/64 hex) or DVC md5 (32 hex).",
+)
+@click.option(
+    "--code-commit", required=True, metavar="HEX", help="Full git commit of the training code."
+)
+@click.option("--pipeline-run", required=True, metavar="ID", help="Pipeline execution ID.")
+@click.option("--data-repo", default="", metavar="URL", help="Data repository.")
+@click.option("--code-repo", default="", metavar="URL", help="Code repository.")
+@click.option("--trained-on", metavar="DATE", help="Training date (default: today).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A hyperparameter; repeat for several.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A metric, e.g. auc_roc=0.81; repeat for several.",
+)
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def register(
+    obj: Context,
+    model: str,
+    artefact: Path | None,
+    storage: str | None,
+    data_version: str,
+    code_commit: str,
+    pipeline_run: str,
+    data_repo: str,
+    code_repo: str,
+    trained_on: str | None,
+    params: tuple[str, ...],
+    metrics: tuple[str, ...],
+    key_path: str | None,
+    role: str | None,
+    as_json: bool,
+) -> None:
+    """Register and seal a new version of MODEL; print its composite ID.
+
+    \b
+    Example:
+      regbook register credit-risk --artefact model.pkl \\
+          --data-version 3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a --code-commit $(git rev-parse HEAD) \\
+          --pipeline-run run-1042 --metric auc_roc=0.83 --key ~/.ssh/regbook_alice
+    """
+    from regbook.lifecycle import Metric, RegistrationRequest, parse_params
+    from regbook.lifecycle import register as do_register
+
+    ws = obj.workspace()
+    parsed_params: dict[str, str] = {}
+    for p in params:
+        for name, value in parse_params(p).items():
+            if name in parsed_params:
+                raise InputError(f"--param {name} is given twice")
+            parsed_params[name] = value
+    request = RegistrationRequest(
+        model=model, data_version=data_version, code_commit=code_commit,
+        pipeline_run=pipeline_run, artefact=artefact, storage=storage, data_repo=data_repo,
+        code_repo=code_repo, trained_on=trained_on, params=parsed_params,
+        metrics=tuple(Metric.parse_option(m) for m in metrics),
+    )  # fmt: skip
+    done = do_register(ws, request, _load_key(key_path), role)
+    if as_json:
+        _echo_json(done.to_json())
+        return
+    click.echo(done.composite_id)
+    where = f"copied to {done.storage}" if done.copied_from else f"at {done.storage}"
+    click.echo(
+        f"sealed {done.model}@{done.version} ({done.content_hash}, {where}, ledger "
+        f"event {done.seq})",
+        err=True,
+    )
+
+
+@cli.command()
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) -> None:
+    """Seal every draft row typed into the Models sheet; print their composite IDs.
+
+    If any draft has a problem, every problem is listed by cell and nothing is written.
+
+    \b
+    Example:
+      regbook seal --key ~/.ssh/regbook_alice
+    """
+    from regbook.lifecycle import seal as do_seal
+
+    ws = obj.workspace()
+    done = do_seal(ws, _load_key(key_path), role)
+    if as_json:
+        _echo_json([d.to_json() for d in done])
+        return
+    if not done:
+        click.echo("no draft rows to seal", err=True)
+    for d in done:
+        click.echo(d.composite_id)
+
+
+# --- verify / restore ------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("target", required=False, metavar="[MODEL[@VERSION]]")
+@click.option("--no-artefacts", is_flag=True, help="Skip re-hashing the artefacts.")
+@click.option(
+    "--keyring-sha256",
+    metavar="HEX",
+    help="Fail unless the keyring file has this SHA-256 (pin it in CI).",
+)
+@json_option
+@pass_ctx
+def verify(
+    obj: Context, target: str | None, no_artefacts: bool, keyring_sha256: str | None, as_json: bool
+) -> None:
+    """Check the ledger, every view cell and every artefact; list every finding.
+
+    Exit 0 when nothing is wrong, 1 when findings were printed.
+
+    \b
+    Example:
+      regbook verify --keyring-sha256 $(sha256sum allowed_signers | cut -c1-64)
+      regbook verify credit-risk@7 --json
+    """
+    from regbook.ids import ModelRef
+    from regbook.verify import verify as do_verify
+
+    ws = obj.workspace()
+    scope = ModelRef.parse(target, version_required=False) if target else None
+    report = do_verify(ws, scope, artefacts=not no_artefacts, keyring_sha256=keyring_sha256)
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        for finding in report.findings:
+            style = {"error": "red", "warning": "yellow"}.get(finding.severity)
+            click.echo(_color(str(finding), fg=style) if style else str(finding))
+        problems = len(report.problems)
+        what = f"{report.events} ledger events, {report.versions} versions" + (
+            f", {report.artefacts_checked} artefacts" if not no_artefacts else ""
+        )
+        if problems:
+            click.echo(f"verify: {problems} problem{'s' if problems != 1 else ''} in {what}")
+        else:
+            click.echo(f"verify: ok ({what})")
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def restore(obj: Context, as_json: bool) -> None:
+    """Rewrite every view cell from the ledger, keeping drafts and Notes.
+
+    Refuses, listing the findings, when the ledger itself is broken.
+
+    \b
+    Example:
+      regbook restore
+    """
+    from regbook.restore import restore as do_restore
+
+    result = do_restore(obj.workspace())
+    if as_json:
+        _echo_json(result.to_json())
+        return
+    for finding in result.repaired:
+        click.echo(f"repaired {finding.where}: {finding.message}")
+    for row in result.rows_to_drafts:
+        click.echo(f"Models row {row} turned back into a draft (see its Notes)")
+    count = len(result.repaired)
+    click.echo(
+        f"restore: views rewritten from the ledger ({count} finding"
+        f"{'s' if count != 1 else ''} repaired)"
+    )
+
+
+# --- list ------------------------------------------------------------------------------
+
+
+@cli.command("list")
+@click.option(
+    "--stage",
+    type=click.Choice(["None", "Staging", "Production", "Archived"]),
+    help="Only versions in this stage.",
+)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (safe to open in Excel).")
+@json_option
+@pass_ctx
+def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
+    """List the sealed versions, from the ledger.
+
+    \b
+    Example:
+      regbook list --stage Production --csv > production.csv
+    """
+    from regbook.listing import list_versions, to_csv, to_text
+
+    if as_csv and as_json:
+        raise InputError("--csv and --json: choose one")
+    frame, warning = list_versions(obj.workspace(), stage)
+    if warning:
+        click.echo(f"regbook: warning: {warning}", err=True)
+    if as_json:
+        click.echo(frame.to_json(orient="records", indent=2, force_ascii=False))
+    elif as_csv:
+        click.echo(to_csv(frame), nl=False)
+    else:
+        click.echo(to_text(frame))
+
+
+# --- demo ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument(
+    "directory", required=False, type=click.Path(path_type=Path), default=Path("regbook-demo")
+)
+def demo(directory: Path) -> None:
+    """Build a demo workspace in DIRECTORY (default ./regbook-demo) and walk through it.
+
+    It replaces a demo folder it made itself and refuses any other existing folder.
+
+    \b
+    Example:
+      regbook demo /tmp/regbook-demo
+    """
+    from regbook.demo import run_demo
+
+    run_demo(directory, click.echo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for the console script and ``python -m regbook``."""
+    cli.main(args=argv, prog_name="regbook")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,83 @@
+"""Findings: what ``verify`` (and the commands built on it) report.
+
+A finding has a stable code, a severity, the cell or path it is about, and one
+sentence. Every code is listed in ``CODES`` and documented in docs/findings.md::
+
+    >>> f = Finding.make("RB301", "Models!I7", "code commit changed after sealing")
+    >>> str(f)
+    'RB301 error Models!I7: code commit changed after sealing'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+
+# code: (severity, title). Titles are the headings of docs/findings.md.
+CODES: dict[str, tuple[str, str]] = {
+    # the ledger itself
+    "RB101": (ERROR, "Ledger chain broken"),
+    "RB102": (ERROR, "Ledger event altered"),
+    "RB103": (ERROR, "Ledger rows reordered, deleted or inserted"),
+    "RB104": (ERROR, "Signature invalid"),
+    "RB105": (ERROR, "Signing key not in the keyring"),
+    "RB106": (ERROR, "Signer lacks the role"),
+    "RB107": (ERROR, "Key used outside its validity window"),
+    "RB108": (ERROR, "Ledger row malformed"),
+    "RB109": (ERROR, "Ledger time runs backwards"),
+    "RB110": (ERROR, "Keyring does not match the pinned hash"),
+    "RB111": (ERROR, "Key fingerprint cell disagrees with the signature"),
+    # versions
+    "RB201": (ERROR, "Version reused"),
+    "RB202": (ERROR, "Version skipped"),
+    "RB203": (ERROR, "Registration payload inconsistent"),
+    # views of the ledger
+    "RB301": (ERROR, "View cell differs from the ledger"),
+    "RB302": (ERROR, "Sealed version missing from Models"),
+    "RB303": (ERROR, "Row claims a seal the ledger does not have"),
+    "RB304": (ERROR, "Sealed version shown twice"),
+    "RB305": (ERROR, "Metric added after sealing"),
+    "RB306": (ERROR, "Sealed metric missing from Metrics"),
+    "RB307": (ERROR, "Formula in a sealed cell"),
+    "RB308": (WARNING, "Keys sheet differs from allowed_signers"),
+    "RB309": (ERROR, "Approvals or History view differs from the ledger"),
+    "RB310": (INFO, "Draft rows not yet sealed"),
+    # artefacts
+    "RB401": (ERROR, "Artefact missing"),
+    "RB402": (ERROR, "Artefact content changed"),
+    "RB403": (ERROR, "Artefact cannot be hashed"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    where: str
+    message: str
+    model: str | None = None
+    version: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.severity} {self.where}: {self.message}"
+
+    @classmethod
+    def make(
+        cls,
+        code: str,
+        where: str,
+        message: str,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> Finding:
+        severity, _title = CODES[code]
+        return cls(code, severity, where, message, model, version)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def is_problem(self) -> bool:
+        """Errors and warnings make verification fail; info notes do not."""
+        return self.severity in (ERROR, WARNING)

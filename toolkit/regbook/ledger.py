@@ -1,0 +1,346 @@
+"""The ledger: an append-only, hash-chained list of SSH-signed events.
+
+Each event's canonical bytes are the RFC 8785 (JCS) encoding of::
+
+    {"at", "fingerprint", "kind", "model", "payload", "prev", "seq", "signer", "version"}
+
+``hash`` is the SHA-256 of those bytes and ``prev`` the hash of the event before (64
+zeros for the first). The signature is an SSH signature (PROTOCOL.sshsig) over the same
+bytes in the namespace of the role the signer acted in, so stock
+``ssh-keygen -Y verify -n regbook-ROLE`` can re-check any event::
+
+    event = new_event(previous, "register", "credit-risk", 7, payload, key, "alice")
+    event.signed_bytes(), event.hash, event.signature
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import rfc8785
+
+from regbook.errors import InputError
+from regbook.findings import Finding
+from regbook.schema import CELL_TEXT_LIMIT, LEDGER, BadValue, normalize
+
+GENESIS = "0" * 64
+EVENT_KINDS = ("register", "approve", "gate", "promote", "archive")
+
+
+def canonical(obj: Any) -> str:
+    """RFC 8785 canonical JSON text."""
+    try:
+        return rfc8785.dumps(obj).decode("utf-8")
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as err:
+        raise InputError(f"cannot encode as canonical JSON: {err}") from None
+
+
+def _jcs(value: Any) -> bytes:
+    return rfc8785.dumps(value)
+
+
+def event_bytes(
+    seq: int,
+    at: str,
+    kind: str,
+    model: str,
+    version: int | None,
+    payload_text: str,
+    prev: str,
+    signer: str,
+    fingerprint: str,
+) -> bytes:
+    """The canonical bytes of an event. ``payload_text`` is spliced in verbatim: it must
+    already be canonical (writers make it so; a hand-edited payload changes the bytes)."""
+    return b"".join(
+        (
+            b'{"at":', _jcs(at),
+            b',"fingerprint":', _jcs(fingerprint),
+            b',"kind":', _jcs(kind),
+            b',"model":', _jcs(model),
+            b',"payload":', payload_text.encode("utf-8"),
+            b',"prev":', _jcs(prev),
+            b',"seq":', _jcs(seq),
+            b',"signer":', _jcs(signer),
+            b',"version":', _jcs(version),
+            b"}",
+        )
+    )  # fmt: skip
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_at(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    seq: int
+    at: str
+    kind: str
+    model: str
+    version: int | None
+    payload_text: str
+    prev: str
+    hash: str
+    signer: str
+    fingerprint: str
+    signature: str
+    row: int | None = None  # the Ledger sheet row it was read from
+
+    @cached_property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.payload_text)
+
+    @cached_property
+    def when(self) -> datetime:
+        return parse_at(self.at)
+
+    def signed_bytes(self) -> bytes:
+        return event_bytes(
+            self.seq,
+            self.at,
+            self.kind,
+            self.model,
+            self.version,
+            self.payload_text,
+            self.prev,
+            self.signer,
+            self.fingerprint,
+        )
+
+    def computed_hash(self) -> str:
+        return hashlib.sha256(self.signed_bytes()).hexdigest()
+
+    def where(self, key: str = "seq") -> str:
+        return LEDGER.ref(key, self.row) if self.row else f"Ledger seq {self.seq}"
+
+    def to_row(self) -> list[Any]:
+        return [
+            self.seq,
+            self.at,
+            self.kind,
+            self.model,
+            self.version,
+            self.payload_text,
+            self.prev,
+            self.hash,
+            self.signer,
+            self.fingerprint,
+            self.signature,
+        ]
+
+
+def new_event(
+    previous: LedgerEvent | None,
+    kind: str,
+    model: str,
+    version: int | None,
+    payload: dict[str, Any],
+    key: Any,
+    principal: str,
+    role: str,
+    at: str | None = None,
+) -> LedgerEvent:
+    """Build and sign the event that follows ``previous``."""
+    from regbook.keys import namespace_for, sign
+
+    payload_text = canonical(payload)
+    if len(payload_text) > CELL_TEXT_LIMIT:
+        raise InputError(
+            f"the {kind} event's payload is {len(payload_text)} characters; "
+            f"an Excel cell holds at most {CELL_TEXT_LIMIT}"
+        )
+    at = at or utc_now()
+    if previous is not None and at < previous.at:
+        at = previous.at  # the chain's clock never runs backwards
+    seq = previous.seq + 1 if previous else 1
+    prev = previous.hash if previous else GENESIS
+    fingerprint = key.public.fingerprint
+    data = event_bytes(seq, at, kind, model, version, payload_text, prev, principal, fingerprint)
+    signature = sign(data, key, namespace_for(role))
+    return LedgerEvent(
+        seq,
+        at,
+        kind,
+        model,
+        version,
+        payload_text,
+        prev,
+        hashlib.sha256(data).hexdigest(),
+        principal,
+        fingerprint,
+        signature,
+    )
+
+
+def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
+    """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
+    rows holding formulas too: the ledger is plain values."""
+    events: list[LedgerEvent] = []
+    findings: list[Finding] = []
+    for i, row in table.indexed():
+        number = table.row_numbers[i]
+        formula_cols = [c for (r, c) in table.formulas if r == number]
+        if formula_cols:
+            col = LEDGER.columns[min(formula_cols)]
+            findings.append(
+                Finding.make(
+                    "RB108",
+                    LEDGER.ref(col.key, number),
+                    "a formula in the ledger; ledger cells hold values",
+                )
+            )
+            continue
+        try:
+            values = {}
+            for col, raw in zip(LEDGER.columns, row, strict=True):
+                values[col.key] = normalize(col.kind, raw)
+            for key in (
+                "seq",
+                "at",
+                "kind",
+                "model",
+                "payload",
+                "prev",
+                "hash",
+                "signer",
+                "fingerprint",
+                "signature",
+            ):
+                if values[key] is None:
+                    raise BadValue(f"{LEDGER.header(key)} is empty")
+            payload = json.loads(values["payload"])
+            if not isinstance(payload, dict):
+                raise BadValue("payload is not a JSON object")
+            parse_at(values["at"])
+        except (BadValue, ValueError) as err:
+            findings.append(
+                Finding.make(
+                    "RB108", LEDGER.ref("seq", number), f"ledger row cannot be read: {err}"
+                )
+            )
+            continue
+        events.append(LedgerEvent(
+            seq=values["seq"], at=values["at"], kind=values["kind"], model=values["model"],
+            version=values["version"], payload_text=values["payload"], prev=values["prev"],
+            hash=values["hash"], signer=values["signer"],
+            fingerprint=values["fingerprint"], signature=values["signature"], row=number,
+        ))  # fmt: skip
+    return events, findings
+
+
+def check_chain(events: list[LedgerEvent]) -> list[Finding]:
+    """Sequence numbers, hashes, links and clock: catches edits, reordering, deletion
+    and insertion anywhere but a truncated tail (pin the head for that)."""
+    findings: list[Finding] = []
+    prev_hash = GENESIS
+    prev_at = ""
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            findings.append(Finding.make(
+                "RB103", event.where("seq"),
+                f"event seq {event.seq} stands where seq {expected_seq} belongs: ledger rows "
+                "were reordered, deleted or inserted", event.model, event.version))  # fmt: skip
+        computed = event.computed_hash()
+        if computed != event.hash:
+            findings.append(Finding.make(
+                "RB102", event.where("hash"),
+                f"event {event.seq} ({event.kind} {event.model}@{event.version}) was altered: "
+                f"its content hashes to {computed[:16]}..., the row says {event.hash[:16]}...",
+                event.model, event.version))  # fmt: skip
+        if event.prev != prev_hash:
+            findings.append(Finding.make(
+                "RB101", event.where("prev"),
+                f"event {event.seq} links to {event.prev[:16]}... but the event before it "
+                f"hashes to {prev_hash[:16]}...", event.model, event.version))  # fmt: skip
+        if prev_at and event.at < prev_at:
+            findings.append(Finding.make(
+                "RB109", event.where("at"),
+                f"event {event.seq} is dated {event.at}, before the event ahead of it "
+                f"({prev_at})", event.model, event.version))  # fmt: skip
+        prev_hash = event.hash
+        prev_at = event.at
+    return findings
+
+
+def head(events: list[LedgerEvent]) -> LedgerEvent | None:
+    return events[-1] if events else None
+
+
+def check_signatures(
+    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2
+) -> list[Finding]:
+    """Check every event's signature against the keyring, on ``threads`` threads
+    (Ed25519 verification releases the GIL). ``allowed_roles(event)`` gives the roles
+    that may sign an event of that kind."""
+    from regbook.keys import check_signature, role_for_namespace
+
+    def one(event: LedgerEvent) -> list[Finding]:
+        out: list[Finding] = []
+        result = check_signature(
+            event.signed_bytes(), event.signature, keyring, event.signer, None, event.when
+        )
+        label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
+        if not result.ok:
+            code = {
+                "malformed": "RB104", "bad-signature": "RB104", "unknown-key": "RB105",
+                "principal-mismatch": "RB105", "wrong-namespace": "RB106",
+                "namespace-not-allowed": "RB106", "not-yet-valid": "RB107",
+                "expired": "RB107",
+            }[result.problem]  # fmt: skip
+            out.append(
+                Finding.make(
+                    code,
+                    event.where("signature"),
+                    f"{label}: {result.detail}",
+                    event.model,
+                    event.version,
+                )
+            )
+            return out
+        if result.fingerprint != event.fingerprint:
+            out.append(Finding.make(
+                "RB111", event.where("fingerprint"),
+                f"{label}: the row names key {event.fingerprint} but the signature was made "
+                f"by {result.fingerprint}", event.model, event.version))  # fmt: skip
+        role = role_for_namespace(result.namespace or "")
+        roles = allowed_roles(event)
+        if role not in roles:
+            out.append(Finding.make(
+                "RB106", event.where("signature"),
+                f"{label} was signed by {event.signer} acting as {role}; a {event.kind} "
+                f"event needs {' or '.join(roles) or 'a role none is configured for'}",
+                event.model, event.version))  # fmt: skip
+        return out
+
+    findings: list[Finding] = []
+    if threads > 1 and len(events) > 64:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            chunk = max(1, len(events) // (threads * 4))
+            parts = [events[i : i + chunk] for i in range(0, len(events), chunk)]
+            for part_findings in pool.map(lambda part: [f for e in part for f in one(e)], parts):
+                findings.extend(part_findings)
+    else:
+        for event in events:
+            findings.extend(one(event))
+    return findings
+
+
+def signer_role(event: LedgerEvent) -> str | None:
+    """The role an event's signer acted in, read from its signature's namespace."""
+    from regbook.keys import Signature, role_for_namespace
+
+    try:
+        return role_for_namespace(Signature.parse(event.signature).namespace)
+    except InputError:
+        return None

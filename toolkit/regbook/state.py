@@ -1,0 +1,150 @@
+"""The registry's state, replayed from the ledger: one entry per sealed version.
+
+registry, findings = Registry.replay(events)
+registry.versions[("credit-risk", 7)].stage
+registry.next_version("credit-risk")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from regbook.findings import Finding
+from regbook.ids import CompositeId
+from regbook.ledger import LedgerEvent
+
+
+@dataclass
+class VersionState:
+    model: str
+    version: int
+    register: LedgerEvent
+    stage: str = "None"
+    events: list[LedgerEvent] = field(default_factory=list)
+    storage: str = ""
+    gate: str | None = None
+    approval: str | None = None
+    deployed_on: str | None = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.register.payload
+
+    @property
+    def seal(self) -> str:
+        return self.register.hash
+
+    @property
+    def content_hash(self) -> str:
+        return self.payload["artefact"]["hash"]
+
+    @property
+    def composite_id(self) -> str:
+        return self.payload["composite_id"]
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        return self.payload.get("metrics", [])
+
+    def metric(self, name: str, slice_: str = "") -> float | None:
+        for m in self.metrics:
+            if m["metric"] == name and m.get("slice", "") == slice_:
+                return m["value"]
+        return None
+
+
+@dataclass
+class Registry:
+    events: list[LedgerEvent] = field(default_factory=list)
+    versions: dict[tuple[str, int], VersionState] = field(default_factory=dict)
+
+    @property
+    def by_seal(self) -> dict[str, VersionState]:
+        return {v.seal: v for v in self.versions.values()}
+
+    def max_version(self, model: str) -> int:
+        return max((v for (m, v) in self.versions if m == model), default=0)
+
+    def next_version(self, model: str) -> int:
+        return self.max_version(model) + 1
+
+    def get(self, model: str, version: int) -> VersionState | None:
+        return self.versions.get((model, version))
+
+    @classmethod
+    def replay(cls, events: list[LedgerEvent]) -> tuple[Registry, list[Finding]]:
+        registry = cls(events=list(events))
+        findings: list[Finding] = []
+        for event in events:
+            if event.kind == "register":
+                findings.extend(registry._register(event))
+            else:
+                state = registry.versions.get((event.model, event.version or 0))
+                if state is not None:
+                    state.events.append(event)
+        return registry, findings
+
+    def _register(self, event: LedgerEvent) -> list[Finding]:
+        findings = []
+        key = (event.model, event.version or 0)
+        label = f"{event.model}@{event.version}"
+        if key in self.versions:
+            findings.append(Finding.make(
+                "RB201", event.where("version"),
+                f"{label} is registered again by event {event.seq}; it was sealed by event "
+                f"{self.versions[key].register.seq} and a version is never reused",
+                event.model, event.version))  # fmt: skip
+            return findings
+        expected = self.next_version(event.model)
+        if event.version != expected:
+            findings.append(Finding.make(
+                "RB202", event.where("version"),
+                f"{label} was registered where version {expected} was next: versions are "
+                "max+1 over every version ever sealed", event.model, event.version))  # fmt: skip
+        findings.extend(_check_payload(event))
+        state = VersionState(event.model, event.version or 0, event, events=[event])
+        try:
+            state.storage = event.payload["artefact"]["storage"]
+        except (KeyError, TypeError):
+            pass
+        self.versions[key] = state
+        return findings
+
+
+def _check_payload(event: LedgerEvent) -> list[Finding]:
+    """A registration's payload must hold what its composite ID is built from."""
+    p = event.payload
+    try:
+        artefact = p["artefact"]["hash"]
+        expected = str(
+            CompositeId.build(
+                event.model,
+                event.version or 0,
+                artefact.split(":", 1)[1],
+                p["data_version"],
+                p["code_commit"],
+            )
+        )
+    except (KeyError, TypeError, IndexError, AttributeError):
+        return [
+            Finding.make(
+                "RB203",
+                event.where("payload"),
+                f"registration {event.seq} lacks artefact hash, data version or code commit",
+                event.model,
+                event.version,
+            )
+        ]
+    if p.get("composite_id") != expected:
+        return [
+            Finding.make(
+                "RB203",
+                event.where("payload"),
+                f"registration {event.seq} names composite ID "
+                f"{p.get('composite_id')!r}; its fields give {expected}",
+                event.model,
+                event.version,
+            )
+        ]
+    return []

@@ -1,0 +1,508 @@
+"""Verification: check the ledger, every view cell and every artefact; collect findings.
+
+Like a BagIt validator, ``verify`` never stops at the first problem::
+
+    report = verify(Workspace.find(), scope=ModelRef.parse("credit-risk@7"))
+    for finding in report.findings:
+        print(finding)          # RB301 error Models!I7: code commit changed after sealing...
+    report.ok                   # the exit-code policy: no errors or warnings
+
+Ledger findings (RB1xx) are always reported, whatever the scope: one broken link
+breaks trust in everything after it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regbook.errors import InputError
+from regbook.findings import Finding
+from regbook.hashing import ContentHash, hash_path
+from regbook.ids import ModelRef
+from regbook.ledger import LedgerEvent, check_chain, check_signatures, read_events
+from regbook.schema import (
+    APPROVALS,
+    HISTORY,
+    KEYS,
+    LEDGER,
+    METRICS,
+    MODELS,
+    BadValue,
+    Sheet,
+    normalize,
+    same,
+)
+from regbook.state import Registry, VersionState
+from regbook.views import (
+    approvals_values,
+    history_values,
+    keys_values,
+    metrics_values,
+    models_values,
+)
+from regbook.workbook import Table, WorkbookData, read_workbook
+from regbook.workspace import Workspace
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    events: int = 0
+    versions: int = 0
+    artefacts_checked: int = 0
+    ledger_head: str = ""
+    keyring_sha256: str = ""
+    scope: str = ""
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.is_problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "scope": self.scope or None,
+            "events": self.events,
+            "versions": self.versions,
+            "artefacts_checked": self.artefacts_checked,
+            "ledger_head": self.ledger_head or None,
+            "keyring_sha256": self.keyring_sha256,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def allowed_roles_for(ws: Workspace):
+    """The roles that may sign each kind of event, from regbook.toml."""
+    settings = ws.settings
+
+    def roles(event: LedgerEvent) -> tuple[str, ...]:
+        if event.kind == "register":
+            return settings.register_roles
+        if event.kind == "gate":
+            return settings.gate_roles
+        if event.kind in ("approve", "archive", "promote"):
+            p = event.payload
+            if event.kind == "promote" and p.get("to") == "Production":
+                return ("ci",)
+            return settings.transition_roles(str(p.get("from")), str(p.get("to")))
+        return ()
+
+    return roles
+
+
+@dataclass
+class LedgerCheck:
+    """The ledger read, checked and replayed: what verify and restore both start from."""
+
+    data: WorkbookData
+    keyring: Any
+    events: list[LedgerEvent]
+    registry: Registry
+    findings: list[Finding]
+
+
+def check_ledger(ws: Workspace, keyring_sha256: str | None = None, threads: int = 2) -> LedgerCheck:
+    from regbook.keys import Keyring
+
+    data = read_workbook(ws.workbook_path)
+    keyring = Keyring.load(ws.keyring_path)
+    findings: list[Finding] = []
+    if keyring_sha256 is not None and keyring.sha256 != keyring_sha256.strip().lower():
+        findings.append(Finding.make(
+            "RB110", ws.settings.keyring,
+            f"the keyring's sha256 is {keyring.sha256}, the pin says "
+            f"{keyring_sha256.strip().lower()}: someone changed who may sign"))  # fmt: skip
+    events, bad_rows = read_events(data[LEDGER.name])
+    findings += bad_rows
+    findings += check_chain(events)
+    findings += check_signatures(events, keyring, allowed_roles_for(ws), threads=threads)
+    registry, replay_findings = Registry.replay(events)
+    findings += replay_findings
+    return LedgerCheck(data, keyring, events, registry, findings)
+
+
+def verify(
+    ws: Workspace,
+    scope: ModelRef | None = None,
+    artefacts: bool = True,
+    keyring_sha256: str | None = None,
+    threads: int = 2,
+) -> Report:
+    checked = check_ledger(ws, keyring_sha256, threads)
+    registry = checked.registry
+    if scope is not None:
+        known = {m for (m, _v) in registry.versions}
+        if scope.name not in known or (
+            scope.version is not None and registry.get(scope.name, scope.version) is None
+        ):
+            raise InputError(f"{scope}: no such sealed version in the ledger")
+
+    def in_scope(model: Any, version: Any) -> bool:
+        if scope is None:
+            return True
+        return model == scope.name and (scope.version is None or version == scope.version)
+
+    findings = list(checked.findings)
+    view = _models_findings(checked.data[MODELS.name], registry)
+    view += _metrics_findings(checked.data[METRICS.name], registry)
+    view += _sheet_findings(checked.data[APPROVALS.name], APPROVALS, approvals_values(registry))
+    view += _sheet_findings(checked.data[HISTORY.name], HISTORY, history_values(registry))
+    findings += [f for f in view if f.model is None or in_scope(f.model, f.version)]
+    if scope is None:
+        findings += _sheet_findings(
+            checked.data[KEYS.name], KEYS, keys_values(checked.keyring), code="RB308"
+        )
+    report = Report(
+        scope=str(scope) if scope else "",
+        events=len(checked.events),
+        ledger_head=checked.events[-1].hash if checked.events else "",
+        keyring_sha256=checked.keyring.sha256,
+    )
+    states = [s for s in registry.versions.values() if in_scope(s.model, s.version)]
+    report.versions = len(states)
+    if artefacts:
+        art_findings, count = check_artefacts(ws, states, threads)
+        findings += art_findings
+        report.artefacts_checked = count
+    findings = [
+        f
+        for f in findings
+        if f.code.startswith("RB1") or f.model is None or in_scope(f.model, f.version)
+    ]
+    report.findings = findings
+    return report
+
+
+# --- views ---------------------------------------------------------------------------
+
+
+def _show(value: Any, other: Any) -> str:
+    """A value for a message, cut short but never so short the difference is hidden."""
+    if value is None or value == "":
+        return "(empty)"
+    text = str(value)
+    other_text = "" if other is None else str(other)
+    if len(text) <= 24:
+        return text
+    differ = next(
+        (i for i, (a, b) in enumerate(zip(text, other_text, strict=False)) if a != b),
+        min(len(text), len(other_text)),
+    )
+    keep = max(12, differ + 4)
+    return text if keep >= len(text) else text[:keep] + "..."
+
+
+def _cell_finding(
+    code: str,
+    sheet: Sheet,
+    key: str,
+    row: int,
+    expected: Any,
+    found: Any,
+    model: str,
+    version: int,
+    sealed_column: bool,
+) -> Finding:
+    column = sheet.column(key)
+    label = (
+        column.header[0].lower() + column.header[1:]
+        if column.header[:2] != "AU"
+        else (column.header)
+    )
+    if sealed_column and column.editor.startswith("SME"):
+        text = (
+            f"{label} changed after sealing: sealed {_show(expected, found)}, now "
+            f"{_show(found, expected)}"
+        )
+    else:
+        text = (
+            f"{label} differs from the ledger: ledger says {_show(expected, found)}, "
+            f"cell says {_show(found, expected)}"
+        )
+    return Finding.make(code, sheet.ref(key, row), text, model, version)
+
+
+def _models_findings(table: Table, registry: Registry) -> list[Finding]:
+    findings: list[Finding] = []
+    by_seal = registry.by_seal
+    seen: dict[tuple[str, int], int] = {}
+    for i, row in table.indexed():
+        seal = normalize_text(row[MODELS.index("seal")])
+        state: VersionState | None = by_seal.get(seal) if seal else None
+        number = table.row_numbers[i]
+        claimed = _claimed_version(table, i, registry)
+        if state is None and claimed is not None:
+            state = claimed
+            if not seal:
+                findings.append(
+                    Finding.make(
+                        "RB301",
+                        table.ref(i, "seal"),
+                        f"seal removed from {state.model}@{state.version}: ledger says "
+                        f"{state.seal[:12]}..., cell is empty",
+                        state.model,
+                        state.version,
+                    )
+                )
+            else:
+                findings.append(
+                    _cell_finding(
+                        "RB301",
+                        MODELS,
+                        "seal",
+                        number,
+                        state.seal,
+                        seal,
+                        state.model,
+                        state.version,
+                        False,
+                    )
+                )
+                seal = state.seal
+        if state is None:
+            if seal:
+                findings.append(Finding.make(
+                    "RB303", table.ref(i, "seal"),
+                    f"the row claims seal {seal[:16]}..., which no ledger event has "
+                    "(a row typed or copied to look sealed)"))  # fmt: skip
+            continue
+        key = (state.model, state.version)
+        if key in seen:
+            findings.append(Finding.make(
+                "RB304", table.ref(i, "model"),
+                f"{state.model}@{state.version} is also shown in row {seen[key]}; a version "
+                "has one row", state.model, state.version))  # fmt: skip
+            continue
+        seen[key] = number
+        expected = models_values(state)
+        for column in MODELS.columns:
+            if column.key in ("notes", "seal"):
+                continue
+            if table.has_formula(i, column.key):
+                findings.append(Finding.make(
+                    "RB307", table.ref(i, column.key),
+                    f"a formula in a sealed cell of {state.model}@{state.version}; sealed "
+                    "cells hold values", state.model, state.version))  # fmt: skip
+                continue
+            found = row[MODELS.index(column.key)]
+            if not same(column.kind, expected[column.key], found):
+                findings.append(
+                    _cell_finding(
+                        "RB301",
+                        MODELS,
+                        column.key,
+                        number,
+                        expected[column.key],
+                        found,
+                        state.model,
+                        state.version,
+                        column.sealed,
+                    )
+                )
+    for key, state in registry.versions.items():
+        if key not in seen:
+            findings.append(Finding.make(
+                "RB302", f"{MODELS.name}!{state.model}@{state.version}",
+                f"{state.model}@{state.version} is sealed in the ledger (event "
+                f"{state.register.seq}) but has no row in Models", state.model,
+                state.version))  # fmt: skip
+    drafts = sum(
+        1
+        for i, row in table.indexed()
+        if not normalize_text(row[MODELS.index("seal")])
+        and _claimed_version(table, i, registry) is None
+    )
+    if drafts:
+        findings.append(
+            Finding.make(
+                "RB310",
+                MODELS.name,
+                f"{drafts} draft row{'s' if drafts != 1 else ''} not "
+                "yet sealed (run `regbook seal`)",
+            )
+        )
+    return findings
+
+
+def normalize_text(value: Any) -> str:
+    try:
+        out = normalize("text", value)
+    except BadValue:
+        return ""
+    return out if isinstance(out, str) else ""
+
+
+def _claimed_version(table: Table, i: int, registry: Registry) -> VersionState | None:
+    """The sealed version a row names by model and version, if any."""
+    model = normalize_text(table.value(i, "model"))
+    try:
+        version = normalize("int", table.value(i, "version"))
+    except BadValue:
+        return None
+    if not model or not isinstance(version, int):
+        return None
+    return registry.get(model, version)
+
+
+def _metrics_findings(table: Table, registry: Registry) -> list[Finding]:
+    findings: list[Finding] = []
+    expected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+    for state in registry.versions.values():
+        for values in metrics_values(state):
+            expected[(state.model, state.version, values["metric"], values["slice"])] = values
+    seen: set[tuple[str, int, str, str]] = set()
+    for i, row in table.indexed():
+        model = normalize_text(row[METRICS.index("model")])
+        try:
+            version = normalize("int", row[METRICS.index("version")])
+        except BadValue:
+            version = None
+        if not isinstance(version, int) or registry.get(model, version) is None:
+            continue  # a draft's metric
+        metric = normalize_text(row[METRICS.index("metric")])
+        slice_ = normalize_text(row[METRICS.index("slice")])
+        key = (model, version, metric, slice_)
+        number = table.row_numbers[i]
+        if key not in expected or key in seen:
+            findings.append(Finding.make(
+                "RB305", table.ref(i, "metric"),
+                f"{metric or '(no name)'} for {model}@{version} is not among the metrics "
+                "sealed with that version", model, version))  # fmt: skip
+            continue
+        seen.add(key)
+        for column in ("value", "kind"):
+            if table.has_formula(i, column):
+                findings.append(
+                    Finding.make(
+                        "RB307",
+                        table.ref(i, column),
+                        f"a formula in a sealed cell of {model}@{version}",
+                        model,
+                        version,
+                    )
+                )
+                continue
+            want, found = expected[key][column], row[METRICS.index(column)]
+            if not same(METRICS.column(column).kind, want, found):
+                findings.append(
+                    _cell_finding(
+                        "RB301", METRICS, column, number, want, found, model, version, True
+                    )
+                )
+    for key in expected.keys() - seen:
+        model, version, metric, slice_ = key
+        findings.append(Finding.make(
+            "RB306", f"{METRICS.name}!{model}@{version}",
+            f"{metric}{' [' + slice_ + ']' if slice_ else ''} = {expected[key]['value']} was "
+            f"sealed with {model}@{version} but has no row in Metrics", model,
+            version))  # fmt: skip
+    return findings
+
+
+def _sheet_findings(
+    table: Table, sheet: Sheet, expected: list[dict[str, Any]], code: str = "RB309"
+) -> list[Finding]:
+    """A regbook-only sheet must equal its derivation, row by row."""
+    findings: list[Finding] = []
+    for i, want in enumerate(expected):
+        if i >= len(table.rows):
+            findings.append(
+                Finding.make(
+                    code,
+                    f"{sheet.name}!A{i + 2}",
+                    f"{len(expected) - i} row(s) missing; `regbook restore` rewrites the sheet",
+                    want.get("model"),
+                    want.get("version"),
+                )
+            )
+            break
+        row = table.rows[i]
+        for column in sheet.columns:
+            found = row[sheet.index(column.key)]
+            if not same(column.kind, want[column.key], found):
+                findings.append(
+                    _cell_finding(
+                        code,
+                        sheet,
+                        column.key,
+                        table.row_numbers[i],
+                        want[column.key],
+                        found,
+                        want.get("model"),
+                        want.get("version"),
+                        False,
+                    )
+                )
+                break
+    if len(table.rows) > len(expected):
+        extra = len(table.rows) - len(expected)
+        findings.append(
+            Finding.make(
+                code,
+                f"{sheet.name}!A{table.row_numbers[len(expected)]}",
+                f"{extra} row(s) that the ledger does not have",
+            )
+        )
+    return findings
+
+
+# --- artefacts -----------------------------------------------------------------------
+
+
+def check_artefacts(
+    ws: Workspace, states: list[VersionState], threads: int = 2
+) -> tuple[list[Finding], int]:
+    """Re-hash every version's artefact at its storage location."""
+    work = [s for s in states if s.stage != "Archived"]
+
+    def one(state: VersionState) -> list[Finding]:
+        label = f"{state.model}@{state.version}"
+        try:
+            path = ws.resolve_storage(state.storage, label)
+        except InputError as err:
+            return [Finding.make("RB403", state.storage, str(err), state.model, state.version)]
+        if not path.exists() and not path.is_symlink():
+            return [
+                Finding.make(
+                    "RB401",
+                    state.storage,
+                    f"the artefact of {label} is missing",
+                    state.model,
+                    state.version,
+                )
+            ]
+        try:
+            now = hash_path(path)
+        except InputError as err:
+            return [
+                Finding.make("RB403", state.storage, f"{label}: {err}", state.model, state.version)
+            ]
+        sealed = ContentHash.parse(state.content_hash)
+        if now != sealed:
+            return [Finding.make(
+                "RB402", state.storage,
+                f"the artefact of {label} changed since sealing: sealed "
+                f"{_show(str(sealed), str(now))}, now {_show(str(now), str(sealed))}",
+                state.model, state.version)]  # fmt: skip
+        return []
+
+    findings: list[Finding] = []
+    if threads > 1 and len(work) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for part in pool.map(one, work):
+                findings.extend(part)
+    else:
+        for state in work:
+            findings.extend(one(state))
+    return findings, len(work)
+
+
+def artefact_path(ws: Workspace, state: VersionState) -> Path:
+    return ws.resolve_storage(state.storage, f"{state.model}@{state.version}")
