@@ -1,0 +1,105 @@
+"""Shared fixtures: tiny workspaces, keys and artefacts built in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from regbook.cli import cli
+from regbook.workspace import Workspace
+
+DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
+CODE_COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
+CODE_COMMIT_2 = "0badc0de34567890abcdef1234567890abcdef12"
+
+
+@dataclass
+class Env:
+    """A workspace with three keys: an SME, a governance lead and CI."""
+
+    root: Path
+    keys: dict[str, Path]
+    runner: CliRunner
+
+    @property
+    def ws(self) -> Workspace:
+        return Workspace.load(self.root)
+
+    @property
+    def workbook(self) -> Path:
+        return self.root / "registry.xlsx"
+
+    def run(self, *args: str, key: str | None = None, env: dict | None = None) -> Result:
+        argv = ["--workspace", str(self.root), *args]
+        if key is not None:
+            argv += ["--key", str(self.keys[key])]
+        return self.runner.invoke(cli, argv, env=env or {}, catch_exceptions=False)
+
+    def register(self, model: str = "credit-risk", artefact: Path | None = None,
+                 *extra: str, key: str = "sme") -> Result:
+        if artefact is None:
+            artefact = self.root.parent / f"{model}-{len(list(self.root.parent.iterdir()))}.bin"
+            artefact.write_bytes(hashlib.sha256(str(artefact).encode()).digest() * 64)
+        return self.run(
+            "register", model, "--artefact", str(artefact), "--data-version", DATA_VERSION,
+            "--code-commit", CODE_COMMIT, "--pipeline-run", "run-1042",
+            "--metric", "auc_roc=0.83", "--metric", "demographic_parity_ratio=0.91",
+            *extra, key=key,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Env:
+    """An initialised workspace in tmp_path/ws with keys for sme, governance-lead, ci."""
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
+    root = tmp_path / "ws"
+    result = runner.invoke(cli, ["init", str(root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    keys = {}
+    for role, principal in (("sme", "alice@example.com"),
+                            ("governance-lead", "gina@example.com"), ("ci", "ci@example.com")):
+        path = tmp_path / "keys" / role
+        result = runner.invoke(cli, ["--workspace", str(root), "keys", "new", principal,
+                                     "--role", role, "--out", str(path)],
+                               catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        keys[role] = path
+    return Env(root, keys, runner)
+
+
+@pytest.fixture
+def registered(env: Env) -> Env:
+    """env with credit-risk@1 (a file) and credit-risk@2 registered."""
+    for _ in range(2):
+        result = env.register()
+        assert result.exit_code == 0, result.output
+    return env
+
+
+def edit_workbook(path: Path, change: Callable) -> None:
+    """Edit the workbook the way a person in Excel would: open, change cells, save."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path)
+    change(wb)
+    wb.save(path)
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under folder with a hash of its bytes: to assert nothing changed."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
