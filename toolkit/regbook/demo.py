@@ -1,0 +1,222 @@
+"""``regbook demo``: a whole registry built and checked on a built-in example.
+
+Everything it shows is done for real, with the library the commands use: keys are
+generated, artefacts hashed and copied, events signed and verified, and a tampered
+copy of the workbook is caught cell by cell::
+
+    run_demo(Path("regbook-demo"), print)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from regbook.errors import InputError
+
+MARKER = ".regbook-demo"
+SME, LEAD, CI = "alice@example.com", "gina@example.com", "ci@example.com"
+
+# Stand-ins for what a training pipeline records: a DVC md5 of the training data, a
+# full git commit of the training code, and the pipeline's run ID.
+DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"
+CODE_COMMIT = "c0ffee12d4e5f6a7b8c9d0e1f2a3b4c5d6e7f809"
+FRAUD_DATA = "9b2e7d41c0a35f8e6d1c2b3a4f5e6d7c8b9a0f1e"
+FRAUD_CODE = "5eed0c0de1a2b3c4d5e6f708192a3b4c5d6e7f80"
+
+
+def _prepare(target: Path) -> None:
+    """Replace a demo folder this command made; refuse anything else."""
+    if target.exists():
+        if not (target / MARKER).is_file():
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()
+            else:
+                raise InputError(
+                    f"{target}: exists and was not made by `regbook demo`; choose another folder"
+                )
+        else:
+            shutil.rmtree(target, onerror=_force_writable)
+    target.mkdir(parents=True)
+    (target / MARKER).write_text(
+        "made by `regbook demo`; `regbook demo` may replace it\n", encoding="utf-8"
+    )
+
+
+def _force_writable(func: Callable, path: str, _exc: object) -> None:
+    # Registered artefact copies are read-only; the demo folder is the demo's own.
+    Path(path).chmod(stat.S_IWRITE | stat.S_IREAD | stat.S_IEXEC)
+    func(path)
+
+
+def _training_outputs(folder: Path) -> tuple[Path, Path]:
+    """A small model file and a model directory, as a pipeline would leave them."""
+    folder.mkdir()
+    model = folder / "credit-risk.pkl"
+    weights = b"".join(hashlib.sha256(f"credit-risk:{i}".encode()).digest() for i in range(2048))
+    model.write_bytes(b"demo-model-v1\n" + weights)
+    tree = folder / "fraud-detector"
+    (tree / "tokenizer").mkdir(parents=True)
+    (tree / "config.json").write_text(
+        json.dumps({"layers": 4, "hidden": 64}, indent=2), encoding="utf-8"
+    )
+    (tree / "weights.bin").write_bytes(
+        b"".join(hashlib.sha256(f"fraud:{i}".encode()).digest() for i in range(4096))
+    )
+    (tree / "tokenizer" / "vocab.txt").write_text("amount\nmerchant\ncountry\n", encoding="utf-8")
+    return model, tree
+
+
+def run_demo(target: Path, say: Callable[[str], None]) -> None:
+    from regbook.lifecycle import Metric, RegistrationRequest, add_new_key, register, seal
+    from regbook.keys import load_private_key
+    from regbook.listing import list_versions, to_text
+    from regbook.verify import verify
+    from regbook.workspace import init_workspace
+
+    target = target.resolve()
+    _prepare(target)
+    root = target / "registry"
+    say(f"regbook demo in {target}\n")
+
+    say("1. The registry: a workspace with the workbook, settings and an empty keyring.")
+    say("   $ regbook init registry")
+    ws = init_workspace(root)
+    say(
+        f"   created {root.relative_to(target)}/ (registry.xlsx, regbook.toml, "
+        "allowed_signers, models/, archive/)\n"
+    )
+
+    say("2. Keys: one ed25519 SSH key per person or pipeline, its role in the keyring.")
+    keys = {}
+    for principal, role, name in (
+        (SME, "sme", "alice"),
+        (LEAD, "governance-lead", "gina"),
+        (CI, "ci", "ci"),
+    ):
+        path = target / "keys" / name
+        say(f"   $ regbook keys new {principal} --role {role} --out keys/{name}")
+        key, _line = add_new_key(ws, principal, (role,), path)
+        keys[name] = key
+        say(f"     {key.public.fingerprint}")
+    say("")
+
+    model_file, model_dir = _training_outputs(target / "training")
+    say("3. The SME registers a trained model from the command line: regbook hashes it,")
+    say("   copies it into models/credit-risk/1/ (read-only) and signs the registration.")
+    say("   $ regbook register credit-risk --artefact training/credit-risk.pkl \\")
+    say(f"       --data-version {DATA_VERSION} --code-commit {CODE_COMMIT} \\")
+    say("       --pipeline-run train-0042 --param learning_rate=0.05 --param max_depth=6 \\")
+    say("       --metric auc_roc=0.83 --metric demographic_parity_ratio=0.88 \\")
+    say("       --metric security_high_findings=0 --key keys/alice")
+    done = register(ws, RegistrationRequest(
+        model="credit-risk", artefact=model_file, data_version=DATA_VERSION,
+        code_commit=CODE_COMMIT, pipeline_run="train-0042",
+        code_repo="https://git.example.com/risk/credit-risk.git",
+        data_repo="https://git.example.com/risk/credit-data.git",
+        params={"learning_rate": "0.05", "max_depth": "6"},
+        metrics=(Metric.parse_option("auc_roc=0.83"),
+                 Metric.parse_option("demographic_parity_ratio=0.88"),
+                 Metric.parse_option("security_high_findings=0")),
+    ), keys["alice"])  # fmt: skip
+    say(f"   {done.composite_id}")
+    say(f"   ({done.content_hash}, stored at {done.storage})\n")
+
+    say("4. Another version is typed straight into the Models sheet in Excel, as a draft")
+    say("   row with its metrics on the Metrics sheet; `seal` validates, hashes and signs it.")
+    incoming = root / "incoming"
+    incoming.mkdir()
+    shutil.copytree(model_dir, incoming / "fraud-detector")
+    _type_draft(ws.workbook_path)
+    say("   (typed: fraud-detector, storage incoming/fraud-detector, data and code commits,")
+    say("    run train-0107, AUC-ROC 0.91; Metrics: demographic_parity_ratio 0.84)")
+    say("   $ regbook seal --key keys/alice")
+    for sealed in seal(ws, load_private_key(target / "keys" / "alice")):
+        say(f"   {sealed.composite_id}   ({sealed.content_hash})")
+    say("")
+
+    say("5. Verify: the ledger's chain and signatures, every view cell, every artefact.")
+    say("   $ regbook verify")
+    report = verify(ws)
+    for finding in report.findings:
+        say(f"   {finding}")
+    say(
+        f"   verify: {'ok' if report.ok else 'PROBLEMS'} ({report.events} ledger events, "
+        f"{report.versions} versions, {report.artefacts_checked} artefacts)\n"
+    )
+    say("   $ regbook list")
+    frame, _ = list_versions(ws)
+    for line in to_text(frame).splitlines():
+        say(f"   {line}")
+    say("")
+
+    say("6. Tampering is caught. In a copy of the registry someone edits the code commit")
+    say("   and improves the AUC-ROC in Excel, and swaps the stored model file.")
+    tampered = _tampered_copy(root, target / "tampered")
+    from regbook.workspace import Workspace
+
+    say("   $ regbook --workspace tampered verify")
+    bad = verify(Workspace.load(tampered))
+    for finding in bad.findings:
+        say(f"   {finding}")
+    say(f"   verify: {len(bad.problems)} problems (exit code 1)\n")
+
+    say("Where things are:")
+    say(f"   workbook   {ws.workbook_path}   (open it in Excel or LibreOffice)")
+    say(f"   keyring    {ws.keyring_path}")
+    say(f"   artefacts  {ws.models_dir}")
+    say(f"   keys       {target / 'keys'}   (demo keys; real ones live in ~/.ssh)")
+    say(f"   tampered   {tampered}")
+    say("Try: regbook --workspace " + str(root) + " verify --json")
+    if not report.ok or bad.ok:
+        raise InputError("the demo did not behave as expected; see the output above")
+
+
+def _type_draft(workbook: Path) -> None:
+    """What the SME types in Excel: a Models row without version or seal, and a Metrics
+    row for it."""
+    import openpyxl
+
+    from regbook.schema import METRICS, MODELS
+
+    wb = openpyxl.load_workbook(workbook)
+    row = {
+        "model": "fraud-detector",
+        "storage": "incoming/fraud-detector",
+        "data_version": FRAUD_DATA,
+        "code_commit": FRAUD_CODE,
+        "pipeline_run": "train-0107",
+        "params": "layers=4; hidden=64",
+        "auc_roc": 0.91,
+        "notes": "typed in Excel by the SME",
+    }
+    wb[MODELS.name].append([row.get(c.key) for c in MODELS.columns])
+    metric = {
+        "model": "fraud-detector",
+        "metric": "demographic_parity_ratio",
+        "value": 0.84,
+        "kind": "fairness",
+    }
+    wb[METRICS.name].append([metric.get(c.key) for c in METRICS.columns])
+    wb.save(workbook)
+
+
+def _tampered_copy(root: Path, copy: Path) -> Path:
+    import openpyxl
+
+    from regbook.schema import MODELS
+
+    shutil.copytree(root, copy)
+    wb = openpyxl.load_workbook(copy / "registry.xlsx")
+    ws = wb[MODELS.name]
+    ws[f"{MODELS.letter('code_commit')}2"] = "c0ffe312d4e5f6a7b8c9d0e1f2a3b4c5d6e7f809"
+    ws[f"{MODELS.letter('auc_roc')}2"] = 0.93
+    wb.save(copy / "registry.xlsx")
+    stored = next((copy / "models" / "credit-risk" / "1").iterdir())
+    stored.chmod(stored.stat().st_mode | stat.S_IWUSR)
+    stored.write_bytes(stored.read_bytes()[:-1] + b"!")
+    return copy
