@@ -72,8 +72,8 @@ def _training_outputs(folder: Path) -> tuple[Path, Path]:
 
 
 def run_demo(target: Path, say: Callable[[str], None]) -> None:
-    from regbook.lifecycle import Metric, RegistrationRequest, add_new_key, register, seal
     from regbook.keys import load_private_key
+    from regbook.lifecycle import Metric, RegistrationRequest, add_new_key, register, seal
     from regbook.listing import list_versions, to_text
     from regbook.verify import verify
     from regbook.workspace import init_workspace
