@@ -40,8 +40,13 @@ class Env:
             argv += ["--key", str(self.keys[key])]
         return self.runner.invoke(cli, argv, env=env or {}, catch_exceptions=False)
 
-    def register(self, model: str = "credit-risk", artefact: Path | None = None,
-                 *extra: str, key: str = "sme") -> Result:
+    def register(
+        self,
+        model: str = "credit-risk",
+        artefact: Path | None = None,
+        *extra: str,
+        key: str = "sme",
+    ) -> Result:
         if artefact is None:
             artefact = self.root.parent / f"{model}-{len(list(self.root.parent.iterdir()))}.bin"
             artefact.write_bytes(hashlib.sha256(str(artefact).encode()).digest() * 64)
@@ -67,12 +72,27 @@ def env(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> E
     result = runner.invoke(cli, ["init", str(root)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     keys = {}
-    for role, principal in (("sme", "alice@example.com"),
-                            ("governance-lead", "gina@example.com"), ("ci", "ci@example.com")):
+    for role, principal in (
+        ("sme", "alice@example.com"),
+        ("governance-lead", "gina@example.com"),
+        ("ci", "ci@example.com"),
+    ):
         path = tmp_path / "keys" / role
-        result = runner.invoke(cli, ["--workspace", str(root), "keys", "new", principal,
-                                     "--role", role, "--out", str(path)],
-                               catch_exceptions=False)
+        result = runner.invoke(
+            cli,
+            [
+                "--workspace",
+                str(root),
+                "keys",
+                "new",
+                principal,
+                "--role",
+                role,
+                "--out",
+                str(path),
+            ],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.output
         keys[role] = path
     return Env(root, keys, runner)
@@ -102,4 +122,36 @@ def snapshot(folder: Path) -> dict[str, str]:
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
         if p.is_file() and not p.name.endswith(".lock")
+    }
+
+
+# --- helpers for the verify / restore / bad-input suites --------------------------------
+
+
+def add_draft(wb, row: int | None = None, **values) -> int:
+    """Type a draft row into Models as an SME would: values by column key (schema.MODELS).
+
+    Appends below the last row unless ``row`` is given; returns the row number."""
+    from regbook.schema import MODELS
+
+    sheet = wb[MODELS.name]
+    if row is None:
+        row = sheet.max_row + 1
+    for key, value in values.items():
+        sheet.cell(row=row, column=MODELS.index(key) + 1, value=value)
+    return row
+
+
+@pytest.fixture
+def draft_values(env: Env) -> dict:
+    """The cells of a draft row that seals cleanly: an artefact inside the workspace."""
+    artefact = env.root / "incoming" / "model.bin"
+    artefact.parent.mkdir(exist_ok=True)
+    artefact.write_bytes(b"a draft model\n" * 100)
+    return {
+        "model": "fraud-score",
+        "storage": "incoming/model.bin",
+        "data_version": DATA_VERSION,
+        "code_commit": CODE_COMMIT,
+        "pipeline_run": "run-77",
     }

@@ -1,0 +1,82 @@
+"""Meta-tests that keep the surface honest: help texts, examples, documented codes,
+the README's promises."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from regbook.cli import cli
+from regbook.findings import CODES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def all_commands(group: click.Group = cli, prefix: str = "") -> list[tuple[str, click.Command]]:
+    out = []
+    for name, command in group.commands.items():
+        out.append((f"{prefix}{name}", command))
+        if isinstance(command, click.Group):
+            out.extend(all_commands(command, f"{prefix}{name} "))
+    return out
+
+
+@pytest.mark.parametrize(("name", "command"), all_commands(), ids=lambda x: str(x))
+def test_every_command_has_help_and_an_example(name, command):
+    assert command.help and len(command.help.strip()) > 20, name
+    assert "Example:" in command.help, f"{name} has no example"
+    example = command.help.split("Example:", 1)[1]
+    assert "regbook " + name.split()[0] in example, f"{name}'s example does not use it"
+
+
+def test_every_finding_code_is_documented():
+    doc = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^### (RB\d{3}) ", doc, re.MULTILINE))
+    assert documented == set(CODES)
+    for code, (severity, title) in CODES.items():
+        assert f"### {code} — {title} ({severity})" in doc
+
+
+def test_every_code_the_code_base_emits_is_known():
+    used = set()
+    for path in (ROOT / "toolkit" / "regbook").glob("*.py"):
+        used |= set(re.findall(r'"(RB\d{3})"', path.read_text(encoding="utf-8")))
+    assert used <= set(CODES), used - set(CODES)
+    assert used, "no finding codes found: the scan is broken"
+
+
+def test_readme_keeps_exactly_two_setup_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```\n(.*?)```", setup, re.DOTALL)
+    assert block and block[0].split("\n")[:2] == ["make demo", "make test"]
+    assert len([ln for ln in block[0].splitlines() if ln.strip()]) == 2
+
+
+def test_ci_runs_make_test():
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_no_machine_paths_in_the_repository():
+    for path in ROOT.rglob("*"):
+        if any(
+            part
+            in {
+                ".venv",
+                ".git",
+                "__pycache__",
+                ".hypothesis",
+                ".pytest_cache",
+                ".out",
+                "regbook-demo",
+                ".ruff_cache",
+            }
+            for part in path.parts
+        ):
+            continue
+        if path.is_file() and path.suffix in {".py", ".md", ".cfg", ".toml", ""}:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert "/work/" not in text or path.name == "test_meta.py", path
