@@ -40,7 +40,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RB305": (ERROR, "Metric added after sealing"),
     "RB306": (ERROR, "Sealed metric missing from Metrics"),
     "RB307": (ERROR, "Formula in a sealed cell"),
-    "RB308": (WARNING, "Keys sheet differs from allowed_signers"),
+    "RB308": (INFO, "Keys sheet differs from allowed_signers"),
     "RB309": (ERROR, "Approvals or History view differs from the ledger"),
     "RB310": (INFO, "Draft rows not yet sealed"),
     # artefacts

@@ -199,6 +199,14 @@ def _show(value: Any, other: Any) -> str:
     return text if keep >= len(text) else text[:keep] + "..."
 
 
+def _comparable(kind: str, value: Any) -> Any:
+    """A cell value as the ledger writes it (dates as yyyy-mm-dd, not Excel's datetime)."""
+    try:
+        return normalize(kind, value)
+    except BadValue:
+        return value
+
+
 def _cell_finding(
     code: str,
     sheet: Sheet,
@@ -211,6 +219,7 @@ def _cell_finding(
     sealed_column: bool,
 ) -> Finding:
     column = sheet.column(key)
+    expected, found = _comparable(column.kind, expected), _comparable(column.kind, found)
     label = (
         column.header[0].lower() + column.header[1:]
         if column.header[:2] != "AU"
