@@ -142,9 +142,9 @@ def add_draft(wb, row: int | None = None, **values) -> int:
     return row
 
 
-@pytest.fixture
 def draft_values(env: Env) -> dict:
-    """The cells of a draft row that seals cleanly: an artefact inside the workspace."""
+    """The cells of a draft row that seals cleanly, its artefact put inside the workspace
+    (incoming/model.bin, recorded where it is)."""
     artefact = env.root / "incoming" / "model.bin"
     artefact.parent.mkdir(exist_ok=True)
     artefact.write_bytes(b"a draft model\n" * 100)
@@ -155,3 +155,50 @@ def draft_values(env: Env) -> dict:
         "code_commit": CODE_COMMIT,
         "pipeline_run": "run-77",
     }
+
+
+@pytest.fixture(scope="session")
+def _registered_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``registered`` builds, built once per session (see ``registered_fast``)."""
+    base = tmp_path_factory.mktemp("registered-master")
+    runner = CliRunner()
+    root = base / "ws"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("REGBOOK_KEY", raising=False)
+        mp.delenv("REGBOOK_WORKSPACE", raising=False)
+        result = runner.invoke(cli, ["init", str(root)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        keys = {}
+        for role, principal in (
+            ("sme", "alice@example.com"),
+            ("governance-lead", "gina@example.com"),
+            ("ci", "ci@example.com"),
+        ):
+            keys[role] = base / "keys" / role
+            result = runner.invoke(
+                cli,
+                ["--workspace", str(root), "keys", "new", principal, "--role", role,
+                 "--out", str(keys[role])],
+                catch_exceptions=False,
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+        made = Env(root, keys, runner)
+        for _ in range(2):
+            result = made.register()
+            assert result.exit_code == 0, result.output
+    return base
+
+
+@pytest.fixture
+def registered_fast(
+    _registered_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> Env:
+    """The same workspace as ``registered`` (credit-risk@1 and @2, three keys), copied
+    from one built per session: the tamper suites need a fresh one per test, quickly."""
+    import shutil
+
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
+    shutil.copytree(_registered_master, tmp_path, symlinks=True, dirs_exist_ok=True)
+    keys = {role: tmp_path / "keys" / role for role in ("sme", "governance-lead", "ci")}
+    return Env(tmp_path / "ws", keys, runner)

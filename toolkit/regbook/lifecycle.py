@@ -65,7 +65,18 @@ class Metric:
         return cls.make(name.strip(), value.strip(), None, "", f"--metric {text!r}")
 
     @classmethod
-    def make(cls, name: Any, value: Any, kind: Any, slice_: Any, where: str) -> Metric:
+    def make(
+        cls,
+        name: Any,
+        value: Any,
+        kind: Any,
+        slice_: Any,
+        where: str,
+        cells: dict[str, str] | None = None,
+    ) -> Metric:
+        """``where`` names the input in messages; ``cells`` the cell of the "value" and
+        "kind" when they have their own (a Metrics row)."""
+        cells = cells or {}
         if not isinstance(name, str) or not METRIC_NAME_RE.fullmatch(name):
             raise InputError(
                 f"{where}: metric name {name!r} must be a lower-case identifier ([a-z][a-z0-9_]*)"
@@ -73,12 +84,14 @@ class Metric:
         try:
             number = normalize("float", value)
         except BadValue as err:
-            raise InputError(f"{where}: {err}") from None
+            raise InputError(f"{cells.get('value', where)}: {err}") from None
         if number is None:
-            raise InputError(f"{where}: metric {name} has no value")
+            raise InputError(f"{cells.get('value', where)}: metric {name} has no value")
         kind = kind or KNOWN_METRICS.get(name, (None, "performance"))[1]
         if kind not in METRIC_KINDS:
-            raise InputError(f"{where}: kind {kind!r} is not one of {', '.join(METRIC_KINDS)}")
+            raise InputError(
+                f"{cells.get('kind', where)}: kind {kind!r} is not one of {', '.join(METRIC_KINDS)}"
+            )
         return cls(name, _plain_number(float(number)), kind, slice_ or "")
 
 
@@ -206,6 +219,7 @@ class Transaction:
                     findings,
                 )
             self.registry, _ = Registry.replay(self.events)
+            _refuse_formulas_in_sealed_cells(self.data, self.registry)
         except BaseException:
             self.writer.__exit__(None, None, None)
             raise
@@ -244,6 +258,27 @@ class Transaction:
 
     def save(self, wb: Any) -> None:
         self.writer.save(wb)
+
+
+def _refuse_formulas_in_sealed_cells(data: WorkbookData, registry: Registry) -> None:
+    """Writers refuse a formula where a sealed value belongs (verify reports it as RB307,
+    restore puts the sealed value back): nothing is written around it."""
+    from regbook.verify import _metrics_findings, _models_findings
+
+    if not data[MODELS.name].formulas and not data[METRICS.name].formulas:
+        return
+    found = [
+        f
+        for f in _models_findings(data[MODELS.name], registry)
+        + _metrics_findings(data[METRICS.name], registry)
+        if f.code == "RB307"
+    ]
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise InputError(
+            f"{found[0].where}: a formula in a sealed cell{more}; sealed cells hold values "
+            "(`regbook restore` puts them back): nothing was written"
+        )
 
 
 def append_ledger_rows(wb: Any, table_len_rows: list[int], events: list[LedgerEvent]) -> None:
@@ -388,6 +423,7 @@ def register(
         content = hash_path(located)
     size, files = _size(located or req.artefact)  # type: ignore[arg-type]
     with Transaction(ws) as tx:
+        wb = tx.load()  # before copying: a workbook openpyxl cannot open leaves no copy
         version = tx.registry.next_version(req.model)
         if located is None:
             target_dir = ws.models_dir / req.model / str(version)
@@ -398,7 +434,6 @@ def register(
         trained_on = req.trained_on or datetime.now(UTC).date().isoformat()
         payload = _payload(req, req.model, version, content, storage, size, files, trained_on)
         event = tx.sign(identity, "register", req.model, version, payload)
-        wb = tx.load()
         _write_new_versions(tx, wb, [(None, event)], [])
         tx.save(wb)
     return Registered(
@@ -529,17 +564,16 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
             continue
         before = len(problems)
         draft = _read_draft(ws, tx, i, problems)
+        typed_n = None
+        try:  # checked with the other cells, so every problem of the row is reported
+            typed_n = normalize("int", models.value(i, "version"))
+        except BadValue as err:
+            problems.append(f"{models.ref(i, 'version')}: {err}")
         if draft is None or len(problems) > before:
             continue
         model = draft.request.model
         version = next_version.get(model, tx.registry.next_version(model))
-        typed = models.value(i, "version")
-        if typed not in (None, ""):
-            try:
-                typed_n = normalize("int", typed)
-            except BadValue as err:
-                problems.append(f"{models.ref(i, 'version')}: {err}")
-                continue
+        if typed_n is not None:
             if typed_n != version:
                 problems.append(
                     f"{models.ref(i, 'version')}: version {typed_n} cannot be "
@@ -565,6 +599,10 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
             problems.append(f"{metrics.ref(i, 'version')}: {err}")
             continue
         if isinstance(model, str) and (model.strip(), version) in sealed_keys:
+            continue
+        formula = next((c.key for c in METRICS.columns if metrics.has_formula(i, c.key)), None)
+        if formula is not None:
+            problems.append(f"{metrics.ref(i, formula)}: a formula; type the value itself")
             continue
         model = model.strip() if isinstance(model, str) else model
         candidates = by_model.get(model, []) if isinstance(model, str) else []
@@ -592,6 +630,7 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
                 row[METRICS.index("kind")],
                 _text(row[METRICS.index("slice")]),
                 metrics.ref(i, "metric"),
+                {"value": metrics.ref(i, "value"), "kind": metrics.ref(i, "kind")},
             )
         except InputError as err:
             problems.append(str(err))
@@ -648,9 +687,14 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
             problems.append(f"{models.ref(i, key)}: {err}")
             return None
 
+    def missing(key: str) -> bool:
+        """Empty, not a formula (that problem is reported already)."""
+        return not models.has_formula(i, key)
+
     model = cell("model")
     if model is None:
-        problems.append(f"{models.ref(i, 'model')}: the row has content but no model name")
+        if missing("model"):
+            problems.append(f"{models.ref(i, 'model')}: the row has content but no model name")
         return None
     try:
         check_model_name(model, models.ref(i, "model"))
@@ -658,12 +702,12 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
         problems.append(str(err))
     storage = cell("storage")
     located = None
-    if storage is None:
+    if storage is None and missing("storage"):
         problems.append(
             f"{models.ref(i, 'storage')}: storage location is required (the "
             "path of the artefact to register)"
         )
-    else:
+    elif storage is not None:
         try:
             located = ws.resolve_storage(storage, models.ref(i, "storage"))
             if not located.exists() and not located.is_symlink():
@@ -678,14 +722,15 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
     ):
         raw = cell(key)
         if raw is None:
-            problems.append(f"{models.ref(i, key)}: {label} is required")
+            if missing(key):
+                problems.append(f"{models.ref(i, key)}: {label} is required")
             continue
         try:
             values[key] = check(raw, models.ref(i, key))
         except InputError as err:
             problems.append(str(err))
     run = cell("pipeline_run")
-    if run is None:
+    if run is None and missing("pipeline_run"):
         problems.append(f"{models.ref(i, 'pipeline_run')}: pipeline execution ID is required")
     trained_on = cell("trained_on", "date")
     params: dict[str, str] = {}
@@ -771,10 +816,10 @@ def add_new_key(
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", principal)
         out = Path.home() / ".ssh" / f"regbook_{safe}"
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
+        wb = writer.load()  # first: a workbook that cannot be written gets no key either
         key = generate_key(out, comment=principal)
         line = format_signer_line(principal, key.public, roles)
         append_signer(ws.keyring_path, line)
-        wb = writer.load()
         rewrite_sheet(wb[KEYS.name], KEYS, keys_values(Keyring.load(ws.keyring_path)))
         writer.save(wb)
     return key, line

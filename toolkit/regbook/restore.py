@@ -16,8 +16,15 @@ from typing import Any
 from regbook.errors import VerificationFailed
 from regbook.findings import Finding
 from regbook.lifecycle import refresh_derived_views
-from regbook.schema import METRICS, MODELS
-from regbook.views import metrics_values, models_values, write_row
+from regbook.schema import APPROVALS, HISTORY, KEYS, METRICS, MODELS
+from regbook.views import (
+    approvals_values,
+    history_values,
+    keys_values,
+    metrics_values,
+    models_values,
+    write_row,
+)
 from regbook.workbook import WorkbookWriter
 from regbook.workspace import Workspace
 
@@ -69,16 +76,28 @@ def restore(ws: Workspace) -> RestoreResult:
             checked.data[METRICS.name], registry
         )
         result.repaired = [f for f in result.repaired if f.code != "RB310"]
+        # The regbook-only sheets are rewritten too: report what that repairs.
+        for sheet, values, code in (
+            (APPROVALS, approvals_values(registry), "RB309"),
+            (HISTORY, history_values(registry), "RB309"),
+            (KEYS, keys_values(checked.keyring), "RB308"),
+        ):
+            result.repaired += v._sheet_findings(checked.data[sheet.name], sheet, values, code)
         wb = writer.load()
         ws_models = wb[MODELS.name]
         by_seal = registry.by_seal
         placed: set[tuple[str, int]] = set()
+        genuine = v.sealed_rows(models_table, registry)
         for i, row in models_table.indexed():
             number = models_table.row_numbers[i]
             seal = v.normalize_text(row[MODELS.index("seal")])
             state = by_seal.get(seal) if seal else None
             if state is None:
                 state = v._claimed_version(models_table, i, registry)
+                if state is not None and (state.model, state.version) in genuine:
+                    _to_draft(ws_models, number, state)  # a copy: the sealed row is elsewhere
+                    result.rows_to_drafts.append(number)
+                    continue
             if state is not None and (state.model, state.version) not in placed:
                 placed.add((state.model, state.version))
                 write_row(

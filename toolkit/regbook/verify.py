@@ -13,6 +13,7 @@ breaks trust in everything after it.
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,10 @@ def check_ledger(ws: Workspace, keyring_sha256: str | None = None, threads: int 
     data = read_workbook(ws.workbook_path)
     keyring = Keyring.load(ws.keyring_path)
     findings: list[Finding] = []
+    if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
+        raise InputError(
+            f"--keyring-sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
+        )
     if keyring_sha256 is not None and keyring.sha256 != keyring_sha256.strip().lower():
         findings.append(Finding.make(
             "RB110", ws.settings.keyring,
@@ -217,6 +222,7 @@ def _cell_finding(
     model: str,
     version: int,
     sealed_column: bool,
+    source: str = "the ledger",
 ) -> Finding:
     column = sheet.column(key)
     expected, found = _comparable(column.kind, expected), _comparable(column.kind, found)
@@ -232,15 +238,28 @@ def _cell_finding(
         )
     else:
         text = (
-            f"{label} differs from the ledger: ledger says {_show(expected, found)}, "
-            f"cell says {_show(found, expected)}"
+            f"{label} differs from {source}: {source.removeprefix('the ')} says "
+            f"{_show(expected, found)}, cell says {_show(found, expected)}"
         )
     return Finding.make(code, sheet.ref(key, row), text, model, version)
+
+
+def sealed_rows(table: Table, registry: Registry) -> dict[tuple[str, int], int]:
+    """The first Models row that carries each version's own seal. Such a row is the
+    version's row even below a copy that names the version without its seal."""
+    by_seal = registry.by_seal
+    rows: dict[tuple[str, int], int] = {}
+    for i, row in table.indexed():
+        state = by_seal.get(normalize_text(row[MODELS.index("seal")]))
+        if state is not None:
+            rows.setdefault((state.model, state.version), table.row_numbers[i])
+    return rows
 
 
 def _models_findings(table: Table, registry: Registry) -> list[Finding]:
     findings: list[Finding] = []
     by_seal = registry.by_seal
+    genuine = sealed_rows(table, registry)
     seen: dict[tuple[str, int], int] = {}
     for i, row in table.indexed():
         seal = normalize_text(row[MODELS.index("seal")])
@@ -249,6 +268,13 @@ def _models_findings(table: Table, registry: Registry) -> list[Finding]:
         claimed = _claimed_version(table, i, registry)
         if state is None and claimed is not None:
             state = claimed
+            key = (state.model, state.version)
+            if key in genuine:
+                findings.append(Finding.make(
+                    "RB304", table.ref(i, "model"),
+                    f"{state.model}@{state.version} is also shown in row {genuine[key]}; a "
+                    "version has one row", state.model, state.version))  # fmt: skip
+                continue
             if not seal:
                 findings.append(
                     Finding.make(
@@ -447,9 +473,9 @@ def _sheet_findings(
                         want.get("model"),
                         want.get("version"),
                         False,
+                        "allowed_signers" if sheet is KEYS else "the ledger",
                     )
                 )
-                break
     if len(table.rows) > len(expected):
         extra = len(table.rows) - len(expected)
         findings.append(

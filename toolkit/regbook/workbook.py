@@ -30,8 +30,12 @@ from regbook.schema import LEDGER, METRICS, MODELS, SHEETS, Sheet
 if TYPE_CHECKING:  # pragma: no cover
     import openpyxl
 
+LOCK_TIMEOUT = 5.0  # seconds a writer waits for another regbook's lock
 MAX_UNPACKED = 1 << 30  # a registry of thousands of versions is a few MB unpacked
 _DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+# What may stand before a DOCTYPE: a byte-order mark, blanks, <?...?> and comments.
+_PROLOG_SKIP = re.compile(rb"\xef\xbb\xbf|\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
+MAX_PROLOG = 1 << 20
 _FORMULA_HINT = re.compile(rb"<(?:\w+:)?f[\s>/]")
 _CELL_WITH_FORMULA = re.compile(
     rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})([0-9]+)"[^>]*?(?<!/)>(?:(?!</(?:\w+:)?c>).)*?'
@@ -84,9 +88,7 @@ def check_package(path: Path) -> None:
             for info in zf.infolist():
                 if not info.filename.endswith((".xml", ".rels", ".vml")):
                     continue
-                with zf.open(info) as member:
-                    head = member.read(65536)
-                if _DTD_RE.search(head):
+                if _declares_dtd(zf, info):
                     raise InputError(
                         f"{path}: refused: {info.filename} declares a DTD or entities "
                         "(an entity-expansion payload); a real workbook never does"
@@ -95,6 +97,28 @@ def check_package(path: Path) -> None:
         raise InputError(f"{path}: not an Excel workbook (.xlsx): {err}") from None
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
+
+
+def _declares_dtd(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether a part declares a DTD. One can only stand in the prolog, before the root
+    element, but comments can push it past any fixed-size head: so the prolog is read to
+    its end (and one longer than MAX_PROLOG, which no real workbook has, is refused too)."""
+    data = b""
+    pos = 0
+    with zf.open(info) as member:
+        while True:
+            while (skip := _PROLOG_SKIP.match(data, pos)) and skip.end() > pos:
+                pos = skip.end()
+            rest = data[pos:]
+            if _DTD_RE.match(rest) or len(data) > MAX_PROLOG:
+                return True
+            unfinished = rest[:2] in (b"<", b"<?", b"<!") or b"\xef\xbb\xbf".startswith(rest)
+            if not unfinished:
+                return False  # the root element (or not XML): no DTD can follow
+            chunk = member.read(1 << 16)
+            if not chunk:
+                return False  # no root element: not XML, which the readers refuse
+            data += chunk
 
 
 @dataclass
@@ -283,7 +307,7 @@ class WorkbookWriter:
         check_package(self.path)
         lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")))
         try:
-            lock.acquire(timeout=5)
+            lock.acquire(timeout=LOCK_TIMEOUT)
         except Timeout:
             raise WorkbookLocked(
                 f"{self.path.name} is locked by another regbook command; try again when "
