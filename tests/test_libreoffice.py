@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Env
 
+from conftest import Env
 from regbook.schema import SHEETS
 from regbook.workbook import read_workbook
 

@@ -279,8 +279,23 @@ def test_restore_refuses_ledger_signed_by_revoked_key(registered: Env):
     assert snapshot(registered.root) == before
 
 
-def test_backups_rotate(registered: Env):
+def test_one_rotating_backup_by_default(registered: Env):
     root = registered.root
+    edit_workbook(registered.workbook, _set("Models!I2", CODE_COMMIT_2))
+    edited = registered.workbook.read_bytes()
+    assert restore(registered).exit_code == 0
+    assert (root / "registry.xlsx.1.bak").read_bytes() == edited
+    assert not (root / "registry.xlsx.2.bak").exists()
+    assert not [p.name for p in root.iterdir() if p.name.endswith(".tmp")]
+    assert registered.workbook.read_bytes() != edited
+
+
+def test_backups_rotate_when_more_are_kept(registered: Env):
+    root = registered.root
+    config = root / "regbook.toml"
+    config.write_text(config.read_text().replace("backups = 1", "backups = 3"))
+    for _ in range(3):
+        assert registered.register().exit_code == 0
     names = ["registry.xlsx"] + [f"registry.xlsx.{n}.bak" for n in (1, 2, 3)]
     before = {n: (root / n).read_bytes() for n in names}
     edit_workbook(registered.workbook, _set("Models!I2", CODE_COMMIT_2))
@@ -289,9 +304,7 @@ def test_backups_rotate(registered: Env):
     assert (root / "registry.xlsx.1.bak").read_bytes() == edited
     assert (root / "registry.xlsx.2.bak").read_bytes() == before["registry.xlsx.1.bak"]
     assert (root / "registry.xlsx.3.bak").read_bytes() == before["registry.xlsx.2.bak"]
-    assert not (root / "registry.xlsx.4.bak").exists()  # backups = 3 in regbook.toml
-    assert not [p.name for p in root.iterdir() if p.name.endswith(".tmp")]
-    assert registered.workbook.read_bytes() != edited
+    assert not (root / "registry.xlsx.4.bak").exists()
 
 
 def test_restore_json(registered: Env):

@@ -210,11 +210,10 @@ def keys_list(obj: Context, as_json: bool) -> None:
     Example:
       regbook keys list --json
     """
-    from regbook.keys import Keyring
     from regbook.views import keys_values
 
     ws = obj.workspace()
-    rows = keys_values(Keyring.load(ws.keyring_path))
+    rows = keys_values(ws.keyring())
     if as_json:
         _echo_json(rows)
         return

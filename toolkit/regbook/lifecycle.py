@@ -149,9 +149,8 @@ def acting_identity(
 
     A key with several roles acts in the one the action needs; where two would do, the
     first allowed in ``regbook.toml`` order is taken unless ``role`` chooses."""
-    from regbook.keys import Keyring
 
-    keyring = Keyring.load(ws.keyring_path)
+    keyring = ws.keyring()
     now = datetime.now(UTC)
     entries = [e for e in keyring.entries_for_key(key.public)]
     if not entries:
@@ -455,7 +454,6 @@ def _write_new_versions(
 ) -> None:
     """Append ledger rows and fill the Models/Metrics views for new registrations.
     ``sealed`` pairs each event with the draft row it seals (None: append a row)."""
-    from regbook.keys import Keyring
     from regbook.views import metrics_values, models_values, write_row
 
     new_events = [e for _row, e in sealed]
@@ -484,7 +482,7 @@ def _write_new_versions(
         for values in metrics_values(state):
             last_metric_row += 1
             write_row(metrics_ws, METRICS, last_metric_row, values, style="sealed")
-    keyring = Keyring.load(tx.ws.keyring_path)
+    keyring = tx.ws.keyring()
     refresh_derived_views(wb, registry, keyring)
 
 
@@ -802,7 +800,7 @@ def add_new_key(
     before any key is written."""
     import re
 
-    from regbook.keys import Keyring, append_signer, format_signer_line, generate_key
+    from regbook.keys import append_signer, format_signer_line, generate_key
     from regbook.schema import KEYS
     from regbook.views import keys_values, rewrite_sheet
 
@@ -820,6 +818,6 @@ def add_new_key(
         key = generate_key(out, comment=principal)
         line = format_signer_line(principal, key.public, roles)
         append_signer(ws.keyring_path, line)
-        rewrite_sheet(wb[KEYS.name], KEYS, keys_values(Keyring.load(ws.keyring_path)))
+        rewrite_sheet(wb[KEYS.name], KEYS, keys_values(ws.keyring()))
         writer.save(wb)
     return key, line

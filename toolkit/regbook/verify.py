@@ -110,10 +110,9 @@ class LedgerCheck:
 
 
 def check_ledger(ws: Workspace, keyring_sha256: str | None = None, threads: int = 2) -> LedgerCheck:
-    from regbook.keys import Keyring
 
     data = read_workbook(ws.workbook_path)
-    keyring = Keyring.load(ws.keyring_path)
+    keyring = ws.keyring()
     findings: list[Finding] = []
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
         raise InputError(

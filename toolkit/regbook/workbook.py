@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbook.errors import InputError, WorkbookLocked
+from regbook.errors import InputError, RegbookError, WorkbookLocked
 from regbook.schema import LEDGER, METRICS, MODELS, SHEETS, Sheet
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -351,6 +351,10 @@ class WorkbookWriter:
             self._rotate_backups()
             os.replace(tmp, self.path)
             _fsync_dir(folder)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise RegbookError(f"{self.path.name} could not be written ({err.strerror or err}); "
+                               "the previous workbook is unchanged") from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -13,6 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from regbook.errors import InputError
 from regbook.schema import ROLES, STAGES
@@ -47,8 +48,9 @@ models = "models"
 archive = "archive"
 
 [workbook]
-# How many previous copies of the workbook to keep (registry.xlsx.1.bak is the newest).
-backups = 3
+# How many previous copies of the workbook to keep (registry.xlsx.1.bak is the newest;
+# older ones shift to .2.bak, .3.bak, ... when this is more than 1).
+backups = 1
 
 [retention]
 # Archived versions are kept at least this many years (EU AI Act Article 18: ten).
@@ -87,7 +89,7 @@ class Settings:
     keyring: str = "allowed_signers"
     models: str = "models"
     archive: str = "archive"
-    backups: int = 3
+    backups: int = 1
     retention_years: int = 10
     register_roles: tuple[str, ...] = ("sme", "ci")
     gate_roles: tuple[str, ...] = ("ci",)
@@ -240,6 +242,14 @@ class Workspace:
             f"no {CONFIG_NAME} in {here} or any folder above it: run `regbook init DIR`, "
             "or give --workspace DIR"
         )
+
+    def keyring(self) -> Any:
+        """The keyring, named in messages as configured (``allowed_signers``)."""
+        from dataclasses import replace
+
+        from regbook.keys import Keyring
+
+        return replace(Keyring.load(self.keyring_path), source=self.settings.keyring)
 
     def resolve_storage(self, location: str, where: str) -> Path:
         """The path a Storage location names. Relative paths are inside the workspace:
