@@ -356,6 +356,115 @@ def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) ->
         click.echo(d.composite_id)
 
 
+# --- governance ------------------------------------------------------------------------
+
+stage_choice = click.Choice(["None", "Staging", "Production", "Archived"])
+
+
+@cli.command()
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option("--to", "to_stage", required=True, type=stage_choice, help="Stage approved.")
+@click.option("--note", default="", help="Why: kept with the signed approval.")
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def approve(
+    obj: Context,
+    target: str,
+    to_stage: str,
+    note: str,
+    key_path: str | None,
+    role: str | None,
+    as_json: bool,
+) -> None:
+    """Sign an approval of MODEL@VERSION moving to a stage, naming its content hash.
+
+    \b
+    Example:
+      regbook approve credit-risk@7 --to Production --note "fairness review FR-12" \
+          --key ~/.ssh/regbook_gina
+    """
+    from regbook.governance import approve as do_approve
+    from regbook.ids import ModelRef
+
+    done = do_approve(
+        obj.workspace(), ModelRef.parse(target), to_stage, _load_key(key_path), note, role
+    )
+    if as_json:
+        _echo_json(done.to_json())
+        return
+    click.echo(
+        f"approved {done.ref}: {done.from_stage} -> {done.to_stage} by "
+        f"{done.principal} ({done.role}) for {done.content_hash} (ledger event "
+        f"{done.seq})"
+    )
+
+
+@cli.command()
+@click.argument("target", metavar="MODEL@VERSION")
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_json: bool) -> None:
+    """Run the validation gates of regbook.toml on the sealed metrics; record the result.
+
+    Exit 1 when a gate fails (the FAIL is recorded too).
+
+    \b
+    Example:
+      regbook gate credit-risk@7 --key "$RUNNER_TEMP/ci_key"
+    """
+    from regbook.governance import gate as do_gate
+    from regbook.ids import ModelRef
+
+    done = do_gate(obj.workspace(), ModelRef.parse(target), _load_key(key_path), role)
+    if as_json:
+        _echo_json(done.to_json())
+    else:
+        click.echo(f"{'gate':<12} {'rule':<36} {'value':>10}  result")
+        for r in done.outcome.results:
+            value = "missing" if r.value is None else f"{r.value:g}"
+            mark = _color(r.result, fg="green" if r.result == "PASS" else "red")
+            click.echo(f"{r.gate.name:<12} {str(r.gate):<36} {value:>10}  {mark}")
+        click.echo(f"{done.ref}: {done.outcome.result} (ledger event {done.seq})")
+    if done.outcome.result != "PASS":
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option("--to", "to_stage", required=True, type=stage_choice, help="Stage to move to.")
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def promote(
+    obj: Context, target: str, to_stage: str, key_path: str | None, role: str | None, as_json: bool
+) -> None:
+    """Move MODEL@VERSION to a stage if every precondition holds; else list every unmet one.
+
+    To Production: a governance-lead approval naming this content hash, the latest gate
+    PASS, the artefact's hash re-checked now, and a key with role ci.
+
+    \b
+    Example:
+      regbook promote credit-risk@7 --to Production --key "$RUNNER_TEMP/ci_key"
+    """
+    from regbook.governance import promote as do_promote
+    from regbook.ids import ModelRef
+
+    done = do_promote(obj.workspace(), ModelRef.parse(target), to_stage, _load_key(key_path), role)
+    if as_json:
+        _echo_json(done.to_json())
+        return
+    click.echo(
+        f"promoted {done.ref}: {done.from_stage} -> {done.to_stage} (signed by "
+        f"{done.principal}, ledger event {done.seq})"
+    )
+
+
 # --- verify / restore ------------------------------------------------------------------
 
 
@@ -367,10 +476,27 @@ def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) ->
     metavar="HEX",
     help="Fail unless the keyring file has this SHA-256 (pin it in CI).",
 )
+@click.option(
+    "--for-deploy",
+    is_flag=True,
+    help="CI's check before deploying MODEL@VERSION: exit 0 only if it is in "
+    "Production, its workflow is sound and the artefact has the sealed hash.",
+)
+@click.option(
+    "--artefact",
+    type=click.Path(path_type=Path),
+    help="With --for-deploy: the artefact about to be deployed (default: its storage location).",
+)
 @json_option
 @pass_ctx
 def verify(
-    obj: Context, target: str | None, no_artefacts: bool, keyring_sha256: str | None, as_json: bool
+    obj: Context,
+    target: str | None,
+    no_artefacts: bool,
+    keyring_sha256: str | None,
+    for_deploy: bool,
+    artefact: Path | None,
+    as_json: bool,
 ) -> None:
     """Check the ledger, every view cell and every artefact; list every finding.
 
@@ -380,13 +506,23 @@ def verify(
     Example:
       regbook verify --keyring-sha256 $(sha256sum allowed_signers | cut -c1-64)
       regbook verify credit-risk@7 --json
+      regbook verify --for-deploy credit-risk@7 --artefact build/model.pkl
     """
     from regbook.ids import ModelRef
     from regbook.verify import verify as do_verify
 
     ws = obj.workspace()
-    scope = ModelRef.parse(target, version_required=False) if target else None
-    report = do_verify(ws, scope, artefacts=not no_artefacts, keyring_sha256=keyring_sha256)
+    scope = ModelRef.parse(target, version_required=for_deploy) if target else None
+    if artefact is not None and not for_deploy:
+        raise InputError("--artefact goes with --for-deploy")
+    report = do_verify(
+        ws,
+        scope,
+        artefacts=not no_artefacts,
+        keyring_sha256=keyring_sha256,
+        for_deploy=for_deploy,
+        deploy_artefact=artefact,
+    )
     if as_json:
         _echo_json(report.to_json())
     else:
@@ -395,12 +531,15 @@ def verify(
             click.echo(_color(str(finding), fg=style) if style else str(finding))
         problems = len(report.problems)
         what = f"{report.events} ledger events, {report.versions} versions" + (
-            f", {report.artefacts_checked} artefacts" if not no_artefacts else ""
+            f", {report.artefacts_checked} artefacts" if report.artefacts_checked else ""
         )
         if problems:
             click.echo(f"verify: {problems} problem{'s' if problems != 1 else ''} in {what}")
         else:
             click.echo(f"verify: ok ({what})")
+        if report.deploy is not None:
+            verdict = "may be deployed" if report.ok else "must NOT be deployed"
+            click.echo(f"{report.deploy['composite_id']} ({report.deploy['stage']}) {verdict}")
     if not report.ok:
         sys.exit(1)
 

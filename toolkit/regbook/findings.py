@@ -43,6 +43,18 @@ CODES: dict[str, tuple[str, str]] = {
     "RB308": (INFO, "Keys sheet differs from allowed_signers"),
     "RB309": (ERROR, "Approvals or History view differs from the ledger"),
     "RB310": (INFO, "Draft rows not yet sealed"),
+    "RB311": (ERROR, "Workflow cell edited by hand"),
+    # the stage workflow
+    "RB501": (ERROR, "Stage reached without its approval"),
+    "RB502": (ERROR, "Production transition not signed by a ci key"),
+    "RB503": (ERROR, "Approval names another content hash (replayed approval)"),
+    "RB504": (ERROR, "Two Production versions of one model"),
+    "RB505": (ERROR, "Gate result does not follow from the sealed metrics and thresholds"),
+    "RB506": (ERROR, "Transition not allowed"),
+    "RB507": (ERROR, "Production without a PASS gate result"),
+    "RB508": (ERROR, "Event for a version never registered"),
+    # the pre-deploy check
+    "RB601": (ERROR, "Version not in Production"),
     # artefacts
     "RB401": (ERROR, "Artefact missing"),
     "RB402": (ERROR, "Artefact content changed"),

@@ -202,6 +202,7 @@ class Transaction:
         self.writer = WorkbookWriter(ws.workbook_path, ws.settings.backups)
         self.data: WorkbookData
         self.events: list[LedgerEvent]
+        self.new_events: list[LedgerEvent] = []
         self.registry: Registry
 
     def __enter__(self) -> Transaction:
@@ -250,6 +251,7 @@ class Transaction:
             identity.role,
         )
         self.events.append(event)
+        self.new_events.append(event)
         return event
 
     def load(self) -> Any:
@@ -456,8 +458,7 @@ def _write_new_versions(
     ``sealed`` pairs each event with the draft row it seals (None: append a row)."""
     from regbook.views import metrics_values, models_values, write_row
 
-    new_events = [e for _row, e in sealed]
-    append_ledger_rows(wb, tx.data[LEDGER.name].row_numbers, new_events)
+    append_ledger_rows(wb, tx.data[LEDGER.name].row_numbers, tx.new_events)
     registry, _ = Registry.replay(tx.events)
     models_ws, metrics_ws = wb[MODELS.name], wb[METRICS.name]
     next_model_row = max(tx.data[MODELS.name].row_numbers, default=1) + 1
@@ -484,6 +485,45 @@ def _write_new_versions(
             write_row(metrics_ws, METRICS, last_metric_row, values, style="sealed")
     keyring = tx.ws.keyring()
     refresh_derived_views(wb, registry, keyring)
+
+
+def models_row_of(table: Any, state: Any) -> int | None:
+    """The Models row showing a sealed version: the one carrying its seal, else one that
+    names its model and version."""
+    from regbook.verify import normalize_text
+
+    claimed = None
+    for i, row in table.indexed():
+        if normalize_text(row[MODELS.index("seal")]) == state.seal:
+            return table.row_numbers[i]
+        if claimed is None and normalize_text(row[MODELS.index("model")]) == state.model:
+            try:
+                if normalize("int", row[MODELS.index("version")]) == state.version:
+                    claimed = table.row_numbers[i]
+            except BadValue:
+                pass
+    return claimed
+
+
+def write_versions(tx: Transaction, wb: Any, keys: list[tuple[str, int]]) -> None:
+    """Append the transaction's new events and rewrite the Models rows of the versions
+    they change, and the regbook-only sheets."""
+    from regbook.views import models_values, write_row
+
+    append_ledger_rows(wb, tx.data[LEDGER.name].row_numbers, tx.new_events)
+    registry, _ = Registry.replay(tx.events)
+    table = tx.data[MODELS.name]
+    next_row = max(table.row_numbers, default=1) + 1
+    for key in dict.fromkeys(keys):
+        state = registry.get(*key)
+        assert state is not None
+        row = models_row_of(table, state)
+        if row is None:
+            row, next_row = next_row, next_row + 1
+        write_row(
+            wb[MODELS.name], MODELS, row, models_values(state), style="sealed", keep=("notes",)
+        )
+    refresh_derived_views(wb, registry, tx.ws.keyring())
 
 
 # --- seal ----------------------------------------------------------------------------

@@ -26,6 +26,9 @@ class VersionState:
     gate: str | None = None
     approval: str | None = None
     deployed_on: str | None = None
+    approvals: list[LedgerEvent] = field(default_factory=list)
+    gate_event: LedgerEvent | None = None
+    stage_event: LedgerEvent | None = None  # the transition that set the stage
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -82,8 +85,43 @@ class Registry:
             else:
                 state = registry.versions.get((event.model, event.version or 0))
                 if state is not None:
-                    state.events.append(event)
+                    registry._apply(state, event)
         return registry, findings
+
+    def _apply(self, state: VersionState, event: LedgerEvent) -> None:
+        """What a governance event changes in a version's views. Whether the event was
+        allowed is verify's question (governance.workflow_findings), not replay's."""
+        from regbook.ledger import signer_role
+
+        state.events.append(event)
+        payload = event.payload
+        if event.kind == "approve":
+            state.approvals.append(event)
+        elif event.kind == "gate":
+            state.gate = payload.get("result")
+            state.gate_event = event
+        elif event.kind in ("promote", "archive"):
+            state.stage = str(payload.get("to"))
+            state.stage_event = event
+            approval = self.event(payload.get("approval", {}).get("seq"))
+            state.approval = (
+                f"{approval.signer} ({signer_role(approval)}) {approval.at[:10]}"
+                if approval is not None and approval.kind == "approve"
+                else None
+            )
+            if state.stage == "Production":
+                state.deployed_on = event.at[:10]
+            if payload.get("storage"):
+                state.storage = payload["storage"]
+
+    def event(self, seq: Any) -> LedgerEvent | None:
+        if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= len(self.events):
+            event = self.events[seq - 1]
+            return event if event.seq == seq else None
+        return None
+
+    def production(self, model: str) -> list[VersionState]:
+        return [v for (m, _), v in self.versions.items() if m == model and v.stage == "Production"]
 
     def _register(self, event: LedgerEvent) -> list[Finding]:
         findings = []

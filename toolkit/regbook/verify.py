@@ -21,6 +21,7 @@ from typing import Any
 
 from regbook.errors import InputError
 from regbook.findings import Finding
+from regbook.governance import workflow_findings
 from regbook.hashing import ContentHash, hash_path
 from regbook.ids import ModelRef
 from regbook.ledger import LedgerEvent, check_chain, check_signatures, read_events
@@ -47,6 +48,9 @@ from regbook.views import (
 from regbook.workbook import Table, WorkbookData, read_workbook
 from regbook.workspace import Workspace
 
+# Models cells that show the workflow (later ledger events), never typed by hand.
+WORKFLOW_CELLS = ("stage", "approval", "gate", "deployed_on")
+
 
 @dataclass
 class Report:
@@ -57,6 +61,7 @@ class Report:
     ledger_head: str = ""
     keyring_sha256: str = ""
     scope: str = ""
+    deploy: dict[str, Any] | None = None
 
     @property
     def problems(self) -> list[Finding]:
@@ -76,6 +81,7 @@ class Report:
             "ledger_head": self.ledger_head or None,
             "keyring_sha256": self.keyring_sha256,
             "findings": [f.to_json() for f in self.findings],
+            **({"deployable": self.ok, **self.deploy} if self.deploy is not None else {}),
         }
 
 
@@ -138,7 +144,14 @@ def verify(
     artefacts: bool = True,
     keyring_sha256: str | None = None,
     threads: int = 2,
+    for_deploy: bool = False,
+    deploy_artefact: Path | None = None,
 ) -> Report:
+    """Every finding; with ``for_deploy`` (CI's check before deploying ``scope``) also
+    that the version is in Production and that the artefact about to be deployed
+    (``deploy_artefact``, default its storage location) has the sealed content hash."""
+    if for_deploy and (scope is None or scope.version is None):
+        raise InputError("--for-deploy needs MODEL@VERSION")
     checked = check_ledger(ws, keyring_sha256, threads)
     registry = checked.registry
     if scope is not None:
@@ -158,6 +171,7 @@ def verify(
     view += _metrics_findings(checked.data[METRICS.name], registry)
     view += _sheet_findings(checked.data[APPROVALS.name], APPROVALS, approvals_values(registry))
     view += _sheet_findings(checked.data[HISTORY.name], HISTORY, history_values(registry))
+    view += workflow_findings(registry, ws.settings)
     findings += [f for f in view if f.model is None or in_scope(f.model, f.version)]
     if scope is None:
         findings += _sheet_findings(
@@ -171,6 +185,21 @@ def verify(
     )
     states = [s for s in registry.versions.values() if in_scope(s.model, s.version)]
     report.versions = len(states)
+    if for_deploy:
+        state = states[0]
+        report.deploy = {
+            "composite_id": state.composite_id,
+            "stage": state.stage,
+            "content_hash": state.content_hash,
+        }
+        if state.stage != "Production":
+            findings.append(Finding.make(
+                "RB601", MODELS.name, f"{scope} is in {state.stage}, not Production: it may "
+                "not be deployed", state.model, state.version))  # fmt: skip
+        if deploy_artefact is not None:
+            findings += _deploy_artefact_findings(deploy_artefact, state)
+            report.artefacts_checked = 1
+            artefacts = False
     if artefacts:
         art_findings, count = check_artefacts(ws, states, threads)
         findings += art_findings
@@ -182,6 +211,31 @@ def verify(
     ]
     report.findings = findings
     return report
+
+
+def _deploy_artefact_findings(path: Path, state: VersionState) -> list[Finding]:
+    label = f"{state.model}@{state.version}"
+    if not path.exists() and not path.is_symlink():
+        return [
+            Finding.make(
+                "RB401",
+                str(path),
+                f"the artefact to deploy as {label} is missing",
+                state.model,
+                state.version,
+            )
+        ]
+    try:
+        now = hash_path(path)
+    except InputError as err:
+        return [Finding.make("RB403", str(path), str(err), state.model, state.version)]
+    sealed = ContentHash.parse(state.content_hash)
+    if now != sealed:
+        return [Finding.make(
+            "RB402", str(path),
+            f"the artefact to deploy is not {label}: sealed {_show(str(sealed), str(now))}, "
+            f"this one {_show(str(now), str(sealed))}", state.model, state.version)]  # fmt: skip
+    return []
 
 
 # --- views ---------------------------------------------------------------------------
@@ -329,7 +383,7 @@ def _models_findings(table: Table, registry: Registry) -> list[Finding]:
             if not same(column.kind, expected[column.key], found):
                 findings.append(
                     _cell_finding(
-                        "RB301",
+                        "RB311" if column.key in WORKFLOW_CELLS else "RB301",
                         MODELS,
                         column.key,
                         number,

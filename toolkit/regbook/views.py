@@ -103,9 +103,7 @@ def history_values(registry: Registry) -> list[dict[str, Any]]:
         if e.kind == "approve":
             continue
         p = e.payload
-        detail = {
-            "register": f"registered {p.get('composite_id', '')}",
-        }.get(e.kind, p.get("detail", ""))
+        detail = _history_detail(e.kind, p)
         rows.append({
             "at": e.at, "model": e.model, "version": e.version, "event": e.kind,
             "from_stage": p.get("from"), "to_stage": p.get("to", "None" if e.kind ==
@@ -114,6 +112,21 @@ def history_values(registry: Registry) -> list[dict[str, Any]]:
             "detail": detail, "seq": e.seq,
         })  # fmt: skip
     return rows
+
+
+def _history_detail(kind: str, p: dict[str, Any]) -> str:
+    if kind == "register":
+        return f"registered {p.get('composite_id', '')}"
+    if kind == "gate":
+        return "; ".join(f"{g.get('gate')} {g.get('result')}" for g in p.get("gates", []))
+    if kind in ("promote", "archive"):
+        parts = [f"approval: event {p['approval']['seq']}"] if p.get("approval") else []
+        if p.get("gate"):
+            parts.append(f"gate: event {p['gate']['seq']}")
+        if p.get("artefact_checked"):
+            parts.append("artefact hash re-checked")
+        return "; ".join(parts)
+    return str(p.get("detail", ""))
 
 
 def keys_values(keyring: Any) -> list[dict[str, Any]]:
