@@ -15,6 +15,7 @@ import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from regbook.errors import InputError
 
@@ -139,7 +140,9 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         say(f"   {sealed.composite_id}   ({sealed.content_hash})")
     say("")
 
-    say("5. Verify: the ledger's chain and signatures, every view cell, every artefact.")
+    _governance(ws, target, say)
+
+    say("6. Verify: the ledger's chain and signatures, every view cell, every artefact.")
     say("   $ regbook verify")
     report = verify(ws)
     for finding in report.findings:
@@ -154,7 +157,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         say(f"   {line}")
     say("")
 
-    say("6. Tampering is caught. In a copy of the registry someone edits the code commit")
+    say("7. Tampering is caught. In a copy of the registry someone edits the code commit")
     say("   and improves the AUC-ROC in Excel, and swaps the stored model file.")
     tampered = _tampered_copy(root, target / "tampered")
     from regbook.workspace import Workspace
@@ -174,6 +177,56 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say("Try: regbook --workspace " + str(root) + " verify --json")
     if not report.ok or bad.ok:
         raise InputError("the demo did not behave as expected; see the output above")
+
+
+def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
+    """The stage workflow: approvals, a gate, CI-only Production, the deploy check."""
+    from regbook.governance import PromotionRefused, approve, gate, promote
+    from regbook.ids import ModelRef
+    from regbook.keys import load_private_key
+    from regbook.verify import verify
+
+    ref = ModelRef.parse("credit-risk@1")
+    key = {name: load_private_key(target / "keys" / name) for name in ("alice", "gina", "ci")}
+    say("5. Governance: every stage change carries a signed approval naming the content")
+    say("   hash, and only the CI pipeline's key may put a version into Production.")
+    say("   $ regbook approve credit-risk@1 --to Staging --key keys/alice")
+    done = approve(ws, ref, "Staging", key["alice"], "offline evaluation reviewed")
+    say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
+    say("   $ regbook promote credit-risk@1 --to Staging --key keys/alice")
+    promoted = promote(ws, ref, "Staging", key["alice"])
+    say(f"   promoted to {promoted.to_stage}")
+    say("   $ regbook gate credit-risk@1 --key keys/ci        (in the CI pipeline)")
+    gated = gate(ws, ref, key["ci"])
+    for r in gated.outcome.results:
+        say(f"   {r.gate.name:<12} {str(r.gate):<36} {r.value!s:>6}  {r.result}")
+    say(f"   gate result: {gated.outcome.result}")
+    say(
+        "   $ regbook approve credit-risk@1 --to Production --note 'model risk review MR-7' "
+        "--key keys/gina"
+    )
+    done = approve(ws, ref, "Production", key["gina"], "model risk review MR-7")
+    say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
+    say("   The governance lead tries to promote with her own key:")
+    say("   $ regbook promote credit-risk@1 --to Production --key keys/gina")
+    try:
+        promote(ws, ref, "Production", key["gina"])
+        raise InputError("the demo expected the governance lead's promotion to be refused")
+    except PromotionRefused as refused:
+        for line in str(refused).splitlines():
+            say(f"   {line}")
+    say("   $ regbook promote credit-risk@1 --to Production --key keys/ci   (CI)")
+    promoted = promote(ws, ref, "Production", key["ci"])
+    say(f"   promoted to {promoted.to_stage}, signed by {promoted.principal}")
+    say("   Before deploying, CI checks the very file it is about to ship:")
+    say("   $ regbook verify --for-deploy credit-risk@1 --artefact training/credit-risk.pkl")
+    check = verify(
+        ws, ref, for_deploy=True, deploy_artefact=target / "training" / "credit-risk.pkl"
+    )
+    verdict = "may be deployed" if check.ok else "must NOT be deployed"
+    say(f"   {check.deploy['composite_id']} ({check.deploy['stage']}) {verdict}\n")
+    if not check.ok:
+        raise InputError("the demo's deploy check failed; see the output above")
 
 
 def _type_draft(workbook: Path) -> None:
