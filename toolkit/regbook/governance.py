@@ -260,7 +260,9 @@ def promote(
                     role,
                 )
         except InputError as err:
-            unmet.append(ONLY_CI if to_stage == "Production" else str(err))
+            # A ci key that is revoked or unknown is refused for that reason, not its role.
+            holds_ci = any("ci" in e.roles for e in keyring.entries_for_key(key.public))
+            unmet.append(ONLY_CI if to_stage == "Production" and not holds_ci else str(err))
         approval, reasons = usable_approval(ws, keyring, tx.registry, state, to_stage)
         unmet.extend(reasons)
         payload: dict[str, Any] = {
@@ -283,6 +285,18 @@ def promote(
                 unmet.append(
                     f"the latest gate result (ledger event {gate_event.seq}) is for "
                     "another content hash"
+                )
+            elif _gate_findings(gate_event, state, ""):
+                unmet.append(
+                    f"the latest gate result (ledger event {gate_event.seq}) does not "
+                    "follow from the sealed metrics (run `regbook verify`)"
+                )
+            elif evaluate(parse_gates(ws.settings.gates), sealed_metrics(state)).result != PASS:
+                # verify would report RB505 on the very PASS this promotion rests on.
+                unmet.append(
+                    f"the latest gate result (ledger event {gate_event.seq}) is PASS, but "
+                    f"the thresholds in regbook.toml now give FAIL: run `regbook gate {ref}` "
+                    "again"
                 )
             else:
                 payload["gate"] = {"hash": gate_event.hash, "seq": gate_event.seq}
@@ -484,7 +498,8 @@ def _approval_findings(
     settings: Settings,
     label: str,
 ) -> list[Finding]:
-    ref = event.payload.get("approval") or {}
+    ref = event.payload.get("approval")
+    ref = ref if isinstance(ref, dict) else {}
     approval = registry.event(ref.get("seq"))
 
     def finding(code: str, text: str) -> list[Finding]:

@@ -103,7 +103,8 @@ class Registry:
         elif event.kind in ("promote", "archive"):
             state.stage = str(payload.get("to"))
             state.stage_event = event
-            approval = self.event(payload.get("approval", {}).get("seq"))
+            link = payload.get("approval")
+            approval = self.event(link.get("seq")) if isinstance(link, dict) else None
             state.approval = (
                 f"{approval.signer} ({signer_role(approval)}) {approval.at[:10]}"
                 if approval is not None and approval.kind == "approve"

@@ -200,6 +200,9 @@ def verify(
             findings += _deploy_artefact_findings(deploy_artefact, state)
             report.artefacts_checked = 1
             artefacts = False
+        else:
+            # What is about to be deployed is always re-hashed, --no-artefacts or not.
+            artefacts = True
     if artefacts:
         art_findings, count = check_artefacts(ws, states, threads)
         findings += art_findings

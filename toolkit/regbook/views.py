@@ -117,12 +117,20 @@ def history_values(registry: Registry) -> list[dict[str, Any]]:
 def _history_detail(kind: str, p: dict[str, Any]) -> str:
     if kind == "register":
         return f"registered {p.get('composite_id', '')}"
+    # Payloads are signed but not trusted to be well-formed: never fail on their shape.
     if kind == "gate":
-        return "; ".join(f"{g.get('gate')} {g.get('result')}" for g in p.get("gates", []))
+        gates = p.get("gates")
+        gates = [g for g in gates if isinstance(g, dict)] if isinstance(gates, list) else []
+        return "; ".join(f"{g.get('gate')} {g.get('result')}" for g in gates)
     if kind in ("promote", "archive"):
-        parts = [f"approval: event {p['approval']['seq']}"] if p.get("approval") else []
-        if p.get("gate"):
-            parts.append(f"gate: event {p['gate']['seq']}")
+        approval, gate = p.get("approval"), p.get("gate")
+        parts = (
+            [f"approval: event {approval.get('seq')}"]
+            if isinstance(approval, dict) and approval
+            else []
+        )
+        if isinstance(gate, dict) and gate:
+            parts.append(f"gate: event {gate.get('seq')}")
         if p.get("artefact_checked"):
             parts.append("artefact hash re-checked")
         return "; ".join(parts)
