@@ -1233,11 +1233,11 @@ def test_deploy_check_in_production(flow: Env):
 def test_deploy_check_in_staging(flow: Env):
     result = cli_run(flow, "verify", "--for-deploy", "credit-risk@2")
     assert result.exit_code == 1
-    assert "RB601 error Models: credit-risk@2 is in Staging, not Production" in result.stdout
+    assert "RB601 error credit-risk@2: in Staging, not Production" in result.stdout
     assert "(Staging) must NOT be deployed" in result.stdout
     code, report = run_verify(flow, "--for-deploy", "credit-risk@2")
     assert code == 1 and report["deployable"] is False
-    assert {f["code"] for f in report["findings"]} == {"RB601"}
+    assert {f["code"] for f in report["findings"]} == {"RB601", "RB602"}
 
 
 def test_deploy_check_with_a_swapped_artefact(flow: Env, tmp_path: Path):
@@ -1278,3 +1278,21 @@ def test_deploy_check_with_the_stored_artefact_swapped(flow: Env):
 def test_deploy_check_needs_a_version(flow: Env):
     result = cli_run(flow, "verify", "--for-deploy", "credit-risk")
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_deploy_check_after_a_production_version_is_regated_to_fail(flow: Env):
+    set_setting(flow, "gates", 'performance = "auc_roc >= 0.75"', 'performance = "auc_roc >= 0.99"')
+    result = cli_run(flow, "gate", "credit-risk@1", key="ci")
+    assert result.exit_code == 1
+    code, report = run_verify(flow, "--for-deploy", "credit-risk@1")
+    assert code == 1 and report["deployable"] is False
+    assert {f["code"] for f in report["findings"]} == {"RB602"}
+    assert "latest validation gate result is FAIL" in report["findings"][0]["message"]
+
+
+def test_loosened_thresholds_do_not_flag_an_old_fail(gov: Env):
+    assert cli_run(gov, "gate", "churn@1", key="ci").exit_code == 1
+    set_setting(gov, "gates", 'performance = "auc_roc >= 0.75"', 'performance = "auc_roc >= 0.5"')
+    set_setting(gov, "gates", 'security = "security_high_findings == 0"', "")
+    code, report = run_verify(gov)
+    assert code == 0, report["findings"]

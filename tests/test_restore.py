@@ -315,3 +315,26 @@ def test_restore_json(registered: Env):
     assert set(data) == {"repaired", "rows_to_drafts", "rows_appended"}
     assert data["rows_to_drafts"] == [4] and data["rows_appended"] == 0
     assert [(f["code"], f["where"]) for f in data["repaired"]] == [("RB304", "Models!A4")]
+
+
+@pytest.mark.parametrize("command", ["register", "approve"])
+def test_writers_refuse_to_write_over_hand_edits(registered: Env, command: str):
+    """A writer rewrites view rows from the ledger; over a hand edit that would erase the
+    evidence. It refuses until the edit has been looked at and restored."""
+    edit_workbook(registered.workbook, _set("Models!I2", CODE_COMMIT_2))
+    before = snapshot(registered.root)
+    if command == "register":
+        result = registered.register()
+    else:
+        result = registered.run("approve", "credit-risk@1", "--to", "Staging", key="sme")
+    assert result.exit_code == 1
+    assert "RB301 error Models!I2" in result.stdout
+    assert "views differ from the ledger" in result.output
+    assert snapshot(registered.root) == before
+    assert restore(registered).exit_code == 0
+    again = (
+        registered.register()
+        if command == "register"
+        else registered.run("approve", "credit-risk@1", "--to", "Staging", key="sme")
+    )
+    assert again.exit_code == 0, again.output

@@ -55,10 +55,19 @@ CODES: dict[str, tuple[str, str]] = {
     "RB508": (ERROR, "Event for a version never registered"),
     # the pre-deploy check
     "RB601": (ERROR, "Version not in Production"),
+    "RB602": (ERROR, "Latest gate result is not PASS"),
     # artefacts
     "RB401": (ERROR, "Artefact missing"),
     "RB402": (ERROR, "Artefact content changed"),
     "RB403": (ERROR, "Artefact cannot be hashed"),
+    # lineage: trace and inference-log audits
+    "RB701": (ERROR, "Composite ID disagrees with the sealed version"),
+    "RB702": (ERROR, "Composite ID names no sealed version"),
+    "RB703": (ERROR, "Code commit not in the code repository"),
+    "RB704": (ERROR, "Training data version not in the data repository"),
+    "RB705": (ERROR, "Inference served by a version not in Production"),
+    "RB706": (ERROR, "Inference log record unreadable"),
+    "RB707": (INFO, "Lineage link not checkable"),
 }
 
 

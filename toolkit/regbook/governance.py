@@ -250,7 +250,7 @@ def promote(
         identity = None
         try:
             if to_stage == "Production":
-                identity = acting_identity(ws, key, ("ci",), "promotion to Production")
+                identity = acting_identity(ws, key, ("ci",), "promotion to Production", role)
             else:
                 identity = acting_identity(
                     ws,
@@ -383,6 +383,12 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
             current, target = stage.get(key, "None"), p.get("to")
             if p.get("from") != current:
                 add("RB506", f"moves from {p.get('from')} but the version was in {current}")
+            if p.get("content_hash") != state.content_hash:
+                add(
+                    "RB503",
+                    f"names content hash {str(p.get('content_hash'))[:24]}..., not "
+                    f"this version's {state.content_hash[:24]}...",
+                )
             problem = transition_problem(current, str(target))
             if problem:
                 add("RB506", problem)
@@ -430,7 +436,8 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
             stage_seq[key] = event.seq
         else:
             add("RB508", f"unknown event kind {event.kind!r}")
-    # Thresholds in force: the latest gate result of each live version must still follow.
+    # Thresholds in force: the latest PASS of each live version must still hold. (A FAIL
+    # that looser thresholds would now pass is harmless: promotion needs a new gate run.)
     try:
         gates = parse_gates(settings.gates)
     except InputError:
@@ -440,7 +447,7 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
         if state is None or state.stage == "Archived" or not gates:
             continue
         now = evaluate(gates, sealed_metrics(state))
-        if now.result != event.payload.get("result"):
+        if event.payload.get("result") == PASS and now.result != PASS:
             findings.append(
                 Finding.make(
                     "RB505",

@@ -255,10 +255,36 @@ class Transaction:
         return event
 
     def load(self) -> Any:
+        """The workbook for writing, once the command's own checks have passed."""
+        _refuse_edited_views(self.data, self.registry)
         return self.writer.load()
 
     def save(self, wb: Any) -> None:
         self.writer.save(wb)
+
+
+def _refuse_edited_views(data: WorkbookData, registry: Registry) -> None:
+    """A writer rewrites view rows from the ledger; doing so over a hand edit would erase
+    the evidence of it. So every writer refuses while a view differs from the ledger:
+    `regbook verify` shows the edits, `regbook restore` repairs them deliberately."""
+    from regbook import verify as v
+    from regbook.schema import APPROVALS, HISTORY
+    from regbook.views import approvals_values, history_values
+
+    found = (
+        v._models_findings(data[MODELS.name], registry)
+        + v._metrics_findings(data[METRICS.name], registry)
+        + v._sheet_findings(data[APPROVALS.name], APPROVALS, approvals_values(registry))
+        + v._sheet_findings(data[HISTORY.name], HISTORY, history_values(registry))
+    )
+    found = [f for f in found if f.is_problem]
+    if found:
+        raise VerificationFailed(
+            f"the workbook's views differ from the ledger in {len(found)} place"
+            f"{'s' if len(found) != 1 else ''}; nothing was written. Check the edits with "
+            "`regbook verify`, then `regbook restore` rewrites the views from the ledger",
+            found,
+        )
 
 
 def _refuse_formulas_in_sealed_cells(data: WorkbookData, registry: Registry) -> None:

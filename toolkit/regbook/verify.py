@@ -194,8 +194,14 @@ def verify(
         }
         if state.stage != "Production":
             findings.append(Finding.make(
-                "RB601", MODELS.name, f"{scope} is in {state.stage}, not Production: it may "
-                "not be deployed", state.model, state.version))  # fmt: skip
+                "RB601", str(scope), f"in {state.stage}, not Production: it may not be "
+                "deployed", state.model, state.version))  # fmt: skip
+        latest = state.gate_event.payload.get("result") if state.gate_event else None
+        if latest != "PASS":
+            findings.append(Finding.make(
+                "RB602", str(scope), f"the latest validation gate result is "
+                f"{latest or 'missing'}: it may not be deployed", state.model,
+                state.version))  # fmt: skip
         if deploy_artefact is not None:
             findings += _deploy_artefact_findings(deploy_artefact, state)
             report.artefacts_checked = 1
