@@ -557,7 +557,7 @@ def check_artefacts(
     ws: Workspace, states: list[VersionState], threads: int = 2
 ) -> tuple[list[Finding], int]:
     """Re-hash every version's artefact at its storage location."""
-    work = [s for s in states if s.stage != "Archived"]
+    work = list(states)  # archived versions keep their storage until bagged
 
     def one(state: VersionState) -> list[Finding]:
         label = f"{state.model}@{state.version}"
