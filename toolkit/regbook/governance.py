@@ -25,7 +25,7 @@ from regbook.gates import FAIL, PASS, Outcome, evaluate, parse_gates, recorded_o
 from regbook.hashing import ContentHash, hash_path
 from regbook.ids import ModelRef
 from regbook.ledger import LedgerEvent, signer_role
-from regbook.lifecycle import Transaction, acting_identity, write_versions
+from regbook.lifecycle import Transaction, acting_identity, write_changes
 from regbook.schema import STAGES
 from regbook.state import Registry, VersionState
 from regbook.workspace import Settings, Workspace
@@ -336,9 +336,9 @@ def _recheck_artefact(ws: Workspace, state: VersionState) -> str | None:
 
 
 def _commit(tx: Transaction, states: list[VersionState]) -> None:
-    wb = tx.load()
-    write_versions(tx, wb, [(s.model, s.version) for s in states])
-    tx.save(wb)
+    patch = tx.patch()
+    write_changes(tx, patch, [(s.model, s.version) for s in states], draft_rows={})
+    tx.save(patch)
 
 
 # --- verify's side: the rules replayed over the ledger -------------------------------

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import rfc8785
@@ -42,6 +43,14 @@ def canonical(obj: Any) -> str:
 
 
 def _jcs(value: Any) -> bytes:
+    # For the scalars of an event (text, whole numbers, null) RFC 8785 output equals
+    # json.dumps with ensure_ascii=False; anything else goes through rfc8785 itself.
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    if value is None:
+        return b"null"
+    if type(value) is int and abs(value) < 2**53:
+        return str(value).encode()
     return rfc8785.dumps(value)
 
 
@@ -78,8 +87,13 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
 def parse_at(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    if not _AT.fullmatch(text):
+        raise ValueError(f"time {text!r} is not yyyy-mm-ddThh:mm:ssZ")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,10 @@ class LedgerEvent:
         return parse_at(self.at)
 
     def signed_bytes(self) -> bytes:
+        return self._signed
+
+    @cached_property
+    def _signed(self) -> bytes:
         return event_bytes(
             self.seq,
             self.at,
@@ -283,6 +301,13 @@ def check_signatures(
     """Check every event's signature against the keyring, on ``threads`` threads
     (Ed25519 verification releases the GIL). ``allowed_roles(event)`` gives the roles
     that may sign an event of that kind."""
+    return check_signatures_in_background(events, keyring, allowed_roles, threads)()
+
+
+def check_signatures_in_background(
+    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2
+) -> Any:
+    """Start ``check_signatures``; returns a function that waits for its findings."""
     from regbook.keys import check_signature, role_for_namespace
 
     def one(event: LedgerEvent) -> list[Finding]:
@@ -314,6 +339,7 @@ def check_signatures(
                 f"{label}: the row names key {event.fingerprint} but the signature was made "
                 f"by {result.fingerprint}", event.model, event.version))  # fmt: skip
         role = role_for_namespace(result.namespace or "")
+        _KNOWN_ROLES[event.signature] = role
         roles = allowed_roles(event)
         if role not in roles:
             out.append(Finding.make(
@@ -323,24 +349,43 @@ def check_signatures(
                 event.model, event.version))  # fmt: skip
         return out
 
-    findings: list[Finding] = []
-    if threads > 1 and len(events) > 64:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            chunk = max(1, len(events) // (threads * 4))
-            parts = [events[i : i + chunk] for i in range(0, len(events), chunk)]
-            for part_findings in pool.map(lambda part: [f for e in part for f in one(e)], parts):
-                findings.extend(part_findings)
-    else:
-        for event in events:
-            findings.extend(one(event))
-    return findings
+    return start_signature_checks(events, one, threads)
+
+
+def start_signature_checks(events: list[LedgerEvent], one: Any, threads: int) -> Any:
+    """Run ``one`` over the events on worker threads and return a function that waits
+    for the findings: the caller can do other work meanwhile (Ed25519 verification
+    releases the GIL, so the checks overlap with the caller's Python work)."""
+    if threads <= 1 or len(events) <= 64:
+        found = [f for e in events for f in one(e)]
+        return lambda: found
+    pool = ThreadPoolExecutor(max_workers=threads)
+    chunk = max(1, len(events) // (threads * 4))
+    parts = [events[i : i + chunk] for i in range(0, len(events), chunk)]
+    futures = [pool.submit(lambda part: [f for e in part for f in one(e)], p) for p in parts]
+    pool.shutdown(wait=False)
+
+    def wait() -> list[Finding]:
+        return [f for future in futures for f in future.result()]
+
+    return wait
+
+
+# Roles already read from verified signatures, so views need not parse them again.
+_KNOWN_ROLES: dict[str, str | None] = {}
 
 
 def signer_role(event: LedgerEvent) -> str | None:
     """The role an event's signer acted in, read from its signature's namespace."""
+    known = _KNOWN_ROLES.get(event.signature)
+    return known if known is not None else _role_of_signature(event.signature)
+
+
+@lru_cache(maxsize=65536)
+def _role_of_signature(armored: str) -> str | None:
     from regbook.keys import Signature, role_for_namespace
 
     try:
-        return role_for_namespace(Signature.parse(event.signature).namespace)
+        return role_for_namespace(Signature.parse(armored).namespace)
     except InputError:
         return None

@@ -254,13 +254,21 @@ class Transaction:
         self.new_events.append(event)
         return event
 
-    def load(self) -> Any:
-        """The workbook for writing, once the command's own checks have passed."""
-        _refuse_edited_views(self.data, self.registry)
-        return self.writer.load()
+    def patch(self) -> Any:
+        """The workbook package to append to, once the command's own checks have passed
+        and the views are known to equal the ledger."""
+        from regbook.xlsxpatch import PackagePatch
 
-    def save(self, wb: Any) -> None:
-        self.writer.save(wb)
+        _refuse_edited_views(self.data, self.registry)
+        try:
+            return PackagePatch(self.ws.workbook_path)
+        except (OSError, KeyError, ValueError) as err:
+            raise InputError(
+                f"{self.ws.workbook_path}: cannot be opened for writing: {err}"
+            ) from None
+
+    def save(self, patch: Any) -> None:
+        self.writer.save(patch)
 
 
 def _refuse_edited_views(data: WorkbookData, registry: Registry) -> None:
@@ -450,7 +458,7 @@ def register(
         content = hash_path(located)
     size, files = _size(located or req.artefact)  # type: ignore[arg-type]
     with Transaction(ws) as tx:
-        wb = tx.load()  # before copying: a workbook openpyxl cannot open leaves no copy
+        patch = tx.patch()  # before copying: a workbook that cannot be written gets no copy
         version = tx.registry.next_version(req.model)
         if located is None:
             target_dir = ws.models_dir / req.model / str(version)
@@ -461,8 +469,8 @@ def register(
         trained_on = req.trained_on or datetime.now(UTC).date().isoformat()
         payload = _payload(req, req.model, version, content, storage, size, files, trained_on)
         event = tx.sign(identity, "register", req.model, version, payload)
-        _write_new_versions(tx, wb, [(None, event)], [])
-        tx.save(wb)
+        write_changes(tx, patch, [(event.model, version)], draft_rows={})
+        tx.save(patch)
     return Registered(
         req.model,
         version,
@@ -472,45 +480,6 @@ def register(
         event.seq,
         str(req.artefact) if req.artefact else None,
     )
-
-
-def _write_new_versions(
-    tx: Transaction,
-    wb: Any,
-    sealed: list[tuple[int | None, LedgerEvent]],
-    draft_metric_rows: list[int],
-) -> None:
-    """Append ledger rows and fill the Models/Metrics views for new registrations.
-    ``sealed`` pairs each event with the draft row it seals (None: append a row)."""
-    from regbook.views import metrics_values, models_values, write_row
-
-    append_ledger_rows(wb, tx.data[LEDGER.name].row_numbers, tx.new_events)
-    registry, _ = Registry.replay(tx.events)
-    models_ws, metrics_ws = wb[MODELS.name], wb[METRICS.name]
-    next_model_row = max(tx.data[MODELS.name].row_numbers, default=1) + 1
-    metric_table = tx.data[METRICS.name]
-    # Draft metric rows are removed and every sealed metric is appended at the end.
-    removed = sorted(set(draft_metric_rows))
-    for r in reversed(removed):
-        metrics_ws.delete_rows(r, 1)
-    shifted = [
-        r - sum(1 for d in removed if d < r)
-        for r in metric_table.row_numbers
-        if r not in set(removed)
-    ]
-    last_metric_row = max(shifted, default=1)
-    for draft_row, event in sealed:
-        state = registry.get(event.model, event.version or 0)
-        assert state is not None
-        row = draft_row if draft_row is not None else next_model_row
-        if draft_row is None:
-            next_model_row += 1
-        write_row(models_ws, MODELS, row, models_values(state), style="sealed", keep=("notes",))
-        for values in metrics_values(state):
-            last_metric_row += 1
-            write_row(metrics_ws, METRICS, last_metric_row, values, style="sealed")
-    keyring = tx.ws.keyring()
-    refresh_derived_views(wb, registry, keyring)
 
 
 def models_row_of(table: Any, state: Any) -> int | None:
@@ -531,25 +500,102 @@ def models_row_of(table: Any, state: Any) -> int | None:
     return claimed
 
 
-def write_versions(tx: Transaction, wb: Any, keys: list[tuple[str, int]]) -> None:
-    """Append the transaction's new events and rewrite the Models rows of the versions
-    they change, and the regbook-only sheets."""
-    from regbook.views import models_values, write_row
+def write_changes(
+    tx: Transaction,
+    patch: Any,
+    versions: list[tuple[str, int]],
+    draft_rows: dict[tuple[str, int], tuple[int, list[int]]],
+) -> None:
+    """Write what the transaction's new events change, by appending and replacing rows:
+    the Ledger rows; the Models row of each version in ``versions`` (a sealed draft's
+    own row, ``draft_rows[key] = (models row, metrics rows)``, else the row showing it,
+    else a new one) with Notes kept as typed; a new version's metrics (into its draft
+    rows first); the new Approvals and History rows; the Keys sheet if it is stale."""
+    from regbook.schema import APPROVALS, HISTORY
+    from regbook.verify import normalize_text
+    from regbook.views import approval_row, history_row, metrics_values, models_values
 
-    append_ledger_rows(wb, tx.data[LEDGER.name].row_numbers, tx.new_events)
     registry, _ = Registry.replay(tx.events)
-    table = tx.data[MODELS.name]
-    next_row = max(table.row_numbers, default=1) + 1
-    for key in dict.fromkeys(keys):
+    _append(patch, LEDGER, tx.data[LEDGER.name].row_numbers, [
+        dict(zip([c.key for c in LEDGER.columns], e.to_row(), strict=True))
+        for e in tx.new_events
+    ])  # fmt: skip
+    models = tx.data[MODELS.name]
+    metrics = tx.data[METRICS.name]
+    next_model = max(models.row_numbers, default=1) + 1
+    next_metric = max(metrics.row_numbers, default=1) + 1
+    notes_index = MODELS.index("notes")
+    model_rows: dict[int, str] = {}
+    metric_rows: dict[int, str] = {}
+    new_versions = {(e.model, e.version) for e in tx.new_events if e.kind == "register"}
+    for key in dict.fromkeys(versions):
         state = registry.get(*key)
         assert state is not None
-        row = models_row_of(table, state)
+        draft = draft_rows.get(key)
+        row = draft[0] if draft else models_row_of(models, state)
         if row is None:
-            row, next_row = next_row, next_row + 1
-        write_row(
-            wb[MODELS.name], MODELS, row, models_values(state), style="sealed", keep=("notes",)
+            row, next_model = next_model, next_model + 1
+        kept = patch.row_cells(MODELS.name, row).get(notes_index)
+        model_rows[row] = patch.cells_xml(
+            row,
+            MODELS.columns,
+            models_values(state),
+            "sealed",
+            keep={"notes": kept} if kept else None,
         )
-    refresh_derived_views(wb, registry, tx.ws.keyring())
+        if key not in new_versions:
+            continue
+        sealed = {(m["metric"], m["slice"] or ""): m for m in metrics_values(state)}
+        for metric_row in draft[1] if draft else []:
+            i = metrics.row_numbers.index(metric_row)
+            name = normalize_text(metrics.value(i, "metric"))
+            slice_ = normalize_text(metrics.value(i, "slice"))
+            values = sealed.pop((name, slice_), None)
+            if values is not None:
+                metric_rows[metric_row] = patch.cells_xml(
+                    metric_row, METRICS.columns, values, "sealed"
+                )
+        for values in sealed.values():
+            metric_rows[next_metric] = patch.cells_xml(
+                next_metric, METRICS.columns, values, "sealed"
+            )
+            next_metric += 1
+    patch.put_rows(MODELS.name, model_rows)
+    patch.put_rows(METRICS.name, metric_rows)
+    _append(
+        patch,
+        APPROVALS,
+        tx.data[APPROVALS.name].row_numbers,
+        [approval_row(e) for e in tx.new_events if e.kind == "approve"],
+    )
+    _append(
+        patch,
+        HISTORY,
+        tx.data[HISTORY.name].row_numbers,
+        [history_row(e) for e in tx.new_events if e.kind != "approve"],
+    )
+    refresh_keys(patch, tx.data, tx.ws.keyring())
+
+
+def _append(patch: Any, sheet: Any, existing: list[int], rows: list[dict[str, Any]]) -> None:
+    start = max(existing, default=1) + 1
+    patch.put_rows(sheet.name, {
+        start + i: patch.cells_xml(start + i, sheet.columns, values, "view")
+        for i, values in enumerate(rows)
+    })  # fmt: skip
+
+
+def refresh_keys(patch: Any, data: WorkbookData, keyring: Any) -> None:
+    """Rewrite the Keys sheet when it no longer shows allowed_signers."""
+    from regbook.schema import KEYS
+    from regbook.verify import _sheet_findings
+    from regbook.views import keys_values
+
+    wanted = keys_values(keyring)
+    if not _sheet_findings(data[KEYS.name], KEYS, wanted, code="RB308"):
+        return
+    patch.drop_rows_from(KEYS.name, 2)
+    _append(patch, KEYS, [], wanted)
 
 
 # --- seal ----------------------------------------------------------------------------
@@ -576,8 +622,7 @@ def seal(ws: Workspace, key: Any, role: str | None = None) -> list[Registered]:
             raise DraftProblems(problems)
         if not drafts:
             return []
-        sealed: list[tuple[int | None, LedgerEvent]] = []
-        metric_rows: list[int] = []
+        draft_rows: dict[tuple[str, int], tuple[int, list[int]]] = {}
         done = []
         for d in drafts:
             assert d.content is not None
@@ -592,8 +637,7 @@ def seal(ws: Workspace, key: Any, role: str | None = None) -> list[Registered]:
                 d.request, d.request.model, d.version, d.content, storage, size, files, trained_on
             )
             event = tx.sign(identity, "register", d.request.model, d.version, payload)
-            sealed.append((d.row, event))
-            metric_rows.extend(d.metric_rows)
+            draft_rows[(d.request.model, d.version)] = (d.row, d.metric_rows)
             done.append(
                 Registered(
                     d.request.model,
@@ -604,9 +648,9 @@ def seal(ws: Workspace, key: Any, role: str | None = None) -> list[Registered]:
                     event.seq,
                 )
             )
-        wb = tx.load()
-        _write_new_versions(tx, wb, sealed, metric_rows)
-        tx.save(wb)
+        patch = tx.patch()
+        write_changes(tx, patch, list(draft_rows), draft_rows)
+        tx.save(patch)
     return done
 
 
@@ -867,8 +911,7 @@ def add_new_key(
     import re
 
     from regbook.keys import append_signer, format_signer_line, generate_key
-    from regbook.schema import KEYS
-    from regbook.views import keys_values, rewrite_sheet
+    from regbook.xlsxpatch import PackagePatch
 
     if not re.fullmatch(r"[^\s,\"'*?!#]+", principal or ""):
         raise InputError(
@@ -880,10 +923,13 @@ def add_new_key(
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", principal)
         out = Path.home() / ".ssh" / f"regbook_{safe}"
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
-        wb = writer.load()  # first: a workbook that cannot be written gets no key either
+        from regbook.schema import KEYS
+
+        data = read_workbook(ws.workbook_path, sheets=(KEYS,))
+        patch = PackagePatch(ws.workbook_path)  # first: no key for a workbook we can't write
         key = generate_key(out, comment=principal)
         line = format_signer_line(principal, key.public, roles)
         append_signer(ws.keyring_path, line)
-        rewrite_sheet(wb[KEYS.name], KEYS, keys_values(ws.keyring()))
-        writer.save(wb)
+        refresh_keys(patch, data, ws.keyring())
+        writer.save(patch)
     return key, line

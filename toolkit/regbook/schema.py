@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 
 STAGES = ("None", "Staging", "Production", "Archived")
 ROLES = ("sme", "governance-lead", "ci")
@@ -91,10 +92,11 @@ class Sheet:
 
     def index(self, key: str) -> int:
         """0-based position of a column."""
-        for i, col in enumerate(self.columns):
-            if col.key == key:
-                return i
-        raise KeyError(key)
+        return self._positions[key]
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {col.key: i for i, col in enumerate(self.columns)}
 
     def header(self, key: str) -> str:
         return self.column(key).header
@@ -655,6 +657,8 @@ def normalize(kind: str, value: object) -> str | int | float | None:
 
 def same(kind: str, a: object, b: object) -> bool:
     """Whether two values are equal once Excel's changes are undone."""
+    if type(a) is type(b) and a == b and not isinstance(a, float):
+        return True  # the common case: an untouched cell
     try:
         na, nb = normalize(kind, a), normalize(kind, b)
     except BadValue:

@@ -61,13 +61,14 @@ class VersionState:
 class Registry:
     events: list[LedgerEvent] = field(default_factory=list)
     versions: dict[tuple[str, int], VersionState] = field(default_factory=dict)
+    highest: dict[str, int] = field(default_factory=dict)  # model -> highest version
 
     @property
     def by_seal(self) -> dict[str, VersionState]:
         return {v.seal: v for v in self.versions.values()}
 
     def max_version(self, model: str) -> int:
-        return max((v for (m, v) in self.versions if m == model), default=0)
+        return self.highest.get(model, 0)
 
     def next_version(self, model: str) -> int:
         return self.max_version(model) + 1
@@ -148,6 +149,7 @@ class Registry:
         except (KeyError, TypeError):
             pass
         self.versions[key] = state
+        self.highest[event.model] = max(self.highest.get(event.model, 0), state.version)
         return findings
 
 

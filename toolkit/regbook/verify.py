@@ -24,7 +24,7 @@ from regbook.findings import Finding
 from regbook.governance import workflow_findings
 from regbook.hashing import ContentHash, hash_path
 from regbook.ids import ModelRef
-from regbook.ledger import LedgerEvent, check_chain, check_signatures, read_events
+from regbook.ledger import LedgerEvent, check_chain, check_signatures_in_background, read_events
 from regbook.schema import (
     APPROVALS,
     HISTORY,
@@ -113,9 +113,20 @@ class LedgerCheck:
     events: list[LedgerEvent]
     registry: Registry
     findings: list[Finding]
+    pending: Any = None  # waits for the signature findings
+
+    def wait(self) -> list[Finding]:
+        if self.pending is not None:
+            self.findings += self.pending()
+            self.pending = None
+        return self.findings
 
 
-def check_ledger(ws: Workspace, keyring_sha256: str | None = None, threads: int = 2) -> LedgerCheck:
+def check_ledger(
+    ws: Workspace, keyring_sha256: str | None = None, threads: int = 2, background: bool = False
+) -> LedgerCheck:
+    """Read the workbook, check and replay the ledger. With ``background`` the signature
+    checks keep running on worker threads until ``wait()``."""
 
     data = read_workbook(ws.workbook_path)
     keyring = ws.keyring()
@@ -132,10 +143,13 @@ def check_ledger(ws: Workspace, keyring_sha256: str | None = None, threads: int 
     events, bad_rows = read_events(data[LEDGER.name])
     findings += bad_rows
     findings += check_chain(events)
-    findings += check_signatures(events, keyring, allowed_roles_for(ws), threads=threads)
+    signatures = check_signatures_in_background(events, keyring, allowed_roles_for(ws), threads)
     registry, replay_findings = Registry.replay(events)
     findings += replay_findings
-    return LedgerCheck(data, keyring, events, registry, findings)
+    checked = LedgerCheck(data, keyring, events, registry, findings, signatures)
+    if not background:
+        checked.wait()
+    return checked
 
 
 def verify(
@@ -152,7 +166,7 @@ def verify(
     (``deploy_artefact``, default its storage location) has the sealed content hash."""
     if for_deploy and (scope is None or scope.version is None):
         raise InputError("--for-deploy needs MODEL@VERSION")
-    checked = check_ledger(ws, keyring_sha256, threads)
+    checked = check_ledger(ws, keyring_sha256, threads, background=True)
     registry = checked.registry
     if scope is not None:
         known = {m for (m, _v) in registry.versions}
@@ -166,7 +180,7 @@ def verify(
             return True
         return model == scope.name and (scope.version is None or version == scope.version)
 
-    findings = list(checked.findings)
+    findings: list[Finding] = []
     view = _models_findings(checked.data[MODELS.name], registry)
     view += _metrics_findings(checked.data[METRICS.name], registry)
     view += _sheet_findings(checked.data[APPROVALS.name], APPROVALS, approvals_values(registry))
@@ -215,7 +229,7 @@ def verify(
         report.artefacts_checked = count
     findings = [
         f
-        for f in findings
+        for f in checked.wait() + findings
         if f.code.startswith("RB1") or f.model is None or in_scope(f.model, f.version)
     ]
     report.findings = findings

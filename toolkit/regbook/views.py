@@ -76,42 +76,41 @@ def metrics_values(state: VersionState) -> list[dict[str, Any]]:
     ]
 
 
-def approvals_values(registry: Registry) -> list[dict[str, Any]]:
-    """One row per approval event (the governance workflow adds them)."""
+def approval_row(e: Any) -> dict[str, Any]:
+    """The Approvals row of one approve event."""
     from regbook.ledger import signer_role
 
-    rows = []
-    for e in registry.events:
-        if e.kind != "approve":
-            continue
-        p = e.payload
-        rows.append({
-            "model": e.model, "version": e.version, "content_hash": p.get("content_hash"),
-            "from_stage": p.get("from"), "to_stage": p.get("to"), "principal": e.signer,
-            "role": signer_role(e), "fingerprint": e.fingerprint, "at": e.at,
-            "note": p.get("note", ""), "seq": e.seq,
-        })  # fmt: skip
-    return rows
+    p = e.payload
+    return {
+        "model": e.model, "version": e.version, "content_hash": p.get("content_hash"),
+        "from_stage": p.get("from"), "to_stage": p.get("to"), "principal": e.signer,
+        "role": signer_role(e), "fingerprint": e.fingerprint, "at": e.at,
+        "note": p.get("note", ""), "seq": e.seq,
+    }  # fmt: skip
+
+
+def history_row(e: Any) -> dict[str, Any]:
+    """The History row of one registration, transition, gate result or archive move."""
+    from regbook.ledger import signer_role
+
+    p = e.payload
+    return {
+        "at": e.at, "model": e.model, "version": e.version, "event": e.kind,
+        "from_stage": p.get("from"),
+        "to_stage": p.get("to", "None" if e.kind == "register" else None),
+        "result": p.get("result"), "principal": e.signer, "role": signer_role(e),
+        "detail": _history_detail(e.kind, p), "seq": e.seq,
+    }  # fmt: skip
+
+
+def approvals_values(registry: Registry) -> list[dict[str, Any]]:
+    """One row per approval event."""
+    return [approval_row(e) for e in registry.events if e.kind == "approve"]
 
 
 def history_values(registry: Registry) -> list[dict[str, Any]]:
     """One row per registration, transition, gate result and archive move."""
-    from regbook.ledger import signer_role
-
-    rows = []
-    for e in registry.events:
-        if e.kind == "approve":
-            continue
-        p = e.payload
-        detail = _history_detail(e.kind, p)
-        rows.append({
-            "at": e.at, "model": e.model, "version": e.version, "event": e.kind,
-            "from_stage": p.get("from"), "to_stage": p.get("to", "None" if e.kind ==
-                                                           "register" else None),
-            "result": p.get("result"), "principal": e.signer, "role": signer_role(e),
-            "detail": detail, "seq": e.seq,
-        })  # fmt: skip
-    return rows
+    return [history_row(e) for e in registry.events if e.kind != "approve"]
 
 
 def _history_detail(kind: str, p: dict[str, Any]) -> str:

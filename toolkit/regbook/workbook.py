@@ -166,7 +166,19 @@ def read_workbook(path: Path, sheets: tuple[Sheet, ...] = SHEETS) -> WorkbookDat
         book = python_calamine.CalamineWorkbook.from_path(str(path))
     except Exception as err:  # noqa: BLE001 - calamine raises several unrelated types
         raise InputError(f"{path}: not a readable Excel workbook: {_first_line(err)}") from None
-    formulas = _formula_cells(path, [s.name for s in sheets])
+    # The formula scan (zip inflation, which releases the GIL) runs beside calamine.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scanning = pool.submit(_formula_cells, path, [s.name for s in sheets])
+        tables = _read_tables(path, book, sheets)
+        formulas = scanning.result()
+    for name, cells in formulas.items():
+        tables[name].formulas = cells
+    return WorkbookData(path, tables)
+
+
+def _read_tables(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
     names = set(book.sheet_names)
     tables: dict[str, Table] = {}
     for sheet in sheets:
@@ -189,8 +201,8 @@ def read_workbook(path: Path, sheets: tuple[Sheet, ...] = SHEETS) -> WorkbookDat
                 f"{sheet.name}!{where}: merged cells are not allowed in the "
                 f"{sheet.name} sheet; unmerge them"
             )
-        tables[sheet.name] = _table(sheet, values, formulas.get(sheet.name, set()))
-    return WorkbookData(path, tables)
+        tables[sheet.name] = _table(sheet, values, set())
+    return tables
 
 
 def _table(sheet: Sheet, values: list[list[Any]], formulas: set[tuple[int, int]]) -> Table:
@@ -235,6 +247,8 @@ def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, set[tuple[in
             if part is None or part not in zf.namelist():
                 continue
             data = zf.read(part)
+            if data.find(b"<f") < 0 and data.find(b":f") < 0:
+                continue  # the common case, decided without a regex over megabytes
             if not _FORMULA_HINT.search(data):
                 continue
             cells = set()
@@ -333,9 +347,10 @@ class WorkbookWriter:
 
     def save(self, wb: openpyxl.Workbook) -> None:
         """Write beside the target, fsync, keep backups, rename into place."""
-        from regbook.template import refresh_header_comments
+        if hasattr(wb, "worksheets"):  # an openpyxl workbook, not a PackagePatch
+            from regbook.template import refresh_header_comments
 
-        refresh_header_comments(wb)  # openpyxl forgets comment sizes on load
+            refresh_header_comments(wb)  # openpyxl forgets comment sizes on load
         refuse_if_open(self.path)
         folder = self.path.parent
         fd, tmp_name = tempfile.mkstemp(
@@ -353,8 +368,10 @@ class WorkbookWriter:
             _fsync_dir(folder)
         except OSError as err:
             tmp.unlink(missing_ok=True)
-            raise RegbookError(f"{self.path.name} could not be written ({err.strerror or err}); "
-                               "the previous workbook is unchanged") from None
+            raise RegbookError(
+                f"{self.path.name} could not be written ({err.strerror or err}); "
+                "the previous workbook is unchanged"
+            ) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
