@@ -628,6 +628,172 @@ def demo(directory: Path) -> None:
     run_demo(directory, click.echo)
 
 
+# --- lineage: trace and export ---------------------------------------------------------
+
+
+@cli.command()
+@click.argument("target", required=False, metavar="[MODEL@VERSION | COMPOSITE-ID]")
+@click.option(
+    "--code-repo",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Local clone of the code repository (default: the Code repository column "
+    "when it is a local folder, else [links] code_repo in regbook.toml).",
+)
+@click.option(
+    "--data-repo",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Local clone of the data (DVC) repository (default: as for --code-repo).",
+)
+@click.option(
+    "--log",
+    "log_file",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Audit an inference log (JSON lines or CSV) instead of tracing one version.",
+)
+@click.option(
+    "--id-field",
+    default="composite_id",
+    show_default=True,
+    metavar="NAME",
+    help="With --log: the field or column holding the composite ID.",
+)
+@json_option
+@pass_ctx
+def trace(
+    obj: Context,
+    target: str | None,
+    code_repo: Path | None,
+    data_repo: Path | None,
+    log_file: Path | None,
+    id_field: str,
+    as_json: bool,
+) -> None:
+    """Walk a version's provenance chain, or audit an inference log.
+
+    Each link (composite ID, sealed version, artefact, code commit, training data,
+    pipeline run, evaluation, approvals and stages) is verified, not checkable (with
+    the reason), or broken. Exit 1 when a link is broken or the log has problems.
+
+    \b
+    Example:
+      regbook trace credit-risk@7+3f9a1c2b7d4e.d1e2f3a4.c0ffee12 --code-repo ../credit-risk
+      regbook trace credit-risk@7 --data-repo ../credit-data --json
+      regbook trace --log predictions.jsonl
+    """
+    from regbook.lineage import audit_log, render_audit, render_trace, trace_version
+
+    if (target is None) == (log_file is None):
+        raise InputError("give MODEL@VERSION or a composite ID, or --log FILE (not both)")
+    source = click.get_current_context().get_parameter_source("id_field")
+    if log_file is None and source == click.core.ParameterSource.COMMANDLINE:
+        raise InputError("--id-field goes with --log")
+    if log_file is not None:
+        if code_repo is not None or data_repo is not None:
+            raise InputError("--code-repo and --data-repo go with a target, not --log")
+        report = audit_log(obj.workspace(), log_file, id_field)
+    else:
+        report = trace_version(obj.workspace(), target or "", code_repo, data_repo)
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        click.echo(render_trace(report) if log_file is None else render_audit(report))
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.group("export")
+def export_group() -> None:
+    """Export provenance (in-toto / SLSA) and ledger signatures for auditors.
+
+    \b
+    Example:
+      regbook export provenance credit-risk@7 -o credit-risk-7.intoto.json
+      regbook export signatures evidence/signatures
+    """
+
+
+@export_group.command("provenance")
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Write to FILE (default: standard output).",
+)
+@click.option("--sign", is_flag=True, help="Wrap the statement in a DSSE envelope signed by --key.")
+@click.option(
+    "--data-repo",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Local clone of the data repository, to annotate the DVC outputs.",
+)
+@key_option
+@pass_ctx
+def export_provenance(
+    obj: Context,
+    target: str,
+    output: Path | None,
+    sign: bool,
+    data_repo: Path | None,
+    key_path: str | None,
+) -> None:
+    """Write an in-toto Statement v1 with an SLSA Provenance v1 predicate for a version.
+
+    With --sign, a DSSE envelope (payloadType application/vnd.in-toto+json) signed with
+    the Ed25519 key; its keyid is the key's SHA256 fingerprint.
+
+    \b
+    Example:
+      regbook export provenance credit-risk@7 --data-repo ../credit-data -o prov.json
+      regbook export provenance credit-risk@7 --sign --key ~/.ssh/regbook_ci -o prov.dsse.json
+    """
+    from regbook.export import export_provenance as do_export
+    from regbook.export import write_atomic
+    from regbook.ids import ModelRef
+
+    source = click.get_current_context().get_parameter_source("key_path")
+    if key_path and not sign and source == click.core.ParameterSource.COMMANDLINE:
+        raise InputError("--key goes with --sign")
+    ref = ModelRef.parse(target)
+    ws = obj.workspace()
+    key = _load_key(key_path) if sign else None
+    data = do_export(ws, ref, key, data_repo)
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+        return
+    write_atomic(output, data)
+    what = "DSSE envelope" if sign else "in-toto statement"
+    click.echo(f"wrote {output} ({what} for {ref})", err=True)
+
+
+@export_group.command("signatures")
+@click.argument("directory", type=click.Path(path_type=Path), metavar="DIR")
+@json_option
+@pass_ctx
+def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
+    """Write every ledger event's signed bytes and .sig, the keyring, and a shell script
+    that re-checks them all with stock `ssh-keygen -Y verify`.
+
+    \b
+    Example:
+      regbook export signatures evidence/signatures && sh evidence/signatures/verify-signatures.sh
+    """
+    from regbook.export import export_signatures as do_export
+
+    done = do_export(obj.workspace(), directory)
+    if as_json:
+        _echo_json(done.to_json())
+        return
+    click.echo(f"wrote {done.events} events to {done.folder}")
+    if done.unreadable_rows:
+        click.echo(f"regbook: warning: {done.unreadable_rows} ledger row(s) unreadable", err=True)
+    click.echo(f"check them: sh {done.script}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point for the console script and ``python -m regbook``."""
     cli.main(args=argv, prog_name="regbook")
