@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,18 +108,22 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say("")
 
     model_file, model_dir = _training_outputs(target / "training")
+    from regbook.lineage import make_demo_repos
+
+    code_repo, data_repo, code_commit, data_commit = make_demo_repos(target / "repos")
     say("3. The SME registers a trained model from the command line: regbook hashes it,")
     say("   copies it into models/credit-risk/1/ (read-only) and signs the registration.")
     say("   $ regbook register credit-risk --artefact training/credit-risk.pkl \\")
-    say(f"       --data-version {DATA_VERSION} --code-commit {CODE_COMMIT} \\")
+    say(f"       --data-version {data_commit} \\")
+    say(f"       --code-commit {code_commit} \\")
+    say("       --code-repo repos/credit-risk-code --data-repo repos/credit-data \\")
     say("       --pipeline-run train-0042 --param learning_rate=0.05 --param max_depth=6 \\")
     say("       --metric auc_roc=0.83 --metric demographic_parity_ratio=0.88 \\")
     say("       --metric security_high_findings=0 --key keys/alice")
     done = register(ws, RegistrationRequest(
-        model="credit-risk", artefact=model_file, data_version=DATA_VERSION,
-        code_commit=CODE_COMMIT, pipeline_run="train-0042",
-        code_repo="https://git.example.com/risk/credit-risk.git",
-        data_repo="https://git.example.com/risk/credit-data.git",
+        model="credit-risk", artefact=model_file, data_version=data_commit,
+        code_commit=code_commit, pipeline_run="train-0042",
+        code_repo=str(code_repo), data_repo=str(data_repo),
         params={"learning_rate": "0.05", "max_depth": "6"},
         metrics=(Metric.parse_option("auc_roc=0.83"),
                  Metric.parse_option("demographic_parity_ratio=0.88"),
@@ -142,7 +147,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
 
     _governance(ws, target, say)
 
-    say("6. Verify: the ledger's chain and signatures, every view cell, every artefact.")
+    say("7. Verify: the ledger's chain and signatures, every view cell, every artefact.")
     say("   $ regbook verify")
     report = verify(ws)
     for finding in report.findings:
@@ -157,7 +162,9 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         say(f"   {line}")
     say("")
 
-    say("7. Tampering is caught. In a copy of the registry someone edits the code commit")
+    _lineage(ws, target, say)
+
+    say("9. Tampering is caught. In a copy of the registry someone edits the code commit")
     say("   and improves the AUC-ROC in Excel, and swaps the stored model file.")
     tampered = _tampered_copy(root, target / "tampered")
     from regbook.workspace import Workspace
@@ -188,7 +195,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
 
     ref = ModelRef.parse("credit-risk@1")
     key = {name: load_private_key(target / "keys" / name) for name in ("alice", "gina", "ci")}
-    say("5. Governance: every stage change carries a signed approval naming the content")
+    say("6. Governance: every stage change carries a signed approval naming the content")
     say("   hash, and only the CI pipeline's key may put a version into Production.")
     say("   $ regbook approve credit-risk@1 --to Staging --key keys/alice")
     done = approve(ws, ref, "Staging", key["alice"], "offline evaluation reviewed")
@@ -196,6 +203,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     say("   $ regbook promote credit-risk@1 --to Staging --key keys/alice")
     promoted = promote(ws, ref, "Staging", key["alice"])
     say(f"   promoted to {promoted.to_stage}")
+    time.sleep(1.1)  # the ledger's clock ticks in seconds: Staging lasts a moment
     say("   $ regbook gate credit-risk@1 --key keys/ci        (in the CI pipeline)")
     gated = gate(ws, ref, key["ci"])
     for r in gated.outcome.results:
@@ -227,6 +235,43 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     say(f"   {check.deploy['composite_id']} ({check.deploy['stage']}) {verdict}\n")
     if not check.ok:
         raise InputError("the demo's deploy check failed; see the output above")
+
+
+def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
+    """The provenance walk, and an inference log audited against the ledger."""
+    from regbook.lineage import audit_log, load_registry, render_audit, render_trace, trace_version
+
+    say("8. Lineage: from the composite ID an inference log carries back to the code")
+    say("   commit, the DVC-tracked data, the pipeline run, the evaluation and approvals.")
+    say("   $ regbook trace credit-risk@1")
+    trace = trace_version(ws, "credit-risk@1")
+    for line in render_trace(trace).splitlines():
+        say(f"   {line}")
+    registry, _ = load_registry(ws)
+    state = registry.get("credit-risk", 1)
+    staged = next(
+        e.at for e in state.events if e.kind == "promote" and e.payload.get("to") == "Staging"
+    )
+    live = next(
+        e.at for e in state.events if e.kind == "promote" and e.payload.get("to") == "Production"
+    )
+    forged = state.composite_id[:-8] + "deadbeef"
+    records = [(staged, state.composite_id)] + [(live, state.composite_id)] * 4 + [(live, forged)]
+    log = target / "predictions.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps({"timestamp": at, "composite_id": cid, "score": 0.12 + i / 100}) + "\n"
+            for i, (at, cid) in enumerate(records)
+        ),
+        encoding="utf-8",
+    )
+    say("   A service's prediction log, one composite ID per record; one ID is forged and")
+    say("   one inference was served while the version was still in Staging:")
+    say("   $ regbook trace --log predictions.jsonl")
+    audit = audit_log(ws, log)
+    for line in render_audit(audit).splitlines():
+        say(f"   {line}")
+    say("")
 
 
 def _type_draft(workbook: Path) -> None:
