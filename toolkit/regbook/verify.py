@@ -237,28 +237,37 @@ def verify(
 
 
 def _deploy_artefact_findings(path: Path, state: VersionState) -> list[Finding]:
+    return artefact_findings(path, str(path), state, deploying=True)
+
+
+def artefact_findings(
+    path: Path, where: str, state: VersionState, deploying: bool = False
+) -> list[Finding]:
+    """Whether the artefact at ``path`` is there and has the version's sealed hash."""
     label = f"{state.model}@{state.version}"
+    subject = f"the artefact to deploy as {label}" if deploying else f"the artefact of {label}"
+
+    def finding(code: str, text: str) -> list[Finding]:
+        return [Finding.make(code, where, text, state.model, state.version)]
+
     if not path.exists() and not path.is_symlink():
-        return [
-            Finding.make(
-                "RB401",
-                str(path),
-                f"the artefact to deploy as {label} is missing",
-                state.model,
-                state.version,
-            )
-        ]
+        return finding("RB401", f"{subject} is missing")
     try:
         now = hash_path(path)
     except InputError as err:
-        return [Finding.make("RB403", str(path), str(err), state.model, state.version)]
+        return finding("RB403", f"{label}: {err}")
     sealed = ContentHash.parse(state.content_hash)
-    if now != sealed:
-        return [Finding.make(
-            "RB402", str(path),
-            f"the artefact to deploy is not {label}: sealed {_show(str(sealed), str(now))}, "
-            f"this one {_show(str(now), str(sealed))}", state.model, state.version)]  # fmt: skip
-    return []
+    if now == sealed:
+        return []
+    sealed_text, now_text = _show(str(sealed), str(now)), _show(str(now), str(sealed))
+    if deploying:
+        return finding(
+            "RB402",
+            f"the artefact to deploy is not {label}: sealed {sealed_text}, this one {now_text}",
+        )
+    return finding(
+        "RB402", f"{subject} changed since sealing: sealed {sealed_text}, now {now_text}"
+    )
 
 
 # --- views ---------------------------------------------------------------------------
@@ -574,35 +583,11 @@ def check_artefacts(
     work = list(states)  # archived versions keep their storage until bagged
 
     def one(state: VersionState) -> list[Finding]:
-        label = f"{state.model}@{state.version}"
         try:
-            path = ws.resolve_storage(state.storage, label)
+            path = ws.resolve_storage(state.storage, f"{state.model}@{state.version}")
         except InputError as err:
             return [Finding.make("RB403", state.storage, str(err), state.model, state.version)]
-        if not path.exists() and not path.is_symlink():
-            return [
-                Finding.make(
-                    "RB401",
-                    state.storage,
-                    f"the artefact of {label} is missing",
-                    state.model,
-                    state.version,
-                )
-            ]
-        try:
-            now = hash_path(path)
-        except InputError as err:
-            return [
-                Finding.make("RB403", state.storage, f"{label}: {err}", state.model, state.version)
-            ]
-        sealed = ContentHash.parse(state.content_hash)
-        if now != sealed:
-            return [Finding.make(
-                "RB402", state.storage,
-                f"the artefact of {label} changed since sealing: sealed "
-                f"{_show(str(sealed), str(now))}, now {_show(str(now), str(sealed))}",
-                state.model, state.version)]  # fmt: skip
-        return []
+        return artefact_findings(path, state.storage, state)
 
     findings: list[Finding] = []
     if threads > 1 and len(work) > 1:
@@ -613,7 +598,3 @@ def check_artefacts(
         for state in work:
             findings.extend(one(state))
     return findings, len(work)
-
-
-def artefact_path(ws: Workspace, state: VersionState) -> Path:
-    return ws.resolve_storage(state.storage, f"{state.model}@{state.version}")
