@@ -238,6 +238,7 @@ def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
                 if values[key] is None:
                     raise BadValue(f"{LEDGER.header(key)} is empty")
             payload = json.loads(values["payload"])
+            parsed_payload = payload
             if not isinstance(payload, dict):
                 raise BadValue("payload is not a JSON object")
             parse_at(values["at"])
@@ -248,12 +249,14 @@ def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
                 )
             )
             continue
-        events.append(LedgerEvent(
+        event = LedgerEvent(
             seq=values["seq"], at=values["at"], kind=values["kind"], model=values["model"],
             version=values["version"], payload_text=values["payload"], prev=values["prev"],
             hash=values["hash"], signer=values["signer"],
             fingerprint=values["fingerprint"], signature=values["signature"], row=number,
-        ))  # fmt: skip
+        )  # fmt: skip
+        event.__dict__["payload"] = parsed_payload  # parsed once (the cached property)
+        events.append(event)
     return events, findings
 
 

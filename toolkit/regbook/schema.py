@@ -659,6 +659,14 @@ def same(kind: str, a: object, b: object) -> bool:
     """Whether two values are equal once Excel's changes are undone."""
     if type(a) is type(b) and a == b and not isinstance(a, float):
         return True  # the common case: an untouched cell
+    if (
+        type(a) in (int, float)
+        and type(b) in (int, float)
+        and kind in (FLOAT, INT)
+        and math.isfinite(a)
+        and math.isfinite(b)
+    ):
+        return a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
     try:
         na, nb = normalize(kind, a), normalize(kind, b)
     except BadValue:

@@ -50,6 +50,10 @@ from regbook.workspace import Workspace
 
 # Models cells that show the workflow (later ledger events), never typed by hand.
 WORKFLOW_CELLS = ("stage", "approval", "gate", "deployed_on")
+# Models cells compared with the ledger (Notes is the SME's; Seal is checked first).
+_CHECKED_MODELS_COLUMNS = [
+    (i, c) for i, c in enumerate(MODELS.columns) if c.key not in ("notes", "seal")
+]
 
 
 @dataclass
@@ -402,17 +406,18 @@ def _models_findings(table: Table, registry: Registry) -> list[Finding]:
             continue
         seen[key] = number
         expected = models_values(state)
-        for column in MODELS.columns:
-            if column.key in ("notes", "seal"):
-                continue
-            if table.has_formula(i, column.key):
+        formulas = bool(table.formulas)
+        for index, column in _CHECKED_MODELS_COLUMNS:
+            want, found = expected[column.key], row[index]
+            if not formulas and type(want) is type(found) and want == found:
+                continue  # the common case, decided without a call
+            if formulas and table.has_formula(i, column.key):
                 findings.append(Finding.make(
                     "RB307", table.ref(i, column.key),
                     f"a formula in a sealed cell of {state.model}@{state.version}; sealed "
                     "cells hold values", state.model, state.version))  # fmt: skip
                 continue
-            found = row[MODELS.index(column.key)]
-            if not same(column.kind, expected[column.key], found):
+            if not same(column.kind, want, found):
                 findings.append(
                     _cell_finding(
                         "RB311" if column.key in WORKFLOW_CELLS else "RB301",

@@ -37,6 +37,8 @@ _DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _PROLOG_SKIP = re.compile(rb"\xef\xbb\xbf|\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 MAX_PROLOG = 1 << 20
 _FORMULA_HINT = re.compile(rb"<(?:\w+:)?f[\s>/]")
+# The same test with a literal start, which the regex engine scans for quickly.
+_FORMULA_FAST = re.compile(rb"<f[\s>/]|:f[\s>/]")
 _CELL_WITH_FORMULA = re.compile(
     rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})([0-9]+)"[^>]*?(?<!/)>(?:(?!</(?:\w+:)?c>).)*?'
     rb"<(?:\w+:)?f[\s>/]",
@@ -169,13 +171,32 @@ def read_workbook(path: Path, sheets: tuple[Sheet, ...] = SHEETS) -> WorkbookDat
     # The formula scan (zip inflation, which releases the GIL) runs beside calamine.
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # Calamine releases the GIL while it parses: the larger sheets are read on a second
+    # thread (with a workbook object of its own; one cannot be shared), and the formula
+    # scan (zip inflation, which releases the GIL too) runs beside them.
+    half = tuple(s for s in sheets if s.name in ("Models", "History"))
+    rest = tuple(s for s in sheets if s not in half)
+    with ThreadPoolExecutor(max_workers=2) as pool:
         scanning = pool.submit(_formula_cells, path, [s.name for s in sheets])
-        tables = _read_tables(path, book, sheets)
+        other = pool.submit(_read_tables_anew, path, half) if half else None
+        tables = _read_tables(path, book, rest)
+        if other is not None:
+            tables.update(other.result())
+        tables = {s.name: tables[s.name] for s in sheets}
         formulas = scanning.result()
     for name, cells in formulas.items():
         tables[name].formulas = cells
     return WorkbookData(path, tables)
+
+
+def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+    import python_calamine
+
+    try:
+        book = python_calamine.CalamineWorkbook.from_path(str(path))
+    except Exception as err:  # noqa: BLE001 - calamine raises several unrelated types
+        raise InputError(f"{path}: not a readable Excel workbook: {_first_line(err)}") from None
+    return _read_tables(path, book, sheets)
 
 
 def _read_tables(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
@@ -247,10 +268,8 @@ def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, set[tuple[in
             if part is None or part not in zf.namelist():
                 continue
             data = zf.read(part)
-            if data.find(b"<f") < 0 and data.find(b":f") < 0:
-                continue  # the common case, decided without a regex over megabytes
-            if not _FORMULA_HINT.search(data):
-                continue
+            if not _FORMULA_FAST.search(data):
+                continue  # the common case: a literal-prefixed search over megabytes
             cells = set()
             for match in _CELL_WITH_FORMULA.finditer(data):
                 cells.add((int(match.group(2)), _col_index(match.group(1).decode())))

@@ -25,7 +25,6 @@ import zipfile
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 from regbook.errors import InputError
 from regbook.schema import DATE, DATETIME, EXCEL_EPOCH, SHADE_SEALED, Column, column_letter
@@ -114,6 +113,16 @@ class PackagePatch:
             return
         part, data = self._sheet(sheet)
         data = self._open_sheet_data(data)
+        last = self._last_row(data)
+        if last is not None and min(rows) > last[0]:
+            # Only new rows at the end: no need to walk every row of a large sheet.
+            close = _SHEET_DATA_END.search(data, last[1])
+            if close is None:
+                raise InputError(f"{self.path.name}: sheet {sheet!r} has no sheetData")
+            added = b"".join(_row_xml(n, rows[n]) for n in sorted(rows))
+            out = data[: close.start()] + added + data[close.start() :]
+            self._set_sheet(part, _update_dimension(out, max(rows)))
+            return
         spans = self._row_spans(data)
         pieces: list[bytes] = []
         cursor = 0
@@ -138,6 +147,22 @@ class PackagePatch:
         out = b"".join(pieces)
         last = max([*existing, *rows])
         self._set_sheet(part, _update_dimension(out, last))
+
+    @staticmethod
+    def _last_row(data: bytes) -> tuple[int, int] | None:
+        """(number, position) of the last <row> element, found from the end."""
+        end = _SHEET_DATA_END.search(data)
+        limit = end.start() if end else len(data)
+        pos = limit
+        while True:
+            pos = data.rfind(b"<row", 0, pos)
+            if pos < 0:
+                return None
+            match = _ROW_START.match(data, pos)
+            if match:
+                return int(match.group(1)), match.end()
+            # a namespaced or unusual row tag: let the full walk handle it
+            return None
 
     def drop_rows_from(self, sheet: str, first: int) -> None:
         """Remove every row numbered ``first`` or more (a view rewritten whole)."""
@@ -247,6 +272,14 @@ class PackagePatch:
                 fresh.external_attr = info.external_attr
                 level = 1 if len(self.parts[info.filename]) > 1 << 20 else 6
                 out.writestr(fresh, self.parts[info.filename], compresslevel=level)
+
+
+def escape(text: str, entities: dict[str, str] | None = None) -> str:
+    """XML text escaping (xml.sax.saxutils would import urllib and http on start-up)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for char, entity in (entities or {}).items():
+        text = text.replace(char, entity)
+    return text
 
 
 def _row_xml(number: int, cells: str) -> bytes:

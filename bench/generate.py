@@ -1,0 +1,305 @@
+"""Build a registry workspace of N sealed versions without running ``regbook register``
+N times: the benchmarks' fixture.
+
+The workspace is what N registrations would leave, built with the library's own pieces:
+``init_workspace``, an SME key from ``add_new_key``, N small read-only artefacts under
+``models/NAME/VERSION/``, N ``register`` events signed with ``ledger.new_event`` over
+payloads made by ``lifecycle._payload``, and the Ledger, Models, Metrics and derived
+sheets written by the same calls ``lifecycle._write_new_versions`` makes, saved once
+through ``WorkbookWriter``. Versions are spread round-robin over a few models.
+
+    python bench/generate.py 1000 reg-1k      # then: regbook -w reg-1k verify
+
+The SME key is written inside the workspace, at ``.bench/sme`` (a benchmark fixture,
+not a pattern to copy). Benchmarks call :func:`cached`, which keeps one workspace per
+N under ``bench/.out/`` and rebuilds it when this file or the library changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / ".out"
+PRINCIPAL = "alice@example.com"
+KEY_RELPATH = Path(".bench") / "sme"
+ARTEFACT_NAME = "model.bin"
+DEFAULT_MODELS = 20
+START = datetime(2025, 1, 1, tzinfo=UTC)
+# Library modules whose change can change what a generated workbook looks like.
+_LIBRARY_SOURCES = (
+    "schema.py", "ledger.py", "lifecycle.py", "views.py", "state.py", "template.py",
+    "keys.py", "workbook.py", "workspace.py", "ids.py", "hashing.py",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Generated:
+    root: Path  # the workspace
+    key: Path  # the SME's private key
+    principal: str
+    versions: int
+    models: tuple[str, ...]
+
+
+def model_names(count: int) -> tuple[str, ...]:
+    return tuple(f"model-{i:02}" for i in range(count))
+
+
+def _hex(seed: str, length: int) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:length]
+
+
+def generate(n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240611) -> Generated:
+    """Create the workspace ``root`` (which must not exist yet) with ``n`` sealed versions."""
+    from regbook.hashing import ContentHash
+    from regbook.keys import Keyring
+    from regbook.ledger import new_event
+    from regbook.lifecycle import (
+        Metric,
+        RegistrationRequest,
+        _payload,
+        acting_identity,
+        add_new_key,
+        append_ledger_rows,
+        refresh_derived_views,
+    )
+    from regbook.schema import LEDGER, METRICS, MODELS
+    from regbook.state import Registry
+    from regbook.views import metrics_values, models_values, write_row
+    from regbook.workbook import WorkbookWriter, read_workbook
+    from regbook.workspace import init_workspace
+
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root}: exists and is not empty")
+    ws = init_workspace(root)
+    key_path = root / KEY_RELPATH
+    key, _line = add_new_key(ws, PRINCIPAL, ["sme"], key_path)
+    identity = acting_identity(ws, key, ws.settings.register_roles, "register")
+    names = model_names(max(1, min(models, n or 1)))
+    rng = random.Random(seed)
+
+    # Artefacts and signed events, as `register` would make them one by one.
+    events = []
+    previous = None
+    next_version = dict.fromkeys(names, 1)
+    for i in range(n):
+        model = names[i % len(names)]
+        version = next_version[model]
+        next_version[model] = version + 1
+        folder = ws.models_dir / model / str(version)
+        folder.mkdir(parents=True, exist_ok=True)
+        artefact = folder / ARTEFACT_NAME
+        data = rng.randbytes(rng.randint(256, 1024))
+        artefact.write_bytes(data)
+        artefact.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # register's read-only copy
+        content = ContentHash("sha256", hashlib.sha256(data).hexdigest())
+        at = START + timedelta(minutes=i)
+        request = RegistrationRequest(
+            model=model,
+            data_version=_hex(f"data-{i}", 32),  # a DVC md5
+            code_commit=_hex(f"code-{i}", 40),  # a git commit
+            pipeline_run=f"run-{100000 + i}",
+            artefact=artefact,
+            data_repo="https://git.example.com/data/credit.git",
+            code_repo="https://git.example.com/ml/credit-model.git",
+            trained_on=(at.date() - timedelta(days=1)).isoformat(),
+            params={"depth": str(rng.randint(3, 9)), "lr": f"{rng.choice((0.01, 0.05, 0.1))}"},
+            metrics=(
+                Metric.make("auc_roc", round(rng.uniform(0.70, 0.95), 4), None, "", "gen"),
+                Metric.make(
+                    "demographic_parity_ratio", round(rng.uniform(0.75, 1.0), 4), None, "", "gen"
+                ),
+                Metric.make("security_high_findings", rng.choice((0, 0, 0, 1)), None, "", "gen"),
+            ),
+        )
+        storage = ws.display_path(artefact)
+        payload = _payload(
+            request, model, version, content, storage, len(data), 1, request.trained_on or ""
+        )
+        previous = new_event(
+            previous,
+            "register",
+            model,
+            version,
+            payload,
+            identity.key,
+            identity.principal,
+            identity.role,
+            at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        events.append(previous)
+
+    # The sheets, written as lifecycle._write_new_versions writes them; one save.
+    with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
+        data = read_workbook(ws.workbook_path)
+        wb = writer.load()
+        append_ledger_rows(wb, data[LEDGER.name].row_numbers, events)
+        registry, findings = Registry.replay(events)
+        if findings:
+            raise RuntimeError(f"generated ledger replays with findings: {findings[:3]}")
+        models_ws, metrics_ws = wb[MODELS.name], wb[METRICS.name]
+        model_row = max(data[MODELS.name].row_numbers, default=1) + 1
+        metric_row = max(data[METRICS.name].row_numbers, default=1) + 1
+        for event in events:
+            state = registry.get(event.model, event.version or 0)
+            assert state is not None
+            write_row(
+                models_ws, MODELS, model_row, models_values(state), style="sealed", keep=("notes",)
+            )
+            model_row += 1
+            for values in metrics_values(state):
+                write_row(metrics_ws, METRICS, metric_row, values, style="sealed")
+                metric_row += 1
+        refresh_derived_views(wb, registry, Keyring.load(ws.keyring_path))
+        writer.save(wb)
+    # The backup of the empty workbook that save rotated in is of no use to anyone.
+    for backup in root.glob(f"{ws.workbook_path.name}.*.bak"):
+        backup.unlink()
+    return Generated(root, key_path, PRINCIPAL, n, names)
+
+
+# --- running regbook and the cache ------------------------------------------------------
+
+
+def regbook_command() -> list[str]:
+    """The ``regbook`` console script of the interpreter running this file."""
+    script = Path(sys.executable).with_name("regbook")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("regbook")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "regbook"]
+
+
+def verify_clean(root: Path, artefacts: bool = True) -> subprocess.CompletedProcess:
+    """Run ``regbook verify`` on ``root``; raise unless it exits 0."""
+    argv = [*regbook_command(), "--workspace", str(root), "verify"]
+    if not artefacts:
+        argv.append("--no-artefacts")
+    done = subprocess.run(argv, capture_output=True, text=True, env=clean_env())
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"regbook verify exited {done.returncode} on {root}:\n"
+            f"{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    return done
+
+
+def clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("REGBOOK_KEY", "REGBOOK_WORKSPACE", "REGBOOK_KEY_PASSPHRASE"):
+        env.pop(name, None)
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _cache_key(n: int, models: int) -> str:
+    import regbook
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    package = Path(regbook.__file__).resolve().parent
+    for name in _LIBRARY_SOURCES:
+        path = package / name
+        if path.exists():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    digest.update(f"{n}/{models}/{regbook.__version__}".encode())
+    return digest.hexdigest()
+
+
+def _remove(path: Path) -> None:
+    if not path.exists():
+        return
+
+    def writable(func, target, _exc):  # read-only artefacts, where that matters
+        os.chmod(target, stat.S_IWUSR | stat.S_IRUSR | stat.S_IXUSR)
+        func(target)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=writable)
+    else:
+        shutil.rmtree(path, onerror=writable)
+
+
+def cached(n: int, models: int = DEFAULT_MODELS, log=print) -> Generated:
+    """The workspace of ``n`` versions under bench/.out/, built (and verified) if missing
+    or stale. Callers that write to it must work on a :func:`clone`."""
+    root = OUT / f"registry-{n}"
+    stamp = OUT / f"registry-{n}.json"
+    key = _cache_key(n, models)
+    try:
+        meta = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    if meta.get("key") == key and (root / "regbook.toml").exists():
+        return Generated(root, root / KEY_RELPATH, PRINCIPAL, n, tuple(meta["models"]))
+    _remove(root)
+    stamp.unlink(missing_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    made = generate(n, root, models)
+    built = time.perf_counter() - started
+    verify_clean(root, artefacts=True)
+    log(f"  (generated {n:,} versions in {built:.1f} s under bench/.out/{root.name}; verify ok)")
+    stamp.write_text(
+        json.dumps({"key": key, "versions": n, "models": list(made.models), "seconds": built}),
+        encoding="utf-8",
+    )
+    return made
+
+
+def clone(made: Generated, target: Path) -> Generated:
+    """A private copy to write into: artefacts are hard-linked (they are read-only), the
+    rest copied."""
+    target = Path(target)
+
+    def link_or_copy(src: str, dst: str) -> object:
+        if Path(src).parts[-1] == ARTEFACT_NAME:
+            try:
+                os.link(src, dst)
+                return dst
+            except OSError:
+                pass
+        return shutil.copy2(src, dst)
+
+    shutil.copytree(made.root, target, copy_function=link_or_copy, symlinks=True)
+    return Generated(target, target / KEY_RELPATH, made.principal, made.versions, made.models)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python bench/generate.py",
+        description="Build a registry workspace with N sealed versions (a benchmark fixture).",
+    )
+    parser.add_argument("n", type=int, help="number of versions")
+    parser.add_argument("directory", type=Path, help="workspace to create (must not exist)")
+    parser.add_argument("--models", type=int, default=DEFAULT_MODELS, help="models to spread over")
+    parser.add_argument("--no-verify", action="store_true", help="skip the final regbook verify")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    made = generate(args.n, args.directory, args.models)
+    print(f"generated {args.n:,} versions of {len(made.models)} models in {made.root} "
+          f"({time.perf_counter() - started:.1f} s); SME key {made.key}")  # fmt: skip
+    if not args.no_verify:
+        print(verify_clean(made.root).stdout.strip().splitlines()[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
