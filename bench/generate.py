@@ -62,8 +62,12 @@ def _hex(seed: str, length: int) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:length]
 
 
-def generate(n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240611) -> Generated:
-    """Create the workspace ``root`` (which must not exist yet) with ``n`` sealed versions."""
+def generate(
+    n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240611, history: bool = False
+) -> Generated:
+    """Create the workspace ``root`` (which must not exist yet) with ``n`` sealed versions.
+    With ``history`` each version also gets a signed approval to Staging, the promotion
+    and a gate result: four events per version, as the governance workflow writes them."""
     from regbook.hashing import ContentHash
     from regbook.keys import Keyring
     from regbook.ledger import new_event
@@ -91,6 +95,12 @@ def generate(n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240
     key_path = root / KEY_RELPATH
     key, _line = add_new_key(ws, PRINCIPAL, ["sme"], key_path)
     identity = acting_identity(ws, key, ws.settings.register_roles, "register")
+    if history:
+        from regbook.gates import evaluate, parse_gates
+
+        ci_key, _ = add_new_key(ws, "ci@bench.example", ["ci"], root / ".bench" / "ci")
+        ci = acting_identity(ws, ci_key, ("ci",), "gate")
+        gates = parse_gates(ws.settings.gates)
     names = model_names(max(1, min(models, n or 1)))
     rng = random.Random(seed)
 
@@ -144,6 +154,33 @@ def generate(n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240
             at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         events.append(previous)
+        if history:
+            stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            steps = [
+                (
+                    "approve",
+                    identity,
+                    {"content_hash": str(content), "from": "None", "to": "Staging", "note": ""},
+                ),
+            ]
+            approval = None
+            for kind, who, body in steps:
+                approval = new_event(
+                    previous, kind, model, version, body, who.key, who.principal, who.role, at=stamp
+                )
+                events.append(approval)
+            previous = approval
+            assert previous is not None
+            promoted = new_event(previous, "promote", model, version, {
+                "approval": {"hash": previous.hash, "seq": previous.seq},
+                "content_hash": str(content), "from": "None", "to": "Staging",
+            }, identity.key, identity.principal, identity.role, at=stamp)  # fmt: skip
+            events.append(promoted)
+            outcome = evaluate(gates, {m.metric: m.value for m in request.metrics})
+            previous = new_event(promoted, "gate", model, version, {
+                "content_hash": str(content), "stage": "Staging", **outcome.to_json(),
+            }, ci.key, ci.principal, ci.role, at=stamp)  # fmt: skip
+            events.append(previous)
 
     # The sheets, written as lifecycle._write_new_versions writes them; one save.
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
@@ -156,7 +193,7 @@ def generate(n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240
         models_ws, metrics_ws = wb[MODELS.name], wb[METRICS.name]
         model_row = max(data[MODELS.name].row_numbers, default=1) + 1
         metric_row = max(data[METRICS.name].row_numbers, default=1) + 1
-        for event in events:
+        for event in (e for e in events if e.kind == "register"):
             state = registry.get(event.model, event.version or 0)
             assert state is not None
             write_row(
@@ -210,7 +247,7 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def _cache_key(n: int, models: int) -> str:
+def _cache_key(n: int, models: int, history: bool = False) -> str:
     import regbook
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
@@ -219,7 +256,7 @@ def _cache_key(n: int, models: int) -> str:
         path = package / name
         if path.exists():
             digest.update(name.encode() + b"\0" + path.read_bytes())
-    digest.update(f"{n}/{models}/{regbook.__version__}".encode())
+    digest.update(f"{n}/{models}/{history}/{regbook.__version__}".encode())
     return digest.hexdigest()
 
 
@@ -237,12 +274,13 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, onerror=writable)
 
 
-def cached(n: int, models: int = DEFAULT_MODELS, log=print) -> Generated:
+def cached(n: int, models: int = DEFAULT_MODELS, log=print, history: bool = False) -> Generated:
     """The workspace of ``n`` versions under bench/.out/, built (and verified) if missing
     or stale. Callers that write to it must work on a :func:`clone`."""
-    root = OUT / f"registry-{n}"
-    stamp = OUT / f"registry-{n}.json"
-    key = _cache_key(n, models)
+    name = f"registry-{n}" + ("-history" if history else "")
+    root = OUT / name
+    stamp = OUT / f"{name}.json"
+    key = _cache_key(n, models, history)
     try:
         meta = json.loads(stamp.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -253,7 +291,7 @@ def cached(n: int, models: int = DEFAULT_MODELS, log=print) -> Generated:
     stamp.unlink(missing_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    made = generate(n, root, models)
+    made = generate(n, root, models, history=history)
     built = time.perf_counter() - started
     verify_clean(root, artefacts=True)
     log(f"  (generated {n:,} versions in {built:.1f} s under bench/.out/{root.name}; verify ok)")
