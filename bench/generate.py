@@ -5,7 +5,7 @@ The workspace is what N registrations would leave, built with the library's own 
 ``init_workspace``, an SME key from ``add_new_key``, N small read-only artefacts under
 ``models/NAME/VERSION/``, N ``register`` events signed with ``ledger.new_event`` over
 payloads made by ``lifecycle._payload``, and the Ledger, Models, Metrics and derived
-sheets written by the same calls ``lifecycle._write_new_versions`` makes, saved once
+sheets written with the same row builders restore uses (views.py), saved once
 through ``WorkbookWriter``. Versions are spread round-robin over a few models.
 
     python bench/generate.py 1000 reg-1k      # then: regbook -w reg-1k verify
@@ -182,7 +182,7 @@ def generate(
             }, ci.key, ci.principal, ci.role, at=stamp)  # fmt: skip
             events.append(previous)
 
-    # The sheets, written as lifecycle._write_new_versions writes them; one save.
+    # The sheets, written with the row builders restore uses; one save.
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
         data = read_workbook(ws.workbook_path)
         wb = writer.load()

@@ -5,7 +5,7 @@ same values ``restore`` writes::
 
     models_values(state)          # {"model": "credit-risk", "version": 7, ...}
     metrics_values(state)         # one dict per sealed metric
-    write_row(ws, MODELS, 8, models_values(state), sealed=True)
+    write_row(ws, MODELS, 8, models_values(state), style="sealed")   # openpyxl (restore)
 """
 
 from __future__ import annotations
