@@ -329,9 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="workspace to create (must not exist)")
     parser.add_argument("--models", type=int, default=DEFAULT_MODELS, help="models to spread over")
     parser.add_argument("--no-verify", action="store_true", help="skip the final regbook verify")
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="also approve, promote and gate every version (4 events each)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    made = generate(args.n, args.directory, args.models)
+    made = generate(args.n, args.directory, args.models, history=args.history)
     print(f"generated {args.n:,} versions of {len(made.models)} models in {made.root} "
           f"({time.perf_counter() - started:.1f} s); SME key {made.key}")  # fmt: skip
     if not args.no_verify:
