@@ -202,3 +202,16 @@ def registered_fast(
     shutil.copytree(_registered_master, tmp_path, symlinks=True, dirs_exist_ok=True)
     keys = {role: tmp_path / "keys" / role for role in ("sme", "governance-lead", "ci")}
     return Env(tmp_path / "ws", keys, runner)
+
+
+def problems(report: dict) -> set[tuple[str, str]]:
+    """(code, where) of every error and warning in a ``verify --json`` report."""
+    return {(f["code"], f["where"]) for f in report["findings"] if f["severity"] != "info"}
+
+
+def finding(report: dict, code: str, where: str) -> dict:
+    """The one finding with this code and cell; fails listing every finding if absent."""
+    found = [f for f in report["findings"] if f["code"] == code and f["where"] == where]
+    listing = "\n".join(f"{f['code']} {f['where']}: {f['message']}" for f in report["findings"])
+    assert len(found) == 1, f"expected one {code} at {where}; findings:\n{listing}"
+    return found[0]

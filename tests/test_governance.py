@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook, snapshot
+from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook, finding, problems, snapshot
 from regbook import keys
 from regbook.cli import cli
 from regbook.governance import ONLY_CI
@@ -167,17 +167,6 @@ def flow(_flow_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch) -> 
 def run_verify(env: Env, *args: str) -> tuple[int, dict[str, Any]]:
     result = cli_run(env, "verify", "--json", *args)
     return result.exit_code, json.loads(result.stdout)
-
-
-def problems(report: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(f["code"], f["where"]) for f in report["findings"] if f["severity"] != "info"}
-
-
-def finding(report: dict[str, Any], code: str, where: str) -> dict[str, Any]:
-    found = [f for f in report["findings"] if f["code"] == code and f["where"] == where]
-    listing = "\n".join(f"{f['code']} {f['where']}: {f['message']}" for f in report["findings"])
-    assert len(found) == 1, f"expected one {code} at {where}; findings:\n{listing}"
-    return found[0]
 
 
 def ledger_events(env: Env) -> list[LedgerEvent]:

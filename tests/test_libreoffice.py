@@ -46,8 +46,7 @@ def test_template_opens_in_libreoffice(tmp_path):
     assert [name for name in book.tables] == [s.name for s in SHEETS]
 
 
-def test_registry_resaved_by_libreoffice_verifies_and_accepts_writes(registered: Env,
-                                                                      tmp_path):
+def test_registry_resaved_by_libreoffice_verifies_and_accepts_writes(registered: Env, tmp_path):
     saved = resave(registered.workbook, tmp_path / "lo", "xlsx")
     shutil.copyfile(saved, registered.workbook)
     result = registered.run("verify")

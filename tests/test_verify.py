@@ -21,7 +21,16 @@ from typing import Any
 
 import pytest
 
-from conftest import CODE_COMMIT, CODE_COMMIT_2, Env, add_draft, draft_values, edit_workbook
+from conftest import (
+    CODE_COMMIT,
+    CODE_COMMIT_2,
+    Env,
+    add_draft,
+    draft_values,
+    edit_workbook,
+    finding,
+    problems,
+)
 from regbook import keys
 from regbook.ids import CompositeId
 from regbook.ledger import LedgerEvent, new_event, read_events
@@ -48,19 +57,6 @@ def run_verify(env: Env, *args: str) -> tuple[int, dict[str, Any]]:
     result = env.run("verify", "--json", *args)
     assert "Traceback" not in result.output
     return result.exit_code, json.loads(result.stdout)
-
-
-def problems(report: dict[str, Any]) -> set[tuple[str, str]]:
-    """(code, where) of every error and warning."""
-    return {(f["code"], f["where"]) for f in report["findings"] if f["severity"] != "info"}
-
-
-def finding(report: dict[str, Any], code: str, where: str) -> dict[str, Any]:
-    """The one finding with this code and cell; fails listing every finding if absent."""
-    found = [f for f in report["findings"] if f["code"] == code and f["where"] == where]
-    listing = "\n".join(f"{f['code']} {f['where']}: {f['message']}" for f in report["findings"])
-    assert len(found) == 1, f"expected one {code} at {where}; findings:\n{listing}"
-    return found[0]
 
 
 def shows(message: str, value: Any) -> bool:
