@@ -80,6 +80,14 @@ security = "security_high_findings == 0"
 [links]
 # URL templates for trace and reports; {id} is replaced by the pipeline execution ID.
 pipeline = ""
+# For `regbook trace`, when the Code/Data repository cells are URLs: local clones.
+# code_repo = "../credit-risk-code"
+# data_repo = "../credit-data"
+# Or map each recorded URL to its clone:
+# [links.repositories]
+# "https://git.example.com/risk/credit-risk.git" = "../credit-risk-code"
+# The builder ID written into exported provenance (default: the CI principal).
+# builder = "https://ci.example.com/regbook"
 """
 
 
