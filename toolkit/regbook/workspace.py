@@ -83,11 +83,11 @@ pipeline = ""
 # For `regbook trace`, when the Code/Data repository cells are URLs: local clones.
 # code_repo = "../credit-risk-code"
 # data_repo = "../credit-data"
-# Or map each recorded URL to its clone:
-# [links.repositories]
-# "https://git.example.com/risk/credit-risk.git" = "../credit-risk-code"
 # The builder ID written into exported provenance (default: the CI principal).
 # builder = "https://ci.example.com/regbook"
+# Or map each recorded repository URL to its local clone (keep this table last):
+# [links.repositories]
+# "https://git.example.com/risk/credit-risk.git" = "../credit-risk-code"
 """
 
 
