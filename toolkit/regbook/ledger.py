@@ -311,13 +311,19 @@ def check_signatures_in_background(
     events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2
 ) -> Any:
     """Start ``check_signatures``; returns a function that waits for its findings."""
-    from regbook.keys import check_signature, role_for_namespace
+    from regbook.keys import SigCheck, check_signature, quick_check, role_for_namespace
 
     def one(event: LedgerEvent) -> list[Finding]:
         out: list[Finding] = []
-        result = check_signature(
-            event.signed_bytes(), event.signature, keyring, event.signer, None, event.when
+        quick = quick_check(
+            event.signed_bytes(), event.signature, keyring, event.signer, event.when
         )
+        if quick is not None:
+            result = SigCheck(True, None, "", quick[0], quick[1], None)
+        else:
+            result = check_signature(
+                event.signed_bytes(), event.signature, keyring, event.signer, None, event.when
+            )
         label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
         if not result.ok:
             code = {
