@@ -436,12 +436,24 @@ def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_j
 @cli.command()
 @click.argument("target", metavar="MODEL@VERSION")
 @click.option("--to", "to_stage", required=True, type=stage_choice, help="Stage to move to.")
+@click.option(
+    "--archive-previous",
+    is_flag=True,
+    help="With --to Production: archive the model's Production version into its bag in "
+    "the same command (it needs a signed approval to Archived).",
+)
 @key_option
 @role_option
 @json_option
 @pass_ctx
 def promote(
-    obj: Context, target: str, to_stage: str, key_path: str | None, role: str | None, as_json: bool
+    obj: Context,
+    target: str,
+    to_stage: str,
+    archive_previous: bool,
+    key_path: str | None,
+    role: str | None,
+    as_json: bool,
 ) -> None:
     """Move MODEL@VERSION to a stage if every precondition holds; else list every unmet one.
 
@@ -451,14 +463,24 @@ def promote(
     \b
     Example:
       regbook promote credit-risk@7 --to Production --key "$RUNNER_TEMP/ci_key"
+      regbook promote credit-risk@8 --to Production --archive-previous --key "$RUNNER_TEMP/ci_key"
     """
     from regbook.governance import promote as do_promote
     from regbook.ids import ModelRef
 
-    done = do_promote(obj.workspace(), ModelRef.parse(target), to_stage, _load_key(key_path), role)
+    done = do_promote(
+        obj.workspace(),
+        ModelRef.parse(target),
+        to_stage,
+        _load_key(key_path),
+        role,
+        archive_previous,
+    )
     if as_json:
         _echo_json(done.to_json())
         return
+    for previous in done.archived:
+        click.echo(f"archived {previous} into its bag (archive/{previous.replace('@', '/')})")
     click.echo(
         f"promoted {done.ref}: {done.from_stage} -> {done.to_stage} (signed by "
         f"{done.principal}, ledger event {done.seq})"
@@ -792,6 +814,112 @@ def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
     if done.unreadable_rows:
         click.echo(f"regbook: warning: {done.unreadable_rows} ledger row(s) unreadable", err=True)
     click.echo(f"check them: sh {done.script}")
+
+
+# --- archive: archive / retrieve / fixity ---------------------------------------------
+
+
+@cli.command("archive")
+@click.argument("target", metavar="MODEL@VERSION")
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def archive_(
+    obj: Context, target: str, key_path: str | None, role: str | None, as_json: bool
+) -> None:
+    """Move MODEL@VERSION into archive/NAME/VERSION/ as a BagIt bag; record it as Archived.
+
+    Needs a signed approval to Archived. Only an original in the workspace's models/
+    is removed (after the bag is validated and the move recorded); one elsewhere is
+    copied and left in place. Run it again to finish a move that was interrupted.
+
+    \b
+    Example:
+      regbook approve credit-risk@6 --to Archived --key ~/.ssh/regbook_gina
+      regbook archive credit-risk@6 --key ~/.ssh/regbook_gina
+    """
+    from regbook.archive import archive as do_archive
+    from regbook.ids import ModelRef
+
+    done = do_archive(obj.workspace(), ModelRef.parse(target), _load_key(key_path), role)
+    if as_json:
+        _echo_json(done.to_json())
+        return
+    for note in done.notes:
+        click.echo(note)
+    click.echo(
+        f"archived {done.ref} in {done.storage} (retain until {done.retain_until}, "
+        f"ledger event {done.seq})"
+    )
+    if done.removed:
+        click.echo(f"removed the original {done.removed} (the bag holds a verified copy)")
+    if done.kept:
+        click.echo(
+            f"the original {done.kept} is outside the workspace's models/: copied, left in place"
+        )
+
+
+@cli.command()
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Folder to copy the artefact into (must not exist, or be empty).",
+)
+@json_option
+@pass_ctx
+def retrieve(obj: Context, target: str, to: Path, as_json: bool) -> None:
+    """Validate an archived version's bag, copy its artefact out, print its composite ID.
+
+    A bag that does not validate is refused (exit 1) with every failing file; nothing
+    is copied.
+
+    \b
+    Example:
+      regbook retrieve credit-risk@6 --to restored/credit-risk-6
+    """
+    from regbook.archive import retrieve as do_retrieve
+    from regbook.ids import ModelRef
+
+    done = do_retrieve(obj.workspace(), ModelRef.parse(target), to)
+    if as_json:
+        _echo_json(done.to_json())
+        return
+    click.echo(done.composite_id)
+    click.echo(f"copied {done.files} file(s) to {done.to} ({done.content_hash})", err=True)
+
+
+@cli.command()
+@click.option("--fast", is_flag=True, help="Check Payload-Oxum and tag files only.")
+@json_option
+@pass_ctx
+def fixity(obj: Context, fast: bool, as_json: bool) -> None:
+    """Validate every archived bag; list every problem. Exit 1 when one is found.
+
+    \b
+    Example:
+      regbook fixity --json > fixity-$(date +%F).json
+    """
+    from regbook.archive import fixity as do_fixity
+
+    report = do_fixity(obj.workspace(), fast)
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        for finding in report.findings:
+            click.echo(str(finding))
+        bad = sum(1 for b in report.bags if not b["ok"])
+        mode = "fast" if fast else "full"
+        if bad:
+            click.echo(f"fixity ({mode}): {bad} of {len(report.bags)} bags have problems")
+        else:
+            click.echo(f"fixity ({mode}): ok ({len(report.bags)} bags)")
+    if not report.ok:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

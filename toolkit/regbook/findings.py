@@ -68,6 +68,12 @@ CODES: dict[str, tuple[str, str]] = {
     "RB705": (ERROR, "Inference served by a version not in Production"),
     "RB706": (ERROR, "Inference log record unreadable"),
     "RB707": (INFO, "Lineage link not checkable"),
+    # the archive: BagIt bags of archived versions
+    "RB801": (ERROR, "Archived bag missing"),
+    "RB802": (ERROR, "Archived bag does not validate"),
+    "RB803": (ERROR, "Archived payload is not the sealed artefact"),
+    "RB804": (ERROR, "Bag tag manifest not the one archived and signed"),
+    "RB805": (INFO, "Archived version's original still in storage"),
 }
 
 

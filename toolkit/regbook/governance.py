@@ -174,6 +174,7 @@ class Promoted:
     to_stage: str
     principal: str
     seq: int
+    archived: tuple[str, ...] = ()  # versions archived into their bags on the way
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -183,6 +184,7 @@ class Promoted:
             "to": self.to_stage,
             "principal": self.principal,
             "ledger_seq": self.seq,
+            "archived": list(self.archived),
         }
 
 
@@ -237,9 +239,21 @@ def usable_approval(
 
 
 def promote(
-    ws: Workspace, ref: ModelRef, to_stage: str, key: Any, role: str | None = None
+    ws: Workspace,
+    ref: ModelRef,
+    to_stage: str,
+    key: Any,
+    role: str | None = None,
+    archive_previous: bool = False,
 ) -> Promoted:
-    """Append the transition only if every precondition holds; else list every unmet one."""
+    """Append the transition only if every precondition holds; else list every unmet one.
+
+    With ``archive_previous`` a promotion to Production also archives the model's
+    Production version into its bag in the same command (it needs its own signed
+    approval to Archived); the ci key signs both events, the archive first."""
+    if archive_previous and to_stage != "Production":
+        raise InputError("--archive-previous goes with --to Production")
+    to_archive: list[tuple[VersionState, LedgerEvent]] = []
     with Transaction(ws) as tx:
         state = _version(tx, ref)
         keyring = ws.keyring()
@@ -307,15 +321,37 @@ def promote(
                 payload["artefact_checked"] = state.content_hash
             others = [v for v in tx.registry.production(ref.name) if v.version != ref.version]
             for other in others:
-                unmet.append(
-                    f"{other.model}@{other.version} is in Production: archive it "
-                    "first (at most one Production version per model)"
-                )
+                if not archive_previous:
+                    unmet.append(
+                        f"{other.model}@{other.version} is in Production: archive it "
+                        "first (at most one Production version per model)"
+                    )
+                    continue
+                retiring, why = usable_approval(ws, keyring, tx.registry, other, "Archived")
+                unmet.extend(why)
+                if retiring is not None:
+                    to_archive.append((other, retiring))
         if unmet or identity is None:
             raise PromotionRefused(ref, to_stage, unmet)
+        if not to_archive:
+            event = tx.sign(identity, "promote", ref.name, ref.version, payload)
+            _commit(tx, [state])
+            return Promoted(ref, payload["from"], to_stage, identity.principal, event.seq)
+        from regbook.archive import bag_version, dispose_original
+
+        patch = tx.patch()  # first: a workbook that cannot be written gets no bag
+        for other, retiring in to_archive:
+            bagged, _notes = bag_version(ws, other, identity, retiring)
+            bagged["superseded_by"] = {"model": ref.name, "version": ref.version}
+            tx.sign(identity, "archive", other.model, other.version, bagged)
         event = tx.sign(identity, "promote", ref.name, ref.version, payload)
-        _commit(tx, [state])
-    return Promoted(ref, payload["from"], to_stage, identity.principal, event.seq)
+        changed = [(s.model, s.version) for s in (state, *(o for o, _ in to_archive))]
+        write_changes(tx, patch, changed, draft_rows={})
+        tx.save(patch)
+        for other, _ in to_archive:
+            dispose_original(ws, other)
+    archived = tuple(f"{o.model}@{o.version}" for o, _ in to_archive)
+    return Promoted(ref, payload["from"], to_stage, identity.principal, event.seq, archived)
 
 
 def _recheck_artefact(ws: Workspace, state: VersionState) -> str | None:
@@ -381,6 +417,25 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
             last_gate[key] = event
         elif event.kind in ("promote", "archive"):
             current, target = stage.get(key, "None"), p.get("to")
+            if event.kind == "archive" and signer_role(event) == "ci":
+                follow = registry.event(event.seq + 1)
+                by = p.get("superseded_by")
+                by = by if isinstance(by, dict) else {}
+                while follow is not None and follow.kind == "archive":
+                    follow = registry.event(follow.seq + 1)
+                if not (
+                    follow is not None
+                    and follow.kind == "promote"
+                    and follow.payload.get("to") == "Production"
+                    and (follow.model, follow.version) == (by.get("model"), by.get("version"))
+                    and follow.model == event.model
+                    and signer_role(follow) == "ci"
+                ):
+                    add(
+                        "RB506",
+                        "archived by a ci key without the promotion to Production that "
+                        "supersedes it (`promote --archive-previous`)",
+                    )
             if p.get("from") != current:
                 add("RB506", f"moves from {p.get('from')} but the version was in {current}")
             if p.get("content_hash") != state.content_hash:

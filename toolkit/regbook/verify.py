@@ -102,7 +102,12 @@ def allowed_roles_for(ws: Workspace):
             p = event.payload
             if event.kind == "promote" and p.get("to") == "Production":
                 return ("ci",)
-            return settings.transition_roles(str(p.get("from")), str(p.get("to")))
+            roles = settings.transition_roles(str(p.get("from")), str(p.get("to")))
+            if event.kind == "archive" and p.get("superseded_by"):
+                # promote --archive-previous: CI archives the version it replaces
+                # (workflow_findings checks that the promotion follows).
+                return (*roles, "ci")
+            return roles
         return ()
 
     return roles
@@ -231,6 +236,13 @@ def verify(
         art_findings, count = check_artefacts(ws, states, threads)
         findings += art_findings
         report.artefacts_checked = count
+    else:
+        from regbook.archive import archived_states, bag_findings
+
+        # A bag's presence and its signed tag manifest are cheap: always checked.
+        for state in archived_states(registry):
+            if in_scope(state.model, state.version):
+                findings += bag_findings(ws, state, "tags")
     findings = [
         f
         for f in checked.wait() + findings
@@ -584,10 +596,15 @@ def _sheet_findings(
 def check_artefacts(
     ws: Workspace, states: list[VersionState], threads: int = 2
 ) -> tuple[list[Finding], int]:
-    """Re-hash every version's artefact at its storage location."""
+    """Re-hash every version's artefact at its storage location; an archived version's
+    storage is its bag, validated in full."""
+    from regbook.archive import bag_findings, original_findings
+
     work = list(states)  # archived versions keep their storage until bagged
 
     def one(state: VersionState) -> list[Finding]:
+        if state.stage_event is not None and state.stage_event.kind == "archive":
+            return bag_findings(ws, state, "full") + original_findings(ws, state)
         try:
             path = ws.resolve_storage(state.storage, f"{state.model}@{state.version}")
         except InputError as err:

@@ -132,6 +132,8 @@ def _history_detail(kind: str, p: dict[str, Any]) -> str:
             parts.append(f"gate: event {gate.get('seq')}")
         if p.get("artefact_checked"):
             parts.append("artefact hash re-checked")
+        if kind == "archive" and p.get("storage"):
+            parts.append(f"bag: {p.get('storage')}; retain until {p.get('retain_until')}")
         return "; ".join(parts)
     return str(p.get("detail", ""))
 
