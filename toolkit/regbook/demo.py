@@ -175,10 +175,13 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         say(f"   {finding}")
     say(f"   verify: {len(bad.problems)} problems (exit code 1)\n")
 
+    _archive(ws, target, say)
+
     say("Where things are:")
     say(f"   workbook   {ws.workbook_path}   (open it in Excel or LibreOffice)")
     say(f"   keyring    {ws.keyring_path}")
     say(f"   artefacts  {ws.models_dir}")
+    say(f"   archive    {ws.archive_dir}   (BagIt bags)")
     say(f"   keys       {target / 'keys'}   (demo keys; real ones live in ~/.ssh)")
     say(f"   tampered   {tampered}")
     say("Try: regbook --workspace " + str(root) + " verify --json")
@@ -272,6 +275,44 @@ def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     for line in render_audit(audit).splitlines():
         say(f"   {line}")
     say("")
+
+
+def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
+    """Retirement: a signed approval, a BagIt bag kept for the retention period, and the
+    bag retrieved and checked again."""
+    from regbook.archive import archive, fixity, retrieve
+    from regbook.governance import approve
+    from regbook.ids import ModelRef
+    from regbook.keys import load_private_key
+
+    ref = ModelRef.parse("credit-risk@1")
+    say("10. Retirement: credit-risk@1 is archived for ten years (EU AI Act Article 18) as")
+    say("    a BagIt bag anyone can check with sha256sum or a BagIt validator.")
+    say("    $ regbook approve credit-risk@1 --to Archived --key keys/gina")
+    done = approve(
+        ws,
+        ref,
+        "Archived",
+        load_private_key(target / "keys" / "gina"),
+        "superseded; retain per Article 18",
+    )
+    say(f"    approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
+    say("    $ regbook archive credit-risk@1 --key keys/gina")
+    bagged = archive(ws, ref, load_private_key(target / "keys" / "gina"))
+    say(f"    archived into {bagged.storage}, retained until {bagged.retain_until}")
+    if bagged.removed:
+        say(f"    (the original {bagged.removed} was removed once the bag validated)")
+    say("    $ regbook retrieve credit-risk@1 --to retrieved")
+    got = retrieve(ws, ref, target / "retrieved")
+    say(f"    {got.composite_id}: {got.files} file(s), hash re-checked ({got.content_hash})")
+    say("    $ regbook fixity")
+    report = fixity(ws)
+    say(
+        f"    fixity: {'ok' if report.ok else 'PROBLEMS'} ({len(report.bags)} bag(s), every "
+        "hash checked)\n"
+    )
+    if not report.ok:
+        raise InputError("the demo's fixity check failed; see the output above")
 
 
 def _type_draft(workbook: Path) -> None:
