@@ -31,7 +31,7 @@ from typing import Any
 
 from regbook.errors import InputError, RegbookError, VerificationFailed
 from regbook.findings import Finding
-from regbook.hashing import ContentHash, _progress_bar, hash_file, hash_path, hash_tree
+from regbook.hashing import ContentHash, _progress_bar, hash_path, hash_tree
 from regbook.ids import ModelRef
 from regbook.ledger import LedgerEvent, canonical, signer_role, utc_now
 from regbook.state import VersionState
@@ -326,7 +326,7 @@ def _build_bag(
     manifest = (staging / TAGMANIFEST).read_bytes()
     (staging / SIGNATURE).write_text(sign(manifest, identity.key, namespace), encoding="utf-8")
     _fault("after-bag")
-    problems = validate_bag(staging) + _payload_problems(staging, state)
+    problems = full_check(staging, state)
     if problems:
         raise VerificationFailed(
             f"the bag built for {state.model}@{state.version} does not validate; nothing was "
@@ -359,7 +359,7 @@ def _reuse_bag(ws: Workspace, state: VersionState, dest: Path, identity: Any) ->
     valid bag of exactly this version, signed by the key archiving it now."""
     from regbook.keys import check_signature, namespace_for
 
-    problems = validate_bag(dest) + _payload_problems(dest, state)
+    problems = full_check(dest, state)
     info = read_bag_info(dest)
     if not problems and info.get("External-Identifier") != state.composite_id:
         problems.append(
@@ -487,24 +487,16 @@ def validate_bag(path: Path, fast: bool = False) -> list[str]:
     return []
 
 
-def _payload_problems(path: Path, state: VersionState) -> list[str]:
-    """The payload must be the artefact as sealed: the data/ tree for a folder artefact,
-    its single file for a file artefact."""
-    sealed = ContentHash.parse(state.content_hash)
-    data = path / "data"
-    try:
-        if sealed.algorithm == "sha256-tree":
-            now = hash_tree(data, progress=False)
-        else:
-            files = [p for p in data.iterdir()] if data.is_dir() else []
-            if len(files) != 1:
-                return [f"data/ holds {len(files)} entries; a file artefact's bag holds one"]
-            now = hash_file(files[0], progress=False)
-    except InputError as err:
-        return [str(err)]
-    if now != sealed:
-        return [f"the payload hashes to {str(now)[:28]}..., not the sealed {str(sealed)[:28]}..."]
-    return []
+def full_check(path: Path, state: VersionState) -> list[str]:
+    """A bag validated in full, and its payload the sealed artefact: bagit for the
+    structure and Payload-Oxum, then one hashing pass over the payload."""
+    problems = validate_bag(path, fast=True)
+    if problems:
+        return problems
+    problems, entries = _manifest_problems(path)
+    if problems or entries is None:
+        return problems
+    return _sealed_problems(entries, state)
 
 
 def _tag_problems(path: Path) -> list[str]:
@@ -581,11 +573,64 @@ def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> lis
                 out.append(finding("RB804", f"{SIGNATURE}: {check.detail}", f"{where}/{SIGNATURE}"))
     problems = _tag_problems(path)
     if level in ("fast", "full"):
-        problems += [p for p in validate_bag(path, fast=level == "fast") if p not in problems]
-    out += [finding("RB802", p) for p in problems]
+        # bagit checks the structure and Payload-Oxum; the payload hashes are checked in
+        # one pass of our own below (large files in parallel), which also answers whether
+        # the payload is the sealed artefact without reading it a second time.
+        problems += [p for p in validate_bag(path, fast=True) if p not in problems]
+    payload: list[tuple[str, str]] | None = None
     if level == "full" and not problems:
-        out += [finding("RB803", p, f"{where}/data") for p in _payload_problems(path, state)]
+        manifest_problems, payload = _manifest_problems(path)
+        problems += manifest_problems
+    out += [finding("RB802", p) for p in problems]
+    if level == "full" and not problems and payload is not None:
+        out += [finding("RB803", p, f"{where}/data") for p in _sealed_problems(payload, state)]
     return out
+
+
+def _manifest_problems(path: Path) -> tuple[list[str], list[tuple[str, str]] | None]:
+    """Every payload file hashed once against manifest-sha256.txt, as a BagIt validator
+    would; returns the problems and the payload's ``(hex, path under data/)`` entries."""
+    from regbook.hashing import tree_manifest
+
+    try:
+        lines = (path / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
+        entries = tree_manifest(path / "data")
+    except (OSError, UnicodeDecodeError, InputError) as err:
+        return [f"the payload cannot be checked: {err}"], None
+    listed: dict[str, str] = {}
+    for line in lines:
+        digest, _sep, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if name:
+            listed[name] = digest.lower()
+    found = {f"data/{rel}": digest for digest, rel in entries}
+    problems = []
+    for name in sorted(listed.keys() - found.keys()):
+        problems.append(f"{name} exists in manifest but was not found on filesystem")
+    for name in sorted(found.keys() - listed.keys()):
+        problems.append(f"{name} exists on filesystem but is not in the manifest")
+    for name in sorted(listed.keys() & found.keys()):
+        if listed[name] != found[name]:
+            problems.append(
+                f"{name} sha256 validation failed: expected={listed[name]} found={found[name]}"
+            )
+    return problems, entries
+
+
+def _sealed_problems(entries: list[tuple[str, str]], state: VersionState) -> list[str]:
+    """Whether the (already hashed) payload is the artefact as sealed."""
+    from regbook.hashing import manifest_bytes
+
+    sealed = ContentHash.parse(state.content_hash)
+    if sealed.algorithm == "sha256-tree":
+        now = ContentHash("sha256-tree", hashlib.sha256(manifest_bytes(entries)).hexdigest())
+    else:
+        if len(entries) != 1:
+            return [f"data/ holds {len(entries)} files; a file artefact's bag holds one"]
+        now = ContentHash("sha256", entries[0][0])
+    if now != sealed:
+        return [f"the payload hashes to {str(now)[:28]}..., not the sealed {str(sealed)[:28]}..."]
+    return []
 
 
 def archived_states(registry: Any) -> list[VersionState]:
