@@ -490,7 +490,7 @@ def validate_bag(path: Path, fast: bool = False) -> list[str]:
 def full_check(path: Path, state: VersionState) -> list[str]:
     """A bag validated in full, and its payload the sealed artefact: bagit for the
     structure and Payload-Oxum, then one hashing pass over the payload."""
-    problems = validate_bag(path, fast=True)
+    problems = _tag_problems(path) + _structure_problems(path)
     if problems:
         return problems
     problems, entries = _manifest_problems(path)
@@ -572,19 +572,57 @@ def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> lis
             if not check.ok:
                 out.append(finding("RB804", f"{SIGNATURE}: {check.detail}", f"{where}/{SIGNATURE}"))
     problems = _tag_problems(path)
-    if level in ("fast", "full"):
-        # bagit checks the structure and Payload-Oxum; the payload hashes are checked in
-        # one pass of our own below (large files in parallel), which also answers whether
-        # the payload is the sealed artefact without reading it a second time.
+    if level == "fast":
         problems += [p for p in validate_bag(path, fast=True) if p not in problems]
     payload: list[tuple[str, str]] | None = None
-    if level == "full" and not problems:
-        manifest_problems, payload = _manifest_problems(path)
-        problems += manifest_problems
+    if level == "full":
+        # The checks of a BagIt validator, with each payload file hashed once (large
+        # files in parallel); the same digests then say whether the payload is the
+        # sealed artefact, without reading it a second time.
+        problems += [p for p in _structure_problems(path) if p not in problems]
+        if not problems:
+            manifest_problems, payload = _manifest_problems(path)
+            problems += manifest_problems
     out += [finding("RB802", p) for p in problems]
     if level == "full" and not problems and payload is not None:
         out += [finding("RB803", p, f"{where}/data") for p in _sealed_problems(payload, state)]
     return out
+
+
+def _structure_problems(path: Path) -> list[str]:
+    """What a BagIt validator checks before hashing (RFC 8493): the bag declaration, a
+    sha256 payload manifest, the payload folder, and Payload-Oxum (octets.files)."""
+    problems = []
+    try:
+        declaration = (path / "bagit.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ["bagit.txt is missing or unreadable"]
+    if "BagIt-Version:" not in declaration:
+        problems.append("bagit.txt does not declare a BagIt-Version")
+    if not (path / "manifest-sha256.txt").is_file():
+        problems.append("manifest-sha256.txt is missing")
+    data = path / "data"
+    if not data.is_dir():
+        return [*problems, "the payload folder data/ is missing"]
+    oxum = read_bag_info(path).get("Payload-Oxum")
+    if oxum:
+        files = octets = 0
+        stack = [str(data)]
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        files += 1
+                        octets += entry.stat(follow_symlinks=False).st_size
+        if oxum.strip() != f"{octets}.{files}":
+            problems.append(
+                f"Payload-Oxum validation failed: expected {oxum.strip()}, found {octets}.{files}"
+            )
+    else:
+        problems.append("bag-info.txt has no Payload-Oxum")
+    return problems
 
 
 def _manifest_problems(path: Path) -> tuple[list[str], list[tuple[str, str]] | None]:
