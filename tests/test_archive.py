@@ -230,7 +230,8 @@ def test_fixity_json_shape(archived: Env):
     assert report["ok"] is True and report["mode"] == "full" and report["checked"] == 1
     entry = report["bags"][0]
     assert set(entry) == {"model", "version", "composite_id", "storage", "retain_until",
-                          "ok", "problems"}  # fmt: skip
+                          "ok", "problems", "due_within_12_months"}  # fmt: skip
+    assert entry["due_within_12_months"] is False  # ten years away
     assert entry["storage"] == "archive/credit-risk/1" and entry["ok"] is True
     assert report["findings"] == []
     fast = json.loads(ok(archived.run("fixity", "--fast", "--json")).stdout)
@@ -513,3 +514,38 @@ def test_trace_finds_the_artefact_in_its_bag(archived: Env):
     links = {link["link"]: link for link in json.loads(result.stdout)["links"]}
     assert links["artefact"]["status"] == "verified", links["artefact"]
     assert "(in its bag)" in links["artefact"]["summary"]
+
+
+def test_fixity_text_says_what_it_checked_and_lists_retention(archived: Env):
+    full = ok(archived.run("fixity")).stdout
+    assert "credit-risk@1  archive/credit-risk/1  retain until 20" in full
+    assert "full: every hash checked" in full
+    fast = ok(archived.run("fixity", "--fast")).stdout
+    assert "sizes and file counts checked, not hashes" in fast
+
+
+def test_fixity_flags_retention_due_within_twelve_months(archived: Env):
+    info = bag(archived) / "bag-info.txt"
+    # A bag whose retention ends in 200 days: due within twelve months.
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC).date() + timedelta(days=200)).isoformat()
+    text = info.read_text(encoding="utf-8")
+    start = text.index("Retain-Until:")
+    end = text.index("\n", start)
+    info.write_text(text[:start] + f"Retain-Until: {soon}" + text[end:], encoding="utf-8")
+    report = json.loads(archived.run("fixity", "--json", "--fast").stdout)
+    assert report["bags"][0]["due_within_12_months"] is True
+
+
+def test_fixity_reports_a_bag_no_ledger_event_records(archived: Env):
+    import shutil
+
+    stray = archived.root / "archive" / "credit-risk" / "9"
+    shutil.copytree(bag(archived), stray)
+    result = archived.run("fixity", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert [(f["code"], f["where"]) for f in report["findings"]] == [
+        ("RB806", "archive/credit-risk/9")
+    ]

@@ -25,7 +25,7 @@ import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -793,6 +793,19 @@ def fixity(ws: Workspace, fast: bool = False) -> FixityReport:
             "problems": [f.message for f in found],
         })  # fmt: skip
         report.findings += found
+    soon = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
+    for bag in report.bags:
+        bag["due_within_12_months"] = bool(bag["retain_until"]) and bag["retain_until"] <= soon
+    known = {(ws.root / s.storage).resolve() for s in archived_states(checked.registry)}
+    for declaration in sorted(ws.archive_dir.glob("*/*/bagit.txt")):
+        bag = declaration.parent
+        if bag.name.startswith(".") or bag.parent.name.startswith("."):
+            continue  # a partial bag of an interrupted archive: rerunning it finishes
+        if bag.resolve() not in known:
+            where = bag.relative_to(ws.root).as_posix()
+            report.findings.append(Finding.make(
+                "RB806", where, "a bag that no archive event in the ledger records (copied "
+                "in by hand, or from another registry)"))  # fmt: skip
     return report
 
 

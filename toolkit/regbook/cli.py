@@ -912,8 +912,18 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
     else:
         for finding in report.findings:
             click.echo(str(finding))
+        for bag in report.bags:
+            due = "  DUE within 12 months" if bag.get("due_within_12_months") else ""
+            click.echo(
+                f"{bag['model']}@{bag['version']}  {bag['storage']}  retain until "
+                f"{bag['retain_until'] or '?'}{due}"
+            )
         bad = sum(1 for b in report.bags if not b["ok"])
-        mode = "fast" if fast else "full"
+        mode = (
+            "fast: sizes and file counts checked, not hashes"
+            if fast
+            else "full: every hash checked"
+        )
         if bad:
             click.echo(f"fixity ({mode}): {bad} of {len(report.bags)} bags have problems")
         else:

@@ -74,6 +74,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RB803": (ERROR, "Archived payload is not the sealed artefact"),
     "RB804": (ERROR, "Bag tag manifest not the one archived and signed"),
     "RB805": (INFO, "Archived version's original still in storage"),
+    "RB806": (WARNING, "Bag with no archive event"),
 }
 
 
