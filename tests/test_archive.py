@@ -549,3 +549,24 @@ def test_fixity_reports_a_bag_no_ledger_event_records(archived: Env):
     assert [(f["code"], f["where"]) for f in report["findings"]] == [
         ("RB806", "archive/credit-risk/9")
     ]
+
+
+def test_models_shows_the_bag_and_the_retention_date(archived: Env):
+    import openpyxl
+
+    from regbook.archive import read_bag_info
+    from regbook.schema import MODELS
+
+    ws = openpyxl.load_workbook(archived.workbook)[MODELS.name]
+    row = next(r for r in range(2, ws.max_row + 1)
+               if ws.cell(row=r, column=1).value == "credit-risk"
+               and ws.cell(row=r, column=2).value == 1)  # fmt: skip
+    cell = {c.key: ws.cell(row=row, column=i + 1).value for i, c in enumerate(MODELS.columns)}
+    assert cell["stage"] == "Archived" and cell["storage"] == "archive/credit-risk/1"
+    retain = read_bag_info(bag(archived))["Retain-Until"]
+    assert cell["retain_until"].date().isoformat() == retain
+    # A hand edit of the date is a workflow finding, like the other workflow cells.
+    ws.cell(row=row, column=MODELS.index("retain_until") + 1).value = "2099-01-01"
+    ws.parent.save(archived.workbook)
+    code, report = verify_json(archived)
+    assert code == 1 and codes(report) == {"RB311"}

@@ -192,13 +192,13 @@ BROKEN_WORKBOOKS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
         ("Models!F1", "'Content hash'", "missing or renamed", "'Hash'"),
     ),
     "missing-column": (
-        _edit(lambda wb: wb["Models"].delete_cols(22)),
-        ("Models!V1", "'Seal'", "missing"),
+        _edit(lambda wb: wb["Models"].delete_cols(23)),
+        ("Models!W1", "'Seal'", "missing"),
     ),
     "moved-column": (_edit(_move_column), ("Models!F1", "'Content hash'", "has moved")),
     "merged-cells": (
-        _edit(lambda wb: wb["Models"].merge_cells("U2:U3")),
-        ("Models!U2:U3", "merged cells"),
+        _edit(lambda wb: wb["Models"].merge_cells("V2:V3")),
+        ("Models!V2:V3", "merged cells"),
     ),
     "merged-metrics": (
         _edit(lambda wb: wb["Metrics"].merge_cells("A2:A3")),

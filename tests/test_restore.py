@@ -80,8 +80,8 @@ VIEW_EDITS: dict[str, tuple[Callable[[Any], None], set[str]]] = {
         {"Metrics!C6"},
     ),
     "models-row-deleted": (lambda wb: wb["Models"].delete_rows(2), {"Models!credit-risk@1"}),
-    "seal-cleared": (_set("Models!V2", None), {"Models!V2"}),
-    "seal-faked": (_set("Models!V3", "ab" * 32), {"Models!V3"}),
+    "seal-cleared": (_set("Models!W2", None), {"Models!W2"}),
+    "seal-faked": (_set("Models!W3", "ab" * 32), {"Models!W3"}),
     "history-cell": (_set("History!H2", "mallory@example.com"), {"History!H2"}),
     "keys-cell": (_set("Keys!A2", "mallory@example.com"), {"Keys!A2"}),
 }
@@ -129,10 +129,10 @@ def test_copied_sealed_row_becomes_a_draft_with_a_note(registered: Env):
     assert result.exit_code == 0, result.output
     assert "Models row 4 turned back into a draft" in result.stdout
     models = sheet(registered, "Models")
-    assert models["V4"].value is None and models["B4"].value is None
-    assert models["U4"].value.startswith("[restore] row turned back into a draft: copy of ")
+    assert models["W4"].value is None and models["B4"].value is None
+    assert models["V4"].value.startswith("[restore] row turned back into a draft: copy of ")
     assert models["A4"].value == "credit-risk" and models["I4"].value == CODE_COMMIT
-    assert models["V2"].value is not None  # the original keeps its seal
+    assert models["W2"].value is not None  # the original keeps its seal
     code, after = verify_report(registered)
     assert code == 0
     assert [f["code"] for f in after["findings"]] == ["RB310"]
@@ -148,24 +148,24 @@ def test_copy_above_the_sealed_row_becomes_the_draft(registered: Env):
         models.insert_rows(2)
         for col, value in enumerate(values, start=1):
             models.cell(row=2, column=col, value=value)
-        models["V2"] = None
+        models["W2"] = None
         models["I2"] = CODE_COMMIT_2
-        models["U2"] = "retrain with the new code"
-        models["U3"] = "the original"
+        models["V2"] = "retrain with the new code"
+        models["V3"] = "the original"
 
     edit_workbook(registered.workbook, change)
-    sealed = sheet(registered, "Models")["V3"].value
+    sealed = sheet(registered, "Models")["W3"].value
     result = restore(registered)
     assert result.exit_code == 0, result.output
     assert "Models row 2 turned back into a draft" in result.stdout
     models = sheet(registered, "Models")
-    assert (models["I2"].value, models["V2"].value, models["B2"].value) == (
+    assert (models["I2"].value, models["W2"].value, models["B2"].value) == (
         CODE_COMMIT_2,
         None,
         None,
     )
-    assert models["U2"].value.endswith("retrain with the new code")
-    assert (models["V3"].value, models["U3"].value) == (sealed, "the original")
+    assert models["V2"].value.endswith("retrain with the new code")
+    assert (models["W3"].value, models["V3"].value) == (sealed, "the original")
     code, after = verify_report(registered)
     assert code == 0 and [f["code"] for f in after["findings"]] == ["RB310"]
 
@@ -181,12 +181,12 @@ def test_row_with_fake_seal_becomes_a_draft_with_a_note(registered: Env):
     edit_workbook(registered.workbook, change)
     result = restore(registered)
     assert result.exit_code == 0, result.output
-    assert "repaired Models!V4:" in result.stdout
+    assert "repaired Models!W4:" in result.stdout
     assert "Models row 4 turned back into a draft" in result.stdout
     models = sheet(registered, "Models")
-    assert models["V4"].value is None and models["B4"].value is None
+    assert models["W4"].value is None and models["B4"].value is None
     assert models["F4"].value is None  # content hash: regbook's to fill when sealing
-    assert models["U4"].value == (
+    assert models["V4"].value == (
         "[restore] row turned back into a draft: its seal is not in the ledger. typed by hand"
     )
     assert not models["A4"].protection.locked  # a draft is the SME's to edit again
@@ -198,7 +198,7 @@ def test_restore_keeps_notes_and_drafts(registered: Env):
     values = draft_values(registered)
 
     def change(wb: Any) -> None:
-        wb["Models"]["U2"] = "owner: risk team"
+        wb["Models"]["V2"] = "owner: risk team"
         wb["Models"]["I2"] = CODE_COMMIT_2  # something to repair
         add_draft(wb, notes="draft note", **values)
         wb["Metrics"].append(["fraud-score", None, "auc_roc", 0.81, "performance", None])
@@ -208,7 +208,7 @@ def test_restore_keeps_notes_and_drafts(registered: Env):
     result = restore(registered)
     assert result.exit_code == 0, result.output
     models = sheet(registered, "Models")
-    assert models["U2"].value == "owner: risk team"
+    assert models["V2"].value == "owner: risk team"
     assert models["I2"].value == CODE_COMMIT
     row = [models.cell(row=4, column=i + 1).value for i in range(len(MODELS.columns))]
     typed = {k: row[MODELS.index(k)] for k in values}

@@ -14,7 +14,8 @@ from regbook import schema, template
 
 COMMITTED = Path(__file__).resolve().parent.parent / "templates" / "registry.xlsx"
 
-# DESIGN section 3, typed out again as an independent check on schema.MODELS.
+# DESIGN section 3, typed out again as an independent check on schema.MODELS, plus the
+# Retain until column the archive issue adds after Deployment date.
 DESIGN_MODELS_HEADERS = [
     "Model name",
     "Version",
@@ -34,6 +35,7 @@ DESIGN_MODELS_HEADERS = [
     "Validation gate result",
     "Approval evidence (approver, role, date)",
     "Deployment date",
+    "Retain until",
     "Registered by",
     "Registered at",
     "Notes",
@@ -259,9 +261,9 @@ def test_style_sealed_cell_locks_and_shades_except_notes() -> None:
     template.style_sealed_cell(ws["L2"], trained)
     assert ws["L2"].number_format == "yyyy-mm-dd" and ws["L2"].protection.locked
 
-    template.style_sealed_cell(ws["U2"], notes)
-    assert not ws["U2"].protection.locked
-    assert ws["U2"].fill.fill_type is None
+    template.style_sealed_cell(ws["V2"], notes)
+    assert not ws["V2"].protection.locked
+    assert ws["V2"].fill.fill_type is None
 
 
 def test_style_open_cell_unlocks_and_clears_shading() -> None:

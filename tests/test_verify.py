@@ -150,7 +150,7 @@ def test_clean_registry_verifies(registered: Env):
 
 
 def test_notes_stay_editable(registered: Env):
-    set_cell(registered, "Models!U2", "retrained weekly; owner: risk team")
+    set_cell(registered, "Models!V2", "retrained weekly; owner: risk team")
     code, report = run_verify(registered)
     assert code == 0 and report["ok"] and report["findings"] == []
 
@@ -271,7 +271,7 @@ def _copy_above_without_seal(wb) -> None:
     sheet.insert_rows(2)
     for col, value in enumerate(values, start=1):
         sheet.cell(row=2, column=col, value=value)
-    sheet["V2"] = None
+    sheet["W2"] = None
     sheet["I2"] = CODE_COMMIT_2
 
 
@@ -323,28 +323,28 @@ def test_fake_seal_on_new_row(registered: Env):
     edit_workbook(registered.workbook, change)
     code, report = run_verify(registered)
     assert code == 1
-    assert problems(report) == {("RB303", "Models!V4")}
-    assert fake[:16] in finding(report, "RB303", "Models!V4")["message"]
+    assert problems(report) == {("RB303", "Models!W4")}
+    assert fake[:16] in finding(report, "RB303", "Models!W4")["message"]
 
 
 def test_fake_seal_over_real_seal(registered: Env):
-    sealed = cell_value(registered, "Models!V2")
+    sealed = cell_value(registered, "Models!W2")
     fake = "ab" * 32
-    set_cell(registered, "Models!V2", fake)
+    set_cell(registered, "Models!W2", fake)
     code, report = run_verify(registered)
     assert code == 1
-    assert problems(report) == {("RB301", "Models!V2")}
-    message = finding(report, "RB301", "Models!V2")["message"]
+    assert problems(report) == {("RB301", "Models!W2")}
+    message = finding(report, "RB301", "Models!W2")["message"]
     assert shows(message, sealed) and shows(message, fake), message
 
 
 def test_clear_seal(registered: Env):
-    sealed = cell_value(registered, "Models!V2")
-    set_cell(registered, "Models!V2", None)
+    sealed = cell_value(registered, "Models!W2")
+    set_cell(registered, "Models!W2", None)
     code, report = run_verify(registered)
     assert code == 1
-    assert problems(report) == {("RB301", "Models!V2")}
-    message = finding(report, "RB301", "Models!V2")["message"]
+    assert problems(report) == {("RB301", "Models!W2")}
+    message = finding(report, "RB301", "Models!W2")["message"]
     assert "seal removed" in message and sealed[:12] in message and "empty" in message
 
 

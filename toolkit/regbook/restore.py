@@ -37,6 +37,7 @@ _REGBOOK_CELLS = (
     "gate",
     "approval",
     "deployed_on",
+    "retain_until",
     "registered_by",
     "registered_at",
     "seal",

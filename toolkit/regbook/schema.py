@@ -317,6 +317,17 @@ MODELS = Sheet(
             True,
         ),
         Column(
+            "retain_until",
+            "Retain until",
+            DATE,
+            13,
+            "For an archived version: the end of its retention period (archive date plus "
+            "[retention] years; EU AI Act Article 18).",
+            "date",
+            _RB,
+            True,
+        ),
+        Column(
             "registered_by",
             "Registered by",
             TEXT,

@@ -26,6 +26,7 @@ class VersionState:
     gate: str | None = None
     approval: str | None = None
     deployed_on: str | None = None
+    retain_until: str | None = None
     approvals: list[LedgerEvent] = field(default_factory=list)
     gate_event: LedgerEvent | None = None
     stage_event: LedgerEvent | None = None  # the transition that set the stage
@@ -115,6 +116,8 @@ class Registry:
                 state.deployed_on = event.at[:10]
             if payload.get("storage"):
                 state.storage = payload["storage"]
+            if event.kind == "archive" and isinstance(payload.get("retain_until"), str):
+                state.retain_until = payload["retain_until"]
 
     def event(self, seq: Any) -> LedgerEvent | None:
         if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= len(self.events):

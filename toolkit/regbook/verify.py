@@ -49,7 +49,7 @@ from regbook.workbook import Table, WorkbookData, read_workbook
 from regbook.workspace import Workspace
 
 # Models cells that show the workflow (later ledger events), never typed by hand.
-WORKFLOW_CELLS = ("stage", "approval", "gate", "deployed_on")
+WORKFLOW_CELLS = ("stage", "approval", "gate", "deployed_on", "retain_until")
 # Models cells compared with the ledger (Notes is the SME's; Seal is checked first).
 _CHECKED_MODELS_COLUMNS = [
     (i, c) for i, c in enumerate(MODELS.columns) if c.key not in ("notes", "seal")

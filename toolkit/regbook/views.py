@@ -56,6 +56,7 @@ def models_values(state: VersionState) -> dict[str, Any]:
         "gate": state.gate,
         "approval": state.approval,
         "deployed_on": state.deployed_on,
+        "retain_until": state.retain_until,
         "registered_by": state.register.signer,
         "registered_at": state.register.at,
         "seal": state.seal,
