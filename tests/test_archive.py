@@ -267,7 +267,17 @@ def _edit_bag_info_and_regenerate(root: Path) -> None:
     b.save()
 
 
+def _swap_signature(root: Path) -> None:
+    """A valid signature over the very same tag manifest, by a key the keyring lacks."""
+    from regbook import keys
+
+    other = keys.generate_key(root.parent / "mallory-key")
+    manifest = (root / "tagmanifest-sha256.txt").read_bytes()
+    (root / "tagmanifest-sha256.txt.sig").write_text(keys.sign(manifest, other, "regbook-sme"))
+
+
 TAMPERS = {
+    "signature-swapped": (_swap_signature, {"RB804"}, True),
     "payload-byte-flipped": (_flip_payload_byte, {"RB802"}, False),
     "manifest-line-edited": (_edit_manifest_line, {"RB802", "RB804"}, True),
     "bag-info-edited": (_edit_bag_info, {"RB802"}, True),
