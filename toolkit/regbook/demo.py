@@ -147,7 +147,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
 
     _governance(ws, target, say)
 
-    say("7. Verify: the ledger's chain and signatures, every view cell, every artefact.")
+    say("6. Verify: the ledger's chain and signatures, every view cell, every artefact.")
     say("   $ regbook verify")
     report = verify(ws)
     for finding in report.findings:
@@ -164,7 +164,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
 
     _lineage(ws, target, say)
 
-    say("9. Tampering is caught. In a copy of the registry someone edits the code commit")
+    say("8. Tampering is caught. In a copy of the registry someone edits the code commit")
     say("   and improves the AUC-ROC in Excel, and swaps the stored model file.")
     tampered = _tampered_copy(root, target / "tampered")
     from regbook.workspace import Workspace
@@ -198,7 +198,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
 
     ref = ModelRef.parse("credit-risk@1")
     key = {name: load_private_key(target / "keys" / name) for name in ("alice", "gina", "ci")}
-    say("6. Governance: every stage change carries a signed approval naming the content")
+    say("5. Governance: every stage change carries a signed approval naming the content")
     say("   hash, and only the CI pipeline's key may put a version into Production.")
     say("   $ regbook approve credit-risk@1 --to Staging --key keys/alice")
     done = approve(ws, ref, "Staging", key["alice"], "offline evaluation reviewed")
@@ -244,7 +244,7 @@ def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     """The provenance walk, and an inference log audited against the ledger."""
     from regbook.lineage import audit_log, load_registry, render_audit, render_trace, trace_version
 
-    say("8. Lineage: from the composite ID an inference log carries back to the code")
+    say("7. Lineage: from the composite ID an inference log carries back to the code")
     say("   commit, the DVC-tracked data, the pipeline run, the evaluation and approvals.")
     say("   $ regbook trace credit-risk@1")
     trace = trace_version(ws, "credit-risk@1")
@@ -286,7 +286,7 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     from regbook.keys import load_private_key
 
     ref = ModelRef.parse("credit-risk@1")
-    say("10. Retirement: credit-risk@1 is archived for ten years (EU AI Act Article 18) as")
+    say("9. Retirement: credit-risk@1 is archived for ten years (EU AI Act Article 18) as")
     say("    a BagIt bag anyone can check with sha256sum or a BagIt validator.")
     say("    $ regbook approve credit-risk@1 --to Archived --key keys/gina")
     done = approve(
