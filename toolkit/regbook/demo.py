@@ -287,8 +287,8 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
 
     ref = ModelRef.parse("credit-risk@1")
     say("9. Retirement: credit-risk@1 is archived for ten years (EU AI Act Article 18) as")
-    say("    a BagIt bag anyone can check with sha256sum or a BagIt validator.")
-    say("    $ regbook approve credit-risk@1 --to Archived --key keys/gina")
+    say("   a BagIt bag anyone can check with sha256sum or a BagIt validator.")
+    say("   $ regbook approve credit-risk@1 --to Archived --key keys/gina")
     done = approve(
         ws,
         ref,
@@ -296,19 +296,19 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
         load_private_key(target / "keys" / "gina"),
         "superseded; retain per Article 18",
     )
-    say(f"    approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
-    say("    $ regbook archive credit-risk@1 --key keys/gina")
+    say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
+    say("   $ regbook archive credit-risk@1 --key keys/gina")
     bagged = archive(ws, ref, load_private_key(target / "keys" / "gina"))
-    say(f"    archived into {bagged.storage}, retained until {bagged.retain_until}")
+    say(f"   archived into {bagged.storage}, retained until {bagged.retain_until}")
     if bagged.removed:
-        say(f"    (the original {bagged.removed} was removed once the bag validated)")
-    say("    $ regbook retrieve credit-risk@1 --to retrieved")
+        say(f"   (the original {bagged.removed} was removed once the bag validated)")
+    say("   $ regbook retrieve credit-risk@1 --to retrieved")
     got = retrieve(ws, ref, target / "retrieved")
-    say(f"    {got.composite_id}: {got.files} file(s), hash re-checked ({got.content_hash})")
-    say("    $ regbook fixity")
+    say(f"   {got.composite_id}: {got.files} file(s), hash re-checked ({got.content_hash})")
+    say("   $ regbook fixity")
     report = fixity(ws)
     say(
-        f"    fixity: {'ok' if report.ok else 'PROBLEMS'} ({len(report.bags)} bag(s), every "
+        f"   fixity: {'ok' if report.ok else 'PROBLEMS'} ({len(report.bags)} bag(s), every "
         "hash checked)\n"
     )
     if not report.ok:
