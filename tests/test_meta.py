@@ -60,6 +60,11 @@ def test_ci_runs_make_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
+# The folder this repository was developed under; spelled in pieces so that this file
+# does not contain it either.
+MACHINE_ROOT = "/" + "work" + "/"
+
+
 def test_no_machine_paths_in_the_repository():
     for path in ROOT.rglob("*"):
         if any(
@@ -79,4 +84,4 @@ def test_no_machine_paths_in_the_repository():
             continue
         if path.is_file() and path.suffix in {".py", ".md", ".cfg", ".toml", ""}:
             text = path.read_text(encoding="utf-8", errors="replace")
-            assert "/work/" not in text or path.name == "test_meta.py", path
+            assert MACHINE_ROOT not in text, path
