@@ -60,8 +60,8 @@ def test_ci_runs_make_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
-# The folder this repository was developed under; spelled in pieces so that this file
-# does not contain it either.
+# An absolute checkout root that must never leak into committed files; spelled in
+# pieces so that this file does not contain it either.
 MACHINE_ROOT = "/" + "work" + "/"
 
 
