@@ -215,3 +215,12 @@ def finding(report: dict, code: str, where: str) -> dict:
     listing = "\n".join(f"{f['code']} {f['where']}: {f['message']}" for f in report["findings"])
     assert len(found) == 1, f"expected one {code} at {where}; findings:\n{listing}"
     return found[0]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="Rewrite the golden files under tests/assets/goldens/ instead of comparing.",
+    )

@@ -932,6 +932,54 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+# --- reports ---------------------------------------------------------------------------
+
+
+@cli.group("report")
+def report_group() -> None:
+    """Write reports for auditors: the evidence report of a version.
+
+    \b
+    Example:
+      regbook report evidence credit-risk@7 -o credit-risk-7-evidence.html
+    """
+
+
+@report_group.command("evidence")
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Write to FILE: .html (one self-contained, printable file) or .md.",
+)
+@pass_ctx
+def report_evidence(obj: Context, target: str, output: Path) -> None:
+    """Write the evidence report of MODEL@VERSION: identity, artefact check, provenance,
+    gates, approvals with their signatures re-checked, archive status, verify findings.
+
+    Problems are never hidden: a version with findings says so at the top of the report,
+    and the command exits 1 after writing it.
+
+    \b
+    Example:
+      regbook report evidence credit-risk@7 -o credit-risk-7-evidence.html
+      regbook report evidence credit-risk@7 -o credit-risk-7-evidence.md
+    """
+    from regbook.ids import ModelRef
+    from regbook.reports import report_format, write_evidence
+
+    report_format(output)  # refuse a wrong suffix before any work
+    data = write_evidence(obj.workspace(), ModelRef.parse(target), output)
+    count = data["problems"]["count"]
+    click.echo(f"wrote {output} (evidence report for {data['identity']['composite_id']})", err=True)
+    if count:
+        click.echo(f"regbook: {count} problem(s) found; the report lists them at the top", err=True)
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point for the console script and ``python -m regbook``."""
     cli.main(args=argv, prog_name="regbook")
