@@ -113,3 +113,24 @@ def test_event_bytes_equal_the_canonical_object(payload, model, version):
     spliced = event_bytes(payload_text=canonical(payload), **fields)
     assert spliced == rfc8785.dumps({**fields, "payload": payload})
     assert hashlib.sha256(spliced).hexdigest()
+
+
+@given(
+    st.datetimes(
+        min_value=__import__("datetime").datetime(1901, 1, 1),
+        max_value=__import__("datetime").datetime(9000, 1, 1),
+    )
+)
+def test_datetimes_survive_excel_serials(when):
+    """Excel stores a date-time as a float of days; reading it back must give the same
+    second, never the one before (a truncated 59.999999)."""
+    from datetime import timedelta
+
+    from regbook.schema import DATETIME, EXCEL_EPOCH, normalize
+
+    when = when.replace(microsecond=0)
+    serial = (when - EXCEL_EPOCH) / timedelta(days=1)
+    assert normalize(DATETIME, serial) == when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # what a reader converting the serial itself may hand back: a hair under the second
+    almost = when - timedelta(microseconds=3)
+    assert normalize(DATETIME, almost) == when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -711,15 +711,17 @@ def _to_date(value: object) -> date:
 
 
 def _to_datetime(value: object) -> datetime:
+    # Excel keeps date-times as fractions of a day, so a value read back can be a hair
+    # under the second it was written at: round to the nearest second, never truncate.
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
-        return value.replace(microsecond=0)
+        return (value + timedelta(microseconds=500_000)).replace(microsecond=0)
     if isinstance(value, date):
         return datetime.combine(value, time())
     if isinstance(value, int | float) and not isinstance(value, bool):
         if 1 <= value < 2958466:
-            return (EXCEL_EPOCH + timedelta(days=float(value))).replace(microsecond=0)
+            return EXCEL_EPOCH + timedelta(seconds=round(float(value) * 86400))
     if isinstance(value, str):
         text = value.strip().replace(" ", "T", 1)
         if text.endswith("Z"):
