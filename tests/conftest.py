@@ -224,3 +224,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Rewrite the golden files under tests/assets/goldens/ instead of comparing.",
     )
+
+
+# --- the lineage workspace (built by test_lineage's helpers, shared with test_export) ----
+
+
+@pytest.fixture
+def built(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """The session's lineage workspace, read-only: tests that change it use ``fresh``."""
+    from test_lineage import shared_lineage
+
+    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    return shared_lineage(tmp_path_factory)
+
+
+@pytest.fixture
+def fresh(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A private copy of the lineage workspace and repositories."""
+    from test_lineage import copy_lineage, shared_lineage
+
+    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    return copy_lineage(shared_lineage(tmp_path_factory), tmp_path)

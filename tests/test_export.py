@@ -33,10 +33,8 @@ from regbook.keys import load_private_key
 from test_lineage import (
     DATA_URL,
     Lineage,
-    copy_lineage,
     md5,
     pytestmark,  # noqa: F401  (git is needed here too)
-    shared_lineage,
 )
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
@@ -126,23 +124,6 @@ def check_statement(st: dict) -> None:
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", meta[stamp])
     for i, product in enumerate(rd.get("byproducts", [])):
         check_descriptor(product, f"byproducts[{i}]")
-
-
-@pytest.fixture
-def built(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Lineage:
-    """The lineage workspace test_lineage builds once per session (read-only)."""
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    return shared_lineage(tmp_path_factory)
-
-
-@pytest.fixture
-def fresh(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Lineage:
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    return copy_lineage(shared_lineage(tmp_path_factory), tmp_path)
 
 
 # --- the provenance statement ------------------------------------------------------------

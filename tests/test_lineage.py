@@ -198,24 +198,6 @@ def copy_lineage(m: Lineage, target: Path) -> Lineage:
                    m.later_data_commit, dict(m.ids))  # fmt: skip
 
 
-@pytest.fixture
-def built(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Lineage:
-    """The session's lineage workspace, read-only: tests that change it use ``fresh``."""
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    return shared_lineage(tmp_path_factory)
-
-
-@pytest.fixture
-def fresh(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Lineage:
-    """A private copy of the lineage workspace and repositories."""
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    return copy_lineage(shared_lineage(tmp_path_factory), tmp_path)
-
-
 def statuses(trace) -> dict[str, str]:
     return {link.name: link.status for link in trace.links}
 
