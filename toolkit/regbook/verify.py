@@ -226,7 +226,9 @@ def verify(
                 f"{latest or 'missing'}: it may not be deployed", state.model,
                 state.version))  # fmt: skip
         if deploy_artefact is not None:
-            findings += _deploy_artefact_findings(deploy_artefact, state)
+            findings += artefact_findings(
+                deploy_artefact, str(deploy_artefact), state, deploying=True
+            )
             report.artefacts_checked = 1
             artefacts = False
         else:
@@ -250,10 +252,6 @@ def verify(
     ]
     report.findings = findings
     return report
-
-
-def _deploy_artefact_findings(path: Path, state: VersionState) -> list[Finding]:
-    return artefact_findings(path, str(path), state, deploying=True)
 
 
 def artefact_findings(

@@ -36,8 +36,8 @@ _DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 # What may stand before a DOCTYPE: a byte-order mark, blanks, <?...?> and comments.
 _PROLOG_SKIP = re.compile(rb"\xef\xbb\xbf|\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 MAX_PROLOG = 1 << 20
-_FORMULA_HINT = re.compile(rb"<(?:\w+:)?f[\s>/]")
-# The same test with a literal start, which the regex engine scans for quickly.
+# Whether a sheet has any formula (<f> or a namespaced <x:f>): a literal start, which
+# the regex engine scans for quickly.
 _FORMULA_FAST = re.compile(rb"<f[\s>/]|:f[\s>/]")
 _CELL_WITH_FORMULA = re.compile(
     rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})([0-9]+)"[^>]*?(?<!/)>(?:(?!</(?:\w+:)?c>).)*?'
