@@ -249,3 +249,31 @@ def fresh(
     monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
     monkeypatch.delenv("REGBOOK_KEY", raising=False)
     return copy_lineage(shared_lineage(tmp_path_factory), tmp_path)
+
+
+# --- the Production workspace of the evidence reports (built by test_reports) ----------
+
+
+@pytest.fixture(scope="session")
+def _production_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_reports import build_production
+
+    base = tmp_path_factory.mktemp("reports-master")
+    build_production(base)
+    return base
+
+
+@pytest.fixture
+def prod(_production_master: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the Production workspace (credit-risk@1 with two approvals,
+    fixed dates and keys); the report's clock pinned to ``test_reports.REPORT_TIME``."""
+    import shutil
+
+    from regbook import reports
+    from test_reports import REPORT_TIME
+
+    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    monkeypatch.setattr(reports, "utc_now", lambda: REPORT_TIME)
+    shutil.copytree(_production_master, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path / "ws"

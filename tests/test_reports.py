@@ -1,10 +1,10 @@
 """Evidence reports: every section with real values, problems shown at the top, HTML
-with no external references, a golden Markdown file, and PDF refused."""
+with no external references, a golden Markdown file, other suffixes refused. The PDF
+format has its own tests (test_report_pdf)."""
 
 from __future__ import annotations
 
 import html as htmllib
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -84,23 +84,6 @@ def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
         approve(ws, ref, "Production", key["governance-lead"], "model risk review MR-7")
         promote(ws, ref, "Production", key["ci"])
     return ws.root, paths
-
-
-@pytest.fixture(scope="module")
-def _master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("reports-master")
-    build_production(base)
-    return base
-
-
-@pytest.fixture
-def prod(_master: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the Production workspace; the report's clock pinned."""
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    monkeypatch.setattr(reports, "utc_now", lambda: REPORT_TIME)
-    shutil.copytree(_master, tmp_path, symlinks=True, dirs_exist_ok=True)
-    return tmp_path / "ws"
 
 
 def run(root: Path, *args: str):
@@ -269,17 +252,9 @@ def test_markdown_golden(prod: Path, request: pytest.FixtureRequest):
 # --- refusals ---------------------------------------------------------------------------
 
 
-def test_pdf_refused(prod: Path):
-    out = prod.parent / "evidence.pdf"
-    result = run(prod, "report", "evidence", "credit-risk@1", "-o", str(out))
-    assert result.exit_code == 2
-    assert "PDF evidence reports are not built yet; use .html or .md" in result.output
-    assert not out.exists()
-
-
 def test_other_suffix_and_unknown_version_refused(prod: Path):
     result = run(prod, "report", "evidence", "credit-risk@1", "-o", str(prod.parent / "e.txt"))
-    assert result.exit_code == 2 and ".md or .html" in result.output
+    assert result.exit_code == 2 and ".md, .html or .pdf" in result.output
     out = prod.parent / "e.md"
     result = run(prod, "report", "evidence", "credit-risk@9", "-o", str(out))
     assert result.exit_code == 2 and "no such sealed version" in result.output

@@ -953,7 +953,7 @@ def report_group() -> None:
     required=True,
     type=click.Path(path_type=Path),
     metavar="FILE",
-    help="Write to FILE: .html (one self-contained, printable file) or .md.",
+    help="Write to FILE: .html (one self-contained, printable file), .pdf (A4) or .md.",
 )
 @pass_ctx
 def report_evidence(obj: Context, target: str, output: Path) -> None:
@@ -966,6 +966,7 @@ def report_evidence(obj: Context, target: str, output: Path) -> None:
     \b
     Example:
       regbook report evidence credit-risk@7 -o credit-risk-7-evidence.html
+      regbook report evidence credit-risk@7 -o credit-risk-7-evidence.pdf
       regbook report evidence credit-risk@7 -o credit-risk-7-evidence.md
     """
     from regbook.ids import ModelRef

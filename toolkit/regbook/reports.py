@@ -3,7 +3,8 @@
 ``evidence_data`` gathers the facts (identity, artefact check, provenance chain, gates,
 approvals with their signatures re-checked, archive status, verify findings) into a
 plain dict; ``render_markdown`` and ``render_html`` turn that dict into text from the
-Jinja2 templates shipped in ``regbook/templates/``. Both renderers are pure: writing
+Jinja2 templates shipped in ``regbook/templates/``, and ``regbook.report_pdf.render_pdf``
+into PDF bytes (fpdf2, in-process). The renderers are pure: writing
 the file is the caller's job (``write_report``, atomic)::
 
     data = evidence_data(ws, ModelRef.parse("credit-risk@7"))
@@ -23,7 +24,7 @@ from typing import Any
 from regbook.errors import InputError
 from regbook.ids import ModelRef
 
-FORMATS = {".md": "markdown", ".html": "html"}
+FORMATS = {".md": "markdown", ".html": "html", ".pdf": "pdf"}
 # Artefact and bag findings: what the "artefact integrity" section reports.
 _ARTEFACT_CODES = ("RB4", "RB8")
 
@@ -262,12 +263,10 @@ def render_html(data: dict[str, Any]) -> str:
 
 
 def report_format(path: Path) -> str:
-    """The format, "markdown" or "html", from the suffix of ``path``; PDF and the rest refused."""
+    """The format, "markdown", "html" or "pdf", from the suffix of ``path``."""
     suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        raise InputError("PDF evidence reports are not built yet; use .html or .md")
     if suffix not in FORMATS:
-        raise InputError(f"{path}: evidence reports are .md or .html files")
+        raise InputError(f"{path}: evidence reports are .md, .html or .pdf files")
     return FORMATS[suffix]
 
 
@@ -277,6 +276,15 @@ def write_evidence(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
 
     kind = report_format(output)
     data = evidence_data(ws, ref)
-    text = render_markdown(data) if kind == "markdown" else render_html(data)
-    write_atomic(output, text.encode("utf-8"))
+    write_atomic(output, render(data, kind))
     return data
+
+
+def render(data: dict[str, Any], kind: str) -> bytes:
+    """The report in ``kind`` ("markdown", "html" or "pdf") as the bytes of its file."""
+    if kind == "pdf":
+        from regbook.report_pdf import render_pdf
+
+        return render_pdf(data)
+    text = render_markdown(data) if kind == "markdown" else render_html(data)
+    return text.encode("utf-8")
