@@ -210,6 +210,7 @@ def test_html_is_self_contained(prod: Path):
     assert "img" not in parser.tags
     assert "@import" not in text and "url(" not in text
     assert "@page" in text and "size: A4" in text and "break-before: page" in text
+    assert "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:;" in text
 
 
 def test_html_values_are_escaped():
