@@ -173,7 +173,7 @@ def test_every_sheet_has_styled_commented_frozen_filtered_headers(committed) -> 
             dim = ws.column_dimensions[cell.column_letter]
             assert dim.width == column.width
             assert dim.number_format == column.number_format
-        assert ws.freeze_panes == ("B2" if sheet is schema.MODELS else "A2")
+        assert ws.freeze_panes == ("B2" if sheet in (schema.MODELS, schema.CARDS) else "A2")
         assert ws.auto_filter.ref == f"A1:{last}{template.MAX_ROW}"
 
 
@@ -210,7 +210,7 @@ def test_choice_columns_have_a_list_drop_down(committed) -> None:
 def test_protection_leaves_draft_sheets_typeable(committed) -> None:
     for sheet in schema.SHEETS:
         ws = committed[sheet.name]
-        drafts = sheet.name in ("Models", "Metrics")
+        drafts = sheet.name in ("Models", "Metrics", "Cards")
         assert ws.protection.sheet
         # SheetProtection: False means the action is allowed on the protected sheet.
         assert not ws.protection.autoFilter
@@ -222,6 +222,20 @@ def test_protection_leaves_draft_sheets_typeable(committed) -> None:
         for dim in ws.column_dimensions.values():
             assert dim.protection.locked is not drafts
         assert all(cell.protection.locked for cell in ws[1])
+
+
+def test_cards_sheet_is_open_prose_one_row_per_model(committed) -> None:
+    ws = committed["Cards"]
+    assert [c.value for c in ws[1]] == schema.CARDS.headers
+    assert schema.CARDS.headers[:2] == ["Model name", "Intended use"]
+    assert schema.CARDS.optional and schema.CARDS not in schema.READ_SHEETS
+    assert not any(c.sealed for c in schema.CARDS.columns)
+    for index, column in enumerate(schema.CARDS.columns, start=1):
+        dim = ws.column_dimensions[schema.column_letter(index)]
+        assert not dim.protection.locked
+        assert bool(dim.alignment.wrap_text) is column.wrap
+        assert "not sealed" in ws.cell(row=1, column=index).comment.text
+    assert sum(c.wrap for c in schema.CARDS.columns) == len(schema.CARDS.columns) - 1
 
 
 def test_guide_has_a_row_for_every_column_of_every_other_sheet(committed) -> None:

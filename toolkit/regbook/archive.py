@@ -45,6 +45,7 @@ TAGMANIFEST = "tagmanifest-sha256.txt"
 SIGNATURE = TAGMANIFEST + ".sig"
 EVENTS_FILE = "ledger-events.jsonl"
 KEYRING_FILE = "allowed_signers"
+CARD_FILE = "model-card.md"  # bags made before cards existed lack it, and stay valid
 
 # bagit logs every problem it finds as a warning; regbook reports them as findings.
 logging.getLogger("bagit").addHandler(logging.NullHandler())
@@ -173,8 +174,11 @@ def bag_version(
         info = _reuse_bag(ws, state, dest, identity)
         notes.append(f"{ws.display_path(dest)} was already built and valid: reused")
     else:
+        from regbook.cards import archive_card
+
         _check_original(original, original_text, state)
-        info = _build_bag(ws, state, original, dest, identity, namespace_for(identity.role))
+        card = archive_card(ws, state)  # before any file is made: a Cards problem stops here
+        info = _build_bag(ws, state, original, dest, identity, namespace_for(identity.role), card)
     manifest_sha = hashlib.sha256((dest / TAGMANIFEST).read_bytes()).hexdigest()
     payload = {
         "approval": {"hash": approval.hash, "seq": approval.seq},
@@ -287,6 +291,7 @@ def _build_bag(
     dest: Path,
     identity: Any,
     namespace: str,
+    card: bytes | None,
 ) -> dict[str, str]:
     import bagit
 
@@ -321,6 +326,8 @@ def _build_bag(
     )
     (staging / EVENTS_FILE).write_bytes(_events_jsonl(state))
     (staging / KEYRING_FILE).write_bytes(ws.keyring_path.read_bytes())
+    if card is not None:  # None: a bag as made before model cards, which stays valid
+        (staging / CARD_FILE).write_bytes(card)
     bag = bagit.Bag(str(staging))
     bag.save()  # the tag manifest now covers every tag file
     manifest = (staging / TAGMANIFEST).read_bytes()

@@ -937,11 +937,12 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
 
 @cli.group("report")
 def report_group() -> None:
-    """Write reports for auditors: the evidence report of a version.
+    """Write reports for auditors: the evidence report and the model card of a version.
 
     \b
     Example:
       regbook report evidence credit-risk@7 -o credit-risk-7-evidence.html
+      regbook report card credit-risk@7 -o credit-risk-7-card.md
     """
 
 
@@ -978,6 +979,46 @@ def report_evidence(obj: Context, target: str, output: Path) -> None:
     click.echo(f"wrote {output} (evidence report for {data['identity']['composite_id']})", err=True)
     if count:
         click.echo(f"regbook: {count} problem(s) found; the report lists them at the top", err=True)
+        sys.exit(1)
+
+
+@report_group.command("card")
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Write to FILE: .md or .html (one self-contained file).",
+)
+@pass_ctx
+def report_card(obj: Context, target: str, output: Path) -> None:
+    """Write the model card of MODEL@VERSION: model details, intended use, out-of-scope
+    uses, training data, evaluation (metrics, fairness included, with gate results),
+    limitations, ethical considerations, owners.
+
+    The prose comes from the model's row in the Cards sheet (the SME's, not sealed), the
+    facts from the sealed ledger; each section names its source, and one with nothing in
+    it reads "not documented". A version with findings says so at the top of the card,
+    and the command exits 1 after writing it.
+
+    \b
+    Example:
+      regbook report card credit-risk@7 -o credit-risk-7-card.md
+      regbook report card credit-risk@7 -o credit-risk-7-card.html
+    """
+    from regbook.cards import card_format, write_card
+    from regbook.ids import ModelRef
+
+    card_format(output)  # refuse a wrong suffix before any work
+    data = write_card(obj.workspace(), ModelRef.parse(target), output)
+    click.echo(f"wrote {output} (model card for {data['composite_id']})", err=True)
+    if data["cards"]["notice"]:
+        click.echo(f"regbook: {data['cards']['notice']}", err=True)
+    count = data["problems"]["count"]
+    if count:
+        click.echo(f"regbook: {count} problem(s) found; the card lists them at the top", err=True)
         sys.exit(1)
 
 

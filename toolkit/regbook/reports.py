@@ -243,6 +243,7 @@ def _template(name: str, autoescape: bool) -> Any:
     env.filters["md"] = _md_cell
     env.filters["code"] = lambda v: "`" + _md_cell(v).replace("`", "'") + "`"
     env.filters["yesno"] = lambda v: "yes" if v else "no"
+    env.filters["prose"] = _md_prose
     return env.get_template(name)
 
 
@@ -252,6 +253,20 @@ def _md_cell(value: Any) -> str:
         return "-"
     text = str(value).replace("\\", "\\\\").replace("|", "\\|")
     return " ".join(text.split())
+
+
+def _md_prose(value: Any) -> str:
+    """Free text as Markdown paragraphs: its lines kept, and a line that would start a
+    heading, a quote or a rule escaped, so the text cannot fake the document's structure."""
+    import re
+
+    lines = []
+    for line in str(value).split("\n"):
+        if re.match(r"\s*(#|>|=+\s*$|-{2,}\s*$|\*{3,}\s*$)", line):
+            indent = len(line) - len(line.lstrip())
+            line = line[:indent] + "\\" + line[indent:]
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def render_markdown(data: dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ class Column:
     editor: str  # who may edit, for the Guide
     sealed: bool = False  # locked and shaded once the row is sealed
     choices: tuple[str, ...] | None = None  # a closed set: drop-down validation
+    wrap: bool = False  # long prose: the column wraps its text
 
     @property
     def text_format(self) -> bool:
@@ -75,6 +76,9 @@ class Sheet:
     purpose: str
     written_by: str
     columns: tuple[Column, ...]
+    # Added after workbooks were in use: one made before lacks it, and regbook reads it
+    # only where it is needed (the model card), as absent rather than as an error.
+    optional: bool = False
 
     def __post_init__(self) -> None:
         keys = [c.key for c in self.columns]
@@ -586,6 +590,68 @@ LEDGER = Sheet(
     ),
 )
 
+_CARD = "SME, any time (not sealed)"
+
+
+def _card_text(key: str, header: str, meaning: str, width: float = 40) -> Column:
+    return Column(key, header, TEXT, width, meaning, "free text; line breaks are kept",
+                  _CARD, wrap=True)  # fmt: skip
+
+
+CARDS = Sheet(
+    name="Cards",
+    purpose="One row per model: the model card's prose, written by the SME. It is not "
+    "sealed and not checked against the ledger; `regbook report card` adds the sealed "
+    "facts and says which section came from where.",
+    written_by="SME, any time (not sealed)",
+    columns=(
+        Column(
+            "model",
+            "Model name",
+            TEXT,
+            22,
+            "The model this card describes; one row per model, for all its versions.",
+            "as in Models",
+            _CARD,
+        ),
+        _card_text(
+            "intended_use",
+            "Intended use",
+            "What the model is for: the decision it supports, the users, the setting.",
+        ),
+        _card_text(
+            "out_of_scope", "Out-of-scope uses", "Uses the model is not designed or validated for."
+        ),
+        _card_text(
+            "training_data",
+            "Training data",
+            "What the training data is: source, period, population, preprocessing. "
+            "The card adds the sealed data version and repository.",
+        ),
+        _card_text(
+            "evaluation",
+            "Evaluation",
+            "How the model was evaluated, fairness included: evaluation data, groups "
+            "compared, what the metrics mean. The card adds the sealed metrics and "
+            "gate results.",
+        ),
+        _card_text(
+            "limitations",
+            "Limitations",
+            "Known weaknesses, failure modes and conditions where results degrade.",
+        ),
+        _card_text(
+            "ethics",
+            "Ethical considerations",
+            "Risks to people, sensitive attributes, mitigations, human oversight.",
+        ),
+        _card_text(
+            "owners", "Owners", "Who is accountable for the model and whom to contact.", width=30
+        ),
+    ),
+    optional=True,
+)
+
 GUIDE = Sheet(
     name="Guide",
     purpose="What every column means, its format, and who may edit it.",
@@ -599,8 +665,11 @@ GUIDE = Sheet(
     ),
 )
 
-SHEETS: tuple[Sheet, ...] = (MODELS, METRICS, APPROVALS, HISTORY, KEYS, LEDGER, GUIDE)
+SHEETS: tuple[Sheet, ...] = (MODELS, METRICS, CARDS, APPROVALS, HISTORY, KEYS, LEDGER, GUIDE)
 SHEETS_BY_NAME = {s.name: s for s in SHEETS}
+# What commands read by default: every sheet but the optional ones (Cards), so a
+# workbook made before those existed keeps working and a Cards edit never blocks a seal.
+READ_SHEETS: tuple[Sheet, ...] = tuple(s for s in SHEETS if not s.optional)
 
 # Views regbook derives from the ledger (Keys comes from allowed_signers instead).
 LEDGER_VIEWS = (MODELS, METRICS, APPROVALS, HISTORY)

@@ -43,9 +43,11 @@ MAX_ROW = 1048576  # Excel's last row: filters and drop-downs cover rows typed l
 AUTHOR = "regbook"
 TITLE = "regbook model registry"
 
-# Sheets where the SME types draft rows: protected, but new cells are unlocked.
-DRAFT_SHEETS = frozenset({schema.MODELS.name, schema.METRICS.name})
-FREEZE = {schema.MODELS.name: "B2"}  # Models keeps the model name in view too
+# Sheets where the SME types rows (drafts, and the Cards prose): protected, but new
+# cells are unlocked.
+DRAFT_SHEETS = frozenset({schema.MODELS.name, schema.METRICS.name, schema.CARDS.name})
+# Models and Cards keep the model name in view too.
+FREEZE = {schema.MODELS.name: "B2", schema.CARDS.name: "B2"}
 HEADER_HEIGHT = 30.0  # two lines: the longest headers wrap once at their widths
 
 _LOCKED = Protection(locked=True)
@@ -56,6 +58,7 @@ _HEADER_FILL = PatternFill(fill_type="solid", fgColor=schema.SHADE_HEADER)
 _HEADER_FONT = Font(bold=True, color="FFFFFFFF")
 _HEADER_ALIGN = Alignment(wrap_text=True, vertical="center")
 _GUIDE_ALIGN = Alignment(wrap_text=True, vertical="top")
+_WRAP_ALIGN = Alignment(wrap_text=True, vertical="top")  # prose columns (Cards)
 _BOLD = Font(bold=True)
 
 # Comment boxes: Excel draws notes in a ~9 pt font; size the box to the text so it
@@ -203,6 +206,8 @@ def _build_sheet(ws: Worksheet, sheet: Sheet) -> None:
         dim.width = column.width
         dim.number_format = column.number_format
         dim.protection = _UNLOCKED if drafts else _LOCKED
+        if column.wrap:
+            dim.alignment = _WRAP_ALIGN
         if column.choices:
             ws.add_data_validation(_choice_validation(column, f"{letter}2:{letter}{MAX_ROW}"))
     ws.row_dimensions[1].height = HEADER_HEIGHT

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbook.errors import InputError, RegbookError, WorkbookLocked
-from regbook.schema import LEDGER, METRICS, MODELS, SHEETS, Sheet
+from regbook.schema import LEDGER, METRICS, MODELS, READ_SHEETS, Sheet
 
 if TYPE_CHECKING:  # pragma: no cover
     import openpyxl
@@ -158,9 +158,10 @@ class WorkbookData:
         return self.tables[name]
 
 
-def read_workbook(path: Path, sheets: tuple[Sheet, ...] = SHEETS) -> WorkbookData:
+def read_workbook(path: Path, sheets: tuple[Sheet, ...] = READ_SHEETS) -> WorkbookData:
     """Read the workbook with python-calamine; every structural problem is an InputError
-    naming the sheet and cell."""
+    naming the sheet and cell. An optional sheet the workbook lacks (Cards, in a workbook
+    made before it existed) is left out of the result instead."""
     import python_calamine
 
     check_package(path)
@@ -182,10 +183,11 @@ def read_workbook(path: Path, sheets: tuple[Sheet, ...] = SHEETS) -> WorkbookDat
         tables = _read_tables(path, book, rest)
         if other is not None:
             tables.update(other.result())
-        tables = {s.name: tables[s.name] for s in sheets}
+        tables = {s.name: tables[s.name] for s in sheets if s.name in tables}
         formulas = scanning.result()
     for name, cells in formulas.items():
-        tables[name].formulas = cells
+        if name in tables:
+            tables[name].formulas = cells
     return WorkbookData(path, tables)
 
 
@@ -204,6 +206,8 @@ def _read_tables(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, 
     tables: dict[str, Table] = {}
     for sheet in sheets:
         if sheet.name not in names:
+            if sheet.optional:
+                continue
             raise InputError(f"{path.name}: sheet {sheet.name!r} is missing")
         try:
             data = book.get_sheet_by_name(sheet.name)
