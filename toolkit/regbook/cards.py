@@ -17,7 +17,6 @@ version with verify findings says so at the top, as the evidence report does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,10 @@ from regbook.ids import ModelRef
 from regbook.schema import CARDS, TEXT, normalize
 
 NOT_DOCUMENTED = "not documented"
+FORMATS = {".md": "markdown", ".html": "html"}
 # The Cards columns a card shows, in section order.
 PROSE = ("intended_use", "out_of_scope", "training_data", "evaluation", "limitations",
          "ethics", "owners")  # fmt: skip
-
-
-def utc_now() -> str:
-    """The card's own clock (tests pin it)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -93,7 +88,7 @@ def card_data(ws: Any, ref: ModelRef) -> dict[str, Any]:
 def build_card(ws: Any, ref: ModelRef, report: Any, context: str | None = None) -> dict[str, Any]:
     """The card of ``ref`` given ``verify``'s report on it; ``context`` is a sentence on
     where the card was written (the archive bag)."""
-    from regbook import __version__
+    from regbook import __version__, reports
     from regbook.reports import _ledger
     from regbook.state import Registry
 
@@ -117,7 +112,7 @@ def build_card(ws: Any, ref: ModelRef, report: Any, context: str | None = None) 
         "details": _details(state),
         **sections,
         "footer": {
-            "generated_at": utc_now(),
+            "generated_at": reports.utc_now(),  # one clock for every report
             "regbook_version": __version__,
             "ledger_head": report.ledger_head,
             "keyring_sha256": report.keyring_sha256,
@@ -241,8 +236,6 @@ def render_card_html(data: dict[str, Any]) -> str:
 
 def card_format(path: Path) -> str:
     """The format, "markdown" or "html", from the suffix of ``path``."""
-    from regbook.reports import FORMATS
-
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise InputError(f"{path}: model cards are .md or .html files")
