@@ -1022,6 +1022,51 @@ def report_card(obj: Context, target: str, output: Path) -> None:
         sys.exit(1)
 
 
+@report_group.command("pack")
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE.zip",
+    help="Write the pack to FILE.zip.",
+)
+@json_option
+@pass_ctx
+def report_pack(obj: Context, target: str, output: Path, as_json: bool) -> None:
+    """Write the evidence pack of MODEL@VERSION: one zip with the evidence report (HTML
+    and PDF), the model card, the provenance statement, every ledger signature with a
+    script to re-check them with ssh-keygen, copies of the workbook and the keyring, and
+    MANIFEST.sha256 (check it with `sha256sum -c`).
+
+    A version with problems still gets its pack, with the problems at the top of every
+    report; the command then exits 1.
+
+    \b
+    Example:
+      regbook report pack credit-risk@7 -o credit-risk-7-evidence.zip
+      unzip credit-risk-7-evidence.zip && cd credit-risk-7-evidence && sha256sum -c MANIFEST.sha256
+    """
+    from regbook.ids import ModelRef
+    from regbook.pack import write_pack
+
+    pack = write_pack(obj.workspace(), ModelRef.parse(target), output)
+    if as_json:
+        _echo_json(pack.to_json())
+    else:
+        click.echo(f"wrote {output} (evidence pack for {pack.composite_id}, "
+                   f"{len(pack.files)} files under {pack.folder}/)")  # fmt: skip
+    for name, why in pack.missing.items():
+        click.echo(f"regbook: warning: {name} left out: {why}", err=True)
+    if pack.problems:
+        click.echo(
+            f"regbook: {pack.problems} problem(s) found; the reports list them at the top",
+            err=True,
+        )
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point for the console script and ``python -m regbook``."""
     cli.main(args=argv, prog_name="regbook")
