@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -487,6 +488,13 @@ def test_demo_runs_and_reruns(tmp_path, runner):
     assert "RB301 error Models!I2: code commit changed after sealing" in result.output
     assert "RB402" in result.output
     assert (target / "registry" / "registry.xlsx").exists()
+    pack = target / "evidence" / "credit-risk-1-evidence.zip"
+    assert f"evidence pack: {pack}" in result.output
+    with zipfile.ZipFile(pack) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    check = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], capture_output=True,
+                           cwd=tmp_path / "unzipped" / "credit-risk-1-evidence")  # fmt: skip
+    assert check.returncode == 0, check.stdout
     again = runner.invoke(cli, ["demo", str(target)], catch_exceptions=False)
     assert again.exit_code == 0
 

@@ -175,6 +175,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         say(f"   {finding}")
     say(f"   verify: {len(bad.problems)} problems (exit code 1)\n")
 
+    pack = _evidence(ws, target, say)
     _archive(ws, target, say)
 
     say("Where things are:")
@@ -182,6 +183,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say(f"   keyring    {ws.keyring_path}")
     say(f"   artefacts  {ws.models_dir}")
     say(f"   archive    {ws.archive_dir}   (BagIt bags)")
+    say(f"   evidence   {pack}   (for auditors)")
     say(f"   keys       {target / 'keys'}   (demo keys; real ones live in ~/.ssh)")
     say(f"   tampered   {tampered}")
     say("Try: regbook --workspace " + str(root) + " verify --json")
@@ -286,7 +288,7 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     from regbook.keys import load_private_key
 
     ref = ModelRef.parse("credit-risk@1")
-    say("9. Retirement: credit-risk@1 is archived for ten years (EU AI Act Article 18) as")
+    say("10. Retirement: credit-risk@1 is archived for ten years (EU AI Act Article 18) as")
     say("   a BagIt bag anyone can check with sha256sum or a BagIt validator.")
     say("   $ regbook approve credit-risk@1 --to Archived --key keys/gina")
     done = approve(
@@ -313,6 +315,65 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     )
     if not report.ok:
         raise InputError("the demo's fixity check failed; see the output above")
+
+
+def _evidence(ws: Any, target: Path, say: Callable[[str], None]) -> Path:
+    """What goes to an auditor: the model card the SME wrote, the evidence report, and
+    the evidence pack of the Production version. Returns the pack's path."""
+    from regbook.cards import write_card
+    from regbook.ids import ModelRef
+    from regbook.pack import MANIFEST, write_pack
+    from regbook.reports import write_evidence
+
+    ref = ModelRef.parse("credit-risk@1")
+    out = target / "evidence"
+    out.mkdir()
+    say("9. Evidence for auditors. The SME describes the model once in the Cards sheet")
+    say("   (intended use, out-of-scope uses, limitations, owners ...); regbook adds the")
+    say("   sealed facts and re-checks every signature and hash as it writes.")
+    _type_card(ws.workbook_path)
+    say("   $ regbook report card credit-risk@1 -o evidence/credit-risk-1-card.md")
+    card = write_card(ws, ref, out / "credit-risk-1-card.md")
+    say(f"   model card for {card['composite_id']}")
+    say("   $ regbook report evidence credit-risk@1 -o evidence/credit-risk-1-evidence.pdf")
+    data = write_evidence(ws, ref, out / "credit-risk-1-evidence.pdf")
+    approvals = sum(len(step["approvals"]) for step in data["history"])
+    say(f"   {data['problems']['count']} problem(s); {approvals} approvals, their signatures "
+        "and the artefact's hash re-checked")  # fmt: skip
+    say("   $ regbook report pack credit-risk@1 -o evidence/credit-risk-1-evidence.zip")
+    pack = write_pack(ws, ref, out / "credit-risk-1-evidence.zip")
+    say(f"   {len(pack.files)} files under {pack.folder}/: evidence.html, evidence.pdf,")
+    say("   model-card.md, provenance.json, signatures/, registry.xlsx, allowed_signers")
+    say(f"   and {MANIFEST}; an auditor checks it with stock tools:")
+    say(f"   $ unzip {pack.path.name} && cd {pack.folder} && sha256sum -c {MANIFEST}")
+    say(f"   evidence pack: {pack.path}\n")
+    if pack.problems or data["problems"]["count"]:
+        raise InputError("the demo's evidence reports found problems; see the output above")
+    return pack.path
+
+
+def _type_card(workbook: Path) -> None:
+    """What the SME types in the Cards sheet, once per model."""
+    import openpyxl
+
+    from regbook.schema import CARDS
+
+    wb = openpyxl.load_workbook(workbook)
+    card = {
+        "model": "credit-risk",
+        "intended_use": "Ranks consumer credit applications by default risk to support, "
+        "not replace, an underwriter's decision.",
+        "out_of_scope": "Fully automated refusals; business lending; applicants under 18.",
+        "training_data": "Anonymised applications 2019-2024 from the bank's loan book, "
+        "versioned with DVC.",
+        "evaluation": "Hold-out set of 2024 applications; demographic parity compared "
+        "across age bands.",
+        "limitations": "Less reliable for applicants with under six months of history.",
+        "ethics": "Age and postcode are excluded as features; reviewed by the ethics board.",
+        "owners": "Credit Risk Analytics (alice@example.com); model risk: gina@example.com",
+    }
+    wb[CARDS.name].append([card.get(c.key) for c in CARDS.columns])
+    wb.save(workbook)
 
 
 def _type_draft(workbook: Path) -> None:
