@@ -937,12 +937,15 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
 
 @cli.group("report")
 def report_group() -> None:
-    """Write reports for auditors: the evidence report and the model card of a version.
+    """Write reports for auditors: a version's evidence report, model card and evidence
+    pack, and the registry's own description.
 
     \b
     Example:
       regbook report evidence credit-risk@7 -o credit-risk-7-evidence.html
       regbook report card credit-risk@7 -o credit-risk-7-card.md
+      regbook report pack credit-risk@7 -o credit-risk-7-evidence.zip
+      regbook report registry -o registry-description.html
     """
 
 
@@ -1019,6 +1022,45 @@ def report_card(obj: Context, target: str, output: Path) -> None:
     count = data["problems"]["count"]
     if count:
         click.echo(f"regbook: {count} problem(s) found; the card lists them at the top", err=True)
+        sys.exit(1)
+
+
+@report_group.command("registry")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Write to FILE: .md or .html (one self-contained file).",
+)
+@click.option("--no-artefacts", is_flag=True, help="Do not re-hash the artefacts.")
+@pass_ctx
+def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
+    """Write the registry's own description for the technical documentation (AISDP
+    Modules 3 and 2): its role in the architecture, the versioning scheme and composite
+    ID, the stage workflow with the roles and checks for each transition, the gates and
+    retention as regbook.toml sets them, the keyring's principals and roles, the CI/CD
+    integration and how provenance is kept, and the current Production versions with
+    their traceability tags.
+
+    The whole registry is verified first; problems are listed at the top, and the
+    command exits 1 after writing.
+
+    \b
+    Example:
+      regbook report registry -o registry-description.html
+    """
+    from regbook.registry_report import registry_format, write_registry
+
+    registry_format(output)  # refuse a wrong suffix before any work
+    data = write_registry(obj.workspace(), output, artefacts=not no_artefacts)
+    versions = len(data["production"])
+    click.echo(f"wrote {output} (registry description, {versions} Production version(s))",
+               err=True)  # fmt: skip
+    count = data["problems"]["count"]
+    if count:
+        click.echo(f"regbook: {count} problem(s) found; the report lists them at the top", err=True)
         sys.exit(1)
 
 

@@ -1,0 +1,126 @@
+"""The registry description: the rules it states are the workspace's own (change
+regbook.toml and they change), the keyring and the Production versions come from the
+workspace and the ledger, problems are at the top, and HTML is escaped."""
+
+from __future__ import annotations
+
+import html as htmllib
+from pathlib import Path
+
+import pytest
+
+from conftest import snapshot
+from regbook.registry_report import registry_data
+from regbook.workspace import Workspace
+from test_reports import REPORT_TIME, run, tamper_code_commit
+
+
+def write(root: Path, name: str, *extra: str) -> tuple[object, str]:
+    out = root.parent / name
+    result = run(root, "report", "registry", "-o", str(out), *extra)
+    return result, out.read_text(encoding="utf-8") if out.exists() else ""
+
+
+def row(text: str, first_cell: str) -> str:
+    """The Markdown table row that starts with ``first_cell``."""
+    lines = [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
+    assert len(lines) == 1, (first_cell, lines)
+    return lines[0]
+
+
+def test_production_versions_with_their_tags(prod: Path):
+    result, md = write(prod, "registry.md")
+    assert result.exit_code == 0, result.output
+    data = registry_data(Workspace.load(prod))
+    assert [v["version"] for v in data["production"]] == [1]
+    tags = data["production"][0]
+    line = row(md, "credit-risk")
+    for value in (tags["composite_id"], tags["content_hash"], tags["data_version"],
+                  tags["code_commit"], "train-0042", "gina@example.com (governance-lead)",
+                  "PASS", "2026-01-12"):  # fmt: skip
+        assert value in line, value
+    assert "No problems found" in md and "PROBLEMS FOUND" not in md
+    assert f"Generated {REPORT_TIME}" in md
+    assert data["footer"]["keyring_sha256"] in md and data["footer"]["ledger_head"] in md
+    assert f"--keyring-sha256 {data['footer']['keyring_sha256']}" in md
+
+
+def test_keyring_principals_roles_and_fingerprints(prod: Path):
+    from regbook.views import keys_values
+
+    _, md = write(prod, "registry.md")
+    keys = keys_values(Workspace.load(prod).keyring())
+    assert len(keys) == 3
+    for key in keys:
+        line = row(md, key["principal"])
+        assert key["roles"] in line and key["fingerprint"] in line
+
+
+def test_rules_are_read_from_regbook_toml(prod: Path):
+    _, before = write(prod, "before.md")
+    assert row(before, "None → Staging").startswith("| None → Staging | sme, governance-lead |")
+    assert "`auc_roc >= 0.75`" in before and "archived for 10 years" in before
+    config = prod / "regbook.toml"
+    text = config.read_text()
+    for old, new in (
+        ('"None->Staging" = ["sme", "governance-lead"]', '"None->Staging" = ["governance-lead"]'),
+        ('performance = "auc_roc >= 0.75"',
+         'performance = "auc_roc >= 0.9"\nrecall = "recall > 0.6"'),
+        ("years = 10", "years = 12"),
+    ):  # fmt: skip
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text)
+    result, after = write(prod, "after.md", "--no-artefacts")
+    # stricter rules than those in force when credit-risk@1 was approved and gated:
+    # its sme approval and its PASS no longer follow, and the report says so first
+    assert result.exit_code == 1, result.output
+    assert after.index("PROBLEMS FOUND") < after.index("Role in the architecture")
+    assert "RB505" in after
+    assert row(after, "None → Staging").startswith("| None → Staging | governance-lead |")
+    assert "`auc_roc >= 0.9`" in after and "`auc_roc >= 0.75`" not in after
+    assert row(after, "recall") == "| recall | `recall > 0.6` |"
+    assert "archived for 12 years" in after and "10 years" not in after
+    # Production is always carried out by ci, whatever the approvers
+    assert "| ci (`regbook promote`) |" in row(after, "Staging → Production")
+
+
+def test_no_production_version_says_so(registered_fast):
+    result, md = write(registered_fast.root, "r.md")
+    assert result.exit_code == 0, result.output
+    assert "| (no version is in Production) |" in md
+    assert "version(s) of 1 model(s): " in md and ", 0 Production, 0 Archived." in md
+
+
+@pytest.mark.parametrize("name", ["registry.md", "registry.html"])
+def test_problems_are_at_the_top(prod: Path, name: str):
+    tamper_code_commit(prod)
+    result, text = write(prod, name)
+    assert result.exit_code == 1, result.output
+    assert "problem(s) found" in result.output
+    text = htmllib.unescape(text)
+    banner = text.index("PROBLEMS FOUND: 1.")
+    assert banner < text.index("Role in the architecture") < text.index("Verify findings")
+    assert "RB301" in text[banner : text.index("Role in the architecture")]
+
+
+def test_html_is_escaped_and_self_contained(prod: Path):
+    config = prod / "regbook.toml"
+    hostile = '"<script>alert(1)</script>" = "auc_roc >= 0.5"'
+    old = 'performance = "auc_roc >= 0.75"'
+    config.write_text(config.read_text().replace(old, f"{old}\n{hostile}"))
+    result, page = write(prod, "registry.html")
+    assert result.exit_code == 0, result.output
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Content-Security-Policy" in page
+    assert "http://" not in page and "https://" not in page
+
+
+@pytest.mark.parametrize("name", ["registry.pdf", "registry.txt", "registry"])
+def test_bad_suffix_is_refused_and_nothing_written(prod: Path, name: str):
+    before = snapshot(prod.parent)
+    result, _ = write(prod, name)
+    assert result.exit_code == 2, result.output
+    assert "the registry description is a .md or .html file" in result.output
+    assert snapshot(prod.parent) == before

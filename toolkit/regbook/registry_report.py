@@ -1,0 +1,159 @@
+"""The registry's own description, for the technical documentation (AISDP Modules 2
+and 3): what the registry is and does, configured as this workspace configures it.
+
+Every rule the report states is read from the workspace, never written out by hand:
+the transitions and the roles allowed for each from ``regbook.toml`` ``[transitions]``,
+the gates from ``[gates]``, retention from ``[retention]``, the principals and roles
+from the keyring, and the Production versions with their traceability tags from the
+ledger (not from the editable view cells)::
+
+    data = registry_data(ws)
+    Path("registry.md").write_text(render_registry_markdown(data))
+
+As with every report, problems come first: the registry's verify findings are counted
+at the top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from regbook.errors import InputError
+from regbook.schema import GUIDE, LEDGER, SHEETS
+
+FORMATS = {".md": "markdown", ".html": "html"}
+# Each transition of the stage workflow, with what regbook checks before it happens
+# beyond the approval itself (governance.promote, archive.archive).
+BAG = (
+    "the artefact's hash is checked, and it is moved into a BagIt bag that is "
+    "validated before the original is removed",
+)
+TRANSITIONS = (
+    ("None", "Staging", "promote", ()),
+    ("Staging", "Production", "promote", (
+        "the approval names this version's content hash",
+        "the latest validation gate result is PASS, for this content hash, and still "
+        "follows from the sealed metrics and the thresholds in force",
+        "the artefact is re-hashed at promotion and matches its sealed content hash",
+        "the promotion is signed by a key acting in the ci role (the CI pipeline)",
+        "no other version of the model is in Production (or --archive-previous retires "
+        "it in the same step, with its own approval)",
+    )),
+    ("Production", "Archived", "archive", BAG),
+    ("Staging", "Archived", "archive", BAG),
+    ("None", "Archived", "archive", BAG),
+)  # fmt: skip
+
+
+def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
+    """The facts of the registry description, as plain data (JSON-friendly)."""
+    from regbook import __version__
+    from regbook.gates import parse_gates
+    from regbook.reports import _ledger, utc_now
+    from regbook.state import Registry
+    from regbook.verify import verify
+    from regbook.views import keys_values
+
+    report = verify(ws, artefacts=artefacts)
+    events, keyring = _ledger(ws)
+    registry, _ = Registry.replay(events)
+    settings = ws.settings
+    findings = [f.to_json() for f in report.findings]
+    problems = [f for f in findings if f["severity"] in ("error", "warning")]
+    versions = list(registry.versions.values())
+    return {
+        "title": "Model registry description",
+        "problems": {"count": len(problems), "findings": problems},
+        "workspace": {
+            "workbook": settings.workbook,
+            "sheets": [sheet.name for sheet in SHEETS if sheet not in (LEDGER, GUIDE)],
+            "keyring": settings.keyring,
+            "models": settings.models,
+            "archive": settings.archive,
+            "backups": settings.backups,
+            "register_roles": list(settings.register_roles),
+            "gate_roles": list(settings.gate_roles),
+        },
+        "counts": {
+            "models": len({v.model for v in versions}),
+            "versions": len(versions),
+            "events": report.events,
+            "stages": {
+                stage: sum(v.stage == stage for v in versions)
+                for stage in ("None", "Staging", "Production", "Archived")
+            },  # fmt: skip
+        },
+        "transitions": [
+            {
+                "from": source,
+                "to": target,
+                "command": command,
+                "approvers": list(settings.transition_roles(source, target)),
+                "signers": ["ci"]
+                if target == "Production"
+                else list(settings.transition_roles(source, target)),
+                "checks": list(checks),
+            }
+            for source, target, command, checks in TRANSITIONS
+        ],
+        "gates": [
+            {"gate": g.name, "metric": g.metric, "rule": str(g)}
+            for g in (parse_gates(settings.gates) if settings.gates else ())
+        ],
+        "retention_years": settings.retention_years,
+        "keys": keys_values(keyring),
+        "production": [
+            _tags(v)
+            for v in sorted(versions, key=lambda v: (v.model, v.version))
+            if v.stage == "Production"
+        ],  # fmt: skip
+        "verify": {"artefacts_checked": report.artefacts_checked, "findings": findings},
+        "footer": {
+            "generated_at": utc_now(),
+            "regbook_version": __version__,
+            "ledger_head": report.ledger_head,
+            "keyring_sha256": report.keyring_sha256,
+        },
+    }
+
+
+def _tags(state: Any) -> dict[str, Any]:
+    """A Production version's AISDP traceability tags, from the ledger."""
+    from regbook.views import models_values
+
+    values = models_values(state)
+    keys = ("model", "version", "composite_id", "content_hash", "data_version", "code_commit",
+            "pipeline_run", "approval", "gate", "deployed_on")  # fmt: skip
+    return {key: values[key] for key in keys}
+
+
+def render_registry_markdown(data: dict[str, Any]) -> str:
+    from regbook.reports import _template
+
+    return _template("registry.md.j2", autoescape=False).render(**data)
+
+
+def render_registry_html(data: dict[str, Any]) -> str:
+    from regbook.reports import _template
+
+    return _template("registry.html.j2", autoescape=True).render(**data)
+
+
+def registry_format(path: Path) -> str:
+    """The format, "markdown" or "html", from the suffix of ``path``."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"{path}: the registry description is a .md or .html file")
+    return FORMATS[suffix]
+
+
+def write_registry(ws: Any, output: Path, artefacts: bool = True) -> dict[str, Any]:
+    """Build the description and write it atomically to ``output``; the data."""
+    from regbook.export import write_atomic
+
+    kind = registry_format(output)
+    data = registry_data(ws, artefacts)
+    text = render_registry_markdown(data) if kind == "markdown" else render_registry_html(data)
+    write_atomic(output, text.encode("utf-8"))
+    return data
