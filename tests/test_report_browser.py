@@ -172,3 +172,32 @@ def test_content_security_policy_blocks_external_loads(report: tuple[dict, Path]
     assert result.requests == []
     blocked = [t for level, t in result.problems if "Content Security Policy" in t]
     assert len(blocked) == 2, result.console
+
+
+# --- the other HTML reports -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (("card", "credit-risk@1"), ["Model card: credit-risk@1", "Intended use", "Owners"]),
+        (("registry",), ["Model registry description", "Production versions", "ci@example.com"]),
+    ],
+)
+def test_card_and_registry_render_cleanly(
+    report: tuple[dict, Path], tmp_path: Path, command: tuple[str, ...], expected: list[str]
+):
+    """The model card and the registry description share the evidence report's layout:
+    the same checks hold, in one browser launch each."""
+    data, evidence = report
+    root = evidence.parent / "ws"
+    html = tmp_path / f"{command[0]}.html"
+    result = run(root, "report", *command, "-o", str(html))
+    assert result.exit_code == 0, result.output
+    rendered = browser.render(html, tmp_path / "render")
+    assert rendered.console == [] and rendered.requests == [] and rendered.loads == []
+    width, height, pixels = png_size_and_pixels(rendered.png)
+    assert (width, height) == browser.WINDOW and len(set(pixels)) > 16
+    text = squeeze("".join(pdf_pages(rendered.pdf)))
+    for words in [*expected, data["identity"]["composite_id"]]:
+        assert squeeze(words) in text, words
