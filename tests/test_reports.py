@@ -239,10 +239,22 @@ def test_html_values_are_escaped():
 # --- golden -----------------------------------------------------------------------------
 
 
-def test_markdown_golden(prod: Path, request: pytest.FixtureRequest):
-    result, text = write_report(prod, "evidence.md")
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (("evidence", "credit-risk@1"), "evidence-credit-risk-1.md"),
+        (("card", "credit-risk@1"), "card-credit-risk-1.md"),
+        (("registry",), "registry.md"),
+    ],
+)
+def test_markdown_golden(
+    prod: Path, request: pytest.FixtureRequest, command: tuple[str, ...], name: str
+):
+    out = prod.parent / name
+    result = run(prod, "report", *command, "-o", str(out))
     assert result.exit_code == 0, result.output
-    golden = GOLDENS / "evidence-credit-risk-1.md"
+    text = out.read_text(encoding="utf-8")
+    golden = GOLDENS / name
     if request.config.getoption("--update-goldens"):
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text, encoding="utf-8")
