@@ -25,7 +25,6 @@ from regbook.ids import ModelRef
 from regbook.schema import CARDS, TEXT, normalize
 
 NOT_DOCUMENTED = "not documented"
-FORMATS = {".md": "markdown", ".html": "html"}
 # The Cards columns a card shows, in section order.
 PROSE = ("intended_use", "out_of_scope", "training_data", "evaluation", "limitations",
          "ethics", "owners")  # fmt: skip
@@ -223,32 +222,32 @@ def _evaluation(state: Any) -> dict[str, Any]:
 
 
 def render_card_markdown(data: dict[str, Any]) -> str:
-    from regbook.reports import _template
+    from regbook.reports import render_text
 
-    return _template("card.md.j2", autoescape=False).render(not_documented=NOT_DOCUMENTED, **data)
+    return render_text("card", "markdown", data, not_documented=NOT_DOCUMENTED)
 
 
 def render_card_html(data: dict[str, Any]) -> str:
-    from regbook.reports import _template
+    from regbook.reports import render_text
 
-    return _template("card.html.j2", autoescape=True).render(not_documented=NOT_DOCUMENTED, **data)
+    return render_text("card", "html", data, not_documented=NOT_DOCUMENTED)
 
 
 def card_format(path: Path) -> str:
     """The format, "markdown" or "html", from the suffix of ``path``."""
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise InputError(f"{path}: model cards are .md or .html files")
-    return FORMATS[suffix]
+    from regbook.reports import TEXT_FORMATS, format_of
+
+    return format_of(path, TEXT_FORMATS, "model cards are .md or .html files")
 
 
 def write_card(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
     """Build the card of ``ref`` and write it atomically to ``output``; the data."""
     from regbook.export import write_atomic
+    from regbook.reports import render_text
 
     kind = card_format(output)
     data = card_data(ws, ref)
-    text = render_card_markdown(data) if kind == "markdown" else render_card_html(data)
+    text = render_text("card", kind, data, not_documented=NOT_DOCUMENTED)
     write_atomic(output, text.encode("utf-8"))
     return data
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -935,6 +936,24 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
 # --- reports ---------------------------------------------------------------------------
 
 
+def output_option(what: str, metavar: str = "FILE") -> Callable:
+    return click.option(
+        "-o",
+        "--output",
+        required=True,
+        type=click.Path(path_type=Path),
+        metavar=metavar,
+        help=f"Write to {what}.",
+    )
+
+
+def _exit_on_problems(count: int, where: str) -> None:
+    """A report is written even when it has problems; then the command exits 1."""
+    if count:
+        click.echo(f"regbook: {count} problem(s) found; {where} them at the top", err=True)
+        sys.exit(1)
+
+
 @cli.group("report")
 def report_group() -> None:
     """Write reports for auditors: a version's evidence report, model card and evidence
@@ -951,14 +970,7 @@ def report_group() -> None:
 
 @report_group.command("evidence")
 @click.argument("target", metavar="MODEL@VERSION")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Write to FILE: .html (one self-contained, printable file), .pdf (A4) or .md.",
-)
+@output_option("FILE: .html (one self-contained, printable file), .pdf (A4) or .md")
 @pass_ctx
 def report_evidence(obj: Context, target: str, output: Path) -> None:
     """Write the evidence report of MODEL@VERSION: identity, artefact check, provenance,
@@ -978,23 +990,13 @@ def report_evidence(obj: Context, target: str, output: Path) -> None:
 
     report_format(output)  # refuse a wrong suffix before any work
     data = write_evidence(obj.workspace(), ModelRef.parse(target), output)
-    count = data["problems"]["count"]
     click.echo(f"wrote {output} (evidence report for {data['identity']['composite_id']})", err=True)
-    if count:
-        click.echo(f"regbook: {count} problem(s) found; the report lists them at the top", err=True)
-        sys.exit(1)
+    _exit_on_problems(data["problems"]["count"], "the report lists")
 
 
 @report_group.command("card")
 @click.argument("target", metavar="MODEL@VERSION")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Write to FILE: .md or .html (one self-contained file).",
-)
+@output_option("FILE: .md or .html (one self-contained file)")
 @pass_ctx
 def report_card(obj: Context, target: str, output: Path) -> None:
     """Write the model card of MODEL@VERSION: model details, intended use, out-of-scope
@@ -1019,21 +1021,11 @@ def report_card(obj: Context, target: str, output: Path) -> None:
     click.echo(f"wrote {output} (model card for {data['composite_id']})", err=True)
     if data["cards"]["notice"]:
         click.echo(f"regbook: {data['cards']['notice']}", err=True)
-    count = data["problems"]["count"]
-    if count:
-        click.echo(f"regbook: {count} problem(s) found; the card lists them at the top", err=True)
-        sys.exit(1)
+    _exit_on_problems(data["problems"]["count"], "the card lists")
 
 
 @report_group.command("registry")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Write to FILE: .md or .html (one self-contained file).",
-)
+@output_option("FILE: .md or .html (one self-contained file)")
 @click.option("--no-artefacts", is_flag=True, help="Do not re-hash the artefacts.")
 @pass_ctx
 def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
@@ -1058,22 +1050,12 @@ def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
     versions = len(data["production"])
     click.echo(f"wrote {output} (registry description, {versions} Production version(s))",
                err=True)  # fmt: skip
-    count = data["problems"]["count"]
-    if count:
-        click.echo(f"regbook: {count} problem(s) found; the report lists them at the top", err=True)
-        sys.exit(1)
+    _exit_on_problems(data["problems"]["count"], "the report lists")
 
 
 @report_group.command("pack")
 @click.argument("target", metavar="MODEL@VERSION")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE.zip",
-    help="Write the pack to FILE.zip.",
-)
+@output_option("FILE.zip", metavar="FILE.zip")
 @json_option
 @pass_ctx
 def report_pack(obj: Context, target: str, output: Path, as_json: bool) -> None:
@@ -1101,12 +1083,7 @@ def report_pack(obj: Context, target: str, output: Path, as_json: bool) -> None:
                    f"{len(pack.files)} files under {pack.folder}/)")  # fmt: skip
     for name, why in pack.missing.items():
         click.echo(f"regbook: warning: {name} left out: {why}", err=True)
-    if pack.problems:
-        click.echo(
-            f"regbook: {pack.problems} problem(s) found; the reports list them at the top",
-            err=True,
-        )
-        sys.exit(1)
+    _exit_on_problems(pack.problems, "the reports list")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -185,9 +185,9 @@ def zip_bytes(folder: str, files: dict[str, bytes], when: str) -> bytes:
 def write_pack(ws: Any, ref: ModelRef, output: Path) -> Pack:
     """Build the pack for ``ref`` and write it atomically to ``output`` (a .zip)."""
     from regbook.export import write_atomic
+    from regbook.reports import format_of
 
-    if output.suffix.lower() != ".zip":
-        raise InputError(f"{output}: an evidence pack is a .zip file")
+    format_of(output, {".zip": "zip"}, "an evidence pack is a .zip file")
     files, summary = build_pack(ws, ref)
     write_atomic(output, zip_bytes(summary.folder, files, summary.generated_at))
     summary.path = output

@@ -19,10 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from regbook.errors import InputError
 from regbook.schema import GUIDE, LEDGER, SHEETS
 
-FORMATS = {".md": "markdown", ".html": "html"}
 # Each transition of the stage workflow, with what regbook checks before it happens
 # beyond the approval itself (governance.promote, archive.archive).
 BAG = (
@@ -129,31 +127,30 @@ def _tags(state: Any) -> dict[str, Any]:
 
 
 def render_registry_markdown(data: dict[str, Any]) -> str:
-    from regbook.reports import _template
+    from regbook.reports import render_text
 
-    return _template("registry.md.j2", autoescape=False).render(**data)
+    return render_text("registry", "markdown", data)
 
 
 def render_registry_html(data: dict[str, Any]) -> str:
-    from regbook.reports import _template
+    from regbook.reports import render_text
 
-    return _template("registry.html.j2", autoescape=True).render(**data)
+    return render_text("registry", "html", data)
 
 
 def registry_format(path: Path) -> str:
     """The format, "markdown" or "html", from the suffix of ``path``."""
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise InputError(f"{path}: the registry description is a .md or .html file")
-    return FORMATS[suffix]
+    from regbook.reports import TEXT_FORMATS, format_of
+
+    return format_of(path, TEXT_FORMATS, "the registry description is a .md or .html file")
 
 
 def write_registry(ws: Any, output: Path, artefacts: bool = True) -> dict[str, Any]:
     """Build the description and write it atomically to ``output``; the data."""
     from regbook.export import write_atomic
+    from regbook.reports import render_text
 
     kind = registry_format(output)
     data = registry_data(ws, artefacts)
-    text = render_registry_markdown(data) if kind == "markdown" else render_registry_html(data)
-    write_atomic(output, text.encode("utf-8"))
+    write_atomic(output, render_text("registry", kind, data).encode("utf-8"))
     return data

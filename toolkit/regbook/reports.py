@@ -24,7 +24,8 @@ from typing import Any
 from regbook.errors import InputError
 from regbook.ids import ModelRef
 
-FORMATS = {".md": "markdown", ".html": "html", ".pdf": "pdf"}
+TEXT_FORMATS = {".md": "markdown", ".html": "html"}
+FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
 # Artefact and bag findings: what the "artefact integrity" section reports.
 _ARTEFACT_CODES = ("RB4", "RB8")
 
@@ -269,20 +270,34 @@ def _md_prose(value: Any) -> str:
     return "\n".join(lines)
 
 
+def render_text(stem: str, kind: str, data: dict[str, Any], **extra: Any) -> str:
+    """``STEM.md.j2`` or, for ``kind`` "html", ``STEM.html.j2`` (autoescaped) rendered
+    over ``data``: every report's text formats go through here."""
+    html = kind == "html"
+    template = _template(f"{stem}.{'html' if html else 'md'}.j2", autoescape=html)
+    return template.render(**extra, **data)
+
+
+def format_of(path: Path, formats: dict[str, str], refusal: str) -> str:
+    """The format the suffix of ``path`` names in ``formats``; otherwise an InputError
+    naming the path, with ``refusal`` (e.g. "model cards are .md or .html files")."""
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        raise InputError(f"{path}: {refusal}")
+    return formats[suffix]
+
+
 def render_markdown(data: dict[str, Any]) -> str:
-    return _template("evidence.md.j2", autoescape=False).render(**data)
+    return render_text("evidence", "markdown", data)
 
 
 def render_html(data: dict[str, Any]) -> str:
-    return _template("evidence.html.j2", autoescape=True).render(**data)
+    return render_text("evidence", "html", data)
 
 
 def report_format(path: Path) -> str:
     """The format, "markdown", "html" or "pdf", from the suffix of ``path``."""
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise InputError(f"{path}: evidence reports are .md, .html or .pdf files")
-    return FORMATS[suffix]
+    return format_of(path, FORMATS, "evidence reports are .md, .html or .pdf files")
 
 
 def write_evidence(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
@@ -301,5 +316,4 @@ def render(data: dict[str, Any], kind: str) -> bytes:
         from regbook.report_pdf import render_pdf
 
         return render_pdf(data)
-    text = render_markdown(data) if kind == "markdown" else render_html(data)
-    return text.encode("utf-8")
+    return render_text("evidence", kind, data).encode("utf-8")
