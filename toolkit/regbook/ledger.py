@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -28,7 +27,7 @@ import rfc8785
 
 from regbook.errors import InputError
 from regbook.findings import Finding
-from regbook.schema import CELL_TEXT_LIMIT, LEDGER, BadValue, normalize
+from regbook.schema import CELL_TEXT_LIMIT, INT, LEDGER, TEXT, BadValue, normalize
 
 GENESIS = "0" * 64
 EVENT_KINDS = ("register", "approve", "gate", "promote", "archive")
@@ -201,14 +200,21 @@ def new_event(
     )
 
 
+_LEDGER_KEYS = tuple(c.key for c in LEDGER.columns)
+_LEDGER_KINDS = tuple(c.kind for c in LEDGER.columns)
+
+
 def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
     """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
     rows holding formulas too: the ledger is plain values."""
     events: list[LedgerEvent] = []
     findings: list[Finding] = []
+    formula_rows = {r for (r, _c) in table.formulas}
     for i, row in table.indexed():
         number = table.row_numbers[i]
-        formula_cols = [c for (r, c) in table.formulas if r == number]
+        formula_cols = (
+            [c for (r, c) in table.formulas if r == number] if number in formula_rows else []
+        )
         if formula_cols:
             col = LEDGER.columns[min(formula_cols)]
             findings.append(
@@ -221,8 +227,15 @@ def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
             continue
         try:
             values = {}
-            for col, raw in zip(LEDGER.columns, row, strict=True):
-                values[col.key] = normalize(col.kind, raw)
+            for key, kind, raw in zip(_LEDGER_KEYS, _LEDGER_KINDS, row, strict=True):
+                # Text in a text column and a whole number in a number column, the usual
+                # cells, are normalized here without the call (normalize does the same).
+                if kind == TEXT and type(raw) is str:
+                    values[key] = raw.strip() or None
+                elif kind == INT and type(raw) is int:
+                    values[key] = raw
+                else:
+                    values[key] = normalize(kind, raw)
             for key in (
                 "seq",
                 "at",
@@ -308,48 +321,87 @@ def check_signatures(
 
 
 def check_signatures_in_background(
-    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2
+    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None
 ) -> Any:
-    """Start ``check_signatures``; returns a function that waits for its findings."""
-    from regbook.keys import SigCheck, check_signature, quick_check, role_for_namespace
+    """Start ``check_signatures``; returns a function that waits for its findings. The
+    Ed25519 checks run on ``pool`` (worker processes, see sigbatch.py) when given, else
+    on ``threads`` threads; the keyring and role rules are applied while waiting."""
+    from regbook import sigbatch
 
-    def one(event: LedgerEvent) -> list[Finding]:
-        out: list[Finding] = []
-        quick = quick_check(
-            event.signed_bytes(), event.signature, keyring, event.signer, event.when
-        )
-        if quick is not None:
-            result = SigCheck(True, None, "", quick[0], quick[1], None)
+    items = [(event.signature, event.signed_bytes()) for event in events]
+    chunks = sigbatch.submit(pool, items, threads)
+
+    def wait() -> list[Finding]:
+        results = sigbatch.gather(chunks, items)
+        rules = _SignatureRules(keyring, allowed_roles)
+        return [f for event, got in zip(events, results, strict=True) for f in rules(event, got)]
+
+    return wait
+
+
+_SIGNATURE_CODES = {
+    "malformed": "RB104", "bad-signature": "RB104", "unknown-key": "RB105",
+    "principal-mismatch": "RB105", "wrong-namespace": "RB106",
+    "namespace-not-allowed": "RB106", "not-yet-valid": "RB107", "expired": "RB107",
+}  # fmt: skip
+
+
+class _SignatureRules:
+    """The findings of one event from its fast-path result: the keyring's say on a good
+    signature (principal, namespace, time window), then the role the event needs.
+    Anything the fast path did not pass goes through ``keys.check_signature``."""
+
+    def __init__(self, keyring: Any, allowed_roles: Any) -> None:
+        self.keyring = keyring
+        self.allowed_roles = allowed_roles
+        self.entries: dict[tuple[bytes, str, str], tuple[Any, bool]] = {}
+
+    def _allowed(self, event: LedgerEvent, key_blob: bytes, namespace: str) -> bool:
+        from regbook.keys import _floor_utc, role_for_namespace
+
+        found = self.entries.get((key_blob, event.signer, namespace))
+        if found is None:
+            entries = tuple(
+                e
+                for e in self.keyring._by_blob.get(key_blob, ())
+                if e.matches_principal(event.signer) and e.allows_namespace(namespace)
+            )
+            if role_for_namespace(namespace) is None:
+                entries = ()
+            always = any(e.valid_after is None and e.valid_before is None for e in entries)
+            found = (entries, always)
+            self.entries[(key_blob, event.signer, namespace)] = found
+        entries, always = found
+        if always:
+            return True
+        at = _floor_utc(event.when, "the check time")
+        return any(e._window_problem(at) is None for e in entries)
+
+    def __call__(self, event: LedgerEvent, got: tuple[bytes, str] | None) -> list[Finding]:
+        from regbook.keys import check_signature, fingerprint_of, role_for_namespace
+
+        label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
+        if got is not None and self._allowed(event, *got):
+            fingerprint, namespace = fingerprint_of(got[0]), got[1]
         else:
             result = check_signature(
-                event.signed_bytes(), event.signature, keyring, event.signer, None, event.when
-            )
-        label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
-        if not result.ok:
-            code = {
-                "malformed": "RB104", "bad-signature": "RB104", "unknown-key": "RB105",
-                "principal-mismatch": "RB105", "wrong-namespace": "RB106",
-                "namespace-not-allowed": "RB106", "not-yet-valid": "RB107",
-                "expired": "RB107",
-            }[result.problem]  # fmt: skip
-            out.append(
-                Finding.make(
-                    code,
-                    event.where("signature"),
-                    f"{label}: {result.detail}",
-                    event.model,
-                    event.version,
-                )
-            )
-            return out
-        if result.fingerprint != event.fingerprint:
+                event.signed_bytes(), event.signature, self.keyring, event.signer, None,
+                event.when,
+            )  # fmt: skip
+            if not result.ok:
+                return [Finding.make(
+                    _SIGNATURE_CODES[result.problem], event.where("signature"),
+                    f"{label}: {result.detail}", event.model, event.version)]  # fmt: skip
+            fingerprint, namespace = result.fingerprint, result.namespace or ""
+        out: list[Finding] = []
+        if fingerprint != event.fingerprint:
             out.append(Finding.make(
                 "RB111", event.where("fingerprint"),
                 f"{label}: the row names key {event.fingerprint} but the signature was made "
-                f"by {result.fingerprint}", event.model, event.version))  # fmt: skip
-        role = role_for_namespace(result.namespace or "")
+                f"by {fingerprint}", event.model, event.version))  # fmt: skip
+        role = role_for_namespace(namespace)
         _KNOWN_ROLES[event.signature] = role
-        roles = allowed_roles(event)
+        roles = self.allowed_roles(event)
         if role not in roles:
             out.append(Finding.make(
                 "RB106", event.where("signature"),
@@ -357,27 +409,6 @@ def check_signatures_in_background(
                 f"event needs {' or '.join(roles) or 'a role none is configured for'}",
                 event.model, event.version))  # fmt: skip
         return out
-
-    return start_signature_checks(events, one, threads)
-
-
-def start_signature_checks(events: list[LedgerEvent], one: Any, threads: int) -> Any:
-    """Run ``one`` over the events on worker threads and return a function that waits
-    for the findings: the caller can do other work meanwhile (Ed25519 verification
-    releases the GIL, so the checks overlap with the caller's Python work)."""
-    if threads <= 1 or len(events) <= 64:
-        found = [f for e in events for f in one(e)]
-        return lambda: found
-    pool = ThreadPoolExecutor(max_workers=threads)
-    chunk = max(1, len(events) // (threads * 4))
-    parts = [events[i : i + chunk] for i in range(0, len(events), chunk)]
-    futures = [pool.submit(lambda part: [f for e in part for f in one(e)], p) for p in parts]
-    pool.shutdown(wait=False)
-
-    def wait() -> list[Finding]:
-        return [f for future in futures for f in future.result()]
-
-    return wait
 
 
 # Roles already read from verified signatures, so views need not parse them again.
@@ -392,8 +423,12 @@ def signer_role(event: LedgerEvent) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _role_of_signature(armored: str) -> str | None:
+    from regbook import sigbatch
     from regbook.keys import Signature, role_for_namespace
 
+    parsed = sigbatch.parse(armored)  # the common case, without the full parser
+    if parsed is not None:
+        return role_for_namespace(parsed[1])
     try:
         return role_for_namespace(Signature.parse(armored).namespace)
     except InputError:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regbook import sigbatch
 from regbook.errors import InputError
 from regbook.findings import Finding
 from regbook.governance import workflow_findings
@@ -137,7 +138,12 @@ def check_ledger(
     """Read the workbook, check and replay the ledger. With ``background`` the signature
     checks keep running on worker threads until ``wait()``."""
 
-    data = read_workbook(ws.workbook_path)
+    pool = _signature_pool(ws, threads)
+    try:
+        data = read_workbook(ws.workbook_path)
+    except BaseException:
+        sigbatch.shutdown(pool)
+        raise
     keyring = ws.keyring()
     findings: list[Finding] = []
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
@@ -152,13 +158,40 @@ def check_ledger(
     events, bad_rows = read_events(data[LEDGER.name])
     findings += bad_rows
     findings += check_chain(events)
-    signatures = check_signatures_in_background(events, keyring, allowed_roles_for(ws), threads)
+    signatures = check_signatures_in_background(
+        events, keyring, allowed_roles_for(ws), threads, pool
+    )
+
+    def pending() -> list[Finding]:
+        try:
+            return signatures()
+        finally:
+            sigbatch.shutdown(pool)
+
     registry, replay_findings = Registry.replay(events)
     findings += replay_findings
-    checked = LedgerCheck(data, keyring, events, registry, findings, signatures)
+    checked = LedgerCheck(data, keyring, events, registry, findings, pending)
     if not background:
         checked.wait()
     return checked
+
+
+# Workbooks this large hold enough events (about 750 bytes each on disk) to check their
+# signatures on worker processes; see sigbatch.PROCESS_MIN_EVENTS.
+_POOL_MIN_BYTES = 750 * sigbatch.PROCESS_MIN_EVENTS
+
+
+def _signature_pool(ws: Workspace, threads: int) -> Any:
+    """Worker processes for the signature checks, started before the workbook is read:
+    no thread runs yet (fork is safe) and the process is still small (forking is cheap).
+    None for small workbooks and ``threads <= 1``."""
+    if threads <= 1:
+        return None
+    try:
+        size = ws.workbook_path.stat().st_size
+    except OSError:
+        return None  # read_workbook says what is wrong
+    return sigbatch.start_pool(threads) if size >= _POOL_MIN_BYTES else None
 
 
 def verify(
