@@ -41,11 +41,15 @@ def canonical(obj: Any) -> str:
         raise InputError(f"cannot encode as canonical JSON: {err}") from None
 
 
+_encode_string = json.encoder.encode_basestring
+
+
 def _jcs(value: Any) -> bytes:
     # For the scalars of an event (text, whole numbers, null) RFC 8785 output equals
     # json.dumps with ensure_ascii=False; anything else goes through rfc8785 itself.
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+        # What json.dumps(value, ensure_ascii=False) returns, without building an encoder.
+        return _encode_string(value).encode("utf-8")
     if value is None:
         return b"null"
     if type(value) is int and abs(value) < 2**53:
