@@ -283,3 +283,9 @@ def test_verify_in_workers_catches_a_wrong_namespace(through_workers: Env):
     assert code == 1
     message = finding(report, "RB106", f"Ledger!K{row}")["message"]
     assert "may not sign in 'regbook-ci'" in message
+
+
+def test_verify_in_workers_bad_scope_is_an_input_error(through_workers: Env):
+    result = through_workers.run("verify", "no-such-model@1")
+    assert result.exit_code == 2
+    assert "no such sealed version" in result.output and "Traceback" not in result.output

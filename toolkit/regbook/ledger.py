@@ -208,9 +208,10 @@ _LEDGER_KEYS = tuple(c.key for c in LEDGER.columns)
 _LEDGER_KINDS = tuple(c.kind for c in LEDGER.columns)
 
 
-def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
+def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], list[Finding]]:
     """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
-    rows holding formulas too: the ledger is plain values."""
+    rows holding formulas too: the ledger is plain values. ``on_event`` is called with
+    each event as soon as it is read (verify starts its signature check)."""
     events: list[LedgerEvent] = []
     findings: list[Finding] = []
     formula_rows = {r for (r, _c) in table.formulas}
@@ -274,6 +275,8 @@ def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
         )  # fmt: skip
         event.__dict__["payload"] = parsed_payload  # parsed once (the cached property)
         events.append(event)
+        if on_event is not None:
+            on_event(event)
     return events, findings
 
 
@@ -327,20 +330,43 @@ def check_signatures(
 def check_signatures_in_background(
     events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None
 ) -> Any:
-    """Start ``check_signatures``; returns a function that waits for its findings. The
-    Ed25519 checks run on ``pool`` (worker processes, see sigbatch.py) when given, else
-    on ``threads`` threads; the keyring and role rules are applied while waiting."""
-    from regbook import sigbatch
+    """Start ``check_signatures``; returns a function that waits for its findings."""
+    checks = SignatureChecks(keyring, allowed_roles, threads, pool)
+    for event in events:
+        checks.add(event)
+    return checks.started()
 
-    items = [(event.signature, event.signed_bytes()) for event in events]
-    chunks = sigbatch.submit(pool, items, threads)
 
-    def wait() -> list[Finding]:
-        results = sigbatch.gather(chunks, items)
-        rules = _SignatureRules(keyring, allowed_roles)
-        return [f for event, got in zip(events, results, strict=True) for f in rules(event, got)]
+class SignatureChecks:
+    """Signature checks started event by event: the Ed25519 work runs on ``pool``
+    (worker processes, see sigbatch.py) as events are added, else on ``threads``
+    threads once ``started``; the keyring and role rules are applied while waiting."""
 
-    return wait
+    def __init__(self, keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None):
+        from regbook import sigbatch
+
+        self.keyring = keyring
+        self.allowed_roles = allowed_roles
+        self.events: list[LedgerEvent] = []
+        self.feed = sigbatch.Feed(pool, threads)
+
+    def add(self, event: LedgerEvent) -> None:
+        self.events.append(event)
+        self.feed.add(event.signature, event.signed_bytes())
+
+    def started(self) -> Any:
+        """Every event added; returns a function that waits for the findings."""
+        from regbook import sigbatch
+
+        chunks = self.feed.finish()
+        events, items = self.events, self.feed.items
+
+        def wait() -> list[Finding]:
+            results = sigbatch.gather(chunks, items)
+            rules = _SignatureRules(self.keyring, self.allowed_roles)
+            return [f for e, got in zip(events, results, strict=True) for f in rules(e, got)]
+
+        return wait
 
 
 _SIGNATURE_CODES = {

@@ -51,6 +51,7 @@ _ALGORITHMS = frozenset(a.encode("ascii") for a in _HASH_ALGORITHMS)
 # moving the data cost more than the second core gives back.
 PROCESS_MIN_EVENTS = 3000
 CHUNKS_PER_WORKER = 4
+STREAM_CHUNK = 2000  # events per chunk sent while the ledger is still being read
 
 
 def parse(armored: Any) -> tuple[bytes, str, str, bytes] | None:
@@ -164,6 +165,41 @@ def submit(pool: Executor | None, items: list[tuple[Any, bytes]], workers: int) 
     if threads is not None:
         threads.shutdown(wait=False)
     return chunks
+
+
+class Feed:
+    """Items handed to the worker processes chunk by chunk as they come, so the checks
+    start while the caller is still reading the ledger. Without a pool the items wait
+    for ``finish`` and go to threads (or are checked inline), as ``submit`` decides."""
+
+    def __init__(self, pool: Executor | None, workers: int) -> None:
+        self.pool = pool
+        self.workers = workers
+        self.items: list[tuple[Any, bytes]] = []
+        self.chunks: list[Chunk] = []
+        self.sent = 0
+
+    def add(self, armored: Any, message: bytes) -> None:
+        self.items.append((armored, message))
+        if self.pool is not None and len(self.items) - self.sent >= STREAM_CHUNK:
+            self._send()
+
+    def _send(self) -> None:
+        start, part = self.sent, self.items[self.sent :]
+        try:
+            result: Future | list = self.pool.submit(check_chunk, part)  # type: ignore[union-attr]
+        except RuntimeError:  # a broken pool: check here
+            result = check_chunk(part)
+        self.chunks.append((start, len(self.items), result))
+        self.sent = len(self.items)
+
+    def finish(self) -> list[Chunk]:
+        """Every chunk, the last one sent now."""
+        if self.pool is None:
+            return submit(None, self.items, self.workers)
+        if self.sent < len(self.items):
+            self._send()
+        return self.chunks
 
 
 def gather(chunks: list[Chunk], items: list[tuple[Any, bytes]]) -> list:

@@ -26,7 +26,7 @@ from regbook.findings import Finding
 from regbook.governance import workflow_findings
 from regbook.hashing import ContentHash, hash_path
 from regbook.ids import ModelRef
-from regbook.ledger import LedgerEvent, check_chain, check_signatures_in_background, read_events
+from regbook.ledger import LedgerEvent, SignatureChecks, check_chain, read_events
 from regbook.schema import (
     APPROVALS,
     DATE,
@@ -127,12 +127,18 @@ class LedgerCheck:
     registry: Registry
     findings: list[Finding]
     pending: Any = None  # waits for the signature findings
+    pool: Any = None  # the worker processes checking them, if any
 
     def wait(self) -> list[Finding]:
         if self.pending is not None:
             self.findings += self.pending()
             self.pending = None
         return self.findings
+
+    def abandon(self) -> None:
+        """Stop waiting for the signature checks (the caller failed)."""
+        self.pending = None
+        sigbatch.shutdown(self.pool)
 
 
 def check_ledger(
@@ -143,10 +149,19 @@ def check_ledger(
 
     pool = _signature_pool(ws, threads)
     try:
-        data = read_workbook(ws.workbook_path)
+        checked = _check_ledger(ws, keyring_sha256, threads, pool)
     except BaseException:
         sigbatch.shutdown(pool)
         raise
+    if not background:
+        checked.wait()
+    return checked
+
+
+def _check_ledger(
+    ws: Workspace, keyring_sha256: str | None, threads: int, pool: Any
+) -> LedgerCheck:
+    data = read_workbook(ws.workbook_path)
     keyring = ws.keyring()
     findings: list[Finding] = []
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
@@ -158,12 +173,11 @@ def check_ledger(
             "RB110", ws.settings.keyring,
             f"the keyring's sha256 is {keyring.sha256}, the pin says "
             f"{keyring_sha256.strip().lower()}: someone changed who may sign"))  # fmt: skip
-    events, bad_rows = read_events(data[LEDGER.name])
+    checks = SignatureChecks(keyring, allowed_roles_for(ws), threads, pool)
+    events, bad_rows = read_events(data[LEDGER.name], checks.add)
+    signatures = checks.started()
     findings += bad_rows
     findings += check_chain(events)
-    signatures = check_signatures_in_background(
-        events, keyring, allowed_roles_for(ws), threads, pool
-    )
 
     def pending() -> list[Finding]:
         try:
@@ -173,10 +187,7 @@ def check_ledger(
 
     registry, replay_findings = Registry.replay(events)
     findings += replay_findings
-    checked = LedgerCheck(data, keyring, events, registry, findings, pending)
-    if not background:
-        checked.wait()
-    return checked
+    return LedgerCheck(data, keyring, events, registry, findings, pending, pool)
 
 
 # Workbooks this large hold enough events (about 750 bytes each on disk) to check their
@@ -212,6 +223,22 @@ def verify(
     if for_deploy and (scope is None or scope.version is None):
         raise InputError("--for-deploy needs MODEL@VERSION")
     checked = check_ledger(ws, keyring_sha256, threads, background=True)
+    try:
+        return _verify(ws, checked, scope, artefacts, threads, for_deploy, deploy_artefact)
+    except BaseException:
+        checked.abandon()
+        raise
+
+
+def _verify(
+    ws: Workspace,
+    checked: LedgerCheck,
+    scope: ModelRef | None,
+    artefacts: bool,
+    threads: int,
+    for_deploy: bool,
+    deploy_artefact: Path | None,
+) -> Report:
     registry = checked.registry
     if scope is not None:
         known = {m for (m, _v) in registry.versions}
