@@ -123,10 +123,7 @@ class LedgerEvent:
         return parse_at(self.at)
 
     def signed_bytes(self) -> bytes:
-        return self._signed
-
-    @cached_property
-    def _signed(self) -> bytes:
+        # Not kept: 40,000 events' bytes are 40 MB, and each is needed once or twice.
         return event_bytes(
             self.seq,
             self.at,
@@ -140,7 +137,16 @@ class LedgerEvent:
         )
 
     def computed_hash(self) -> str:
-        return hashlib.sha256(self.signed_bytes()).hexdigest()
+        known = self.__dict__.get("_computed_hash")
+        if known is None:
+            known = self.hash_bytes(self.signed_bytes())
+        return known
+
+    def hash_bytes(self, data: bytes) -> str:
+        """The SHA-256 of ``data`` (this event's signed bytes), kept for computed_hash."""
+        known = hashlib.sha256(data).hexdigest()
+        self.__dict__["_computed_hash"] = known  # a cache, like the cached properties
+        return known
 
     def where(self, key: str = "seq") -> str:
         return LEDGER.ref(key, self.row) if self.row else f"Ledger seq {self.seq}"
@@ -348,21 +354,26 @@ class SignatureChecks:
         self.keyring = keyring
         self.allowed_roles = allowed_roles
         self.events: list[LedgerEvent] = []
-        self.feed = sigbatch.Feed(pool, threads)
+        self.feed = sigbatch.Feed(pool, threads, self._items)
+
+    def _items(self, start: int, end: int) -> list[tuple[str, bytes]]:
+        return [(e.signature, e.signed_bytes()) for e in self.events[start:end]]
 
     def add(self, event: LedgerEvent) -> None:
         self.events.append(event)
-        self.feed.add(event.signature, event.signed_bytes())
+        data = event.signed_bytes()
+        event.hash_bytes(data)  # check_chain's hash, from the same bytes
+        self.feed.add(event.signature, data)
 
     def started(self) -> Any:
         """Every event added; returns a function that waits for the findings."""
         from regbook import sigbatch
 
         chunks = self.feed.finish()
-        events, items = self.events, self.feed.items
+        events = self.events
 
         def wait() -> list[Finding]:
-            results = sigbatch.gather(chunks, items)
+            results = sigbatch.gather(chunks, self._items)
             rules = _SignatureRules(self.keyring, self.allowed_roles)
             return [f for e, got in zip(events, results, strict=True) for f in rules(e, got)]
 

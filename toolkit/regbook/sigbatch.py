@@ -10,7 +10,8 @@ exactly what is wrong::
 
     pool = start_pool(2)                        # before any thread is started
     chunks = submit(pool, items, 2)              # items: [(armored, message), ...]
-    results = gather(chunks, items)                   # (key blob, namespace) or None each
+    results = gather(chunks, lambda start, end: items[start:end])
+    # results: (key blob, namespace) or None, one per item
     shutdown(pool)
 
 A result is not None only where ``keys.Signature.parse`` reads the same key, namespace
@@ -119,8 +120,14 @@ def check_one(armored: Any, message: bytes) -> tuple[bytes, str] | None:
 
 
 def check_chunk(items: list[tuple[Any, bytes]]) -> list[tuple[bytes, str] | None]:
-    """``check_one`` over a chunk: what a worker runs."""
-    return [check_one(armored, message) for armored, message in items]
+    """``check_one`` over a chunk: what a worker runs. Equal results are one object, so
+    pickle sends (and the caller keeps) each key and namespace once per chunk."""
+    seen: dict[tuple[bytes, str], tuple[bytes, str]] = {}
+    out: list[tuple[bytes, str] | None] = []
+    for armored, message in items:
+        result = check_one(armored, message)
+        out.append(None if result is None else seen.setdefault(result, result))
+    return out
 
 
 def _ready() -> bool:
@@ -169,41 +176,45 @@ def submit(pool: Executor | None, items: list[tuple[Any, bytes]], workers: int) 
 
 class Feed:
     """Items handed to the worker processes chunk by chunk as they come, so the checks
-    start while the caller is still reading the ledger. Without a pool the items wait
-    for ``finish`` and go to threads (or are checked inline), as ``submit`` decides."""
+    start while the caller is still reading the ledger, and no chunk is kept here once
+    sent (``rebuild(start, end)`` makes a chunk again if its worker dies). Without a
+    pool the items wait for ``finish`` and go to threads (or are checked inline), as
+    ``submit`` decides."""
 
-    def __init__(self, pool: Executor | None, workers: int) -> None:
+    def __init__(self, pool: Executor | None, workers: int, rebuild: Any) -> None:
         self.pool = pool
         self.workers = workers
-        self.items: list[tuple[Any, bytes]] = []
+        self.rebuild = rebuild
+        self.items: list[tuple[Any, bytes]] = []  # not sent yet
         self.chunks: list[Chunk] = []
         self.sent = 0
 
     def add(self, armored: Any, message: bytes) -> None:
         self.items.append((armored, message))
-        if self.pool is not None and len(self.items) - self.sent >= STREAM_CHUNK:
+        if self.pool is not None and len(self.items) >= STREAM_CHUNK:
             self._send()
 
     def _send(self) -> None:
-        start, part = self.sent, self.items[self.sent :]
+        part, start = self.items, self.sent
+        self.items, self.sent = [], start + len(part)
         try:
             result: Future | list = self.pool.submit(check_chunk, part)  # type: ignore[union-attr]
         except RuntimeError:  # a broken pool: check here
             result = check_chunk(part)
-        self.chunks.append((start, len(self.items), result))
-        self.sent = len(self.items)
+        self.chunks.append((start, self.sent, result))
 
     def finish(self) -> list[Chunk]:
         """Every chunk, the last one sent now."""
         if self.pool is None:
             return submit(None, self.items, self.workers)
-        if self.sent < len(self.items):
+        if self.items:
             self._send()
         return self.chunks
 
 
-def gather(chunks: list[Chunk], items: list[tuple[Any, bytes]]) -> list:
-    """Every result, in order. A chunk whose worker died is checked again here."""
+def gather(chunks: list[Chunk], rebuild: Any) -> list:
+    """Every result, in order. A chunk whose worker died is checked again here, on the
+    items ``rebuild(start, end)`` makes again."""
     out: list = []
     for start, end, result in chunks:
         if isinstance(result, list):
@@ -212,7 +223,7 @@ def gather(chunks: list[Chunk], items: list[tuple[Any, bytes]]) -> list:
         try:
             out.extend(result.result())
         except Exception:  # noqa: BLE001 - a dead worker: the same work, in this process
-            out.extend(check_chunk(items[start:end]))
+            out.extend(check_chunk(rebuild(start, end)))
     return out
 
 
