@@ -57,6 +57,12 @@ def _jcs(value: Any) -> bytes:
     return rfc8785.dumps(value)
 
 
+@lru_cache(maxsize=4096, typed=True)
+def _jcs_repeated(value: Any) -> bytes:
+    # Kinds, models, signers and fingerprints recur in every event.
+    return _jcs(value)
+
+
 def event_bytes(
     seq: int,
     at: str,
@@ -73,13 +79,13 @@ def event_bytes(
     return b"".join(
         (
             b'{"at":', _jcs(at),
-            b',"fingerprint":', _jcs(fingerprint),
-            b',"kind":', _jcs(kind),
-            b',"model":', _jcs(model),
+            b',"fingerprint":', _jcs_repeated(fingerprint),
+            b',"kind":', _jcs_repeated(kind),
+            b',"model":', _jcs_repeated(model),
             b',"payload":', payload_text.encode("utf-8"),
             b',"prev":', _jcs(prev),
             b',"seq":', _jcs(seq),
-            b',"signer":', _jcs(signer),
+            b',"signer":', _jcs_repeated(signer),
             b',"version":', _jcs(version),
             b"}",
         )
@@ -245,6 +251,8 @@ def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], li
                     values[key] = raw.strip() or None
                 elif kind == INT and type(raw) is int:
                     values[key] = raw
+                elif kind == INT and type(raw) is float and raw.is_integer():
+                    values[key] = int(raw)  # Excel keeps every number as a float
                 else:
                     values[key] = normalize(kind, raw)
             for key in (

@@ -555,6 +555,8 @@ def _normal_dated(kind: str, _type: type, value: Any) -> Any:
 
 
 def normalize_text(value: Any) -> str:
+    if type(value) is str:
+        return value.strip()  # what normalize gives text ("" for blanks, here)
     try:
         out = normalize("text", value)
     except BadValue:

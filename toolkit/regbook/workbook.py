@@ -250,9 +250,10 @@ def _table(sheet: Sheet, values: list[list[Any]], formulas: set[tuple[int, int]]
         cells = list(row[:ncols])
         if len(cells) < ncols:
             cells.extend([""] * (ncols - len(cells)))
-        if all(c == "" or c is None for c in cells):
-            continue
-        rows.append([None if c == "" else c for c in cells])
+        blanks = cells.count("")
+        if blanks + cells.count(None) == ncols:
+            continue  # an empty row
+        rows.append([None if c == "" else c for c in cells] if blanks else cells)
         numbers.append(r)
     return Table(sheet, rows, numbers, formulas, len(header))
 
