@@ -362,7 +362,7 @@ class SignatureChecks:
         self.keyring = keyring
         self.allowed_roles = allowed_roles
         self.events: list[LedgerEvent] = []
-        self.feed = sigbatch.Feed(pool, threads, self._items)
+        self.feed = sigbatch.Feed(pool, threads)
 
     def _items(self, start: int, end: int) -> list[tuple[str, bytes]]:
         return [(e.signature, e.signed_bytes()) for e in self.events[start:end]]

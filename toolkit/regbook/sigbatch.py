@@ -177,14 +177,13 @@ def submit(pool: Executor | None, items: list[tuple[Any, bytes]], workers: int) 
 class Feed:
     """Items handed to the worker processes chunk by chunk as they come, so the checks
     start while the caller is still reading the ledger, and no chunk is kept here once
-    sent (``rebuild(start, end)`` makes a chunk again if its worker dies). Without a
+    sent (``gather`` has the caller rebuild one if its worker dies). Without a
     pool the items wait for ``finish`` and go to threads (or are checked inline), as
     ``submit`` decides."""
 
-    def __init__(self, pool: Executor | None, workers: int, rebuild: Any) -> None:
+    def __init__(self, pool: Executor | None, workers: int) -> None:
         self.pool = pool
         self.workers = workers
-        self.rebuild = rebuild
         self.items: list[tuple[Any, bytes]] = []  # not sent yet
         self.chunks: list[Chunk] = []
         self.sent = 0
