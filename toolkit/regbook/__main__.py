@@ -2,4 +2,7 @@
 
 from regbook.cli import main
 
-main()
+# Guarded: worker processes started with spawn (macOS, Windows) import this module
+# again, and must not run the command line themselves.
+if __name__ == "__main__":
+    main()

@@ -291,6 +291,12 @@ def _verifier(blob: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(blob[-32:])
 
 
+@functools.lru_cache(maxsize=4096)
+def fingerprint_of(blob: bytes) -> str:
+    """``PublicKey(blob).fingerprint``, computed once per key."""
+    return PublicKey(blob).fingerprint
+
+
 # --- allowed_signers ------------------------------------------------------------------
 
 

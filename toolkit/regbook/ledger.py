@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -28,7 +27,7 @@ import rfc8785
 
 from regbook.errors import InputError
 from regbook.findings import Finding
-from regbook.schema import CELL_TEXT_LIMIT, LEDGER, BadValue, normalize
+from regbook.schema import CELL_TEXT_LIMIT, INT, LEDGER, TEXT, BadValue, normalize
 
 GENESIS = "0" * 64
 EVENT_KINDS = ("register", "approve", "gate", "promote", "archive")
@@ -42,16 +41,26 @@ def canonical(obj: Any) -> str:
         raise InputError(f"cannot encode as canonical JSON: {err}") from None
 
 
+_encode_string = json.encoder.encode_basestring
+
+
 def _jcs(value: Any) -> bytes:
     # For the scalars of an event (text, whole numbers, null) RFC 8785 output equals
     # json.dumps with ensure_ascii=False; anything else goes through rfc8785 itself.
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+        # What json.dumps(value, ensure_ascii=False) returns, without building an encoder.
+        return _encode_string(value).encode("utf-8")
     if value is None:
         return b"null"
     if type(value) is int and abs(value) < 2**53:
         return str(value).encode()
     return rfc8785.dumps(value)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _jcs_repeated(value: Any) -> bytes:
+    # Kinds, models, signers and fingerprints recur in every event.
+    return _jcs(value)
 
 
 def event_bytes(
@@ -70,13 +79,13 @@ def event_bytes(
     return b"".join(
         (
             b'{"at":', _jcs(at),
-            b',"fingerprint":', _jcs(fingerprint),
-            b',"kind":', _jcs(kind),
-            b',"model":', _jcs(model),
+            b',"fingerprint":', _jcs_repeated(fingerprint),
+            b',"kind":', _jcs_repeated(kind),
+            b',"model":', _jcs_repeated(model),
             b',"payload":', payload_text.encode("utf-8"),
             b',"prev":', _jcs(prev),
             b',"seq":', _jcs(seq),
-            b',"signer":', _jcs(signer),
+            b',"signer":', _jcs_repeated(signer),
             b',"version":', _jcs(version),
             b"}",
         )
@@ -120,10 +129,7 @@ class LedgerEvent:
         return parse_at(self.at)
 
     def signed_bytes(self) -> bytes:
-        return self._signed
-
-    @cached_property
-    def _signed(self) -> bytes:
+        # Not kept: 40,000 events' bytes are 40 MB, and each is needed once or twice.
         return event_bytes(
             self.seq,
             self.at,
@@ -137,7 +143,16 @@ class LedgerEvent:
         )
 
     def computed_hash(self) -> str:
-        return hashlib.sha256(self.signed_bytes()).hexdigest()
+        known = self.__dict__.get("_computed_hash")
+        if known is None:
+            known = self.hash_bytes(self.signed_bytes())
+        return known
+
+    def hash_bytes(self, data: bytes) -> str:
+        """The SHA-256 of ``data`` (this event's signed bytes), kept for computed_hash."""
+        known = hashlib.sha256(data).hexdigest()
+        self.__dict__["_computed_hash"] = known  # a cache, like the cached properties
+        return known
 
     def where(self, key: str = "seq") -> str:
         return LEDGER.ref(key, self.row) if self.row else f"Ledger seq {self.seq}"
@@ -201,14 +216,22 @@ def new_event(
     )
 
 
-def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
+_LEDGER_KEYS = tuple(c.key for c in LEDGER.columns)
+_LEDGER_KINDS = tuple(c.kind for c in LEDGER.columns)
+
+
+def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], list[Finding]]:
     """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
-    rows holding formulas too: the ledger is plain values."""
+    rows holding formulas too: the ledger is plain values. ``on_event`` is called with
+    each event as soon as it is read (verify starts its signature check)."""
     events: list[LedgerEvent] = []
     findings: list[Finding] = []
+    formula_rows = {r for (r, _c) in table.formulas}
     for i, row in table.indexed():
         number = table.row_numbers[i]
-        formula_cols = [c for (r, c) in table.formulas if r == number]
+        formula_cols = (
+            [c for (r, c) in table.formulas if r == number] if number in formula_rows else []
+        )
         if formula_cols:
             col = LEDGER.columns[min(formula_cols)]
             findings.append(
@@ -221,8 +244,17 @@ def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
             continue
         try:
             values = {}
-            for col, raw in zip(LEDGER.columns, row, strict=True):
-                values[col.key] = normalize(col.kind, raw)
+            for key, kind, raw in zip(_LEDGER_KEYS, _LEDGER_KINDS, row, strict=True):
+                # Text in a text column and a whole number in a number column, the usual
+                # cells, are normalized here without the call (normalize does the same).
+                if kind == TEXT and type(raw) is str:
+                    values[key] = raw.strip() or None
+                elif kind == INT and type(raw) is int:
+                    values[key] = raw
+                elif kind == INT and type(raw) is float and raw.is_integer():
+                    values[key] = int(raw)  # Excel keeps every number as a float
+                else:
+                    values[key] = normalize(kind, raw)
             for key in (
                 "seq",
                 "at",
@@ -257,6 +289,8 @@ def read_events(table: Any) -> tuple[list[LedgerEvent], list[Finding]]:
         )  # fmt: skip
         event.__dict__["payload"] = parsed_payload  # parsed once (the cached property)
         events.append(event)
+        if on_event is not None:
+            on_event(event)
     return events, findings
 
 
@@ -308,48 +342,115 @@ def check_signatures(
 
 
 def check_signatures_in_background(
-    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2
+    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None
 ) -> Any:
     """Start ``check_signatures``; returns a function that waits for its findings."""
-    from regbook.keys import SigCheck, check_signature, quick_check, role_for_namespace
+    checks = SignatureChecks(keyring, allowed_roles, threads, pool)
+    for event in events:
+        checks.add(event)
+    return checks.started()
 
-    def one(event: LedgerEvent) -> list[Finding]:
-        out: list[Finding] = []
-        quick = quick_check(
-            event.signed_bytes(), event.signature, keyring, event.signer, event.when
-        )
-        if quick is not None:
-            result = SigCheck(True, None, "", quick[0], quick[1], None)
+
+class SignatureChecks:
+    """Signature checks started event by event: the Ed25519 work runs on ``pool``
+    (worker processes, see sigbatch.py) as events are added, else on ``threads``
+    threads once ``started``; the keyring and role rules are applied while waiting."""
+
+    def __init__(self, keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None):
+        from regbook import sigbatch
+
+        self.keyring = keyring
+        self.allowed_roles = allowed_roles
+        self.events: list[LedgerEvent] = []
+        self.feed = sigbatch.Feed(pool, threads)
+
+    def _items(self, start: int, end: int) -> list[tuple[str, bytes]]:
+        return [(e.signature, e.signed_bytes()) for e in self.events[start:end]]
+
+    def add(self, event: LedgerEvent) -> None:
+        self.events.append(event)
+        data = event.signed_bytes()
+        event.hash_bytes(data)  # check_chain's hash, from the same bytes
+        self.feed.add(event.signature, data)
+
+    def started(self) -> Any:
+        """Every event added; returns a function that waits for the findings."""
+        from regbook import sigbatch
+
+        chunks = self.feed.finish()
+        events = self.events
+
+        def wait() -> list[Finding]:
+            results = sigbatch.gather(chunks, self._items)
+            rules = _SignatureRules(self.keyring, self.allowed_roles)
+            return [f for e, got in zip(events, results, strict=True) for f in rules(e, got)]
+
+        return wait
+
+
+_SIGNATURE_CODES = {
+    "malformed": "RB104", "bad-signature": "RB104", "unknown-key": "RB105",
+    "principal-mismatch": "RB105", "wrong-namespace": "RB106",
+    "namespace-not-allowed": "RB106", "not-yet-valid": "RB107", "expired": "RB107",
+}  # fmt: skip
+
+
+class _SignatureRules:
+    """The findings of one event from its fast-path result: the keyring's say on a good
+    signature (principal, namespace, time window), then the role the event needs.
+    Anything the fast path did not pass goes through ``keys.check_signature``."""
+
+    def __init__(self, keyring: Any, allowed_roles: Any) -> None:
+        self.keyring = keyring
+        self.allowed_roles = allowed_roles
+        self.entries: dict[tuple[bytes, str, str], tuple[Any, bool]] = {}
+
+    def _allowed(self, event: LedgerEvent, key_blob: bytes, namespace: str) -> bool:
+        from regbook.keys import _floor_utc, role_for_namespace
+
+        found = self.entries.get((key_blob, event.signer, namespace))
+        if found is None:
+            entries = tuple(
+                e
+                for e in self.keyring._by_blob.get(key_blob, ())
+                if e.matches_principal(event.signer) and e.allows_namespace(namespace)
+            )
+            if role_for_namespace(namespace) is None:
+                entries = ()
+            always = any(e.valid_after is None and e.valid_before is None for e in entries)
+            found = (entries, always)
+            self.entries[(key_blob, event.signer, namespace)] = found
+        entries, always = found
+        if always:
+            return True
+        at = _floor_utc(event.when, "the check time")
+        return any(e._window_problem(at) is None for e in entries)
+
+    def __call__(self, event: LedgerEvent, got: tuple[bytes, str] | None) -> list[Finding]:
+        from regbook.keys import check_signature, fingerprint_of, role_for_namespace
+
+        label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
+        if got is not None and self._allowed(event, *got):
+            fingerprint, namespace = fingerprint_of(got[0]), got[1]
         else:
             result = check_signature(
-                event.signed_bytes(), event.signature, keyring, event.signer, None, event.when
-            )
-        label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
-        if not result.ok:
-            code = {
-                "malformed": "RB104", "bad-signature": "RB104", "unknown-key": "RB105",
-                "principal-mismatch": "RB105", "wrong-namespace": "RB106",
-                "namespace-not-allowed": "RB106", "not-yet-valid": "RB107",
-                "expired": "RB107",
-            }[result.problem]  # fmt: skip
-            out.append(
-                Finding.make(
-                    code,
-                    event.where("signature"),
-                    f"{label}: {result.detail}",
-                    event.model,
-                    event.version,
-                )
-            )
-            return out
-        if result.fingerprint != event.fingerprint:
+                event.signed_bytes(), event.signature, self.keyring, event.signer, None,
+                event.when,
+            )  # fmt: skip
+            if not result.ok:
+                return [Finding.make(
+                    _SIGNATURE_CODES[result.problem], event.where("signature"),
+                    f"{label}: {result.detail}", event.model, event.version)]  # fmt: skip
+            fingerprint, namespace = result.fingerprint, result.namespace or ""
+        out: list[Finding] = []
+        if fingerprint != event.fingerprint:
             out.append(Finding.make(
                 "RB111", event.where("fingerprint"),
                 f"{label}: the row names key {event.fingerprint} but the signature was made "
-                f"by {result.fingerprint}", event.model, event.version))  # fmt: skip
-        role = role_for_namespace(result.namespace or "")
+                f"by {fingerprint}", event.model, event.version))  # fmt: skip
+        role = role_for_namespace(namespace)
         _KNOWN_ROLES[event.signature] = role
-        roles = allowed_roles(event)
+        roles = self.allowed_roles(event)
         if role not in roles:
             out.append(Finding.make(
                 "RB106", event.where("signature"),
@@ -357,27 +458,6 @@ def check_signatures_in_background(
                 f"event needs {' or '.join(roles) or 'a role none is configured for'}",
                 event.model, event.version))  # fmt: skip
         return out
-
-    return start_signature_checks(events, one, threads)
-
-
-def start_signature_checks(events: list[LedgerEvent], one: Any, threads: int) -> Any:
-    """Run ``one`` over the events on worker threads and return a function that waits
-    for the findings: the caller can do other work meanwhile (Ed25519 verification
-    releases the GIL, so the checks overlap with the caller's Python work)."""
-    if threads <= 1 or len(events) <= 64:
-        found = [f for e in events for f in one(e)]
-        return lambda: found
-    pool = ThreadPoolExecutor(max_workers=threads)
-    chunk = max(1, len(events) // (threads * 4))
-    parts = [events[i : i + chunk] for i in range(0, len(events), chunk)]
-    futures = [pool.submit(lambda part: [f for e in part for f in one(e)], p) for p in parts]
-    pool.shutdown(wait=False)
-
-    def wait() -> list[Finding]:
-        return [f for future in futures for f in future.result()]
-
-    return wait
 
 
 # Roles already read from verified signatures, so views need not parse them again.
@@ -392,8 +472,12 @@ def signer_role(event: LedgerEvent) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _role_of_signature(armored: str) -> str | None:
+    from regbook import sigbatch
     from regbook.keys import Signature, role_for_namespace
 
+    parsed = sigbatch.parse(armored)  # the common case, without the full parser
+    if parsed is not None:
+        return role_for_namespace(parsed[1])
     try:
         return role_for_namespace(Signature.parse(armored).namespace)
     except InputError:

@@ -16,17 +16,21 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from regbook import sigbatch
 from regbook.errors import InputError
 from regbook.findings import Finding
 from regbook.governance import workflow_findings
 from regbook.hashing import ContentHash, hash_path
 from regbook.ids import ModelRef
-from regbook.ledger import LedgerEvent, check_chain, check_signatures_in_background, read_events
+from regbook.ledger import LedgerEvent, SignatureChecks, check_chain, read_events
 from regbook.schema import (
     APPROVALS,
+    DATE,
+    DATETIME,
     HISTORY,
     KEYS,
     LEDGER,
@@ -35,8 +39,8 @@ from regbook.schema import (
     BadValue,
     Sheet,
     normalize,
-    same,
 )
+from regbook.schema import same as _same_uncached
 from regbook.state import Registry, VersionState
 from regbook.views import (
     approvals_values,
@@ -123,12 +127,18 @@ class LedgerCheck:
     registry: Registry
     findings: list[Finding]
     pending: Any = None  # waits for the signature findings
+    pool: Any = None  # the worker processes checking them, if any
 
     def wait(self) -> list[Finding]:
         if self.pending is not None:
             self.findings += self.pending()
             self.pending = None
         return self.findings
+
+    def abandon(self) -> None:
+        """Stop waiting for the signature checks (the caller failed)."""
+        self.pending = None
+        sigbatch.shutdown(self.pool)
 
 
 def check_ledger(
@@ -137,6 +147,20 @@ def check_ledger(
     """Read the workbook, check and replay the ledger. With ``background`` the signature
     checks keep running on worker threads until ``wait()``."""
 
+    pool = _signature_pool(ws, threads)
+    try:
+        checked = _check_ledger(ws, keyring_sha256, threads, pool)
+    except BaseException:
+        sigbatch.shutdown(pool)
+        raise
+    if not background:
+        checked.wait()
+    return checked
+
+
+def _check_ledger(
+    ws: Workspace, keyring_sha256: str | None, threads: int, pool: Any
+) -> LedgerCheck:
     data = read_workbook(ws.workbook_path)
     keyring = ws.keyring()
     findings: list[Finding] = []
@@ -149,16 +173,39 @@ def check_ledger(
             "RB110", ws.settings.keyring,
             f"the keyring's sha256 is {keyring.sha256}, the pin says "
             f"{keyring_sha256.strip().lower()}: someone changed who may sign"))  # fmt: skip
-    events, bad_rows = read_events(data[LEDGER.name])
+    checks = SignatureChecks(keyring, allowed_roles_for(ws), threads, pool)
+    events, bad_rows = read_events(data[LEDGER.name], checks.add)
+    signatures = checks.started()
     findings += bad_rows
     findings += check_chain(events)
-    signatures = check_signatures_in_background(events, keyring, allowed_roles_for(ws), threads)
+
+    def pending() -> list[Finding]:
+        try:
+            return signatures()
+        finally:
+            sigbatch.shutdown(pool)
+
     registry, replay_findings = Registry.replay(events)
     findings += replay_findings
-    checked = LedgerCheck(data, keyring, events, registry, findings, signatures)
-    if not background:
-        checked.wait()
-    return checked
+    return LedgerCheck(data, keyring, events, registry, findings, pending, pool)
+
+
+# Workbooks this large hold enough events (about 750 bytes each on disk) to check their
+# signatures on worker processes; see sigbatch.PROCESS_MIN_EVENTS.
+_POOL_MIN_BYTES = 750 * sigbatch.PROCESS_MIN_EVENTS
+
+
+def _signature_pool(ws: Workspace, threads: int) -> Any:
+    """Worker processes for the signature checks, started before the workbook is read:
+    no thread runs yet (fork is safe) and the process is still small (forking is cheap).
+    None for small workbooks and ``threads <= 1``."""
+    if threads <= 1:
+        return None
+    try:
+        size = ws.workbook_path.stat().st_size
+    except OSError:
+        return None  # read_workbook says what is wrong
+    return sigbatch.start_pool(threads) if size >= _POOL_MIN_BYTES else None
 
 
 def verify(
@@ -176,6 +223,22 @@ def verify(
     if for_deploy and (scope is None or scope.version is None):
         raise InputError("--for-deploy needs MODEL@VERSION")
     checked = check_ledger(ws, keyring_sha256, threads, background=True)
+    try:
+        return _verify(ws, checked, scope, artefacts, threads, for_deploy, deploy_artefact)
+    except BaseException:
+        checked.abandon()
+        raise
+
+
+def _verify(
+    ws: Workspace,
+    checked: LedgerCheck,
+    scope: ModelRef | None,
+    artefacts: bool,
+    threads: int,
+    for_deploy: bool,
+    deploy_artefact: Path | None,
+) -> Report:
     registry = checked.registry
     if scope is not None:
         known = {m for (m, _v) in registry.versions}
@@ -466,7 +529,34 @@ def _models_findings(table: Table, registry: Registry) -> list[Finding]:
     return findings
 
 
+_DATED = (DATE, DATETIME)
+
+
+def same(kind: str, a: Any, b: Any) -> bool:
+    """``schema.same``, with date and date-time cells normalized once per distinct value
+    (a ledger of 40,000 events has a few thousand distinct times, each shown in several
+    sheets, and Excel hands them back as datetimes, never equal to the ledger's text)."""
+    if kind not in _DATED or (type(a) is type(b) and a == b):
+        return _same_uncached(kind, a, b)
+    na, nb = _normal_dated(kind, type(a), a), _normal_dated(kind, type(b), b)
+    return na is not _BAD and na == nb
+
+
+_BAD = object()
+
+
+@lru_cache(maxsize=1 << 16)
+def _normal_dated(kind: str, _type: type, value: Any) -> Any:
+    # The type is part of the key: 1, 1.0 and True are equal and hash alike.
+    try:
+        return normalize(kind, value)
+    except BadValue:
+        return _BAD
+
+
 def normalize_text(value: Any) -> str:
+    if type(value) is str:
+        return value.strip()  # what normalize gives text ("" for blanks, here)
     try:
         out = normalize("text", value)
     except BadValue:
@@ -559,9 +649,11 @@ def _sheet_findings(
             )
             break
         row = table.rows[i]
-        for column in sheet.columns:
-            found = row[sheet.index(column.key)]
-            if not same(column.kind, want[column.key], found):
+        for index, column in enumerate(sheet.columns):
+            found, expected_value = row[index], want[column.key]
+            if type(found) is type(expected_value) is not float and found == expected_value:
+                continue  # the common case, decided without a call (as in same())
+            if not same(column.kind, expected_value, found):
                 findings.append(
                     _cell_finding(
                         code,

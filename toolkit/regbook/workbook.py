@@ -36,9 +36,8 @@ _DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 # What may stand before a DOCTYPE: a byte-order mark, blanks, <?...?> and comments.
 _PROLOG_SKIP = re.compile(rb"\xef\xbb\xbf|\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 MAX_PROLOG = 1 << 20
-# Whether a sheet has any formula (<f> or a namespaced <x:f>): a literal start, which
-# the regex engine scans for quickly.
-_FORMULA_FAST = re.compile(rb"<f[\s>/]|:f[\s>/]")
+# What follows the name of a formula element (<f>, <f t=...>, <f/>, a namespaced <x:f>).
+_AFTER_F = frozenset(b" \t\n\r\f\v>/")
 _CELL_WITH_FORMULA = re.compile(
     rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})([0-9]+)"[^>]*?(?<!/)>(?:(?!</(?:\w+:)?c>).)*?'
     rb"<(?:\w+:)?f[\s>/]",
@@ -255,9 +254,10 @@ def _table(sheet: Sheet, values: list[list[Any]], formulas: set[tuple[int, int]]
         cells = list(row[:ncols])
         if len(cells) < ncols:
             cells.extend([""] * (ncols - len(cells)))
-        if all(c == "" or c is None for c in cells):
-            continue
-        rows.append([None if c == "" else c for c in cells])
+        blanks = cells.count("")
+        if blanks + cells.count(None) == ncols:
+            continue  # an empty row
+        rows.append([None if c == "" else c for c in cells] if blanks else cells)
         numbers.append(r)
     return Table(sheet, rows, numbers, formulas, len(header))
 
@@ -272,13 +272,26 @@ def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, set[tuple[in
             if part is None or part not in zf.namelist():
                 continue
             data = zf.read(part)
-            if not _FORMULA_FAST.search(data):
+            if not _may_hold_formulas(data):
                 continue  # the common case: a literal-prefixed search over megabytes
             cells = set()
             for match in _CELL_WITH_FORMULA.finditer(data):
                 cells.add((int(match.group(2)), _col_index(match.group(1).decode())))
             out[name] = cells
     return out
+
+
+def _may_hold_formulas(data: bytes) -> bool:
+    """Whether ``<f`` or ``:f`` followed by a blank, ``>`` or ``/`` occurs anywhere: a
+    sheet without formulas is decided by two C-speed substring searches (a regex with
+    an alternation walked megabytes at Python's regex speed, 1.4 s at 40,000 events)."""
+    for needle in (b"<f", b":f"):
+        at = data.find(needle)
+        while at != -1:
+            if at + 2 < len(data) and data[at + 2] in _AFTER_F:
+                return True
+            at = data.find(needle, at + 2)
+    return False
 
 
 def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
