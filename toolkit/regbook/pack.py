@@ -128,18 +128,20 @@ def _readme(folder: str, composite_id: str, problems: int, missing: dict[str, st
 
 def build_pack(ws: Any, ref: ModelRef) -> tuple[dict[str, bytes], Pack]:
     """Every file of the pack (name inside the folder -> bytes) and its summary."""
-    from regbook.cards import card_data, render_card_markdown
+    from regbook.cards import build_card, render_card_markdown
     from regbook.report_pdf import render_pdf
     from regbook.reports import evidence_data, render_html
+    from regbook.verify import verify
 
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     workbook, keyring = _read(ws.workbook_path), _read(ws.keyring_path)
-    data = evidence_data(ws, ref)
+    report = verify(ws, scope=ref)  # one verify serves the evidence report and the card
+    data = evidence_data(ws, ref, report)
     files: dict[str, bytes] = {
         "evidence.html": render_html(data).encode("utf-8"),
         "evidence.pdf": render_pdf(data),
-        "model-card.md": render_card_markdown(card_data(ws, ref)).encode("utf-8"),
+        "model-card.md": render_card_markdown(build_card(ws, ref, report)).encode("utf-8"),
     }
     missing: dict[str, str] = {}
     provenance, why = _provenance(ws, ref)

@@ -35,15 +35,17 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def evidence_data(ws: Any, ref: ModelRef) -> dict[str, Any]:
-    """The facts of an evidence report for ``ref``, as plain data (JSON-friendly)."""
+def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
+    """The facts of an evidence report for ``ref``, as plain data (JSON-friendly).
+    ``report``: verify's report scoped to ``ref``, when the caller has one already."""
     from regbook import __version__
     from regbook.lineage import BROKEN, trace_version
     from regbook.verify import verify
 
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
-    report = verify(ws, scope=ref, threads=1)
+    if report is None:
+        report = verify(ws, scope=ref, threads=1)
     checked_at = utc_now()
     trace = trace_version(ws, str(ref))
     registry_events, keyring = _ledger(ws)
