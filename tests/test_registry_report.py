@@ -124,3 +124,41 @@ def test_bad_suffix_is_refused_and_nothing_written(prod: Path, name: str):
     assert result.exit_code == 2, result.output
     assert "the registry description is a .md or .html file" in result.output
     assert snapshot(prod.parent) == before
+
+
+def test_key_status_follows_the_validity_window(prod: Path):
+    ring = prod / "allowed_signers"
+    text = ring.read_text()
+    old = 'ci@example.com namespaces="regbook-ci"'
+    assert old in text
+    ring.write_text(
+        text.replace(old, 'ci@example.com valid-before="20260115",namespaces="regbook-ci"')
+    )
+    _, md = write(prod, "registry.md", "--no-artefacts")
+    assert row(md, "ci@example.com").endswith("| 2026-01-15T00:00:00Z | expired |")
+    assert row(md, "alice@example.com").endswith("| - | - | valid |")
+
+
+def test_an_empty_registry_is_described(tmp_path: Path):
+    from regbook.workspace import init_workspace
+
+    root = init_workspace(tmp_path / "ws").root
+    result, md = write(root, "registry.md")
+    assert result.exit_code == 0, result.output
+    assert "0 version(s) of 0 model(s)" in md and "| (no version is in Production) |" in md
+    assert "| (the keyring is empty: nobody can sign) |" in md
+    assert "Ledger head: `(empty ledger)`." in md
+
+
+def test_writing_it_changes_nothing_in_the_workspace(prod: Path):
+    before = snapshot(prod)
+    result, _ = write(prod, "registry.html")
+    assert result.exit_code == 0, result.output
+    assert snapshot(prod) == before
+
+
+def test_a_missing_output_folder_is_refused(prod: Path):
+    before = snapshot(prod.parent)
+    result = run(prod, "report", "registry", "-o", str(prod.parent / "nowhere" / "r.md"))
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert snapshot(prod.parent) == before

@@ -38,7 +38,9 @@ TRANSITIONS = (
         "no other version of the model is in Production (or --archive-previous retires "
         "it in the same step, with its own approval)",
     )),
-    ("Production", "Archived", "archive", BAG),
+    ("Production", "Archived", "archive", (*BAG,
+        "or, with `promote --archive-previous`, the ci key retires it in the same step as "
+        "its successor's promotion, still on its own approval")),
     ("Staging", "Archived", "archive", BAG),
     ("None", "Archived", "archive", BAG),
 )  # fmt: skip
@@ -60,6 +62,7 @@ def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
     findings = [f.to_json() for f in report.findings]
     problems = [f for f in findings if f["severity"] in ("error", "warning")]
     versions = list(registry.versions.values())
+    generated_at = utc_now()
     return {
         "title": "Model registry description",
         "problems": {"count": len(problems), "findings": problems},
@@ -100,7 +103,10 @@ def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
             for g in (parse_gates(settings.gates) if settings.gates else ())
         ],
         "retention_years": settings.retention_years,
-        "keys": keys_values(keyring),
+        "keys": [
+            dict(row, status=_key_status(entry, generated_at))
+            for row, entry in zip(keys_values(keyring), keyring.entries, strict=True)
+        ],  # fmt: skip
         "production": [
             _tags(v)
             for v in sorted(versions, key=lambda v: (v.model, v.version))
@@ -108,12 +114,26 @@ def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
         ],  # fmt: skip
         "verify": {"artefacts_checked": report.artefacts_checked, "findings": findings},
         "footer": {
-            "generated_at": utc_now(),
+            "generated_at": generated_at,
             "regbook_version": __version__,
             "ledger_head": report.ledger_head,
             "keyring_sha256": report.keyring_sha256,
         },
     }
+
+
+def _key_status(entry: Any, at: str) -> str:
+    """Whether the key can sign for regbook at ``at`` (the report's time)."""
+    from datetime import UTC, datetime
+
+    now = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    if not entry.roles:
+        return "no regbook role"
+    if entry.valid_at(now):
+        return "valid"
+    if entry.valid_after is not None and now < entry.valid_after:
+        return "not yet valid"
+    return "expired"
 
 
 def _tags(state: Any) -> dict[str, Any]:

@@ -83,7 +83,8 @@ pipeline = ""
 # For `regbook trace`, when the Code/Data repository cells are URLs: local clones.
 # code_repo = "../credit-risk-code"
 # data_repo = "../credit-data"
-# The builder ID written into exported provenance (default: the CI principal).
+# The builder ID written into exported provenance (default: the origin of the pipeline
+# link above, else urn:regbook:registrant:PRINCIPAL, the key that registered the version).
 # builder = "https://ci.example.com/regbook"
 # Or map each recorded repository URL to its local clone (keep this table last):
 # [links.repositories]
