@@ -92,6 +92,25 @@ def test_reader_agrees_on_good_and_malformed_signatures(material):
     reads_alike(keys.sign(b"event", alice, "\xe9t\xe9"))  # a UTF-8 namespace
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    at=st.integers(0, 500),
+    insert=st.sampled_from(["\n", "\r", " ", "\t", "\n\n", "=", "A", "-", "é", "\r\n", ""]),
+    cut=st.integers(0, 3),
+)
+def test_the_quick_layout_reading_never_disagrees(material, at, insert, cut):
+    # The few-C-calls reading of the usual layout either steps aside (None) or finds
+    # exactly the blob the line-by-line reading finds, whatever the text looks like.
+    _folder, alice, _ci, _stranger, _ring = material
+    good = keys.sign(b"layout", alice, "regbook-sme")
+    assert sigbatch._blob_as_written(good) == sigbatch._blob_by_lines(good) is not None
+    i = at % (len(good) + 1)
+    text = good[:i] + insert + good[i + cut :]
+    quick = sigbatch._blob_as_written(text)
+    assert quick is None or quick == sigbatch._blob_by_lines(text)
+    reads_alike(text)
+
+
 @settings(max_examples=80, deadline=None)
 @given(message=st.binary(max_size=120), flip=st.integers(0, 400), byte=st.integers(0, 255))
 def test_reader_agrees_on_any_changed_byte(material, message, flip, byte):

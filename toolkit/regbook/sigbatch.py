@@ -58,16 +58,10 @@ STREAM_CHUNK = 2000  # events per chunk sent while the ledger is still being rea
 def parse(armored: Any) -> tuple[bytes, str, str, bytes] | None:
     """``(key blob, namespace, hash algorithm, raw signature)`` of an armored Ed25519
     SSH signature, exactly when ``keys.Signature.parse`` reads the same; else None."""
-    if not isinstance(armored, str):
-        return None
-    lines = [line.strip() for line in armored.strip().split("\n")]
-    if len(lines) < 3 or lines[0] != SIG_BEGIN or lines[-1] != SIG_END:
-        return None
-    try:
-        blob = binascii.a2b_base64("".join(lines[1:-1]).encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError):
-        return None
-    if not blob.startswith(_HEAD):
+    blob = _blob_as_written(armored)
+    if blob is None:
+        blob = _blob_by_lines(armored)
+    if blob is None or not blob.startswith(_HEAD):
         return None
     pos = len(_HEAD) + 32
     fields = []
@@ -90,6 +84,42 @@ def parse(armored: Any) -> tuple[bytes, str, str, bytes] | None:
     except UnicodeDecodeError:
         return None
     return blob[14 : 14 + _KEY_BLOB_LEN], ns, algorithm.decode("ascii"), sig[len(_SIG_PREFIX) :]
+
+
+_BEGIN_LINE = SIG_BEGIN + "\n"
+_END_LINE = "\n" + SIG_END
+
+
+def _blob_by_lines(armored: Any) -> bytes | None:
+    """The blob of an armored signature read line by line, each line stripped, as
+    ``keys.Signature.parse`` reads it; None where that finds no base64 blob."""
+    if not isinstance(armored, str):
+        return None
+    lines = [line.strip() for line in armored.strip().split("\n")]
+    if len(lines) < 3 or lines[0] != SIG_BEGIN or lines[-1] != SIG_END:
+        return None
+    try:
+        return binascii.a2b_base64("".join(lines[1:-1]).encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return None
+
+
+def _blob_as_written(armored: Any) -> bytes | None:
+    """The blob of an armored signature laid out as ssh-keygen and regbook write it (the
+    BEGIN line, lines of base64 only, the END line, at most a final line break), read
+    with a few C calls; None for any other layout, which the line-by-line reading in
+    ``parse`` decides. Where this returns a blob, that reading finds the same one."""
+    if type(armored) is not str or not armored.startswith(_BEGIN_LINE):
+        return None
+    end = armored.rfind(_END_LINE)
+    if end < len(SIG_BEGIN) or armored[end + len(_END_LINE) :] not in ("", "\n"):
+        return None
+    try:
+        return binascii.a2b_base64(
+            armored[len(_BEGIN_LINE) : end].replace("\n", ""), strict_mode=True
+        )
+    except ValueError:  # binascii.Error, or text that is not ASCII
+        return None
 
 
 def ed25519_ok(key_blob: bytes, signature: bytes, data: bytes) -> bool:

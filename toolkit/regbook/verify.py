@@ -13,8 +13,11 @@ breaks trust in everything after it.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +34,9 @@ from regbook.schema import (
     APPROVALS,
     DATE,
     DATETIME,
+    FLOAT,
     HISTORY,
+    INT,
     KEYS,
     LEDGER,
     METRICS,
@@ -149,13 +154,28 @@ def check_ledger(
 
     pool = _signature_pool(ws, threads)
     try:
-        checked = _check_ledger(ws, keyring_sha256, threads, pool)
+        with gc_paused():
+            checked = _check_ledger(ws, keyring_sha256, threads, pool)
     except BaseException:
         sigbatch.shutdown(pool)
         raise
     if not background:
         checked.wait()
     return checked
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a ledger is read and checked: it allocates
+    millions of objects that all stay alive, and each full collection walks every one of
+    them again to free nothing. Reference counting still frees everything else at once."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _check_ledger(
@@ -224,7 +244,8 @@ def verify(
         raise InputError("--for-deploy needs MODEL@VERSION")
     checked = check_ledger(ws, keyring_sha256, threads, background=True)
     try:
-        return _verify(ws, checked, scope, artefacts, threads, for_deploy, deploy_artefact)
+        with gc_paused():
+            return _verify(ws, checked, scope, artefacts, threads, for_deploy, deploy_artefact)
     except BaseException:
         checked.abandon()
         raise
@@ -482,8 +503,8 @@ def _models_findings(table: Table, registry: Registry) -> list[Finding]:
         formulas = bool(table.formulas)
         for index, column in _CHECKED_MODELS_COLUMNS:
             want, found = expected[column.key], row[index]
-            if not formulas and type(want) is type(found) and want == found:
-                continue  # the common case, decided without a call
+            if not formulas and untouched(column.kind, want, found):
+                continue
             if formulas and table.has_formula(i, column.key):
                 findings.append(Finding.make(
                     "RB307", table.ref(i, column.key),
@@ -576,6 +597,12 @@ def _claimed_version(table: Table, i: int, registry: Registry) -> VersionState |
     return registry.get(model, version)
 
 
+_M_MODEL, _M_VERSION, _M_METRIC, _M_SLICE = (
+    METRICS.index(k) for k in ("model", "version", "metric", "slice")
+)
+_M_SEALED = tuple((k, METRICS.index(k), METRICS.column(k).kind) for k in ("value", "kind"))
+
+
 def _metrics_findings(table: Table, registry: Registry) -> list[Finding]:
     findings: list[Finding] = []
     expected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
@@ -583,18 +610,16 @@ def _metrics_findings(table: Table, registry: Registry) -> list[Finding]:
         for values in metrics_values(state):
             expected[(state.model, state.version, values["metric"], values["slice"])] = values
     seen: set[tuple[str, int, str, str]] = set()
+    versions = registry.versions
+    formulas = bool(table.formulas)
     for i, row in table.indexed():
-        model = normalize_text(row[METRICS.index("model")])
-        try:
-            version = normalize("int", row[METRICS.index("version")])
-        except BadValue:
-            version = None
-        if not isinstance(version, int) or registry.get(model, version) is None:
+        model = normalize_text(row[_M_MODEL])
+        version = _whole_number(row[_M_VERSION])
+        if (model, version) not in versions:
             continue  # a draft's metric
-        metric = normalize_text(row[METRICS.index("metric")])
-        slice_ = normalize_text(row[METRICS.index("slice")])
+        metric = normalize_text(row[_M_METRIC])
+        slice_ = normalize_text(row[_M_SLICE])
         key = (model, version, metric, slice_)
-        number = table.row_numbers[i]
         if key not in expected or key in seen:
             findings.append(Finding.make(
                 "RB305", table.ref(i, "metric"),
@@ -602,25 +627,21 @@ def _metrics_findings(table: Table, registry: Registry) -> list[Finding]:
                 "sealed with that version", model, version))  # fmt: skip
             continue
         seen.add(key)
-        for column in ("value", "kind"):
-            if table.has_formula(i, column):
-                findings.append(
-                    Finding.make(
-                        "RB307",
-                        table.ref(i, column),
-                        f"a formula in a sealed cell of {model}@{version}",
-                        model,
-                        version,
-                    )
-                )
+        sealed = expected[key]
+        for column, index, kind in _M_SEALED:
+            want, found = sealed[column], row[index]
+            if not formulas and untouched(kind, want, found):
                 continue
-            want, found = expected[key][column], row[METRICS.index(column)]
-            if not same(METRICS.column(column).kind, want, found):
-                findings.append(
-                    _cell_finding(
-                        "RB301", METRICS, column, number, want, found, model, version, True
-                    )
-                )
+            if formulas and table.has_formula(i, column):
+                findings.append(Finding.make(
+                    "RB307", table.ref(i, column),
+                    f"a formula in a sealed cell of {model}@{version}", model,
+                    version))  # fmt: skip
+                continue
+            if not same(kind, want, found):
+                findings.append(_cell_finding(
+                    "RB301", METRICS, column, table.row_numbers[i], want, found, model,
+                    version, True))  # fmt: skip
     for key in expected.keys() - seen:
         model, version, metric, slice_ = key
         findings.append(Finding.make(
@@ -629,6 +650,40 @@ def _metrics_findings(table: Table, registry: Registry) -> list[Finding]:
             f"sealed with {model}@{version} but has no row in Metrics", model,
             version))  # fmt: skip
     return findings
+
+
+def _whole_number(value: Any) -> int | None:
+    """A version cell as a whole number (Excel hands numbers back as floats); None if it
+    is not one."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    try:
+        out = normalize("int", value)
+    except BadValue:
+        return None
+    return out if isinstance(out, int) else None
+
+
+_NUMBERS = (int, float)
+_NUMBER_KINDS = (INT, FLOAT)
+_INF = float("inf")
+
+
+def untouched(kind: str, want: Any, found: Any) -> bool:
+    """A quick yes for the common case, a cell as regbook wrote it: equal values that
+    ``same`` calls equal too (equal values of one type other than float; in a number
+    column also equal finite numbers, which Excel hands back as floats). False means
+    ask ``same``."""
+    if want != found:
+        return False
+    kind_w, kind_f = type(want), type(found)
+    if kind_w is kind_f and kind_w is not float:
+        return True
+    return (
+        kind in _NUMBER_KINDS and kind_w in _NUMBERS and kind_f in _NUMBERS and -_INF < found < _INF
+    )
 
 
 def _sheet_findings(
@@ -651,8 +706,8 @@ def _sheet_findings(
         row = table.rows[i]
         for index, column in enumerate(sheet.columns):
             found, expected_value = row[index], want[column.key]
-            if type(found) is type(expected_value) is not float and found == expected_value:
-                continue  # the common case, decided without a call (as in same())
+            if untouched(column.kind, expected_value, found):
+                continue
             if not same(column.kind, expected_value, found):
                 findings.append(
                     _cell_finding(
