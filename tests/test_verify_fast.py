@@ -51,3 +51,18 @@ def test_whole_numbers_read_as_excel_hands_them_back():
     assert verify._whole_number(7.5) is None
     assert verify._whole_number("seven") is None
     assert verify._whole_number(None) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1, 1, 1)), micro=st.booleans())
+def test_dates_and_times_as_excel_hands_them_back(moment, micro):
+    moment = moment if micro else moment.replace(microsecond=0)
+    text = moment.isoformat() + "Z"
+    for found in (moment, moment.date()):
+        for want in (text, text[:10], moment.strftime("%Y-%m-%dT%H:%M:%SZ")):
+            for kind in KINDS:
+                if verify.untouched(kind, want, found):
+                    assert verify.same(kind, want, found), (kind, want, found)
+    assert verify.untouched(DATETIME, text, moment) == (not moment.microsecond)
+    assert verify.untouched(DATE, moment.date().isoformat(), moment.date())
+    assert not verify.untouched(TEXT, text, moment)  # text columns keep the full check

@@ -437,13 +437,14 @@ class _SignatureRules:
     Anything the fast path did not pass goes through ``keys.check_signature``."""
 
     def __init__(self, keyring: Any, allowed_roles: Any) -> None:
+        from regbook import keys  # here, not at import: it loads cryptography
+
+        self.keys = keys
         self.keyring = keyring
         self.allowed_roles = allowed_roles
         self.entries: dict[tuple[bytes, str, str], tuple[Any, bool]] = {}
 
     def _allowed(self, event: LedgerEvent, key_blob: bytes, namespace: str) -> bool:
-        from regbook.keys import _floor_utc, role_for_namespace
-
         found = self.entries.get((key_blob, event.signer, namespace))
         if found is None:
             entries = tuple(
@@ -451,7 +452,7 @@ class _SignatureRules:
                 for e in self.keyring._by_blob.get(key_blob, ())
                 if e.matches_principal(event.signer) and e.allows_namespace(namespace)
             )
-            if role_for_namespace(namespace) is None:
+            if self.keys.role_for_namespace(namespace) is None:
                 entries = ()
             always = any(e.valid_after is None and e.valid_before is None for e in entries)
             found = (entries, always)
@@ -459,41 +460,43 @@ class _SignatureRules:
         entries, always = found
         if always:
             return True
-        at = _floor_utc(event.when, "the check time")
+        at = self.keys._floor_utc(event.when, "the check time")
         return any(e._window_problem(at) is None for e in entries)
 
     def __call__(self, event: LedgerEvent, got: tuple[bytes, str] | None) -> list[Finding]:
-        from regbook.keys import check_signature, fingerprint_of, role_for_namespace
-
-        label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
+        keys = self.keys
         if got is not None and self._allowed(event, *got):
-            fingerprint, namespace = fingerprint_of(got[0]), got[1]
+            fingerprint, namespace = keys.fingerprint_of(got[0]), got[1]
         else:
-            result = check_signature(
+            result = keys.check_signature(
                 event.signed_bytes(), event.signature, self.keyring, event.signer, None,
                 event.when,
             )  # fmt: skip
             if not result.ok:
                 return [Finding.make(
                     _SIGNATURE_CODES[result.problem], event.where("signature"),
-                    f"{label}: {result.detail}", event.model, event.version)]  # fmt: skip
+                    f"{_label(event)}: {result.detail}", event.model, event.version)]  # fmt: skip
             fingerprint, namespace = result.fingerprint, result.namespace or ""
         out: list[Finding] = []
         if fingerprint != event.fingerprint:
             out.append(Finding.make(
                 "RB111", event.where("fingerprint"),
-                f"{label}: the row names key {event.fingerprint} but the signature was made "
-                f"by {fingerprint}", event.model, event.version))  # fmt: skip
-        role = role_for_namespace(namespace)
+                f"{_label(event)}: the row names key {event.fingerprint} but the signature was "
+                f"made by {fingerprint}", event.model, event.version))  # fmt: skip
+        role = keys.role_for_namespace(namespace)
         _KNOWN_ROLES[event.signature] = role
         roles = self.allowed_roles(event)
         if role not in roles:
             out.append(Finding.make(
                 "RB106", event.where("signature"),
-                f"{label} was signed by {event.signer} acting as {role}; a {event.kind} "
-                f"event needs {' or '.join(roles) or 'a role none is configured for'}",
+                f"{_label(event)} was signed by {event.signer} acting as {role}; a "
+                f"{event.kind} event needs {' or '.join(roles) or 'a role none is configured for'}",
                 event.model, event.version))  # fmt: skip
         return out
+
+
+def _label(event: LedgerEvent) -> str:
+    return f"event {event.seq} ({event.kind} {event.model}@{event.version})"
 
 
 # Roles already read from verified signatures, so views need not parse them again.

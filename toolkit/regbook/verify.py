@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from regbook.schema import (
     LEDGER,
     METRICS,
     MODELS,
+    TEXT,
     BadValue,
     Sheet,
     normalize,
@@ -60,6 +62,7 @@ from regbook.workspace import Workspace
 # Models cells that show the workflow (later ledger events), never typed by hand.
 WORKFLOW_CELLS = ("stage", "approval", "gate", "deployed_on", "retain_until")
 # Models cells compared with the ledger (Notes is the SME's; Seal is checked first).
+_SEAL = MODELS.index("seal")
 _CHECKED_MODELS_COLUMNS = [
     (i, c) for i, c in enumerate(MODELS.columns) if c.key not in ("notes", "seal")
 ]
@@ -181,20 +184,26 @@ def gc_paused() -> Iterator[None]:
 def _check_ledger(
     ws: Workspace, keyring_sha256: str | None, threads: int, pool: Any
 ) -> LedgerCheck:
-    data = read_workbook(ws.workbook_path)
-    keyring = ws.keyring()
-    findings: list[Finding] = []
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
         raise InputError(
             f"--keyring-sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
         )
+    keyring = ws.keyring()
+    findings: list[Finding] = []
     if keyring_sha256 is not None and keyring.sha256 != keyring_sha256.strip().lower():
         findings.append(Finding.make(
             "RB110", ws.settings.keyring,
             f"the keyring's sha256 is {keyring.sha256}, the pin says "
             f"{keyring_sha256.strip().lower()}: someone changed who may sign"))  # fmt: skip
     checks = SignatureChecks(keyring, allowed_roles_for(ws), threads, pool)
-    events, bad_rows = read_events(data[LEDGER.name], checks.add)
+    parsed: list[tuple[list[LedgerEvent], list[Finding]]] = []
+
+    def parse_ledger(table: Table) -> None:
+        # While the other sheets are read, parse the ledger and start the signature checks.
+        parsed.append(read_events(table, checks.add))
+
+    data = read_workbook(ws.workbook_path, first=LEDGER, on_first=parse_ledger)
+    events, bad_rows = parsed[0]
     signatures = checks.started()
     findings += bad_rows
     findings += check_chain(events)
@@ -444,11 +453,14 @@ def _models_findings(table: Table, registry: Registry) -> list[Finding]:
     by_seal = registry.by_seal
     genuine = sealed_rows(table, registry)
     seen: dict[tuple[str, int], int] = {}
+    drafts = 0
     for i, row in table.indexed():
-        seal = normalize_text(row[MODELS.index("seal")])
+        seal = normalize_text(row[_SEAL])
         state: VersionState | None = by_seal.get(seal) if seal else None
         number = table.row_numbers[i]
-        claimed = _claimed_version(table, i, registry)
+        claimed = _claimed_version(table, i, registry) if state is None else None
+        if not seal and claimed is None:
+            drafts += 1
         if state is None and claimed is not None:
             state = claimed
             key = (state.model, state.version)
@@ -532,12 +544,6 @@ def _models_findings(table: Table, registry: Registry) -> list[Finding]:
                 f"{state.model}@{state.version} is sealed in the ledger (event "
                 f"{state.register.seq}) but has no row in Models", state.model,
                 state.version))  # fmt: skip
-    drafts = sum(
-        1
-        for i, row in table.indexed()
-        if not normalize_text(row[MODELS.index("seal")])
-        and _claimed_version(table, i, registry) is None
-    )
     if drafts:
         findings.append(
             Finding.make(
@@ -674,11 +680,23 @@ _INF = float("inf")
 def untouched(kind: str, want: Any, found: Any) -> bool:
     """A quick yes for the common case, a cell as regbook wrote it: equal values that
     ``same`` calls equal too (equal values of one type other than float; in a number
-    column also equal finite numbers, which Excel hands back as floats). False means
-    ask ``same``."""
+    column also equal finite numbers, which Excel hands back as floats; in a date or
+    date-time column the ledger's text and the date or whole-second time Excel hands
+    back for it). False means ask ``same``."""
+    kind_w, kind_f = type(want), type(found)
+    if kind_w is str and kind != TEXT:
+        # Dates and times: the ledger's text against the datetime or date Excel gives.
+        if kind_f is datetime:
+            return (
+                kind == DATETIME
+                and not found.microsecond
+                and found.tzinfo is None
+                and want == found.isoformat() + "Z"
+            )
+        if kind_f is date:
+            return kind == DATE and want == found.isoformat()
     if want != found:
         return False
-    kind_w, kind_f = type(want), type(found)
     if kind_w is kind_f and kind_w is not float:
         return True
     return (

@@ -18,8 +18,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,23 +158,72 @@ class WorkbookData:
         return self.tables[name]
 
 
-def read_workbook(path: Path, sheets: tuple[Sheet, ...] = READ_SHEETS) -> WorkbookData:
+def read_workbook(
+    path: Path,
+    sheets: tuple[Sheet, ...] = READ_SHEETS,
+    first: Sheet | None = None,
+    on_first: Callable[[Table], Any] | None = None,
+) -> WorkbookData:
     """Read the workbook with python-calamine; every structural problem is an InputError
     naming the sheet and cell. An optional sheet the workbook lacks (Cards, in a workbook
-    made before it existed) is left out of the result instead."""
-    import python_calamine
+    made before it existed) is left out of the result instead.
 
-    check_package(path)
-    try:
-        book = python_calamine.CalamineWorkbook.from_path(str(path))
-    except Exception as err:  # noqa: BLE001 - calamine raises several unrelated types
-        raise InputError(f"{path}: not a readable Excel workbook: {_first_line(err)}") from None
-    # The formula scan (zip inflation, which releases the GIL) runs beside calamine.
+    With ``first`` and ``on_first``, that sheet is read first and ``on_first(table)``
+    runs on this thread while a second one reads the other sheets (verify parses the
+    ledger and starts its signature checks meanwhile)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    # Calamine releases the GIL while it parses: the larger sheets are read on a second
-    # thread (with a workbook object of its own; one cannot be shared), and the formula
-    # scan (zip inflation, which releases the GIL too) runs beside them.
+    check_package(path)
+    book = _open(path)
+    if first is None or first not in sheets or on_first is None:
+        return WorkbookData(path, _read_in_two(path, book, sheets))
+    rest = [s for s in sheets if s is not first]
+    # Work both threads take from once this one is free: each other sheet, and the
+    # formula scan of each (one zip inflation; zlib releases the GIL).
+    todo: list[Any] = [x for s in rest for x in (s, s.name)]
+    lock = threading.Lock()
+    formulas: dict[str, set[tuple[int, int]]] = {}
+
+    def take_all(book: Any) -> dict[str, Table]:
+        out: dict[str, Table] = {}
+        while True:
+            with lock:
+                if not todo:
+                    return out
+                item = todo.pop(0)
+            if isinstance(item, str):
+                formulas.update(_formula_cells(path, [item]))
+            else:
+                out.update(_read_tables(path, book, (item,)))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scanning = pool.submit(_formula_cells, path, [first.name])
+        table = _read_tables(path, book, (first,))[first.name]
+        table.formulas = scanning.result().get(first.name, set())
+        others = pool.submit(lambda: take_all(_open(path)))
+        try:
+            on_first(table)
+        except BaseException:
+            with lock:
+                todo.clear()
+            others.exception()  # wait for the reading thread, whatever became of it
+            raise
+        tables = take_all(book)
+        tables.update(others.result())
+    tables[first.name] = table
+    for name, cells in formulas.items():
+        if name in tables:
+            tables[name].formulas = cells
+    return WorkbookData(path, {s.name: tables[s.name] for s in sheets if s.name in tables})
+
+
+def _read_in_two(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+    """Every sheet, read on two threads: calamine releases the GIL while it parses, so
+    the larger sheets are read on a second thread (with a workbook object of its own;
+    one cannot be shared), and the formula scan (zip inflation, which releases the GIL
+    too) runs beside them."""
+    from concurrent.futures import ThreadPoolExecutor
+
     half = tuple(s for s in sheets if s.name in ("Models", "History"))
     rest = tuple(s for s in sheets if s not in half)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -187,17 +237,21 @@ def read_workbook(path: Path, sheets: tuple[Sheet, ...] = READ_SHEETS) -> Workbo
     for name, cells in formulas.items():
         if name in tables:
             tables[name].formulas = cells
-    return WorkbookData(path, tables)
+    return tables
 
 
-def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+def _open(path: Path) -> Any:
+    """A calamine workbook object (each thread needs its own)."""
     import python_calamine
 
     try:
-        book = python_calamine.CalamineWorkbook.from_path(str(path))
+        return python_calamine.CalamineWorkbook.from_path(str(path))
     except Exception as err:  # noqa: BLE001 - calamine raises several unrelated types
         raise InputError(f"{path}: not a readable Excel workbook: {_first_line(err)}") from None
-    return _read_tables(path, book, sheets)
+
+
+def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+    return _read_tables(path, _open(path), sheets)
 
 
 def _read_tables(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
