@@ -277,3 +277,22 @@ def prod(_production_master: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(reports, "utc_now", lambda: REPORT_TIME)
     shutil.copytree(_production_master, tmp_path, symlinks=True, dirs_exist_ok=True)
     return tmp_path / "ws"
+
+
+def signing_material(folder: Path):
+    """Keys for signature tests: alice (sme, no window), ci (valid before 2026), and a
+    stranger outside the keyring; returns ``(folder, alice, ci, stranger, keyring)``."""
+    from datetime import UTC, datetime
+
+    from regbook import keys
+
+    alice = keys.generate_key(folder / "alice", "alice")
+    ci = keys.generate_key(folder / "ci", "ci")
+    stranger = keys.generate_key(folder / "stranger", "x")
+    lines = [
+        keys.format_signer_line("alice@example.com", alice.public, ["sme"]),
+        keys.format_signer_line(
+            "ci@example.com", ci.public, ["ci"], valid_before=datetime(2026, 1, 1, tzinfo=UTC)
+        ),
+    ]
+    return folder, alice, ci, stranger, keys.Keyring.parse("\n".join(lines) + "\n")

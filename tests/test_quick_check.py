@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import signing_material
 from regbook import keys
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -18,18 +19,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def material(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("quick")
-    alice = keys.generate_key(folder / "alice", "alice")
-    ci = keys.generate_key(folder / "ci", "ci")
-    stranger = keys.generate_key(folder / "stranger", "x")
-    lines = [
-        keys.format_signer_line("alice@example.com", alice.public, ["sme"]),
-        keys.format_signer_line(
-            "ci@example.com", ci.public, ["ci"], valid_before=datetime(2026, 1, 1, tzinfo=UTC)
-        ),
-    ]
-    ring = keys.Keyring.parse("\n".join(lines) + "\n")
-    return folder, alice, ci, stranger, ring
+    return signing_material(tmp_path_factory.mktemp("quick"))
 
 
 def agree(

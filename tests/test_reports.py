@@ -77,6 +77,7 @@ def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
             model="credit-risk", artefact=model_file, data_version=DATA_VERSION,
             code_commit=CODE_COMMIT, pipeline_run="train-0042", code_repo=CODE_URL,
             data_repo=DATA_URL, params={"max_depth": "6"}, metrics=metrics,
+            trained_on="2026-01-09",  # fixed: the default is today, which moves the goldens
         ), key["sme"])  # fmt: skip
         approve(ws, ref, "Staging", key["sme"], "offline evaluation reviewed")
         promote(ws, ref, "Staging", key["sme"])

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import subprocess
 from concurrent.futures import Future
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import Env, finding, problems
+from conftest import Env, finding, problems, signing_material
 from regbook import keys, ledger, sigbatch, verify
 from regbook.errors import InputError
 from regbook.ledger import check_signatures, check_signatures_in_background, new_event
@@ -23,18 +22,7 @@ from test_verify import forge_register, load_key, run_verify, set_cell
 
 @pytest.fixture(scope="module")
 def material(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("batch")
-    alice = keys.generate_key(folder / "alice", "alice")
-    ci = keys.generate_key(folder / "ci", "ci")
-    stranger = keys.generate_key(folder / "stranger", "x")
-    lines = [
-        keys.format_signer_line("alice@example.com", alice.public, ["sme"]),
-        keys.format_signer_line(
-            "ci@example.com", ci.public, ["ci"], valid_before=datetime(2026, 1, 1, tzinfo=UTC)
-        ),
-    ]
-    ring = keys.Keyring.parse("\n".join(lines) + "\n")
-    return folder, alice, ci, stranger, ring
+    return signing_material(tmp_path_factory.mktemp("batch"))
 
 
 def full_parse(armored: str):
