@@ -204,6 +204,16 @@ BROKEN_WORKBOOKS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
         _edit(lambda wb: wb["Metrics"].merge_cells("A2:A3")),
         ("Metrics!A2:A3", "merged cells"),
     ),
+    # verify reads the Ledger first and the other sheets beside its parsing: a problem
+    # in either is the same one-line refusal.
+    "missing-ledger": (
+        _edit(lambda wb: wb.remove(wb["Ledger"])),
+        ("registry.xlsx", "sheet 'Ledger' is missing"),
+    ),
+    "merged-ledger": (
+        _edit(lambda wb: wb["Ledger"].merge_cells("B2:C2")),
+        ("Ledger!B2:C2", "merged cells"),
+    ),
 }
 
 

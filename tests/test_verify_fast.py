@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,3 +67,23 @@ def test_dates_and_times_as_excel_hands_them_back(moment, micro):
     assert verify.untouched(DATETIME, text, moment) == (not moment.microsecond)
     assert verify.untouched(DATE, moment.date().isoformat(), moment.date())
     assert not verify.untouched(TEXT, text, moment)  # text columns keep the full check
+
+
+def test_reading_beside_the_first_sheet_waits_and_passes_errors_on(registered):
+    # on_first runs while the other sheets are read; whatever it raises comes out after
+    # the reading thread is done, and the other sheets' problems come out too.
+    from regbook.schema import LEDGER
+    from regbook.workbook import read_workbook
+
+    seen = []
+    data = read_workbook(registered.workbook, first=LEDGER, on_first=seen.append)
+    assert seen == [data[LEDGER.name]] and "Models" in data.tables
+
+    class Stop(Exception):
+        pass
+
+    def fail(_table):
+        raise Stop
+
+    with pytest.raises(Stop):
+        read_workbook(registered.workbook, first=LEDGER, on_first=fail)
