@@ -87,3 +87,42 @@ def test_reading_beside_the_first_sheet_waits_and_passes_errors_on(registered):
 
     with pytest.raises(Stop):
         read_workbook(registered.workbook, first=LEDGER, on_first=fail)
+
+
+ledger_cells = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-5, max_value=1e6),
+    st.sampled_from(["", " ", " x ", "2026-01-01T00:00:00Z", "register", " 7 "]),
+    st.text(max_size=6),
+)
+number_cells = st.one_of(st.integers(-5, 10**6), st.floats(-5, 1e6), ledger_cells)
+nonblank = st.text(min_size=1, max_size=6).filter(str.strip)
+text_cells = st.one_of(nonblank, nonblank, nonblank, nonblank, ledger_cells)  # mostly text
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    numbers=st.tuples(number_cells, number_cells),
+    texts=st.lists(text_cells, min_size=9, max_size=9),
+)
+def test_usual_ledger_rows_read_as_the_cell_by_cell_reading_does(numbers, texts):
+    from regbook import ledger
+
+    row = [numbers[0], *texts[:3], numbers[1], *texts[3:]]
+    quick = ledger._usual_row(row)
+    if quick is None:
+        return
+    slow = ledger._row_values(row)
+    assert quick == slow
+    assert [type(v) for v in quick] == [type(v) for v in slow]
+
+
+def test_a_ledger_row_as_written_takes_the_quick_reading():
+    from regbook import ledger
+
+    row = [3.0, "2026-01-01T00:00:00Z", "register", "m", 2.0, "{}", "0" * 64, "a" * 64,
+           "alice@example.com", "SHA256:x", "-----BEGIN SSH SIGNATURE-----"]  # fmt: skip
+    assert ledger._usual_row(row) == [3, *row[1:4], 2, *row[5:]]
+    assert ledger._usual_row([*row[:4], None, *row[5:]])[4] is None
