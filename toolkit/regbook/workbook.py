@@ -50,6 +50,11 @@ _REL_ENTRY = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
 
 # Sheets where merged cells would break the one-row-per-record reading.
 NO_MERGES = (MODELS, METRICS, LEDGER)
+# Sheets whose formula cells matter: the ledger's (RB108) and the sealed cells of Models
+# and Metrics (RB307, and writers refuse them). The other sheets are not scanned: what
+# regbook derives (History, Approvals, Keys) is compared by value and rewritten by
+# restore, and the Cards, Guide and notes are the SME's own.
+FORMULA_SHEETS = (LEDGER, MODELS, METRICS)
 
 
 def office_lock_files(path: Path) -> list[Path]:
@@ -179,8 +184,8 @@ def read_workbook(
         return WorkbookData(path, _read_in_two(path, book, sheets))
     rest = [s for s in sheets if s is not first]
     # Work both threads take from once this one is free: each other sheet, and the
-    # formula scan of each (one zip inflation; zlib releases the GIL).
-    todo: list[Any] = [x for s in rest for x in (s, s.name)]
+    # formula scan of those that need one (one zip inflation; zlib releases the GIL).
+    todo: list[Any] = [x for s in rest for x in ((s, s.name) if s in FORMULA_SHEETS else (s,))]
     lock = threading.Lock()
     formulas: dict[str, set[tuple[int, int]]] = {}
 
@@ -197,7 +202,9 @@ def read_workbook(
                 out.update(_read_tables(path, book, (item,)))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        scanning = pool.submit(_formula_cells, path, [first.name])
+        scanning = pool.submit(
+            _formula_cells, path, [first.name] if first in FORMULA_SHEETS else []
+        )
         table = _read_tables(path, book, (first,))[first.name]
         table.formulas = scanning.result().get(first.name, set())
         others = pool.submit(lambda: take_all(_open(path)))
@@ -227,7 +234,9 @@ def _read_in_two(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, 
     half = tuple(s for s in sheets if s.name in ("Models", "History"))
     rest = tuple(s for s in sheets if s not in half)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        scanning = pool.submit(_formula_cells, path, [s.name for s in sheets])
+        scanning = pool.submit(
+            _formula_cells, path, [s.name for s in sheets if s in FORMULA_SHEETS]
+        )
         other = pool.submit(_read_tables_anew, path, half) if half else None
         tables = _read_tables(path, book, rest)
         if other is not None:
