@@ -54,7 +54,12 @@ def _verify(n: int, history: bool = False) -> list[dict]:
         row(f"(a) {label}: wall, best of {REPEATS}", best.seconds, "s", f"<= {target:g}",
             best.seconds <= target),
         row(f"(a) {label}: wall, median", statistics.median(s.seconds for s in samples), "s"),
-        row(f"(a) {label}: peak RSS", rss, "MB", f"<= {RSS_TARGET_MB:g}", rss <= RSS_TARGET_MB),
+        # The core issue's memory target is for 1,000 and 10,000 versions; the
+        # governance issue sets none for the full history, so it is reported only.
+        row(f"(a) {label}: peak RSS", rss, "MB")
+        if history
+        else row(f"(a) {label}: peak RSS", rss, "MB", f"<= {RSS_TARGET_MB:g}",
+                 rss <= RSS_TARGET_MB),
         row(f"(a) {label}: CPU / wall (2 cores max)", (best.cpu_seconds or 0) / best.seconds,
             "x"),
     ]  # fmt: skip
