@@ -594,11 +594,8 @@ def normalize_text(value: Any) -> str:
 def _claimed_version(table: Table, i: int, registry: Registry) -> VersionState | None:
     """The sealed version a row names by model and version, if any."""
     model = normalize_text(table.value(i, "model"))
-    try:
-        version = normalize("int", table.value(i, "version"))
-    except BadValue:
-        return None
-    if not model or not isinstance(version, int):
+    version = _whole_number(table.value(i, "version"))
+    if not model or version is None:
         return None
     return registry.get(model, version)
 
