@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from regbook.errors import InputError, RegbookError, VerificationFailed
+from regbook.errors import InputError, Listed, RegbookError, VerificationFailed
 from regbook.findings import Finding
 from regbook.hashing import ContentHash, _progress_bar, hash_path, hash_tree
 from regbook.ids import ModelRef
@@ -57,15 +57,16 @@ def _fault(point: str) -> None:
         os._exit(9)
 
 
-class ArchiveRefused(RegbookError):
+class ArchiveRefused(RegbookError, Listed):
     """Archiving refused: every unmet precondition is listed (exit 1)."""
 
     exit_code = 1
+    bullet = "  - "
 
     def __init__(self, ref: ModelRef, unmet: list[str]):
         self.unmet = unmet
-        lines = "".join(f"\n  - {u}" for u in unmet)
-        super().__init__(f"archiving {ref} refused; nothing was written. Unmet:{lines}")
+        head = f"archiving {ref} refused; nothing was written. Unmet:"
+        super().__init__(self.listed(head, unmet))
 
 
 @dataclass(frozen=True)

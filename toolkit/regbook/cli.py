@@ -19,7 +19,14 @@ from typing import Any
 import click
 
 from regbook import __version__
-from regbook.errors import InputError, RegbookError, VerificationFailed
+from regbook.errors import (
+    InputError,
+    RegbookError,
+    VerificationFailed,
+    cut,
+    message_lines,
+    one_line,
+)
 
 ENV_KEY = "REGBOOK_KEY"
 
@@ -88,17 +95,30 @@ class RegbookGroup(click.Group):
             return super().invoke(ctx)
         except VerificationFailed as err:
             for finding in err.findings:
-                click.echo(str(finding))
-            click.echo(f"regbook: {err}", err=True)
-            ctx.exit(err.exit_code)
+                click.echo(one_line(str(finding)))
+            self._fail(ctx, err, message_lines(err), err.exit_code)
         except RegbookError as err:
-            if isinstance(ctx.obj, Context) and ctx.obj.verbose:
-                traceback.print_exc()
-            click.echo(f"regbook: {err}", err=True)
-            ctx.exit(err.exit_code)
+            self._fail(ctx, err, message_lines(err), err.exit_code)
         except KeyboardInterrupt:
             click.echo("regbook: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors and exits
+        except OSError as err:
+            # The file system refused: a permission, a full disk, a name too long.
+            where = f"{err.filename}: " if err.filename else ""
+            self._fail(ctx, err, [one_line(f"{where}{err.strerror or err}")], 2)
+        except Exception as err:  # noqa: BLE001 - the last word: one line, never a traceback
+            text = f"unexpected error ({type(err).__name__}: {cut(str(err), 200)})"
+            self._fail(ctx, err, [one_line(f"{text}; please report it, with --verbose")], 2)
+
+    @staticmethod
+    def _fail(ctx: click.Context, err: BaseException, lines: list[str], code: int) -> None:
+        if isinstance(ctx.obj, Context) and ctx.obj.verbose:
+            traceback.print_exception(err)
+        for line in lines:
+            click.echo(f"regbook: {line}" if line is lines[0] else line, err=True)
+        ctx.exit(code)
 
 
 @click.group(cls=RegbookGroup, context_settings={"help_option_names": ["-h", "--help"]})

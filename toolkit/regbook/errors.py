@@ -22,6 +22,50 @@ if TYPE_CHECKING:  # pragma: no cover
     from regbook.findings import Finding
 
 
+# Line breaks and other control characters a value can carry from a cell, escaped so
+# that a message stays on its line
+# (str.splitlines also breaks at NEL and the Unicode line and paragraph separators).
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(32), 127, 0x85)} | {
+    10: "\\n",
+    13: "\\r",
+    9: "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped: one line, whatever it quotes."""
+    return text.translate(_CONTROLS)
+
+
+def cut(text: str, limit: int = 60) -> str:
+    """``text``, cut to ``limit`` characters with "..." for a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def message_lines(err: BaseException) -> list[str]:
+    """What the command line prints for ``err``: one line, or for a ``Listed`` error
+    its heading line and one line per item."""
+    if isinstance(err, Listed):
+        return [one_line(err.head), *(err.bullet + one_line(i) for i in err.items)]
+    return [one_line(str(err))]
+
+
+class Listed:
+    """An error that lists every problem at once (draft rows, unmet preconditions): a
+    heading line, then one line per item."""
+
+    head: str
+    items: list[str]
+    bullet = "  "
+
+    def listed(self, head: str, items: Sequence[str]) -> str:
+        """Keep the heading and items; the whole message, for ``Exception``."""
+        self.head, self.items = head, list(items)
+        return head + "".join(f"\n{self.bullet}{i}" for i in self.items)
+
+
 class RegbookError(Exception):
     """Base class: anything regbook refuses to do, with a message fit for a user."""
 
@@ -34,14 +78,17 @@ class InputError(RegbookError):
     exit_code = 2
 
 
-class DraftProblems(InputError):
+class DraftProblems(InputError, Listed):
     """One or more draft rows cannot be sealed; every problem is listed by cell."""
 
     def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
-        count = len(self.problems)
+        count = len(problems)
         head = f"{count} problem{'s' if count != 1 else ''} in draft rows; nothing was written"
-        super().__init__(head + "".join(f"\n  {p}" for p in self.problems))
+        super().__init__(self.listed(head, problems))
+
+    @property
+    def problems(self) -> list[str]:
+        return self.items
 
 
 class KeyProblem(InputError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regbook.errors import InputError
+from regbook.schema import finite_number
 
 OPERATORS = {
     ">=": operator.ge,
@@ -108,17 +109,32 @@ def evaluate(gates: tuple[Gate, ...], metrics: Mapping[str, float]) -> Outcome:
 
 
 def recorded_outcome(payload: Mapping[str, Any]) -> Outcome:
-    """The outcome a gate event recorded, read back (InputError if malformed)."""
-    try:
-        results = []
-        for item in payload["gates"]:
-            gate = Gate(item["gate"], item["metric"], item["op"], float(item["threshold"]))
-            if gate.op not in OPERATORS:
-                raise ValueError(gate.op)
-            value = item["value"]
-            results.append(
-                GateResult(gate, None if value is None else float(value), item["result"])
+    """The outcome a gate event recorded, read back; InputError unless every gate is
+    there as ``gate`` writes it (texts, a known operator, finite numbers, PASS or FAIL):
+    the payload is signed, not trusted to be well-formed."""
+    gates = payload.get("gates")
+    if not isinstance(gates, list):
+        raise InputError("gate event payload is malformed: gates is not a list")
+    results = []
+    for n, item in enumerate(gates, start=1):
+        if not isinstance(item, Mapping):
+            raise InputError(f"gate event payload is malformed: gate {n} is not an object")
+        name, metric, op = item.get("gate"), item.get("metric"), item.get("op")
+        threshold, value, result = item.get("threshold"), item.get("value"), item.get("result")
+        if not (isinstance(name, str) and isinstance(metric, str) and op in _OPS):
+            raise InputError(
+                f"gate event payload is malformed: gate {n} lacks its name, metric or operator"
             )
-        return Outcome(tuple(results))
-    except (KeyError, TypeError, ValueError) as err:
-        raise InputError(f"gate event payload is malformed: {err}") from None
+        if not finite_number(threshold) or not (value is None or finite_number(value)):
+            raise InputError(
+                f"gate event payload is malformed: gate {n} has a threshold or value that "
+                "is not a finite number"
+            )
+        if result not in (PASS, FAIL):
+            raise InputError(f"gate event payload is malformed: gate {n} result is not PASS/FAIL")
+        gate = Gate(name, metric, op, float(threshold))
+        results.append(GateResult(gate, None if value is None else float(value), result))
+    return Outcome(tuple(results))
+
+
+_OPS = tuple(OPERATORS)  # compared by ==, so a payload's list or object is no error

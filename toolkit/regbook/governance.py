@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from regbook.errors import InputError, RegbookError
+from regbook.errors import InputError, Listed, RegbookError
 from regbook.findings import Finding
 from regbook.gates import FAIL, PASS, Outcome, evaluate, parse_gates, recorded_outcome
 from regbook.hashing import ContentHash, hash_path
@@ -35,17 +35,16 @@ FORWARD = {"None": "Staging", "Staging": "Production"}
 ONLY_CI = "only the CI pipeline may promote to Production (needs a key with role ci)"
 
 
-class PromotionRefused(RegbookError):
+class PromotionRefused(RegbookError, Listed):
     """Promotion refused: every unmet precondition is listed (exit 1)."""
 
     exit_code = 1
+    bullet = "  - "
 
     def __init__(self, ref: ModelRef, target: str, unmet: list[str]):
         self.unmet = unmet
-        lines = "".join(f"\n  - {u}" for u in unmet)
-        super().__init__(
-            f"promotion of {ref} to {target} refused; nothing was written. Unmet:{lines}"
-        )
+        head = f"promotion of {ref} to {target} refused; nothing was written. Unmet:"
+        super().__init__(self.listed(head, unmet))
 
 
 def transition_problem(current: str, target: str) -> str | None:

@@ -264,10 +264,18 @@ def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], li
             continue
         try:
             values = _usual_row(row) or _row_values(row)
+            for col in (0, _COL_VERSION):
+                if values[col] is not None and not -_SAFE_INT < values[col] < _SAFE_INT:
+                    raise BadValue(f"{LEDGER.columns[col].header} {values[col]} is out of range")
             payload = json.loads(values[_COL_PAYLOAD])
             if not isinstance(payload, dict):
                 raise BadValue("payload is not a JSON object")
             when = parse_at(values[_COL_AT])
+        except RecursionError:  # JSON nested thousands deep
+            findings.append(Finding.make(
+                "RB108", LEDGER.ref("seq", number),
+                "ledger row cannot be read: the payload is nested too deeply"))  # fmt: skip
+            continue
         except (BadValue, ValueError) as err:
             findings.append(
                 Finding.make(
@@ -282,6 +290,9 @@ def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], li
     return events, findings
 
 
+# Whole numbers canonical JSON (RFC 8785) can carry exactly: seq and version beyond
+# them cannot be hashed as written.
+_SAFE_INT = 2**53
 _COL_AT = _LEDGER_KEYS.index("at")
 _COL_PAYLOAD = _LEDGER_KEYS.index("payload")
 _COL_VERSION = _LEDGER_KEYS.index("version")

@@ -697,7 +697,7 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
     by_model: dict[str, list[_Draft]] = {}
     for d in drafts:
         by_model.setdefault(d.request.model, []).append(d)
-    extra: dict[int, list[Metric]] = {}
+    extra: dict[int, list[tuple[Metric, str]]] = {}  # a draft's Metrics rows, with cells
     for i, row in metrics.indexed():
         where = metrics.ref(i, "model")
         model = row[METRICS.index("model")]
@@ -743,22 +743,29 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
         except InputError as err:
             problems.append(str(err))
             continue
-        extra.setdefault(id(target), []).append(metric)
+        extra.setdefault(id(target), []).append((metric, metrics.ref(i, "value")))
         target.metric_rows.append(metrics.row_numbers[i])
     for d in drafts:
+        # Where each metric was given first: the Models row's own column, else a
+        # Metrics row (the draft's metrics come from its AUC-ROC and DPR cells).
         merged = {(m.metric, m.slice): m for m in d.request.metrics}
-        for m in extra.get(id(d), []):
+        given = {
+            key: MODELS.ref(KNOWN_METRICS[key[0]][0], d.row)
+            for key in merged
+            if key[0] in KNOWN_METRICS and KNOWN_METRICS[key[0]][0]
+        }
+        for m, cell in extra.get(id(d), []):
             key = (m.metric, m.slice)
+            first = given.get(key, "another Metrics row")
             if key in merged and merged[key].value != m.value:
-                col = KNOWN_METRICS[m.metric][0]
                 problems.append(
-                    f"{MODELS.ref(col, d.row)}: {m.metric} is "
-                    f"{merged[key].value} here but {m.value} in the Metrics "
-                    "sheet; keep one"
+                    f"{cell}: {m.metric}{' [' + m.slice + ']' if m.slice else ''} is "
+                    f"{m.value} here but {merged[key].value} in {first}; keep one"
                 )
             elif key in merged and m.metric not in KNOWN_METRICS:
-                problems.append(f"Metrics: {m.metric} is given twice for {d.request.model}")
+                problems.append(f"{cell}: {m.metric} is given twice for {d.request.model}")
             merged[key] = m
+            given.setdefault(key, cell)
         d.request = _replace_metrics(d.request, tuple(merged.values()))
     # Hash last, and only when everything else is right: it is the slow part.
     if not problems:

@@ -116,8 +116,11 @@ def _ledger(ws: Any) -> tuple[list[Any], Any]:
 
 def _evaluation(state: Any) -> dict[str, Any]:
     gate = state.gate_event
-    gates = list(gate.payload.get("gates") or []) if gate is not None else []
-    by_metric = {g.get("metric"): g for g in gates if isinstance(g, dict)}
+    recorded = gate.payload.get("gates") if gate is not None else None
+    gates = recorded if isinstance(recorded, list) else []  # verify names a malformed one
+    by_metric = {
+        g["metric"]: g for g in gates if isinstance(g, dict) and type(g.get("metric")) is str
+    }
     metrics = []
     for m in state.metrics:
         g = by_metric.get(m["metric"]) if not m.get("slice") else None

@@ -711,7 +711,10 @@ def normalize(kind: str, value: object) -> str | int | float | None:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:  # more digits than Python converts (4,300)
+                pass
         raise BadValue(f"expected a whole number, found {_show(value)}")
     if kind == FLOAT:
         if isinstance(value, bool):
@@ -733,6 +736,14 @@ def normalize(kind: str, value: object) -> str | int | float | None:
     if kind == DATETIME:
         return _to_datetime(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     raise AssertionError(kind)
+
+
+def finite_number(value: object) -> bool:
+    """A finite number as JSON gives it: a float other than NaN and infinity, or an int
+    a float holds exactly (not a bool)."""
+    if type(value) is int:
+        return -(2**53) < value < 2**53
+    return type(value) is float and math.isfinite(value)
 
 
 def same(kind: str, a: object, b: object) -> bool:
@@ -780,6 +791,13 @@ def _to_date(value: object) -> date:
 
 
 def _to_datetime(value: object) -> datetime:
+    try:
+        return _to_datetime_in_range(value)
+    except OverflowError:  # next to year 1 or 9999, once rounded or moved to UTC
+        raise BadValue(f"date and time out of range: {_show(value)}") from None
+
+
+def _to_datetime_in_range(value: object) -> datetime:
     # Excel keeps date-times as fractions of a day, so a value read back can be a hair
     # under the second it was written at: round to the nearest second, never truncate.
     if isinstance(value, datetime):
@@ -799,7 +817,7 @@ def _to_datetime(value: object) -> datetime:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise BadValue(f"expected a date and time, found {_show(value)}") from None
-        return _to_datetime(parsed)
+        return _to_datetime_in_range(parsed)
     raise BadValue(f"expected a date and time, found {_show(value)}")
 
 

@@ -7,12 +7,15 @@ registry.next_version("credit-risk")
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from regbook.errors import InputError
 from regbook.findings import Finding
 from regbook.ids import CompositeId
 from regbook.ledger import LedgerEvent
+from regbook.schema import finite_number
 
 
 @dataclass
@@ -145,41 +148,93 @@ class Registry:
                 "RB202", event.where("version"),
                 f"{label} was registered where version {expected} was next: versions are "
                 "max+1 over every version ever sealed", event.model, event.version))  # fmt: skip
+        # A version number is used up even by a registration that cannot be replayed.
+        self.highest[event.model] = max(self.highest.get(event.model, 0), event.version or 0)
+        problem = payload_problem(event.payload)
+        if problem is not None:
+            # Everything downstream reads these fields; such a version is not replayed.
+            findings.append(Finding.make(
+                "RB203", event.where("payload"),
+                f"registration {event.seq} cannot be read: {problem}; the version is left "
+                "out of every view", event.model, event.version))  # fmt: skip
+            return findings
         findings.extend(_check_payload(event))
         state = VersionState(event.model, event.version or 0, event, events=[event])
-        try:
-            state.storage = event.payload["artefact"]["storage"]
-        except (KeyError, TypeError):
-            pass
+        state.storage = event.payload["artefact"]["storage"]
         self.versions[key] = state
-        self.highest[event.model] = max(self.highest.get(event.model, 0), state.version)
         return findings
 
 
-def _check_payload(event: LedgerEvent) -> list[Finding]:
-    """A registration's payload must hold what its composite ID is built from."""
-    p = event.payload
+_TEXT_FIELDS = ("code_commit", "composite_id", "data_version")
+_OPTIONAL_TEXT = ("code_repo", "data_repo", "pipeline_run", "trained_on")
+
+
+def payload_problem(p: dict[str, Any]) -> str | None:
+    """What a registration's payload lacks, or holds in a form regbook never writes;
+    None when every field the views, reports and checks read is there as written. A
+    signed payload is not trusted to be well-formed: its event may have been edited."""
+    from regbook.hashing import ContentHash
+
+    artefact = p.get("artefact")
+    if not isinstance(artefact, dict):
+        return "artefact is missing or not an object"
+    content = artefact.get("hash")
     try:
-        artefact = p["artefact"]["hash"]
-        expected = str(
-            CompositeId.build(
-                event.model,
-                event.version or 0,
-                artefact.split(":", 1)[1],
-                p["data_version"],
-                p["code_commit"],
-            )
+        if str(ContentHash.parse(content)) != content:
+            raise InputError("not as written")
+    except InputError:
+        return f"artefact hash {_shown(content)} is not ALGORITHM:HEX"
+    if not isinstance(artefact.get("storage"), str):
+        return "artefact storage is missing or not text"
+    for key in ("bytes", "files"):
+        if key in artefact and not _whole(artefact[key]):
+            return f"artefact {key} is not a whole number"
+    for key in _TEXT_FIELDS:
+        if not isinstance(p.get(key), str):
+            return f"{key} is missing or not text"
+    for key in _OPTIONAL_TEXT:
+        if p.get(key) is not None and not isinstance(p[key], str):
+            return f"{key} is not text"
+    params = p.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        return "params is not an object of texts"
+    metrics = p.get("metrics", [])
+    if not isinstance(metrics, list):
+        return "metrics is not a list"
+    for n, m in enumerate(metrics, start=1):
+        if not isinstance(m, dict) or not isinstance(m.get("metric"), str):
+            return f"metric {n} has no name"
+        value = m.get("value")
+        if not finite_number(value):
+            return f"metric {m['metric']} has value {_shown(value)}, not a finite number"
+        for key in ("kind", "slice"):
+            if not isinstance(m.get(key, ""), str):
+                return f"metric {m['metric']} has a {key} that is not text"
+    return None
+
+
+def _whole(value: Any) -> bool:
+    return type(value) is int
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_payload(event: LedgerEvent) -> list[Finding]:
+    """A registration's payload (of the shape ``payload_problem`` accepts) must name the
+    composite ID its fields give."""
+    p = event.payload
+    expected = str(
+        CompositeId.build(
+            event.model,
+            event.version or 0,
+            p["artefact"]["hash"].split(":", 1)[1],
+            p["data_version"],
+            p["code_commit"],
         )
-    except (KeyError, TypeError, IndexError, AttributeError):
-        return [
-            Finding.make(
-                "RB203",
-                event.where("payload"),
-                f"registration {event.seq} lacks artefact hash, data version or code commit",
-                event.model,
-                event.version,
-            )
-        ]
+    )
     if p.get("composite_id") != expected:
         return [
             Finding.make(

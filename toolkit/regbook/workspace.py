@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regbook.errors import InputError
+from regbook.errors import InputError, cut
 from regbook.schema import ROLES, STAGES
 
 CONFIG_NAME = "regbook.toml"
@@ -276,7 +276,13 @@ class Workspace:
         current = self.root
         for part in path.parts:
             current = current / part
-            if current.is_symlink():
+            try:
+                linked = current.is_symlink()
+            except OSError as err:  # a name longer than the file system allows, say
+                raise InputError(
+                    f"{where}: storage location {cut(text)!r} cannot be used: {err.strerror}"
+                ) from None
+            if linked:
                 raise InputError(
                     f"{where}: storage location {text!r} passes through a "
                     f"symlink ({current.relative_to(self.root).as_posix()})"

@@ -1,0 +1,289 @@
+"""What a person, or a broken tool, can leave in a workbook that regbook never writes:
+payloads of the wrong shape, numbers and dates past what Python holds, paths longer than
+the file system allows, duplicated draft metrics. Every command still ends in findings
+(exit 1) or one line naming the cause (exit 2): never a traceback, never an "unexpected
+error". Built from the Production workspace of the evidence reports (``prod``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import regbook.listing
+from conftest import CODE_COMMIT, DATA_VERSION, add_draft, edit_workbook, finding, snapshot
+from regbook.cli import cli
+from regbook.schema import LEDGER, MODELS
+
+
+def run(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--workspace", str(root), *args], catch_exceptions=False)
+
+
+def clean_end(result: Result) -> None:
+    """Findings, or one line on stderr: nothing regbook did not mean to say."""
+    assert "Traceback" not in result.output
+    assert "unexpected error" not in result.stderr, result.stderr
+    assert result.exit_code in (0, 1, 2), result.output
+    if result.exit_code == 2:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def ledger_row(wb: Any, kind: str) -> int:
+    """The first Ledger row of an event of this kind."""
+    sheet = wb[LEDGER.name]
+    column = LEDGER.index("kind") + 1
+    return next(r for r in range(2, sheet.max_row + 1) if sheet.cell(r, column).value == kind)
+
+
+def edit_payload(root: Path, kind: str, change: Callable[[dict], Any]) -> str:
+    """Change the payload of the first ``kind`` event, as typed into its cell; the cell."""
+    where = []
+
+    def edit(wb: Any) -> None:
+        row = ledger_row(wb, kind)
+        cell = wb[LEDGER.name].cell(row, LEDGER.index("payload") + 1)
+        payload = json.loads(cell.value)
+        change(payload)
+        cell.value = json.dumps(payload)
+        where.append(LEDGER.ref("payload", row))
+
+    edit_workbook(root / "registry.xlsx", edit)
+    return where[0]
+
+
+def every_reader(root: Path) -> None:
+    out = root.parent / "out"
+    for args in (
+        ("verify", "--no-artefacts"),
+        ("list",),
+        ("restore",),
+        ("trace", "credit-risk@1"),
+        ("report", "evidence", "credit-risk@1", "-o", str(out) + ".md"),
+        ("report", "card", "credit-risk@1", "-o", str(out) + ".html"),
+        ("report", "registry", "-o", str(out) + "-registry.md"),
+        ("export", "provenance", "credit-risk@1", "-o", str(out) + ".json"),
+    ):
+        clean_end(run(root, *args))
+
+
+REGISTRATION_EDITS: dict[str, Callable[[dict], Any]] = {
+    "no-artefact": lambda p: p.pop("artefact"),
+    "artefact-hash-null": lambda p: p["artefact"].update(hash=None),
+    "artefact-hash-not-a-hash": lambda p: p["artefact"].update(hash="sha256:abc"),
+    "storage-null": lambda p: p["artefact"].update(storage=None),
+    "composite-id-null": lambda p: p.update(composite_id=None),
+    "no-code-commit": lambda p: p.pop("code_commit"),
+    "metrics-text": lambda p: p.update(metrics="x"),
+    "metric-without-name": lambda p: p["metrics"][0].pop("metric"),
+    "metric-named-by-a-list": lambda p: p["metrics"][0].update(metric=[]),
+    "metric-value-text": lambda p: p["metrics"][0].update(value="high"),
+    "metric-value-huge": lambda p: p["metrics"][0].update(value=10**400),
+    "slice-number": lambda p: p["metrics"][0].update(slice=1),
+    "trained-on-list": lambda p: p.update(trained_on=[]),
+    "params-list": lambda p: p.update(params=["max_depth"]),
+}
+
+
+@pytest.mark.parametrize("edit", REGISTRATION_EDITS.values(), ids=REGISTRATION_EDITS)
+def test_a_registration_of_the_wrong_shape_is_a_finding(prod: Path, edit: Callable):
+    cell = edit_payload(prod, "register", edit)
+    result = run(prod, "verify", "--no-artefacts", "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert "cannot be read" in finding(report, "RB203", cell)["message"]
+    # The version is left out of the views: its row now claims a seal no event has.
+    assert any(f["code"] == "RB303" for f in report["findings"])
+    every_reader(prod)
+
+
+GATE_EDITS: dict[str, Callable[[dict], Any]] = {
+    "gates-number": lambda p: p.update(gates=1),
+    "gate-metric-list": lambda p: p["gates"][0].update(metric=[]),
+    "gate-op-list": lambda p: p["gates"][0].update(op=[">="]),
+    "gate-threshold-text": lambda p: p["gates"][0].update(threshold="high"),
+    "gate-result-maybe": lambda p: p["gates"][0].update(result="MAYBE"),
+}
+
+
+@pytest.mark.parametrize("edit", GATE_EDITS.values(), ids=GATE_EDITS)
+def test_a_gate_result_of_the_wrong_shape_is_a_finding(prod: Path, edit: Callable):
+    cell = edit_payload(prod, "gate", edit)
+    result = run(prod, "verify", "--no-artefacts", "--json")
+    assert result.exit_code == 1, result.output
+    assert "malformed" in finding(json.loads(result.output), "RB505", cell)["message"]
+    every_reader(prod)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("seq", 10**30, "Seq 1000000000000000019884624838656 is out of range"),
+        ("version", 10**20, "Version 100000000000000000000 is out of range"),
+        ("payload", "[" * 20_000 + "]" * 20_000, "nested too deeply"),
+    ],
+    ids=["seq", "version", "deep-payload"],
+)
+def test_a_ledger_row_beyond_what_can_be_hashed_is_unreadable(
+    prod: Path, column: str, value: Any, message: str
+):
+    def edit(wb: Any) -> None:
+        row = ledger_row(wb, "approve")
+        wb[LEDGER.name].cell(row, LEDGER.index(column) + 1).value = value
+
+    edit_workbook(prod / "registry.xlsx", edit)
+    result = run(prod, "verify", "--no-artefacts", "--json")
+    assert result.exit_code == 1, result.output
+    unreadable = [f for f in json.loads(result.output)["findings"] if f["code"] == "RB108"]
+    assert len(unreadable) == 1 and message in unreadable[0]["message"]
+    every_reader(prod)
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("B2", "1" * 5000),  # a whole number with more digits than Python converts
+        ("U2", "9999-12-31 23:59:59.9"),  # rounds past the last second Python holds
+        ("U2", "0001-01-01T00:00:00+01:00"),  # before year 1 once in UTC
+        ("U2", 2958465.999999999),  # an Excel serial one rounding past 9999-12-31
+    ],
+    ids=["digits", "last-second", "first-second", "serial"],
+)
+def test_values_past_what_python_holds_are_differences(prod: Path, cell: str, value: Any):
+    edit_workbook(prod / "registry.xlsx", lambda wb: wb[MODELS.name].__setitem__(cell, value))
+    result = run(prod, "verify", "--no-artefacts", "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert finding(report, "RB301", f"Models!{cell}")
+    every_reader(prod)
+
+
+# --- drafts ---------------------------------------------------------------------------
+
+
+def draft(prod: Path, **changes: Any) -> dict[str, Any]:
+    values = {
+        "model": "fraud-score", "data_version": DATA_VERSION, "code_commit": CODE_COMMIT,
+        "pipeline_run": "run-7", "storage": "incoming/fraud.bin", "trained_on": "2026-01-09",
+    }  # fmt: skip
+    (prod / "incoming").mkdir(exist_ok=True)
+    (prod / "incoming" / "fraud.bin").write_bytes(b"fraud model\n")
+    return {**values, **changes}
+
+
+def seal(prod: Path) -> Result:
+    return run(prod, "seal", "--key", str(prod.parent / "keys" / "sme"))
+
+
+def test_a_draft_path_longer_than_the_file_system_allows(prod: Path):
+    values = draft(prod, storage="incoming/" + "x" * 300)
+    edit_workbook(prod / "registry.xlsx", lambda wb: add_draft(wb, **values))
+    before = snapshot(prod)
+    result = seal(prod)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[1].strip().startswith("Models!E3: storage location")
+    assert "cannot be used" in result.stderr
+    assert snapshot(prod) == before
+
+
+def test_a_repository_path_longer_than_the_file_system_allows(prod: Path):
+    values = draft(prod, code_repo="y" * 300)
+    edit_workbook(prod / "registry.xlsx", lambda wb: add_draft(wb, **values))
+    assert seal(prod).exit_code == 0
+    for args in (
+        ("trace", "fraud-score@1"),
+        ("report", "evidence", "fraud-score@1", "-o", str(prod.parent / "e.md")),
+    ):
+        clean_end(run(prod, *args))
+
+
+@pytest.mark.parametrize(
+    ("metric", "first", "second"),
+    [("custom_score", 0.5, 0.6), ("security_high_findings", 0, 1), ("auc_roc", 0.8, 0.9)],
+)
+def test_a_draft_metric_given_twice_names_both_cells(
+    prod: Path, metric: str, first: float, second: float
+):
+    values = draft(prod)
+
+    def change(wb: Any) -> None:
+        add_draft(wb, **values)
+        metrics = wb["Metrics"]
+        for value in (first, second):
+            metrics.append(["fraud-score", None, metric, value, "performance", None])
+
+    edit_workbook(prod / "registry.xlsx", change)
+    rows = [r for r in range(2, 20) if _metrics_row_is(prod, r, metric)]
+    before = snapshot(prod)
+    result = seal(prod)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[1:] == [
+        f"  Metrics!D{rows[1]}: {metric} is {second} here but {first} in "
+        f"Metrics!D{rows[0]}; keep one"
+    ]
+    assert snapshot(prod) == before
+
+
+def _metrics_row_is(prod: Path, row: int, metric: str) -> bool:
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(prod / "registry.xlsx", read_only=True)["Metrics"]
+    return sheet.cell(row, 3).value == metric and sheet.cell(row, 1).value == "fraud-score"
+
+
+def test_a_draft_metric_given_in_models_and_metrics_names_both_cells(prod: Path):
+    values = draft(prod, auc_roc=0.8)
+
+    def change(wb: Any) -> None:
+        add_draft(wb, **values)
+        wb["Metrics"].append(["fraud-score", None, "auc_roc", 0.9, "performance", None])
+
+    edit_workbook(prod / "registry.xlsx", change)
+    result = seal(prod)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()[1:]
+    assert line.strip().startswith("Metrics!D") and line.endswith("0.8 in Models!N3; keep one")
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+def test_a_line_break_in_a_value_stays_inside_its_message(prod: Path):
+    values = draft(prod, model="fraud\nscore")
+    edit_workbook(prod / "registry.xlsx", lambda wb: add_draft(wb, **values))
+    result = seal(prod)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and "fraud\\nscore" in lines[1]
+
+
+def test_an_unexpected_error_is_one_line_and_verbose_shows_where(
+    prod: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise TypeError("a bug\nover two lines")
+
+    monkeypatch.setattr(regbook.listing, "list_versions", broken)
+    result = run(prod, "list")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        "regbook: unexpected error (TypeError: a bug\\nover two lines); please report it, "
+        "with --verbose"
+    ]
+    verbose = CliRunner().invoke(cli, ["--verbose", "--workspace", str(prod), "list"])
+    assert verbose.exit_code == 2 and "Traceback" in verbose.stderr
+
+
+def test_the_file_system_refusing_is_one_line(prod: Path, monkeypatch: pytest.MonkeyPatch):
+    def refused(*_args: Any, **_kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied", "/somewhere/registry.xlsx")
+
+    monkeypatch.setattr(regbook.listing, "list_versions", refused)
+    result = run(prod, "list")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["regbook: /somewhere/registry.xlsx: Permission denied"]
