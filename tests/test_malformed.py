@@ -16,7 +16,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 import regbook.listing
-from conftest import CODE_COMMIT, DATA_VERSION, add_draft, edit_workbook, finding, snapshot
+from conftest import (
+    CODE_COMMIT,
+    DATA_VERSION,
+    Env,
+    add_draft,
+    draft_values,
+    edit_workbook,
+    finding,
+    snapshot,
+)
 from regbook.cli import cli
 from regbook.schema import LEDGER, MODELS
 
@@ -287,3 +296,208 @@ def test_the_file_system_refusing_is_one_line(prod: Path, monkeypatch: pytest.Mo
     result = run(prod, "list")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["regbook: /somewhere/registry.xlsx: Permission denied"]
+
+
+# --- arguments, keyring, logs and outputs ---------------------------------------------
+
+
+def one_line_refusal(result: Result, *parts: str) -> None:
+    assert "Traceback" not in result.output
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("regbook: ") and "unexpected error" not in line
+    for part in parts:
+        assert part in line, line
+
+
+def test_a_version_with_thousands_of_digits_is_refused(prod: Path):
+    digits = "9" * 5000
+    one_line_refusal(run(prod, "trace", f"credit-risk@{digits}"), "is too large")
+    one_line_refusal(run(prod, "trace", f"credit-risk@{digits}+{'0' * 12}.{'0' * 8}.{'0' * 8}"),
+                     "is too large")  # fmt: skip
+
+
+@pytest.mark.parametrize("line", ["\v", "\u00a0", "bob@example.com \f"], ids=["vt", "nbsp", "ff"])
+def test_keyring_fields_are_split_where_openssh_splits_them(prod: Path, line: str):
+    with (prod / "allowed_signers").open("a", encoding="utf-8") as keyring:
+        keyring.write(line + "\n")
+    one_line_refusal(run(prod, "verify", "--no-artefacts"), "allowed_signers:")
+
+
+def test_a_keyring_time_out_of_range_in_local_time(prod: Path, monkeypatch: pytest.MonkeyPatch):
+    import time
+
+    keyring = prod / "allowed_signers"
+    text = keyring.read_text(encoding="utf-8")
+    keyring.write_text(
+        text.replace('="regbook-sme"', '="regbook-sme",valid-before="99991231235959"'),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("TZ", "WEST5")  # five hours west of UTC, no time-zone data needed
+    time.tzset()
+    try:
+        one_line_refusal(run(prod, "keys", "list"), "out of range")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_keyring_that_is_a_pipe_is_refused_not_waited_for(prod: Path):
+    import os
+
+    keyring = prod / "allowed_signers"
+    keyring.unlink()
+    os.mkfifo(keyring)
+    one_line_refusal(run(prod, "verify", "--no-artefacts"), "must be a regular file")
+
+
+def test_a_log_line_is_only_counted_when_it_is_json(prod: Path):
+    from regbook.verify import check_ledger
+    from regbook.workspace import Workspace
+
+    cid = check_ledger(Workspace.load(prod)).registry.get("credit-risk", 1).composite_id
+    good = json.dumps({"composite_id": cid, "timestamp": "2026-06-01T00:00:00Z"})
+    log = prod.parent / "inferences.jsonl"
+    log.write_text("\n".join([
+        good,
+        good[:-1] + ", }",  # a trailing comma: not JSON
+        good + " x",  # something after the object
+        good.replace(", ", " "),  # no comma between the fields
+        "[" * 5000 + "]" * 5000,  # nested deeper than the parser goes
+        json.dumps({"composite_id": cid, "timestamp": "0001-01-01T00:00:00+01:00"}),
+        json.dumps({"composite_id": cid, "timestamp": "9999-12-31T23:59:59-01:00"}),
+    ]) + "\n", encoding="utf-8")  # fmt: skip
+    result = run(prod, "trace", "--log", str(log), "--json")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    report = json.loads(result.output)
+    unreadable = {p["subject"]: p["lines"] for p in report["problems"] if p["kind"] == "unreadable"}
+    assert unreadable == {"that are not JSON": [2, 3, 4, 5]}
+    (version,) = report["versions"]
+    assert version["records"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("export", "provenance", "credit-risk@1", "-o", "{ws}/registry.xlsx"),
+            "own registry.xlsx",
+        ),
+        (("export", "provenance", "credit-risk@1", "-o", "{ws}/regbook.toml"), "own regbook.toml"),
+        (("report", "card", "credit-risk@1", "-o", "{ws}/allowed_signers.md"), None),
+        (("report", "card", "credit-risk@1", "-o", "{ws}/models/card.md"), "models/ folder"),
+        (("export", "signatures", "{ws}/archive/sigs"), "archive/ folder"),
+        (("report", "card", "credit-risk@1", "-o", "{ws}/card.md/"), None),
+    ],
+    ids=["workbook", "settings", "beside-keyring", "models", "archive", "a-folder"],
+)
+def test_outputs_never_overwrite_the_workspace(prod: Path, args: tuple, message: str | None):
+    (prod / "card.md").mkdir()
+    argv = [a.format(ws=prod) for a in args]
+    before = snapshot(prod)
+    result = run(prod, *argv)
+    if message is None:  # an ordinary file beside them is fine; a folder is not a file
+        clean_end(result)
+        return
+    one_line_refusal(result, message)
+    assert snapshot(prod) == before
+
+
+def test_a_folder_given_as_the_output_file_is_refused(prod: Path):
+    (prod.parent / "out.md").mkdir()
+    one_line_refusal(
+        run(prod, "report", "card", "credit-risk@1", "-o", str(prod.parent / "out.md")),
+        "not a regular file",
+    )
+
+
+def test_usage_errors_are_one_line(prod: Path):
+    one_line_refusal(run(prod, "list", "--stage", "bogus"), "--stage", "list --help")
+    one_line_refusal(run(prod, "bogus"), "No such command")
+    one_line_refusal(CliRunner().invoke(cli, ["--bogus"]), "No such option")
+
+
+def test_a_long_text_is_cut_in_the_pdf_only(prod: Path):
+    import io
+
+    from pypdf import PdfReader
+
+    note = "n" * 32_000
+    lead = str(prod.parent / "keys" / "governance-lead")
+    result = run(
+        prod, "approve", "credit-risk@1", "--to", "Archived", "--key", lead, "--note", note
+    )
+    assert result.exit_code == 0, result.output
+    pdf, md = prod.parent / "e.pdf", prod.parent / "e.md"
+    clean_end(run(prod, "report", "evidence", "credit-risk@1", "-o", str(pdf)))
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
+    assert "more characters in the HTML report" in " ".join(text.split())
+    clean_end(run(prod, "report", "evidence", "credit-risk@1", "-o", str(md)))
+    assert note in md.read_text(encoding="utf-8")
+
+
+# --- writers refuse before they write ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--pipeline-run", "r" * 40_000), "an Excel cell holds at most"),
+        (("--pipeline-run", "run\x01one"), "pipeline_run holds the control character U+0001"),
+        (("--code-repo", "\x1b[31m"), "code_repo holds the control character U+001B"),
+        (("--trained-on", "1900-01-15"), "before 1900-03-01"),
+    ],
+    ids=["payload-too-long", "control-character", "escape-sequence", "before-excel-dates"],
+)
+def test_register_refuses_before_copying_the_artefact(
+    registered_fast: Env, extra: tuple[str, ...], message: str
+):
+    env = registered_fast
+    artefact = env.root.parent / "new-model.bin"
+    artefact.write_bytes(b"another model\n")
+    before = snapshot(env.root)
+    result = env.run(
+        "register", "fraud-score", "--artefact", str(artefact), "--data-version", DATA_VERSION,
+        "--code-commit", CODE_COMMIT, "--pipeline-run", "run-1", *extra, key="sme",
+    )  # fmt: skip
+    one_line_refusal(result, message)
+    assert snapshot(env.root) == before
+    assert not (env.root / "models" / "fraud-score").exists()
+
+
+def test_approve_refuses_a_note_a_cell_cannot_keep(registered_fast: Env):
+    env = registered_fast
+    before = snapshot(env.root)
+    result = env.run("approve", "credit-risk@1", "--to", "Staging", "--note", "a\x01b", key="sme")
+    one_line_refusal(result, "note holds the control character U+0001")
+    assert snapshot(env.root) == before
+
+
+def test_register_refuses_an_artefact_folder_holding_the_workspace(registered_fast: Env):
+    env = registered_fast
+    before = snapshot(env.root)
+    result = env.run(
+        "register", "fraud-score", "--artefact", str(env.root.parent), "--data-version",
+        DATA_VERSION, "--code-commit", CODE_COMMIT, "--pipeline-run", "run-1", key="sme",
+    )  # fmt: skip
+    one_line_refusal(result, "holds the workspace itself")
+    assert snapshot(env.root) == before
+
+
+@pytest.mark.parametrize("out", ["", "."], ids=["empty", "dot"])
+def test_keys_new_needs_a_file_to_write(registered_fast: Env, out: str):
+    env = registered_fast
+    before = snapshot(env.root)
+    result = env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", out)
+    one_line_refusal(result, "give the path of the private key file")
+    assert snapshot(env.root) == before
+
+
+def test_a_draft_dated_before_excel_dates_is_a_problem(registered_fast: Env):
+    env = registered_fast
+    values = {**draft_values(env), "trained_on": "1900-01-15"}
+    edit_workbook(env.workbook, lambda wb: add_draft(wb, **values))
+    before = snapshot(env.root)
+    result = env.run("seal", key="sme")
+    assert result.exit_code == 2 and "before 1900-03-01" in result.stderr
+    assert snapshot(env.root) == before

@@ -29,13 +29,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from regbook.errors import InputError, Listed, RegbookError, VerificationFailed
+from regbook.errors import InputError, Listed, RegbookError, VerificationFailed, cut
 from regbook.findings import Finding
 from regbook.hashing import ContentHash, _progress_bar, hash_path, hash_tree
 from regbook.ids import ModelRef
 from regbook.ledger import LedgerEvent, canonical, signer_role, utc_now
 from regbook.state import VersionState
-from regbook.workspace import Workspace
+from regbook.workspace import Workspace, refuse_own_files
 
 # Fault injection for the crash-safety tests: the process dies at that step boundary.
 FAULT_ENV = "REGBOOK_FAULT"
@@ -520,10 +520,13 @@ def _tag_problems(path: Path) -> list[str]:
         if not name:
             continue
         target = path / name
-        if not target.is_file():
-            problems.append(f"{name} exists in manifest but was not found on filesystem")
+        try:
+            now = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
+        except OSError:  # a name longer than the file system allows, say
+            now = None
+        if now is None:
+            problems.append(f"{cut(name)} exists in manifest but was not found on filesystem")
             continue
-        now = hashlib.sha256(target.read_bytes()).hexdigest()
         if now != digest.lower():
             problems.append(f"{name} sha256 validation failed: expected={digest} found={now}")
     return problems
@@ -729,6 +732,7 @@ def retrieve(ws: Workspace, ref: ModelRef, to: Path) -> Retrieved:
     _checked, state = _archived_state(ws, ref)
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise InputError(f"--to {to}: exists and is not an empty folder; nothing was copied")
+    refuse_own_files(to, "--to")
     found = [f for f in bag_findings(ws, state, "full") if f.is_problem]
     if found:
         raise VerificationFailed(

@@ -102,8 +102,10 @@ class RegbookGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("regbook: interrupted", err=True)
             ctx.exit(130)
+        except click.UsageError as err:
+            self._usage(ctx, err)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # click's own: usage errors and exits
+            raise  # click's own exits
         except OSError as err:
             # The file system refused: a permission, a full disk, a name too long.
             where = f"{err.filename}: " if err.filename else ""
@@ -111,6 +113,22 @@ class RegbookGroup(click.Group):
         except Exception as err:  # noqa: BLE001 - the last word: one line, never a traceback
             text = f"unexpected error ({type(err).__name__}: {cut(str(err), 200)})"
             self._fail(ctx, err, [one_line(f"{text}; please report it, with --verbose")], 2)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:  # an option of regbook itself
+            self._usage(ctx, err)
+            raise  # not reached: _usage exits
+
+    def _usage(self, ctx: click.Context, err: click.UsageError) -> None:
+        """Bad usage, on one line like every other refusal, pointing at the help (a
+        group run without a command shows its help, as click does)."""
+        if isinstance(err, click.exceptions.NoArgsIsHelpError):
+            raise err
+        where = err.ctx.command_path if err.ctx is not None else "regbook"
+        line = one_line(f"{err.format_message()} (see `{where} --help`)")
+        self._fail(ctx, err, [line], err.exit_code)
 
     @staticmethod
     def _fail(ctx: click.Context, err: BaseException, lines: list[str], code: int) -> None:

@@ -349,11 +349,21 @@ def export_provenance(
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target, fsync, rename into place."""
+    """Write beside the target, fsync, rename into place. Refused: a path that is not a
+    regular file (a folder, a device), and a workspace's own files (``refuse_own_files``).
+    """
+    from regbook.workspace import refuse_own_files
+
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{path}: folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=folder)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file; give the path of a file to write")
+    refuse_own_files(path, "-o")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write in {folder}: {err.strerror or err}") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -470,9 +480,11 @@ def export_signatures(ws: Any, dest: Path) -> SignaturesExport:
     from regbook.ledger import read_events
     from regbook.schema import LEDGER
     from regbook.workbook import read_workbook
+    from regbook.workspace import refuse_own_files
 
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InputError(f"{dest}: exists and is not an empty folder; choose a new one")
+    refuse_own_files(dest, "export signatures")
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{dest}: folder {parent} does not exist")

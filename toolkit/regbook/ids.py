@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from regbook.errors import InputError
+from regbook.errors import InputError, cut
 from regbook.schema import DVC_MD5_RE, FULL_COMMIT_RE, MODEL_NAME_RE
 
 _REF_RE = re.compile(r"(?P<name>[^@\s]+)@(?P<version>[0-9]+)")
@@ -30,6 +30,14 @@ def check_model_name(name: str, where: str = "model name") -> str:
             "(lower case a-z 0-9 . _ -, at most 64, starting with a letter or digit)"
         )
     return name
+
+
+def _version(digits: str, where: str) -> int:
+    """A version typed as digits; more than 15 of them (beyond what a spreadsheet cell
+    or canonical JSON keeps exactly) is refused, not converted."""
+    if len(digits) > 15:
+        raise InputError(f"{where}: version {cut(digits, 20)} is too large")
+    return check_version(int(digits), where)
 
 
 def check_version(value: object, where: str = "version") -> int:
@@ -76,7 +84,7 @@ class ModelRef:
         match = _REF_RE.fullmatch(text)
         if match:
             name = check_model_name(match["name"], f"{text!r}")
-            return cls(name, check_version(int(match["version"]), f"{text!r}"))
+            return cls(name, _version(match["version"], f"{cut(text)!r}"))
         if not version_required and "@" not in text:
             return cls(check_model_name(text, f"{text!r}"))
         want = "MODEL@VERSION" if version_required else "MODEL or MODEL@VERSION"
@@ -116,5 +124,5 @@ class CompositeId:
                 "credit-risk@7+3f9a1c2b7d4e.d1e2f3a4.c0ffee12)"
             )
         name = check_model_name(match["name"], f"{text!r}")
-        version = check_version(int(match["version"]), f"{text!r}")
+        version = _version(match["version"], f"{cut(text)!r}")
         return cls(name, version, match["a"], match["d"], match["c"])

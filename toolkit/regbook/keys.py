@@ -346,7 +346,10 @@ def _parse_time(text: str) -> datetime:
         raise ValueError(f"{text!r} is not a valid date and time") from None
     if utc:
         return naive.replace(tzinfo=UTC)
-    return naive.astimezone(UTC)  # a naive datetime is taken as local time here
+    try:
+        return naive.astimezone(UTC)  # a naive datetime is taken as local time here
+    except OverflowError:  # 9999-12-31 west of UTC, 0001-01-01 east of it
+        raise ValueError(f"{text!r} is out of range once read as local time") from None
 
 
 @dataclass(frozen=True)
@@ -500,6 +503,12 @@ def _parse_patterns(text: str, what: str) -> tuple[str, ...]:
     return patterns
 
 
+def _first_field(text: str) -> str:
+    """Up to the first space or tab: OpenSSH splits these lines there, and only there
+    (a vertical tab or a no-break space is part of a field)."""
+    return re.match(r"[^ \t]*", text).group()  # type: ignore[union-attr]
+
+
 def _parse_signer_line(line: str, line_no: int) -> SignerEntry:
     """One non-blank, non-comment line; raises ValueError saying what is wrong."""
     if "\x00" in line:
@@ -512,7 +521,7 @@ def _parse_signer_line(line: str, line_no: int) -> SignerEntry:
         if rest and rest[0] not in " \t":
             raise ValueError("expected a space after the quoted principals")
     else:
-        cut = len(line.split(maxsplit=1)[0])
+        cut = len(_first_field(line))
         who, rest = line[:cut], line[cut:]
     principals = _parse_patterns(who, "principal")
     rest = rest.lstrip(" \t")
@@ -520,7 +529,7 @@ def _parse_signer_line(line: str, line_no: int) -> SignerEntry:
         raise ValueError("no key after the principals")
 
     options: list[tuple[str, str | None]] = []
-    first = rest.split(maxsplit=1)[0]
+    first = _first_field(rest)
     if not _is_key_type(first):
         cut = _options_token_end(rest)
         options = _split_options(rest[:cut])
@@ -616,6 +625,9 @@ class Keyring:
     def load(cls, path: Path) -> Keyring:
         """Read an allowed_signers file; named in messages as the path given."""
         try:
+            if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+                # A pipe or a device: reading it could wait forever, or never end.
+                raise InputError(f"{path}: the keyring must be a regular file")
             raw = Path(path).read_bytes()
         except FileNotFoundError:
             raise InputError(f"{path}: no such keyring file (allowed_signers)") from None

@@ -193,6 +193,39 @@ class LedgerEvent:
 _EVENT_FIELDS = tuple(f.name for f in fields(LedgerEvent) if f.name != "row")
 
 
+# Characters an xlsx cell cannot hold (XML 1.0 has no way to write them).
+_NOT_IN_A_CELL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def payload_cell(kind: str, payload: dict[str, Any]) -> str:
+    """The payload's canonical text, once it is known to fit its Ledger cell and every
+    text in it to fit the view cells that show it: InputError otherwise. Writers call
+    it before they change anything (``register`` before copying the artefact)."""
+    _refuse_control_characters(kind, payload, "")
+    payload_text = canonical(payload)
+    if len(payload_text) > CELL_TEXT_LIMIT:
+        raise InputError(
+            f"the {kind} event's payload is {len(payload_text)} characters; "
+            f"an Excel cell holds at most {CELL_TEXT_LIMIT}"
+        )
+    return payload_text
+
+
+def _refuse_control_characters(kind: str, value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(kind, key, where)
+            _refuse_control_characters(kind, item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_control_characters(kind, item, where)
+    elif isinstance(value, str) and (found := _NOT_IN_A_CELL.search(value)):
+        raise InputError(
+            f"the {kind} event's {where or 'payload'} holds the control character "
+            f"U+{ord(found.group()):04X}, which a workbook cell cannot keep; remove it"
+        )
+
+
 def new_event(
     previous: LedgerEvent | None,
     kind: str,
@@ -207,12 +240,7 @@ def new_event(
     """Build and sign the event that follows ``previous``."""
     from regbook.keys import namespace_for, sign
 
-    payload_text = canonical(payload)
-    if len(payload_text) > CELL_TEXT_LIMIT:
-        raise InputError(
-            f"the {kind} event's payload is {len(payload_text)} characters; "
-            f"an Excel cell holds at most {CELL_TEXT_LIMIT}"
-        )
+    payload_text = payload_cell(kind, payload)
     at = at or utc_now()
     if previous is not None and at < previous.at:
         at = previous.at  # the chain's clock never runs backwards

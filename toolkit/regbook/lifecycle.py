@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from regbook.errors import DraftProblems, InputError, KeyProblem, VerificationFailed
+from regbook.errors import DraftProblems, InputError, KeyProblem, VerificationFailed, cut
 from regbook.hashing import ContentHash, hash_path
 from regbook.ids import (
     CompositeId,
@@ -30,7 +30,7 @@ from regbook.ids import (
     check_data_version,
     check_model_name,
 )
-from regbook.ledger import LedgerEvent, check_chain, new_event, read_events
+from regbook.ledger import LedgerEvent, check_chain, new_event, payload_cell, read_events
 from regbook.schema import (
     KNOWN_METRICS,
     LEDGER,
@@ -39,6 +39,7 @@ from regbook.schema import (
     METRICS,
     MODELS,
     BadValue,
+    excel_date,
     normalize,
 )
 from regbook.state import Registry
@@ -391,7 +392,7 @@ def _validated(req: RegistrationRequest) -> RegistrationRequest:
     trained_on = req.trained_on
     if trained_on is not None:
         try:
-            trained_on = normalize("date", trained_on)
+            trained_on = excel_date(normalize("date", trained_on))
         except BadValue as err:
             raise InputError(f"--trained-on: {err}") from None
     names = [(m.metric, m.slice) for m in req.metrics]
@@ -449,6 +450,11 @@ def register(
         source = req.artefact
         if not source.exists() and not source.is_symlink():
             raise InputError(f"--artefact {source}: no such file or folder")
+        if source.is_dir() and ws.root.is_relative_to(source.resolve()):
+            raise InputError(
+                f"--artefact {source}: holds the workspace itself, which cannot be copied "
+                "into its own storage"
+            )
         content = hash_path(source)
         located = None
     else:
@@ -460,14 +466,17 @@ def register(
     with Transaction(ws) as tx:
         patch = tx.patch()  # before copying: a workbook that cannot be written gets no copy
         version = tx.registry.next_version(req.model)
+        target_dir = ws.models_dir / req.model / str(version)
         if located is None:
-            target_dir = ws.models_dir / req.model / str(version)
-            stored = _copy_artefact(req.artefact, target_dir, content)  # type: ignore[arg-type]
+            stored = target_dir / req.artefact.name  # type: ignore[union-attr]
         else:
             stored = located
         storage = ws.display_path(stored)
         trained_on = req.trained_on or datetime.now(UTC).date().isoformat()
         payload = _payload(req, req.model, version, content, storage, size, files, trained_on)
+        payload_cell("register", payload)  # refused now, not after the copy
+        if located is None:
+            _copy_artefact(req.artefact, target_dir, content)  # type: ignore[arg-type]
         event = tx.sign(identity, "register", req.model, version, payload)
         write_changes(tx, patch, [(event.model, version)], draft_rows={})
         tx.save(patch)
@@ -848,6 +857,11 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
     if run is None and missing("pipeline_run"):
         problems.append(f"{models.ref(i, 'pipeline_run')}: pipeline execution ID is required")
     trained_on = cell("trained_on", "date")
+    if trained_on is not None:
+        try:
+            excel_date(trained_on)
+        except BadValue as err:
+            problems.append(f"{models.ref(i, 'trained_on')}: {err}")
     params: dict[str, str] = {}
     raw_params = cell("params")
     if raw_params:
@@ -920,12 +934,15 @@ def add_new_key(
     from regbook.keys import append_signer, format_signer_line, generate_key
     from regbook.xlsxpatch import PackagePatch
 
-    if not re.fullmatch(r"[^\s,\"'*?!#]+", principal or ""):
+    if not re.fullmatch(r"[^\s,\"'*?!#\x00-\x1f\x7f]{1,256}", principal or ""):
         raise InputError(
-            f"principal {principal!r}: use one name without spaces, commas, "
-            "quotes or wildcards, e.g. alice@example.com"
+            f"principal {cut(principal or '')!r}: use one name of at most 256 characters "
+            "without spaces, commas, quotes, wildcards or control characters, e.g. "
+            "alice@example.com"
         )
     roles = tuple(dict.fromkeys(roles))
+    if out is not None and out.name in ("", ".", ".."):
+        raise InputError(f"--out {str(out)!r}: give the path of the private key file to write")
     if out is None:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", principal)
         out = Path.home() / ".ssh" / f"regbook_{safe}"

@@ -1172,7 +1172,10 @@ class _Auditor:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        except OverflowError:  # next to year 1 or 9999, moved to UTC
+            return None
 
     def fold_live(self) -> None:
         """Add the fast path's tallies to the counts."""
@@ -1249,6 +1252,27 @@ def audit_log(ws: Any, path: Path, id_field: str = "composite_id") -> LogAudit:
     return audit
 
 
+# One JSON object of strings without escapes, numbers, true, false and null: the
+# records the fast path reads. Any other line, valid JSON or not, goes to json.loads.
+_J_STR = rb'"[^"\\\x00-\x1f]*"'
+_J_VALUE = (
+    rb"(?:" + _J_STR + rb"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
+)
+_J_WS = rb"[ \t\r\n]*"
+_J_MEMBER = _J_WS + _J_STR + _J_WS + rb":" + _J_WS + _J_VALUE + _J_WS
+_FLAT_OBJECT = re.compile(
+    rb"\{(?:" + _J_MEMBER + rb"(?:," + _J_MEMBER + rb")*|" + _J_WS + rb")\}" + _J_WS
+)
+
+
+def _utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
     key = json.dumps(id_field).encode()
     key_re = re.compile(re.escape(key) + rb'[ \t]*:[ \t]*"([^"]*)"')
@@ -1259,6 +1283,7 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
         rb'(?:\.\d{1,9})?Z"'
     )
     count, loads, exact, dates = auditor.count, json.loads, auditor.exact, auditor._dates
+    flat = _FLAT_OBJECT.fullmatch
     last_cid: bytes | None = None
     last_track: _Track | None = None
     number = 0
@@ -1280,6 +1305,8 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
             and line.count(b"{") == 1
             and line.count(key) == 1
             and (line[-2:] == b"}\n" or line.rstrip()[-1:] == b"}")
+            and flat(line) is not None
+            and (line.isascii() or _utf8(line))
         ):
             m = key_re.search(line)
             if m is not None:
@@ -1314,7 +1341,7 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
             continue
         try:
             record = loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             auditor.unreadable(number, "that are not JSON")
             continue
         if not isinstance(record, dict):

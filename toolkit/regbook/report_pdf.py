@@ -216,10 +216,23 @@ def _table(
             row = table.row()
             for value in values:
                 if isinstance(value, tuple):
-                    row.cell(text(value[1]), style=mono)
+                    row.cell(_cell(value[1]), style=mono)
                 else:
-                    row.cell(text(value))
+                    row.cell(_cell(value))
     pdf.ln(1)
+
+
+# A table row must fit on one page: longer cells (a 30,000-character note) are cut
+# here, saying how much; the HTML and Markdown reports keep every character.
+CELL_CHARACTERS = 800
+
+
+def _cell(value: Any) -> str:
+    shown = text(value)
+    if len(shown) <= CELL_CHARACTERS:
+        return shown
+    left = len(shown) - CELL_CHARACTERS
+    return f"{shown[:CELL_CHARACTERS]}... ({left:,} more characters in the HTML report)"
 
 
 def _fields(pdf: Any, pairs: list[tuple[str, Any]]) -> None:

@@ -738,6 +738,20 @@ def normalize(kind: str, value: object) -> str | int | float | None:
     raise AssertionError(kind)
 
 
+# Excel counts 1900 as a leap year, so before March 1900 its day numbers and the
+# calendar's differ by one: a date written there does not read back the same.
+FIRST_EXCEL_DATE = "1900-03-01"
+
+
+def excel_date(text: str) -> str:
+    """A yyyy-mm-dd date a workbook keeps exactly; BadValue before 1900-03-01."""
+    if text < FIRST_EXCEL_DATE:
+        raise BadValue(
+            f"{text} is before {FIRST_EXCEL_DATE}; a workbook cannot keep that date exactly"
+        )
+    return text
+
+
 def finite_number(value: object) -> bool:
     """A finite number as JSON gives it: a float other than NaN and infinity, or an int
     a float holds exactly (not a bool)."""

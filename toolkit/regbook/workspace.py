@@ -9,6 +9,7 @@ Commands find it by walking up from the current directory to the nearest
 
 from __future__ import annotations
 
+import glob
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -195,9 +196,59 @@ def _check_transition(name: str, where: str) -> None:
 
 
 def _relative_path(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise InputError(f"{where}: expected a path")
     return value
+
+
+def refuse_own_files(path: Path, option: str) -> None:
+    """Refuse an output path that would overwrite a workspace's own files (its settings,
+    workbook and backups, keyring) or write into its artefact storage or archive: a
+    report or export written there would replace the registry or break a bag. Any
+    workspace counts, the one in use or another, found from regbook.toml above ``path``.
+    """
+    target = Path(os.path.abspath(path))
+    try:
+        target = target.resolve()
+    except (OSError, RuntimeError):
+        pass  # a loop of links: the write itself will say what is wrong
+    for folder in target.parents:
+        if not _is_file(folder / CONFIG_NAME):
+            continue
+        try:
+            ws = Workspace.load(folder)
+        except InputError:
+            own, stores = [folder / CONFIG_NAME], []
+        else:
+            book = ws.workbook_path
+            own = [ws.config_path, book, ws.keyring_path, book.with_name(f".{book.name}.lock")]
+            own += [p for p in book.parent.glob(f"{glob.escape(book.name)}.*.bak")]
+            stores = [ws.models_dir, ws.archive_dir]
+        if any(target == _resolved(p) for p in own):
+            raise InputError(
+                f"{option} {path}: that is the workspace's own {target.name}; write elsewhere"
+            )
+        for store in stores:
+            if target.is_relative_to(_resolved(store)):
+                raise InputError(
+                    f"{option} {path}: inside the workspace's {store.name}/ folder, "
+                    "which only regbook writes; write elsewhere"
+                )
+        return
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 @dataclass(frozen=True)
