@@ -53,6 +53,8 @@ FILE_ALGORITHM = "sha256"
 TREE_ALGORITHM = "sha256-tree"
 _ALGORITHMS = (FILE_ALGORITHM, TREE_ALGORITHM)
 _HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
+# A content hash exactly as regbook writes it (str(ContentHash)).
+CONTENT_HASH_RE = re.compile(f"(?:{'|'.join(map(re.escape, _ALGORITHMS))}):[0-9a-f]{{64}}")
 
 # 1 MiB reads measured as fast as any other size from 64 KiB to 4 MiB here; the
 # buffer is reused, so a read costs no allocation and no copy.
