@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
+import orjson
+
 from regbook.errors import InputError, VerificationFailed
 from regbook.findings import CODES, Finding
 from regbook.ids import CompositeId, ModelRef
@@ -1252,23 +1254,13 @@ def audit_log(ws: Any, path: Path, id_field: str = "composite_id") -> LogAudit:
     return audit
 
 
-# One JSON object of strings without escapes, numbers, true, false and null: the
-# records the fast path reads. Any other line, valid JSON or not, goes to json.loads.
-_J_STR = rb'"[^"\\\x00-\x1f]*"'
-_J_VALUE = (
-    rb"(?:" + _J_STR + rb"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
-)
-_J_WS = rb"[ \t\r\n]*"
-_J_MEMBER = _J_WS + _J_STR + _J_WS + rb":" + _J_WS + _J_VALUE + _J_WS
-_FLAT_OBJECT = re.compile(
-    rb"\{(?:" + _J_MEMBER + rb"(?:," + _J_MEMBER + rb")*|" + _J_WS + rb")\}" + _J_WS
-)
-
-
-def _utf8(line: bytes) -> bool:
+def _is_json(line: bytes, loads: Any = orjson.loads, error: Any = orjson.JSONDecodeError) -> bool:
+    """Whether orjson reads the line (a sixth of json.loads's time). A line it refuses
+    goes to json.loads, which decides as before: orjson also refuses NaN and integers
+    past 64 bits, which json accepts."""
     try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
+        loads(line)
+    except error:
         return False
     return True
 
@@ -1283,7 +1275,7 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
         rb'(?:\.\d{1,9})?Z"'
     )
     count, loads, exact, dates = auditor.count, json.loads, auditor.exact, auditor._dates
-    flat = _FLAT_OBJECT.fullmatch
+    is_json = _is_json
     last_cid: bytes | None = None
     last_track: _Track | None = None
     number = 0
@@ -1305,8 +1297,7 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
             and line.count(b"{") == 1
             and line.count(key) == 1
             and (line[-2:] == b"}\n" or line.rstrip()[-1:] == b"}")
-            and flat(line) is not None
-            and (line.isascii() or _utf8(line))
+            and is_json(line)
         ):
             m = key_re.search(line)
             if m is not None:
