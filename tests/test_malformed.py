@@ -501,3 +501,25 @@ def test_a_draft_dated_before_excel_dates_is_a_problem(registered_fast: Env):
     result = env.run("seal", key="sme")
     assert result.exit_code == 2 and "before 1900-03-01" in result.stderr
     assert snapshot(env.root) == before
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        (".", "holds the workspace itself"),
+        ("registry.xlsx", "own registry.xlsx"),
+        ("allowed_signers", "own allowed_signers"),
+    ],  # fmt: skip
+    ids=["workspace", "workbook", "keyring"],
+)
+def test_register_refuses_the_workspace_as_storage(
+    registered_fast: Env, storage: str, message: str
+):
+    env = registered_fast
+    before = snapshot(env.root)
+    result = env.run(
+        "register", "fraud-score", "--storage", storage, "--data-version", DATA_VERSION,
+        "--code-commit", CODE_COMMIT, "--pipeline-run", "run-1", key="sme",
+    )  # fmt: skip
+    one_line_refusal(result, message)
+    assert snapshot(env.root) == before

@@ -319,7 +319,7 @@ class Workspace:
             raise InputError(f"{where}: storage location is empty")
         path = Path(text)
         if path.is_absolute():
-            return path
+            return self._not_itself(path, text, where)
         if ".." in Path(text.replace("\\", "/")).parts:
             raise InputError(
                 f"{where}: storage location {text!r} climbs out of the workspace with '..'"
@@ -338,7 +338,20 @@ class Workspace:
                     f"{where}: storage location {text!r} passes through a "
                     f"symlink ({current.relative_to(self.root).as_posix()})"
                 )
-        return current
+        return self._not_itself(current, text, where)
+
+    def _not_itself(self, path: Path, text: str, where: str) -> Path:
+        """``path``, unless it is the workspace, a folder holding it, or one of its own
+        files: an artefact stored there would change with every write of the registry."""
+        target = _resolved(path)
+        if self.root.is_relative_to(target):
+            raise InputError(f"{where}: storage location {cut(text)!r} holds the workspace itself")
+        own = (self.config_path, self.workbook_path, self.keyring_path)
+        if any(target == _resolved(p) for p in own):
+            raise InputError(
+                f"{where}: storage location {cut(text)!r} is the workspace's own {target.name}"
+            )
+        return path
 
     def display_path(self, path: Path) -> str:
         """How a path is written into the workbook: workspace-relative POSIX if inside."""
