@@ -523,3 +523,14 @@ def test_register_refuses_the_workspace_as_storage(
     )  # fmt: skip
     one_line_refusal(result, message)
     assert snapshot(env.root) == before
+
+
+def test_a_huge_value_is_cut_in_its_message(registered_fast: Env):
+    env = registered_fast
+    values = {**draft_values(env), "params": "x" * 30_000}
+    edit_workbook(env.workbook, lambda wb: add_draft(wb, **values))
+    result = env.run("seal", key="sme")
+    assert result.exit_code == 2
+    problem = result.stderr.splitlines()[1]
+    assert problem.strip().startswith("Models!M4: ") and len(problem) <= 1002
+    assert problem.endswith("...")

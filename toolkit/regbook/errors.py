@@ -48,8 +48,16 @@ def message_lines(err: BaseException) -> list[str]:
     """What the command line prints for ``err``: one line, or for a ``Listed`` error
     its heading line and one line per item."""
     if isinstance(err, Listed):
-        return [one_line(err.head), *(err.bullet + one_line(i) for i in err.items)]
-    return [one_line(str(err))]
+        return [_line(err.head), *(err.bullet + _line(i) for i in err.items)]
+    return [_line(str(err))]
+
+
+def _line(text: str) -> str:
+    # What and where come first; a 40,000-character value quoted whole helps nobody.
+    return cut(one_line(text), MESSAGE_LIMIT)
+
+
+MESSAGE_LIMIT = 1000
 
 
 class Listed:
