@@ -134,8 +134,8 @@ class RegbookGroup(click.Group):
     def _fail(ctx: click.Context, err: BaseException, lines: list[str], code: int) -> None:
         if isinstance(ctx.obj, Context) and ctx.obj.verbose:
             traceback.print_exception(err)
-        for line in lines:
-            click.echo(f"regbook: {line}" if line is lines[0] else line, err=True)
+        for n, line in enumerate(lines):
+            click.echo(line if n else f"regbook: {line}", err=True)
         ctx.exit(code)
 
 
