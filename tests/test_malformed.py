@@ -534,3 +534,38 @@ def test_a_huge_value_is_cut_in_its_message(registered_fast: Env):
     problem = result.stderr.splitlines()[1]
     assert problem.strip().startswith("Models!M4: ") and len(problem) <= 1002
     assert problem.endswith("...")
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "message"),
+    [
+        ("[paths]", 'workbok = "other.xlsx"', "[paths] workbok: unknown setting"),
+        ("[retention]", "yeras = 12", "[retention] yeras: unknown setting"),
+        ("[links]", 'pipline = "https://ci.example.com/{id}"', "[links] pipline: unknown setting"),
+    ],
+    ids=["paths", "retention", "links"],
+)
+def test_a_misspelt_setting_is_refused(prod: Path, section: str, line: str, message: str):
+    config = prod / "regbook.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(section, f"{section}\n{line}", 1),
+        encoding="utf-8",
+    )
+    one_line_refusal(run(prod, "list"), message)
+
+
+def test_an_empty_gates_table_is_no_gates_not_the_defaults(prod: Path):
+    from regbook.workspace import Settings
+
+    assert Settings.parse("[gates]\n").gates == {}
+    assert Settings.parse("").gates  # no table at all: the defaults of DESIGN section 6
+    config = prod / "regbook.toml"
+    text = config.read_text(encoding="utf-8")
+    start = text.index("[gates]")
+    end = text.index("[links]")
+    config.write_text(text[:start] + "[gates]\n\n" + text[end:], encoding="utf-8")
+    result = run(prod, "gate", "credit-risk@1", "--key", str(prod.parent / "keys" / "ci"))
+    one_line_refusal(result, "[gates] is empty")

@@ -119,20 +119,20 @@ class Settings:
         for name in data:
             if name not in known:
                 raise InputError(f"{source}: unknown section [{name}]")
-        paths = _table(data, "paths", source)
+        paths = _table(data, "paths", source, ("workbook", "keyring", "models", "archive"))
         out: dict = {}
         for key in ("workbook", "keyring", "models", "archive"):
             if key in paths:
                 out[key] = _relative_path(paths[key], f"{source}: [paths] {key}")
-        book = _table(data, "workbook", source)
+        book = _table(data, "workbook", source, ("backups",))
         if "backups" in book:
             out["backups"] = _int(book["backups"], f"{source}: [workbook] backups", 0, 100)
-        retention = _table(data, "retention", source)
+        retention = _table(data, "retention", source, ("years",))
         if "years" in retention:
             out["retention_years"] = _int(
                 retention["years"], f"{source}: [retention] years", 1, 100
             )
-        roles = _table(data, "roles", source)
+        roles = _table(data, "roles", source, ("register", "gate"))
         if "register" in roles:
             out["register_roles"] = _roles(roles["register"], f"{source}: [roles] register")
         if "gate" in roles:
@@ -145,14 +145,14 @@ class Settings:
                 merged[name] = _roles(value, f"{source}: [transitions] {name}")
             out["transitions"] = merged
         gates = _table(data, "gates", source)
-        if gates:
+        if "gates" in data:  # an empty [gates] is no gates (gate refuses), not the defaults
             for name, value in gates.items():
                 if not isinstance(value, str):
                     raise InputError(
                         f'{source}: [gates] {name}: expected a string like "auc_roc >= 0.75"'
                     )
             out["gates"] = dict(gates)
-        links = _table(data, "links", source)
+        links = _table(data, "links", source, LINK_KEYS)
         if "pipeline" in links:
             if not isinstance(links["pipeline"], str):
                 raise InputError(f"{source}: [links] pipeline: expected a string")
@@ -166,10 +166,22 @@ class Settings:
         return self.transitions.get(f"*->{to_stage}", ())
 
 
-def _table(data: dict, name: str, source: str) -> dict:
+# [links]: the pipeline URL template (here), local clones of the repositories (trace)
+# and the builder ID of exported provenance (export).
+LINK_KEYS = ("pipeline", "code_repo", "data_repo", "builder", "repositories")
+
+
+def _table(data: dict, name: str, source: str, keys: tuple[str, ...] | None = None) -> dict:
+    """A section of regbook.toml; with ``keys``, a setting not among them is refused (a
+    misspelt setting would otherwise leave its default in force without a word)."""
     value = data.get(name, {})
     if not isinstance(value, dict):
         raise InputError(f"{source}: [{name}] must be a table")
+    for key in value if keys is not None else ():
+        if key not in keys:
+            raise InputError(
+                f"{source}: [{name}] {key}: unknown setting (known: {', '.join(keys)})"
+            )
     return value
 
 
