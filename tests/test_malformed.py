@@ -569,3 +569,25 @@ def test_an_empty_gates_table_is_no_gates_not_the_defaults(prod: Path):
     config.write_text(text[:start] + "[gates]\n\n" + text[end:], encoding="utf-8")
     result = run(prod, "gate", "credit-risk@1", "--key", str(prod.parent / "keys" / "ci"))
     one_line_refusal(result, "[gates] is empty")
+
+
+def test_keys_new_takes_back_its_key_when_the_keyring_cannot_be_written(
+    registered_fast: Env, monkeypatch: pytest.MonkeyPatch
+):
+    from regbook import keys
+
+    def refused(*_args: Any, **_kwargs: Any) -> None:
+        raise PermissionError(1, "Operation not permitted", "allowed_signers")
+
+    env = registered_fast
+    monkeypatch.setattr(keys, "append_signer", refused)
+    out = env.root.parent / "zoe"
+    before = snapshot(env.root)
+    result = env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out))
+    one_line_refusal(result, "Operation not permitted")
+    assert not out.exists() and not out.with_name("zoe.pub").exists()
+    assert snapshot(env.root) == before
+    monkeypatch.undo()
+    assert (
+        env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out)).exit_code == 0
+    )

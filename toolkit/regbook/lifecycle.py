@@ -953,7 +953,14 @@ def add_new_key(
         patch = PackagePatch(ws.workbook_path)  # first: no key for a workbook we can't write
         key = generate_key(out, comment=principal)
         line = format_signer_line(principal, key.public, roles)
-        append_signer(ws.keyring_path, line)
+        try:
+            append_signer(ws.keyring_path, line)
+        except BaseException:
+            # A key the keyring never named signs nothing: take back the two files this
+            # command just made, so that running it again is not refused.
+            for made in (out, out.with_name(out.name + ".pub")):
+                made.unlink(missing_ok=True)
+            raise
         refresh_keys(patch, data, ws.keyring())
         writer.save(patch)
     return key, line
