@@ -24,6 +24,7 @@ from regbook.errors import (
     RegbookError,
     VerificationFailed,
     cut,
+    message_line,
     message_lines,
     one_line,
 )
@@ -109,10 +110,10 @@ class RegbookGroup(click.Group):
         except OSError as err:
             # The file system refused: a permission, a full disk, a name too long.
             where = f"{err.filename}: " if err.filename else ""
-            self._fail(ctx, err, [one_line(f"{where}{err.strerror or err}")], 2)
+            self._fail(ctx, err, [message_line(f"{where}{err.strerror or err}")], 2)
         except Exception as err:  # noqa: BLE001 - the last word: one line, never a traceback
             text = f"unexpected error ({type(err).__name__}: {cut(str(err), 200)})"
-            self._fail(ctx, err, [one_line(f"{text}; please report it, with --verbose")], 2)
+            self._fail(ctx, err, [message_line(f"{text}; please report it, with --verbose")], 2)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
@@ -127,7 +128,7 @@ class RegbookGroup(click.Group):
         if isinstance(err, click.exceptions.NoArgsIsHelpError):
             raise err
         where = err.ctx.command_path if err.ctx is not None else "regbook"
-        line = one_line(f"{err.format_message()} (see `{where} --help`)")
+        line = message_line(f"{err.format_message()} (see `{where} --help`)")
         self._fail(ctx, err, [line], err.exit_code)
 
     @staticmethod

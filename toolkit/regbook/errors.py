@@ -48,11 +48,13 @@ def message_lines(err: BaseException) -> list[str]:
     """What the command line prints for ``err``: one line, or for a ``Listed`` error
     its heading line and one line per item."""
     if isinstance(err, Listed):
-        return [_line(err.head), *(err.bullet + _line(i) for i in err.items)]
-    return [_line(str(err))]
+        return [message_line(err.head), *(err.bullet + message_line(i) for i in err.items)]
+    return [message_line(str(err))]
 
 
-def _line(text: str) -> str:
+def message_line(text: str) -> str:
+    """``text`` as one line of a message: control characters escaped, cut at
+    ``MESSAGE_LIMIT``."""
     # What and where come first; a 40,000-character value quoted whole helps nobody.
     return cut(one_line(text), MESSAGE_LIMIT)
 

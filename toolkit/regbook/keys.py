@@ -624,11 +624,12 @@ class Keyring:
     @classmethod
     def load(cls, path: Path) -> Keyring:
         """Read an allowed_signers file; named in messages as the path given."""
+        file = Path(path)
         try:
-            if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+            if file.exists() and not file.is_file() and not file.is_dir():
                 # A pipe or a device: reading it could wait forever, or never end.
                 raise InputError(f"{path}: the keyring must be a regular file")
-            raw = Path(path).read_bytes()
+            raw = file.read_bytes()
         except FileNotFoundError:
             raise InputError(f"{path}: no such keyring file (allowed_signers)") from None
         except OSError as err:

@@ -46,6 +46,7 @@ from regbook.errors import InputError, VerificationFailed
 from regbook.findings import CODES, Finding
 from regbook.ids import CompositeId, ModelRef
 from regbook.schema import DVC_MD5_RE, FULL_COMMIT_RE
+from regbook.workspace import path_is
 
 __all__ = [
     "BROKEN",
@@ -407,15 +408,6 @@ def local_path(text: str, root: Path) -> Path | None:
     return path if path.is_absolute() else root / path
 
 
-def _is(path: Path, test: Any) -> bool:
-    """``test(path)`` (``Path.is_dir``, ``Path.exists``), False where the file system
-    refuses the question: a path from a cell can be longer than any name it allows."""
-    try:
-        return test(path)
-    except OSError:
-        return False
-
-
 def _links_table(ws: Any) -> dict[str, Any]:
     try:
         data = tomllib.loads(ws.config_path.read_text(encoding="utf-8"))
@@ -436,7 +428,7 @@ def choose_repo(
         return explicit, f"--{kind}-repo"
     column = f"{kind.capitalize()} repository column"
     from_column = local_path(recorded, ws.root)
-    if from_column is not None and _is(from_column, Path.is_dir):
+    if from_column is not None and path_is(from_column, Path.is_dir):
         return from_column, column
     links = _links_table(ws)
     mapping = links.get("repositories", {})
@@ -702,7 +694,7 @@ def _bag_payload(bag: Path, state: Any, algorithm: str) -> Path:
     file of ``data/`` for a file hash, else ``data/`` itself."""
     data = bag / "data"
     original = posixpath.basename(str(state.payload["artefact"].get("storage", "")).rstrip("/"))
-    if original and _is(data / original, Path.exists):
+    if original and path_is(data / original, Path.exists):
         return data / original
     if algorithm == "sha256" and data.is_dir():
         files = [p for p in data.iterdir() if p.is_file()]

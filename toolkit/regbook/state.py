@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from regbook.errors import cut
 from regbook.findings import Finding
 from regbook.hashing import CONTENT_HASH_RE
 from regbook.ids import CompositeId
@@ -178,7 +179,7 @@ def payload_problem(p: dict[str, Any]) -> str | None:
         return "artefact is missing or not an object"
     content = artefact.get("hash")
     if type(content) is not str or not CONTENT_HASH_RE.fullmatch(content):
-        return f"artefact hash {_shown(content)} is not ALGORITHM:HEX"
+        return f"artefact hash {_json(content)} is not ALGORITHM:HEX"
     if type(artefact.get("storage")) is not str:
         return "artefact storage is missing or not text"
     for key in ("bytes", "files"):
@@ -201,15 +202,14 @@ def payload_problem(p: dict[str, Any]) -> str | None:
             return f"metric {n} has no name"
         value = m.get("value")
         if not finite_number(value):
-            return f"metric {m['metric']} has value {_shown(value)}, not a finite number"
+            return f"metric {m['metric']} has value {_json(value)}, not a finite number"
         if type(m.get("kind", "")) is not str or type(m.get("slice", "")) is not str:
             return f"metric {m['metric']} has a kind or slice that is not text"
     return None
 
 
-def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _json(value: Any) -> str:
+    return cut(json.dumps(value, ensure_ascii=False), 40)
 
 
 def _check_payload(event: LedgerEvent) -> list[Finding]:

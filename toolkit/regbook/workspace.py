@@ -225,7 +225,7 @@ def refuse_own_files(path: Path, option: str) -> None:
     except (OSError, RuntimeError):
         pass  # a loop of links: the write itself will say what is wrong
     for folder in target.parents:
-        if not _is_file(folder / CONFIG_NAME):
+        if not path_is(folder / CONFIG_NAME, Path.is_file):
             continue
         try:
             ws = Workspace.load(folder)
@@ -249,9 +249,12 @@ def refuse_own_files(path: Path, option: str) -> None:
         return
 
 
-def _is_file(path: Path) -> bool:
+def path_is(path: Path, test: Any) -> bool:
+    """``test(path)`` (``Path.is_file``, ``Path.is_dir``, ``Path.exists``), False where the
+    file system refuses the question: a path from a cell can be longer than any name it
+    allows."""
     try:
-        return path.is_file()
+        return test(path)
     except OSError:
         return False
 
