@@ -23,7 +23,7 @@ lint: $(BIN)/regbook
 	$(BIN)/ruff format --check toolkit tests bench
 
 template: $(BIN)/regbook
-	$(BIN)/python -m regbook.template templates/registry.xlsx
+	$(BIN)/python -m regbook.workbook.template templates/registry.xlsx
 
 bench: $(BIN)/regbook
 	$(BIN)/python bench/run.py

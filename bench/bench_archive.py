@@ -49,9 +49,9 @@ def _raw(paths: list[Path]) -> float:
 
 
 def _workspace(root: Path):  # noqa: ANN202 - a tuple of library objects
-    from regbook.keys import load_private_key
-    from regbook.lifecycle import add_new_key
-    from regbook.workspace import init_workspace
+    from regbook.core.workspace import init_workspace
+    from regbook.crypto.keys import load_private_key
+    from regbook.workflow.lifecycle import add_new_key
 
     ws = init_workspace(root / "ws")
     add_new_key(ws, "alice@example.com", ("sme",), root / "keys" / "sme")
@@ -59,10 +59,10 @@ def _workspace(root: Path):  # noqa: ANN202 - a tuple of library objects
 
 
 def _measure(label: str, root: Path, make_artefact) -> list[dict]:  # noqa: ANN001
-    from regbook.archive import archive, fixity
-    from regbook.governance import approve
-    from regbook.ids import ModelRef
-    from regbook.lifecycle import RegistrationRequest, register
+    from regbook.core.ids import ModelRef
+    from regbook.workflow.archive import archive, fixity
+    from regbook.workflow.governance import approve
+    from regbook.workflow.lifecycle import RegistrationRequest, register
 
     ws, key = _workspace(root)
     stored = ws.models_dir / "bench" / "1" / "artefact"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from regbook.hashing import hash_file, hash_tree
+from regbook.storage.hashing import hash_file, hash_tree
 
 GIB = 1 << 30
 CHUNK = 1 << 20

@@ -38,12 +38,12 @@ def _row(name: str, value: float, unit: str, target: str = "", ok: bool | None =
 
 
 def _workspace(workdir: Path) -> tuple[Path, str, str]:
-    from regbook import ledger
-    from regbook.governance import approve, gate, promote
-    from regbook.ids import ModelRef
-    from regbook.keys import load_private_key
-    from regbook.lifecycle import Metric, RegistrationRequest, add_new_key, register
-    from regbook.workspace import init_workspace
+    from regbook.core.ids import ModelRef
+    from regbook.core.workspace import init_workspace
+    from regbook.crypto.keys import load_private_key
+    from regbook.ledger import events as ledger
+    from regbook.workflow.governance import approve, gate, promote
+    from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
 
     ws = init_workspace(workdir / "ws")
     keys = {}
@@ -152,8 +152,8 @@ def _audit(root: Path, log: Path, label: str) -> list[dict]:
 
 def _check_answer(root: Path, log: Path) -> None:
     """The audit must also be right: every line accounted for."""
-    from regbook.lineage import audit_log
-    from regbook.workspace import Workspace
+    from regbook.core.workspace import Workspace
+    from regbook.lineage.trace import audit_log
 
     audit = audit_log(Workspace.load(root), log)
     kinds = {p.kind for p in audit.problems}

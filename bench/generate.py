@@ -68,10 +68,15 @@ def generate(
     """Create the workspace ``root`` (which must not exist yet) with ``n`` sealed versions.
     With ``history`` each version also gets a signed approval to Staging, the promotion
     and a gate result: four events per version, as the governance workflow writes them."""
-    from regbook.hashing import ContentHash
-    from regbook.keys import Keyring
-    from regbook.ledger import new_event
-    from regbook.lifecycle import (
+    from regbook.core.schema import LEDGER, METRICS, MODELS
+    from regbook.core.workspace import init_workspace
+    from regbook.crypto.keys import Keyring
+    from regbook.ledger.events import new_event
+    from regbook.ledger.state import Registry
+    from regbook.storage.hashing import ContentHash
+    from regbook.workbook.read import WorkbookWriter, read_workbook
+    from regbook.workbook.views import metrics_values, models_values, write_row
+    from regbook.workflow.lifecycle import (
         Metric,
         RegistrationRequest,
         _payload,
@@ -80,11 +85,6 @@ def generate(
         append_ledger_rows,
         refresh_derived_views,
     )
-    from regbook.schema import LEDGER, METRICS, MODELS
-    from regbook.state import Registry
-    from regbook.views import metrics_values, models_values, write_row
-    from regbook.workbook import WorkbookWriter, read_workbook
-    from regbook.workspace import init_workspace
 
     if n < 0:
         raise ValueError("n must be >= 0")
@@ -96,7 +96,7 @@ def generate(
     key, _line = add_new_key(ws, PRINCIPAL, ["sme"], key_path)
     identity = acting_identity(ws, key, ws.settings.register_roles, "register")
     if history:
-        from regbook.gates import evaluate, parse_gates
+        from regbook.ledger.gates import evaluate, parse_gates
 
         ci_key, _ = add_new_key(ws, "ci@bench.example", ["ci"], root / ".bench" / "ci")
         ci = acting_identity(ws, ci_key, ("ci",), "gate")

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from regbook.cli import cli
-from regbook.workspace import Workspace
+from regbook.core.workspace import Workspace
 
 DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
 CODE_COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
@@ -132,7 +132,7 @@ def add_draft(wb, row: int | None = None, **values) -> int:
     """Type a draft row into Models as an SME would: values by column key (schema.MODELS).
 
     Appends below the last row unless ``row`` is given; returns the row number."""
-    from regbook.schema import MODELS
+    from regbook.core.schema import MODELS
 
     sheet = wb[MODELS.name]
     if row is None:
@@ -269,7 +269,7 @@ def prod(_production_master: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     fixed dates and keys); the report's clock pinned to ``test_reports.REPORT_TIME``."""
     import shutil
 
-    from regbook import reports
+    from regbook.reports import evidence as reports
     from test_reports import REPORT_TIME
 
     monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
@@ -284,7 +284,7 @@ def signing_material(folder: Path):
     stranger outside the keyring; returns ``(folder, alice, ci, stranger, keyring)``."""
     from datetime import UTC, datetime
 
-    from regbook import keys
+    from regbook.crypto import keys
 
     alice = keys.generate_key(folder / "alice", "alice")
     ci = keys.generate_key(folder / "ci", "ci")

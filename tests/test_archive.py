@@ -20,7 +20,7 @@ import bagit
 import pytest
 
 from conftest import CODE_COMMIT, DATA_VERSION, Env, snapshot
-from regbook.archive import FAULT_ENV, FAULT_POINTS, read_bag_info
+from regbook.workflow.archive import FAULT_ENV, FAULT_POINTS, read_bag_info
 
 REF = "credit-risk@1"
 
@@ -122,9 +122,9 @@ def test_the_tag_manifest_signature_verifies_with_ssh_keygen(archived: Env):
 
 
 def test_the_archive_event_payload(archived: Env):
-    from regbook.ledger import read_events
-    from regbook.schema import LEDGER
-    from regbook.workbook import read_workbook
+    from regbook.core.schema import LEDGER
+    from regbook.ledger.events import read_events
+    from regbook.workbook.read import read_workbook
 
     events, _ = read_events(read_workbook(archived.workbook)[LEDGER.name])
     event = events[-1]
@@ -269,7 +269,7 @@ def _edit_bag_info_and_regenerate(root: Path) -> None:
 
 def _swap_signature(root: Path) -> None:
     """A valid signature over the very same tag manifest, by a key the keyring lacks."""
-    from regbook import keys
+    from regbook.crypto import keys
 
     other = keys.generate_key(root.parent / "mallory-key")
     manifest = (root / "tagmanifest-sha256.txt").read_bytes()
@@ -348,9 +348,9 @@ def test_a_crash_at_each_step_is_finished_by_a_rerun(registered_fast: Env, fault
     assert not [p for p in bag(env).parent.iterdir() if p.name.startswith(".partial")]
     code, report = verify_json(env)
     assert code == 0 and not report["findings"], report["findings"]
-    from regbook.ledger import read_events
-    from regbook.schema import LEDGER
-    from regbook.workbook import read_workbook
+    from regbook.core.schema import LEDGER
+    from regbook.ledger.events import read_events
+    from regbook.workbook.read import read_workbook
 
     events, _ = read_events(read_workbook(env.workbook)[LEDGER.name])
     assert [e.kind for e in events].count("archive") == 1
@@ -379,7 +379,7 @@ def test_a_bag_left_by_another_key_is_not_reused(registered_fast: Env):
 def test_history_shows_the_move(archived: Env):
     import openpyxl
 
-    from regbook.schema import HISTORY
+    from regbook.core.schema import HISTORY
 
     sheet = openpyxl.load_workbook(archived.workbook)[HISTORY.name]
     last = [c.value for c in sheet[sheet.max_row]]
@@ -445,11 +445,11 @@ def test_archive_previous_goes_with_production(in_production: Env):
 
 def test_an_archive_signed_by_ci_without_the_promotion_is_found(in_production: Env):
     from conftest import edit_workbook
-    from regbook import keys
-    from regbook.ledger import new_event, read_events
-    from regbook.lifecycle import append_ledger_rows
-    from regbook.schema import LEDGER
-    from regbook.workbook import read_workbook
+    from regbook.core.schema import LEDGER
+    from regbook.crypto import keys
+    from regbook.ledger.events import new_event, read_events
+    from regbook.workbook.read import read_workbook
+    from regbook.workflow.lifecycle import append_ledger_rows
 
     env = in_production
     ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
@@ -487,7 +487,8 @@ def test_archive_from_production_needs_the_governance_lead(in_production: Env):
 def test_a_progress_bar_when_stderr_is_a_terminal(registered_fast: Env, monkeypatch):
     import io
 
-    from regbook import archive, hashing
+    from regbook.storage import hashing
+    from regbook.workflow import archive
 
     shown = io.StringIO()
     monkeypatch.setattr(hashing, "_PROGRESS_MIN_BYTES", 0)
@@ -513,7 +514,7 @@ def test_archive_json(registered_fast: Env):
 def test_retain_until_runs_from_a_leap_day_to_the_first_of_march():
     from datetime import date
 
-    from regbook.archive import retain_until
+    from regbook.workflow.archive import retain_until
 
     assert retain_until(date(2028, 2, 29), 10) == date(2038, 3, 1)
     assert retain_until(date(2026, 11, 26), 10) == date(2036, 11, 26)
@@ -564,8 +565,8 @@ def test_fixity_reports_a_bag_no_ledger_event_records(archived: Env):
 def test_models_shows_the_bag_and_the_retention_date(archived: Env):
     import openpyxl
 
-    from regbook.archive import read_bag_info
-    from regbook.schema import MODELS
+    from regbook.core.schema import MODELS
+    from regbook.workflow.archive import read_bag_info
 
     ws = openpyxl.load_workbook(archived.workbook)[MODELS.name]
     row = next(r for r in range(2, ws.max_row + 1)

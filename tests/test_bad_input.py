@@ -28,8 +28,8 @@ from conftest import (
     edit_workbook,
     snapshot,
 )
-from regbook import workbook as workbook_module
-from regbook.schema import MODELS
+from regbook.core.schema import MODELS
+from regbook.workbook import read as workbook_module
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import bagit
 import pytest
 
 from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook
-from regbook import cards
-from regbook.ids import ModelRef
-from regbook.schema import CARDS, MODELS
+from regbook.core.ids import ModelRef
+from regbook.core.schema import CARDS, MODELS
+from regbook.reports import card as cards
 
 REF = "credit-risk@1"
 HEADINGS = ["Model details", "Intended use", "Out-of-scope uses", "Training data",

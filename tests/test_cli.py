@@ -18,7 +18,7 @@ import pytest
 
 from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook, snapshot
 from regbook.cli import cli
-from regbook.schema import METRICS, MODELS
+from regbook.core.schema import METRICS, MODELS
 
 
 def models_rows(path: Path) -> list[dict]:
@@ -311,7 +311,7 @@ def test_register_json(env: Env):
 
 
 def test_unknown_key_is_refused(env: Env, tmp_path):
-    from regbook.keys import generate_key
+    from regbook.crypto.keys import generate_key
 
     stranger = tmp_path / "stranger"
     generate_key(stranger)
@@ -441,7 +441,7 @@ def test_list_text_json_csv(registered: Env):
 
 
 def test_list_csv_escapes_formula_injection(env: Env, tmp_path):
-    from regbook.listing import escape_cell
+    from regbook.reports.listing import escape_cell
 
     for text in ("=cmd|' /C calc'!A0", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"):
         assert escape_cell(text) == "'" + text
@@ -471,7 +471,7 @@ def test_list_csv_escapes_formula_injection(env: Env, tmp_path):
 def test_csv_cells_are_escaped_in_output(registered: Env, monkeypatch):
     import pandas as pd
 
-    from regbook.listing import to_csv
+    from regbook.reports.listing import to_csv
 
     frame = pd.DataFrame([{"model": "=evil()", "version": 1}])
     assert to_csv(frame).splitlines()[1] == "'=evil(),1"

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from regbook.errors import InputError
-from regbook.export import (
+from regbook.core.errors import InputError
+from regbook.core.ids import ModelRef
+from regbook.crypto.keys import load_private_key
+from regbook.reports.export import (
     BUILD_TYPE,
     PAYLOAD_TYPE,
     SCRIPT_NAME,
@@ -28,8 +30,6 @@ from regbook.export import (
     statement_bytes,
     verify_envelope,
 )
-from regbook.ids import ModelRef
-from regbook.keys import load_private_key
 from test_lineage import (
     DATA_URL,
     Lineage,
@@ -133,7 +133,7 @@ def test_statement_for_a_file_artefact_field_by_field(built: Lineage):
     ws = built.ws
     st = provenance_statement(ws, ModelRef.parse("credit-risk@1"), built.data)
     check_statement(st)
-    from regbook.lineage import load_registry
+    from regbook.lineage.trace import load_registry
 
     state = load_registry(ws)[0].get("credit-risk", 1)
     (subject,) = st["subject"]
@@ -267,7 +267,7 @@ def test_regbook_key_in_the_environment_does_not_sign_unasked(built: Lineage):
 
 def test_export_refuses_a_tampered_ledger(fresh: Lineage):
     from conftest import edit_workbook
-    from regbook.schema import LEDGER
+    from regbook.core.schema import LEDGER
 
     def change(wb):
         cell = wb[LEDGER.name][f"{LEDGER.letter('payload')}2"]

@@ -4,7 +4,7 @@ CI-only promotion to Production, the workflow findings of ``verify`` and the dep
 Two workspaces are built once per session and copied per test: ``gov`` has four
 versions registered (None) and ``flow`` has them moved along the workflow by the CLI.
 Tamper tests break one workflow rule the way someone with a signing key and openpyxl
-could: an event signed with ``regbook.ledger.new_event`` and written as regbook writes
+could: an event signed with ``regbook.ledger.events.new_event`` and written as regbook writes
 rows (Ledger row, the version's Models row and the regbook-only sheets), so the chain
 and the views stay sound and only the rule is broken; or a view cell typed over in
 Excel; or a setting changed in regbook.toml.
@@ -24,15 +24,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook, finding, problems, snapshot
-from regbook import keys
 from regbook.cli import cli
-from regbook.governance import ONLY_CI
-from regbook.ledger import LedgerEvent, new_event, read_events
-from regbook.lifecycle import append_ledger_rows, models_row_of, refresh_derived_views
-from regbook.schema import APPROVALS, HISTORY, LEDGER, MODELS, Sheet
-from regbook.state import Registry
-from regbook.views import models_values, write_row
-from regbook.workbook import read_workbook
+from regbook.core.schema import APPROVALS, HISTORY, LEDGER, MODELS, Sheet
+from regbook.crypto import keys
+from regbook.ledger.events import LedgerEvent, new_event, read_events
+from regbook.ledger.state import Registry
+from regbook.workbook.read import read_workbook
+from regbook.workbook.views import models_values, write_row
+from regbook.workflow.governance import ONLY_CI
+from regbook.workflow.lifecycle import append_ledger_rows, models_row_of, refresh_derived_views
 
 ROLES = ("sme", "governance-lead", "ci")
 PRINCIPAL = {

@@ -1,4 +1,4 @@
-"""Tests for regbook.hashing: formats cross-checked against coreutils, refusals, speed paths."""
+"""Tests for regbook.storage.hashing: formats cross-checked against coreutils, refusals, speed paths."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regbook import hashing
-from regbook.errors import InputError
-from regbook.hashing import (
+from regbook.core.errors import InputError
+from regbook.storage import hashing
+from regbook.storage.hashing import (
     ContentHash,
     ProgressBar,
     hash_file,

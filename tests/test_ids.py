@@ -10,15 +10,15 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regbook.errors import InputError
-from regbook.ids import (
+from regbook.core.errors import InputError
+from regbook.core.ids import (
     CompositeId,
     ModelRef,
     check_code_commit,
     check_data_version,
     check_model_name,
 )
-from regbook.ledger import canonical, event_bytes
+from regbook.ledger.events import canonical, event_bytes
 
 names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,63}", fullmatch=True)
 hexes = st.text("0123456789abcdef", min_size=64, max_size=64)
@@ -126,7 +126,7 @@ def test_datetimes_survive_excel_serials(when):
     second, never the one before (a truncated 59.999999)."""
     from datetime import timedelta
 
-    from regbook.schema import DATETIME, EXCEL_EPOCH, normalize
+    from regbook.core.schema import DATETIME, EXCEL_EPOCH, normalize
 
     when = when.replace(microsecond=0)
     serial = (when - EXCEL_EPOCH) / timedelta(days=1)

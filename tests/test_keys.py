@@ -1,4 +1,4 @@
-"""Tests for regbook.keys: keys, allowed_signers, SSHSIG signatures.
+"""Tests for regbook.crypto.keys: keys, allowed_signers, SSHSIG signatures.
 
 Formats are checked against the real ``ssh-keygen`` (OpenSSH): what regbook signs,
 ssh-keygen verifies, and the other way round.
@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regbook import keys
-from regbook.errors import InputError, KeyProblem
+from regbook.core.errors import InputError, KeyProblem
+from regbook.crypto import keys
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
 # CI must have ssh-keygen (the auditor's tool); a developer without it skips these.

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Env
-from regbook.schema import SHEETS
-from regbook.workbook import read_workbook
+from regbook.core.schema import SHEETS
+from regbook.workbook.read import read_workbook
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 

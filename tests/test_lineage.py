@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from regbook import lineage
 from regbook.cli import cli
-from regbook.errors import InputError, VerificationFailed
-from regbook.lineage import (
+from regbook.core.errors import InputError, VerificationFailed
+from regbook.core.workspace import Workspace
+from regbook.lineage import trace as lineage
+from regbook.lineage.trace import (
     BROKEN,
     NOT_CHECKABLE,
     VERIFIED,
@@ -29,7 +30,6 @@ from regbook.lineage import (
     render_audit,
     trace_version,
 )
-from regbook.workspace import Workspace
 
 # CI must have git (lineage reads repositories with it); a developer without it skips.
 pytestmark = pytest.mark.skipif(
@@ -120,11 +120,11 @@ def build_lineage(base: Path) -> Lineage:
     """credit-risk@1 (a file; data = a git commit of the data registry; code repository
     recorded as a local folder; taken to Production on fixed dates), @2 (a folder; data =
     a DVC md5; repositories recorded as URLs) and @3 (commits no repository has)."""
-    from regbook import ledger
-    from regbook.governance import approve, gate, promote
-    from regbook.ids import ModelRef
-    from regbook.lifecycle import Metric, RegistrationRequest, add_new_key, register
-    from regbook.workspace import init_workspace
+    from regbook.core.ids import ModelRef
+    from regbook.core.workspace import init_workspace
+    from regbook.ledger import events as ledger
+    from regbook.workflow.governance import approve, gate, promote
+    from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
 
     code, data, code_commit, data_commit = make_demo_repos(base / "repos")
     later = commit_files(
@@ -136,7 +136,7 @@ def build_lineage(base: Path) -> Lineage:
                       ("ci", "ci@example.com")):  # fmt: skip
         keys[role] = base / "keys" / role
         add_new_key(ws, who, (role,), keys[role])
-    from regbook.keys import load_private_key
+    from regbook.crypto.keys import load_private_key
 
     key = {role: load_private_key(path) for role, path in keys.items()}
     model_file = base / "model.pkl"
@@ -301,8 +301,8 @@ def test_a_dvc_md5_data_version_is_found_in_the_commit_that_added_it(built: Line
 
 
 def test_an_unknown_dvc_md5_is_a_broken_link(fresh: Lineage):
-    from regbook.keys import load_private_key
-    from regbook.lifecycle import RegistrationRequest, register
+    from regbook.crypto.keys import load_private_key
+    from regbook.workflow.lifecycle import RegistrationRequest, register
 
     model = fresh.base / "other.bin"
     model.write_bytes(b"other")
@@ -386,7 +386,7 @@ def test_a_changed_artefact_is_broken(fresh: Lineage):
 
 def test_a_tampered_ledger_breaks_the_sealed_link(fresh: Lineage):
     from conftest import edit_workbook
-    from regbook.schema import LEDGER
+    from regbook.core.schema import LEDGER
 
     def change(wb):
         sheet = wb[LEDGER.name]
@@ -502,7 +502,7 @@ def test_composite_id_api(built: Lineage):
 def test_composite_id_refuses_a_tampered_ledger(fresh: Lineage):
     import regbook
     from conftest import edit_workbook
-    from regbook.schema import LEDGER
+    from regbook.core.schema import LEDGER
 
     def change(wb):
         cell = wb[LEDGER.name][f"{LEDGER.letter('payload')}2"]
@@ -517,7 +517,7 @@ def test_import_regbook_stays_cheap():
     code = (
         "import sys, regbook; regbook.__version__; "
         "print(sorted(m for m in ('pandas', 'openpyxl', 'yaml', 'python_calamine', "
-        "'regbook.lineage') if m in sys.modules))"
+        "'regbook.lineage.trace') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
@@ -770,7 +770,7 @@ def test_an_archived_artefact_is_hashed_inside_its_bag(built: Lineage, tmp_path:
     payload under data/."""
     from types import SimpleNamespace
 
-    from regbook.hashing import hash_path
+    from regbook.storage.hashing import hash_path
 
     bag = tmp_path / "archive" / "credit-risk" / "1"
     (bag / "data").mkdir(parents=True)

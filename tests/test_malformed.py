@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import regbook.listing
+import regbook.reports.listing
 from conftest import (
     CODE_COMMIT,
     DATA_VERSION,
@@ -27,7 +27,7 @@ from conftest import (
     snapshot,
 )
 from regbook.cli import cli
-from regbook.schema import LEDGER, MODELS
+from regbook.core.schema import LEDGER, MODELS
 
 
 def run(root: Path, *args: str) -> Result:
@@ -277,7 +277,7 @@ def test_an_unexpected_error_is_one_line_and_verbose_shows_where(
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise TypeError("a bug\nover two lines")
 
-    monkeypatch.setattr(regbook.listing, "list_versions", broken)
+    monkeypatch.setattr(regbook.reports.listing, "list_versions", broken)
     result = run(prod, "list")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [
@@ -292,7 +292,7 @@ def test_the_file_system_refusing_is_one_line(prod: Path, monkeypatch: pytest.Mo
     def refused(*_args: Any, **_kwargs: Any) -> None:
         raise PermissionError(13, "Permission denied", "/somewhere/registry.xlsx")
 
-    monkeypatch.setattr(regbook.listing, "list_versions", refused)
+    monkeypatch.setattr(regbook.reports.listing, "list_versions", refused)
     result = run(prod, "list")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["regbook: /somewhere/registry.xlsx: Permission denied"]
@@ -352,8 +352,8 @@ def test_a_keyring_that_is_a_pipe_is_refused_not_waited_for(prod: Path):
 
 
 def test_a_log_line_is_only_counted_when_it_is_json(prod: Path):
-    from regbook.verify import check_ledger
-    from regbook.workspace import Workspace
+    from regbook.check.verify import check_ledger
+    from regbook.core.workspace import Workspace
 
     cid = check_ledger(Workspace.load(prod)).registry.get("credit-risk", 1).composite_id
     good = json.dumps({"composite_id": cid, "timestamp": "2026-06-01T00:00:00Z"})
@@ -558,7 +558,7 @@ def test_a_misspelt_setting_is_refused(prod: Path, section: str, line: str, mess
 
 
 def test_an_empty_gates_table_is_no_gates_not_the_defaults(prod: Path):
-    from regbook.workspace import Settings
+    from regbook.core.workspace import Settings
 
     assert Settings.parse("[gates]\n").gates == {}
     assert Settings.parse("").gates  # no table at all: the defaults of DESIGN section 6
@@ -574,7 +574,7 @@ def test_an_empty_gates_table_is_no_gates_not_the_defaults(prod: Path):
 def test_keys_new_takes_back_its_key_when_the_keyring_cannot_be_written(
     registered_fast: Env, monkeypatch: pytest.MonkeyPatch
 ):
-    from regbook import keys
+    from regbook.crypto import keys
 
     def refused(*_args: Any, **_kwargs: Any) -> None:
         raise PermissionError(1, "Operation not permitted", "allowed_signers")

@@ -10,7 +10,7 @@ import click
 import pytest
 
 from regbook.cli import cli
-from regbook.findings import CODES
+from regbook.core.findings import CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_every_finding_code_is_documented():
 
 def test_every_code_the_code_base_emits_is_known():
     used = set()
-    for path in (ROOT / "toolkit" / "regbook").glob("*.py"):
+    for path in (ROOT / "toolkit" / "regbook").rglob("*.py"):
         used |= set(re.findall(r'"(RB\d{3})"', path.read_text(encoding="utf-8")))
     assert used <= set(CODES), used - set(CODES)
     assert used, "no finding codes found: the scan is broken"

@@ -135,7 +135,7 @@ def test_a_workbook_changed_while_packing_is_refused(
     prod: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    from regbook import export
+    from regbook.reports import export
 
     real = export.export_provenance
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import signing_material
-from regbook import keys
+from regbook.crypto import keys
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

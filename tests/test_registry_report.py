@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import snapshot
-from regbook.registry_report import registry_data
-from regbook.workspace import Workspace
+from regbook.core.workspace import Workspace
+from regbook.reports.registry import registry_data
 from test_reports import REPORT_TIME, run, tamper_code_commit
 
 
@@ -46,7 +46,7 @@ def test_production_versions_with_their_tags(prod: Path):
 
 
 def test_keyring_principals_roles_and_fingerprints(prod: Path):
-    from regbook.views import keys_values
+    from regbook.workbook.views import keys_values
 
     _, md = write(prod, "registry.md")
     keys = keys_values(Workspace.load(prod).keyring())
@@ -140,7 +140,7 @@ def test_key_status_follows_the_validity_window(prod: Path):
 
 
 def test_an_empty_registry_is_described(tmp_path: Path):
-    from regbook.workspace import init_workspace
+    from regbook.core.workspace import init_workspace
 
     root = init_workspace(tmp_path / "ws").root
     result, md = write(root, "registry.md")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import browser
-from regbook import reports
-from regbook.ids import ModelRef
-from regbook.workspace import Workspace
+from regbook.core.ids import ModelRef
+from regbook.core.workspace import Workspace
+from regbook.reports import evidence as reports
 from test_reports import REPORT_TIME, build_production, run
 
 pytestmark = pytest.mark.skipif(

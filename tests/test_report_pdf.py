@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from regbook import reports
-from regbook.ids import ModelRef
-from regbook.report_pdf import render_pdf, text
-from regbook.workspace import Workspace
+from regbook.core.ids import ModelRef
+from regbook.core.workspace import Workspace
+from regbook.reports import evidence as reports
+from regbook.reports.pdf import render_pdf, text
 from test_reports import REPORT_TIME, run, tamper_code_commit
 
 A4 = (595.28, 841.89)  # points
@@ -95,8 +95,8 @@ def test_findings_banner_on_page_one_and_exit_1(prod: Path):
 def test_non_latin1_text_printed_or_shown_as_code_points(prod: Path):
     """Latin, Greek and Cyrillic print as written; a character no embedded font has
     (CJK, emoji) is printed as [U+XXXX], never dropped."""
-    from regbook.governance import approve
-    from regbook.keys import load_private_key
+    from regbook.crypto.keys import load_private_key
+    from regbook.workflow.governance import approve
 
     ws = Workspace.load(prod)
     lead = load_private_key(prod.parent / "keys" / "governance-lead")
@@ -152,7 +152,7 @@ def test_long_unbroken_values_wrap(tmp_path: Path):
 
 def test_fpdf_is_imported_only_when_a_pdf_is_made():
     code = (
-        "import sys, regbook.cli, regbook.reports; "
+        "import sys, regbook.cli, regbook.reports.evidence; "
         "print(any(m.split('.')[0] in ('fpdf', 'pymupdf_fonts') for m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

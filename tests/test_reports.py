@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import CODE_COMMIT, DATA_VERSION, edit_workbook
-from regbook import reports
 from regbook.cli import cli
-from regbook.ids import ModelRef
-from regbook.workspace import Workspace
+from regbook.core.ids import ModelRef
+from regbook.core.workspace import Workspace
+from regbook.reports import evidence as reports
 
 GOLDENS = Path(__file__).parent / "assets" / "goldens"
 CODE_URL = "https://git.example.com/risk/credit-risk.git"
@@ -50,12 +50,12 @@ class _SeededKeys:
 def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
     """credit-risk@1 taken to Production on fixed dates with fixed keys; repositories
     recorded as URLs (not available here), so the trace is the same everywhere."""
-    from regbook import keys as keys_module
-    from regbook import ledger
-    from regbook.governance import approve, gate, promote
-    from regbook.keys import load_private_key
-    from regbook.lifecycle import Metric, RegistrationRequest, add_new_key, register
-    from regbook.workspace import init_workspace
+    from regbook.core.workspace import init_workspace
+    from regbook.crypto import keys as keys_module
+    from regbook.crypto.keys import load_private_key
+    from regbook.ledger import events as ledger
+    from regbook.workflow.governance import approve, gate, promote
+    from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
 
     ws = init_workspace(base / "ws")
     paths = {}
@@ -155,7 +155,7 @@ def test_signature_not_verified_shows_no(prod: Path):
 
 
 def tamper_code_commit(root: Path) -> None:
-    from regbook.schema import MODELS
+    from regbook.core.schema import MODELS
 
     def change(wb):
         wb[MODELS.name].cell(row=2, column=MODELS.index("code_commit") + 1, value="f" * 40)
@@ -276,9 +276,9 @@ def test_other_suffix_and_unknown_version_refused(prod: Path):
 
 
 def test_archived_version_shows_bag_and_retention(prod: Path):
-    from regbook.archive import archive, read_bag_info
-    from regbook.governance import approve
-    from regbook.keys import load_private_key
+    from regbook.crypto.keys import load_private_key
+    from regbook.workflow.archive import archive, read_bag_info
+    from regbook.workflow.governance import approve
 
     ws = Workspace.load(prod)
     ref = ModelRef.parse("credit-risk@1")

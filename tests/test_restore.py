@@ -24,7 +24,7 @@ from conftest import (
     edit_workbook,
     snapshot,
 )
-from regbook.schema import MODELS
+from regbook.core.schema import MODELS
 
 
 @pytest.fixture

@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Env, finding, problems, signing_material
-from regbook import keys, ledger, sigbatch, verify
-from regbook.errors import InputError
-from regbook.ledger import check_signatures, check_signatures_in_background, new_event
+from regbook.check import verify
+from regbook.core.errors import InputError
+from regbook.crypto import keys, sigbatch
+from regbook.ledger import events as ledger
+from regbook.ledger.events import check_signatures, check_signatures_in_background, new_event
 from test_verify import forge_register, load_key, run_verify, set_cell
 
 

@@ -1,4 +1,4 @@
-"""Tests for regbook.template: the committed template is what the generator makes."""
+"""Tests for regbook.workbook.template: the committed template is what the generator makes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from openpyxl.styles import Color, PatternFill
 from python_calamine import CalamineWorkbook
 
-from regbook import schema, template
+from regbook.core import schema
+from regbook.workbook import template
 
 COMMITTED = Path(__file__).resolve().parent.parent / "templates" / "registry.xlsx"
 

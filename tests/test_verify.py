@@ -31,11 +31,11 @@ from conftest import (
     finding,
     problems,
 )
-from regbook import keys
-from regbook.ids import CompositeId
-from regbook.ledger import LedgerEvent, new_event, read_events
-from regbook.schema import LEDGER, MODELS
-from regbook.workbook import read_workbook
+from regbook.core.ids import CompositeId
+from regbook.core.schema import LEDGER, MODELS
+from regbook.crypto import keys
+from regbook.ledger.events import LedgerEvent, new_event, read_events
+from regbook.workbook.read import read_workbook
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
 needs_ssh_keygen = pytest.mark.skipif(
@@ -187,7 +187,7 @@ DERIVED_EDITS = [
 
 def _sealed_and_now(env: Env, key: str, new: Any) -> tuple[Any, Any]:
     """The sealed value of credit-risk@1's cell, and the value typed over it."""
-    from regbook.schema import normalize
+    from regbook.core.schema import normalize
 
     kind = MODELS.column(key).kind
     sealed = normalize(kind, cell_value(env, MODELS.ref(key, 2)))

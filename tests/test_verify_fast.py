@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regbook import verify
-from regbook.schema import DATE, DATETIME, FLOAT, INT, TEXT
+from regbook.check import verify
+from regbook.core.schema import DATE, DATETIME, FLOAT, INT, TEXT
 
 KINDS = (TEXT, INT, FLOAT, DATE, DATETIME)
 
@@ -72,8 +72,8 @@ def test_dates_and_times_as_excel_hands_them_back(moment, micro):
 def test_reading_beside_the_first_sheet_waits_and_passes_errors_on(registered):
     # on_first runs while the other sheets are read; whatever it raises comes out after
     # the reading thread is done, and the other sheets' problems come out too.
-    from regbook.schema import LEDGER
-    from regbook.workbook import read_workbook
+    from regbook.core.schema import LEDGER
+    from regbook.workbook.read import read_workbook
 
     seen = []
     data = read_workbook(registered.workbook, first=LEDGER, on_first=seen.append)
@@ -108,7 +108,7 @@ text_cells = st.one_of(nonblank, nonblank, nonblank, nonblank, ledger_cells)  # 
     texts=st.lists(text_cells, min_size=9, max_size=9),
 )
 def test_usual_ledger_rows_read_as_the_cell_by_cell_reading_does(numbers, texts):
-    from regbook import ledger
+    from regbook.ledger import events as ledger
 
     row = [numbers[0], *texts[:3], numbers[1], *texts[3:]]
     quick = ledger._usual_row(row)
@@ -120,7 +120,7 @@ def test_usual_ledger_rows_read_as_the_cell_by_cell_reading_does(numbers, texts)
 
 
 def test_a_ledger_row_as_written_takes_the_quick_reading():
-    from regbook import ledger
+    from regbook.ledger import events as ledger
 
     row = [3.0, "2026-01-01T00:00:00Z", "register", "m", 2.0, "{}", "0" * 64, "a" * 64,
            "alice@example.com", "SHA256:x", "-----BEGIN SSH SIGNATURE-----"]  # fmt: skip

@@ -22,7 +22,7 @@ __all__ = ["__version__", "composite_id"]
 def __getattr__(name: str) -> object:
     # Lazily, so `import regbook` stays cheap (no workbook or git machinery loaded).
     if name == "composite_id":
-        from regbook.lineage import composite_id
+        from regbook.lineage.trace import composite_id
 
         return composite_id
     raise AttributeError(f"module 'regbook' has no attribute {name!r}")

@@ -1,0 +1,562 @@
+"""The ledger: an append-only, hash-chained list of SSH-signed events.
+
+Each event's canonical bytes are the RFC 8785 (JCS) encoding of::
+
+    {"at", "fingerprint", "kind", "model", "payload", "prev", "seq", "signer", "version"}
+
+``hash`` is the SHA-256 of those bytes and ``prev`` the hash of the event before (64
+zeros for the first). The signature is an SSH signature (PROTOCOL.sshsig) over the same
+bytes in the namespace of the role the signer acted in, so stock
+``ssh-keygen -Y verify -n regbook-ROLE`` can re-check any event::
+
+    event = new_event(previous, "register", "credit-risk", 7, payload, key, "alice")
+    event.signed_bytes(), event.hash, event.signature
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
+from typing import Any
+
+import rfc8785
+
+from regbook.core.errors import InputError
+from regbook.core.findings import Finding
+from regbook.core.schema import CELL_TEXT_LIMIT, INT, LEDGER, TEXT, BadValue, normalize
+
+GENESIS = "0" * 64
+EVENT_KINDS = ("register", "approve", "gate", "promote", "archive")
+
+
+def canonical(obj: Any) -> str:
+    """RFC 8785 canonical JSON text."""
+    try:
+        return rfc8785.dumps(obj).decode("utf-8")
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as err:
+        raise InputError(f"cannot encode as canonical JSON: {err}") from None
+
+
+_encode_string = json.encoder.encode_basestring
+
+
+def _jcs(value: Any) -> bytes:
+    # For the scalars of an event (text, whole numbers, null) RFC 8785 output equals
+    # json.dumps with ensure_ascii=False; anything else goes through rfc8785 itself.
+    if isinstance(value, str):
+        # What json.dumps(value, ensure_ascii=False) returns, without building an encoder.
+        return _encode_string(value).encode("utf-8")
+    if value is None:
+        return b"null"
+    if type(value) is int and abs(value) < 2**53:
+        return str(value).encode()
+    return rfc8785.dumps(value)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _jcs_repeated(value: Any) -> bytes:
+    # Kinds, models, signers and fingerprints recur in every event.
+    return _jcs(value)
+
+
+def event_bytes(
+    seq: int,
+    at: str,
+    kind: str,
+    model: str,
+    version: int | None,
+    payload_text: str,
+    prev: str,
+    signer: str,
+    fingerprint: str,
+) -> bytes:
+    """The canonical bytes of an event. ``payload_text`` is spliced in verbatim: it must
+    already be canonical (writers make it so; a hand-edited payload changes the bytes)."""
+    return b"".join(
+        (
+            b'{"at":', _jcs(at),
+            b',"fingerprint":', _jcs_repeated(fingerprint),
+            b',"kind":', _jcs_repeated(kind),
+            b',"model":', _jcs_repeated(model),
+            b',"payload":', payload_text.encode("utf-8"),
+            b',"prev":', _jcs(prev),
+            b',"seq":', _jcs(seq),
+            b',"signer":', _jcs_repeated(signer),
+            b',"version":', _jcs(version),
+            b"}",
+        )
+    )  # fmt: skip
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def parse_at(text: str) -> datetime:
+    if not _AT.fullmatch(text):
+        raise ValueError(f"time {text!r} is not yyyy-mm-ddThh:mm:ssZ")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    seq: int
+    at: str
+    kind: str
+    model: str
+    version: int | None
+    payload_text: str
+    prev: str
+    hash: str
+    signer: str
+    fingerprint: str
+    signature: str
+    row: int | None = None  # the Ledger sheet row it was read from
+
+    @classmethod
+    def _read(
+        cls, values: list[Any], row: int, payload: dict[str, Any], when: datetime
+    ) -> LedgerEvent:
+        """An event from a Ledger row's values in column order (seq ... signature), with
+        its payload and time already parsed. Frozen dataclasses set each field through
+        object.__setattr__; at 40,000 events filling __dict__ at once is measurably
+        cheaper, and gives the same object."""
+        event = object.__new__(cls)
+        state = event.__dict__
+        state.update(zip(_EVENT_FIELDS, values, strict=True))
+        state["row"] = row
+        state["payload"] = payload  # the cached properties, computed once here
+        state["when"] = when
+        return event
+
+    @cached_property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.payload_text)
+
+    @cached_property
+    def when(self) -> datetime:
+        return parse_at(self.at)
+
+    def signed_bytes(self) -> bytes:
+        # Not kept: 40,000 events' bytes are 40 MB, and each is needed once or twice.
+        return event_bytes(
+            self.seq,
+            self.at,
+            self.kind,
+            self.model,
+            self.version,
+            self.payload_text,
+            self.prev,
+            self.signer,
+            self.fingerprint,
+        )
+
+    def computed_hash(self) -> str:
+        known = self.__dict__.get("_computed_hash")
+        if known is None:
+            known = self.hash_bytes(self.signed_bytes())
+        return known
+
+    def hash_bytes(self, data: bytes) -> str:
+        """The SHA-256 of ``data`` (this event's signed bytes), kept for computed_hash."""
+        known = hashlib.sha256(data).hexdigest()
+        self.__dict__["_computed_hash"] = known  # a cache, like the cached properties
+        return known
+
+    def where(self, key: str = "seq") -> str:
+        return LEDGER.ref(key, self.row) if self.row else f"Ledger seq {self.seq}"
+
+    def to_row(self) -> list[Any]:
+        return [
+            self.seq,
+            self.at,
+            self.kind,
+            self.model,
+            self.version,
+            self.payload_text,
+            self.prev,
+            self.hash,
+            self.signer,
+            self.fingerprint,
+            self.signature,
+        ]
+
+
+# LedgerEvent's fields in Ledger column order (the sheet says "payload" for payload_text).
+_EVENT_FIELDS = tuple(f.name for f in fields(LedgerEvent) if f.name != "row")
+
+
+# Characters an xlsx cell cannot hold (XML 1.0 has no way to write them).
+_NOT_IN_A_CELL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def payload_cell(kind: str, payload: dict[str, Any]) -> str:
+    """The payload's canonical text, once it is known to fit its Ledger cell and every
+    text in it to fit the view cells that show it: InputError otherwise. Writers call
+    it before they change anything (``register`` before copying the artefact)."""
+    _refuse_control_characters(kind, payload, "")
+    payload_text = canonical(payload)
+    if len(payload_text) > CELL_TEXT_LIMIT:
+        raise InputError(
+            f"the {kind} event's payload is {len(payload_text)} characters; "
+            f"an Excel cell holds at most {CELL_TEXT_LIMIT}"
+        )
+    return payload_text
+
+
+def _refuse_control_characters(kind: str, value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(kind, key, where)
+            _refuse_control_characters(kind, item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_control_characters(kind, item, where)
+    elif isinstance(value, str) and (found := _NOT_IN_A_CELL.search(value)):
+        raise InputError(
+            f"the {kind} event's {where or 'payload'} holds the control character "
+            f"U+{ord(found.group()):04X}, which a workbook cell cannot keep; remove it"
+        )
+
+
+def new_event(
+    previous: LedgerEvent | None,
+    kind: str,
+    model: str,
+    version: int | None,
+    payload: dict[str, Any],
+    key: Any,
+    principal: str,
+    role: str,
+    at: str | None = None,
+) -> LedgerEvent:
+    """Build and sign the event that follows ``previous``."""
+    from regbook.crypto.keys import namespace_for, sign
+
+    payload_text = payload_cell(kind, payload)
+    at = at or utc_now()
+    if previous is not None and at < previous.at:
+        at = previous.at  # the chain's clock never runs backwards
+    seq = previous.seq + 1 if previous else 1
+    prev = previous.hash if previous else GENESIS
+    fingerprint = key.public.fingerprint
+    data = event_bytes(seq, at, kind, model, version, payload_text, prev, principal, fingerprint)
+    signature = sign(data, key, namespace_for(role))
+    return LedgerEvent(
+        seq,
+        at,
+        kind,
+        model,
+        version,
+        payload_text,
+        prev,
+        hashlib.sha256(data).hexdigest(),
+        principal,
+        fingerprint,
+        signature,
+    )
+
+
+_LEDGER_KEYS = tuple(c.key for c in LEDGER.columns)
+_LEDGER_KINDS = tuple(c.kind for c in LEDGER.columns)
+
+
+def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], list[Finding]]:
+    """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
+    rows holding formulas too: the ledger is plain values. ``on_event`` is called with
+    each event as soon as it is read (verify starts its signature check)."""
+    events: list[LedgerEvent] = []
+    findings: list[Finding] = []
+    formula_rows = {r for (r, _c) in table.formulas}
+    for i, row in table.indexed():
+        number = table.row_numbers[i]
+        formula_cols = (
+            [c for (r, c) in table.formulas if r == number] if number in formula_rows else []
+        )
+        if formula_cols:
+            col = LEDGER.columns[min(formula_cols)]
+            findings.append(
+                Finding.make(
+                    "RB108",
+                    LEDGER.ref(col.key, number),
+                    "a formula in the ledger; ledger cells hold values",
+                )
+            )
+            continue
+        try:
+            values = _usual_row(row) or _row_values(row)
+            for col in (0, _COL_VERSION):
+                if values[col] is not None and not -_SAFE_INT < values[col] < _SAFE_INT:
+                    raise BadValue(f"{LEDGER.columns[col].header} {values[col]} is out of range")
+            payload = json.loads(values[_COL_PAYLOAD])
+            if not isinstance(payload, dict):
+                raise BadValue("payload is not a JSON object")
+            when = parse_at(values[_COL_AT])
+        except RecursionError:  # JSON nested thousands deep
+            findings.append(Finding.make(
+                "RB108", LEDGER.ref("seq", number),
+                "ledger row cannot be read: the payload is nested too deeply"))  # fmt: skip
+            continue
+        except (BadValue, ValueError) as err:
+            findings.append(
+                Finding.make(
+                    "RB108", LEDGER.ref("seq", number), f"ledger row cannot be read: {err}"
+                )
+            )
+            continue
+        event = LedgerEvent._read(values, number, payload, when)
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+    return events, findings
+
+
+# Whole numbers canonical JSON (RFC 8785) can carry exactly: seq and version beyond
+# them cannot be hashed as written.
+_SAFE_INT = 2**53
+_COL_AT = _LEDGER_KEYS.index("at")
+_COL_PAYLOAD = _LEDGER_KEYS.index("payload")
+_COL_VERSION = _LEDGER_KEYS.index("version")
+assert _LEDGER_KINDS == (INT, TEXT, TEXT, TEXT, INT, *(TEXT,) * 6)  # _usual_row's layout
+
+
+def _usual_row(row: list[Any]) -> list[Any] | None:
+    """The row's values when every cell is what writers put there (whole numbers, and
+    text that is not blank), read without a call per cell; None otherwise, and
+    ``_row_values`` reads the row cell by cell. Both give the same values."""
+    if len(row) != len(_LEDGER_KEYS):
+        return None
+    seq, version = row[0], row[_COL_VERSION]
+    if type(seq) is not int:
+        if type(seq) is not float or not seq.is_integer():
+            return None
+        seq = int(seq)  # Excel keeps every number as a float
+    if version is not None and type(version) is not int:
+        if type(version) is not float or not version.is_integer():
+            return None
+        version = int(version)
+    texts = row[1:4] + row[5:]
+    for text in texts:
+        if type(text) is not str:
+            return None
+    at, kind, model, payload, prev, hash_, signer, fingerprint, signature = (
+        t.strip() for t in texts
+    )
+    if not (at and kind and model and payload and prev and hash_ and signer and fingerprint
+            and signature):  # fmt: skip
+        return None
+    return [seq, at, kind, model, version, payload, prev, hash_, signer, fingerprint, signature]
+
+
+def _row_values(row: list[Any]) -> list[Any]:
+    """The row's values cell by cell; BadValue names the first that cannot be read."""
+    values = []
+    for kind, raw in zip(_LEDGER_KINDS, row, strict=True):
+        if kind == TEXT and type(raw) is str:
+            values.append(raw.strip() or None)
+        else:
+            values.append(normalize(kind, raw))
+    for key, value in zip(_LEDGER_KEYS, values, strict=True):
+        if value is None and key != "version":
+            raise BadValue(f"{LEDGER.header(key)} is empty")
+    return values
+
+
+def check_chain(events: list[LedgerEvent]) -> list[Finding]:
+    """Sequence numbers, hashes, links and clock: catches edits, reordering, deletion
+    and insertion anywhere but a truncated tail (pin the head for that)."""
+    findings: list[Finding] = []
+    prev_hash = GENESIS
+    prev_at = ""
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            findings.append(Finding.make(
+                "RB103", event.where("seq"),
+                f"event seq {event.seq} stands where seq {expected_seq} belongs: ledger rows "
+                "were reordered, deleted or inserted", event.model, event.version))  # fmt: skip
+        computed = event.computed_hash()
+        if computed != event.hash:
+            findings.append(Finding.make(
+                "RB102", event.where("hash"),
+                f"event {event.seq} ({event.kind} {event.model}@{event.version}) was altered: "
+                f"its content hashes to {computed[:16]}..., the row says {event.hash[:16]}...",
+                event.model, event.version))  # fmt: skip
+        if event.prev != prev_hash:
+            findings.append(Finding.make(
+                "RB101", event.where("prev"),
+                f"event {event.seq} links to {event.prev[:16]}... but the event before it "
+                f"hashes to {prev_hash[:16]}...", event.model, event.version))  # fmt: skip
+        if prev_at and event.at < prev_at:
+            findings.append(Finding.make(
+                "RB109", event.where("at"),
+                f"event {event.seq} is dated {event.at}, before the event ahead of it "
+                f"({prev_at})", event.model, event.version))  # fmt: skip
+        prev_hash = event.hash
+        prev_at = event.at
+    return findings
+
+
+def head(events: list[LedgerEvent]) -> LedgerEvent | None:
+    return events[-1] if events else None
+
+
+def check_signatures(
+    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2
+) -> list[Finding]:
+    """Check every event's signature against the keyring, on ``threads`` threads
+    (Ed25519 verification releases the GIL). ``allowed_roles(event)`` gives the roles
+    that may sign an event of that kind."""
+    return check_signatures_in_background(events, keyring, allowed_roles, threads)()
+
+
+def check_signatures_in_background(
+    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None
+) -> Any:
+    """Start ``check_signatures``; returns a function that waits for its findings."""
+    checks = SignatureChecks(keyring, allowed_roles, threads, pool)
+    for event in events:
+        checks.add(event)
+    return checks.started()
+
+
+class SignatureChecks:
+    """Signature checks started event by event: the Ed25519 work runs on ``pool``
+    (worker processes, see sigbatch.py) as events are added, else on ``threads``
+    threads once ``started``; the keyring and role rules are applied while waiting."""
+
+    def __init__(self, keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None):
+        from regbook.crypto import sigbatch
+
+        self.keyring = keyring
+        self.allowed_roles = allowed_roles
+        self.events: list[LedgerEvent] = []
+        self.feed = sigbatch.Feed(pool, threads)
+
+    def _items(self, start: int, end: int) -> list[tuple[str, bytes]]:
+        return [(e.signature, e.signed_bytes()) for e in self.events[start:end]]
+
+    def add(self, event: LedgerEvent) -> None:
+        self.events.append(event)
+        data = event.signed_bytes()
+        event.hash_bytes(data)  # check_chain's hash, from the same bytes
+        self.feed.add(event.signature, data)
+
+    def started(self) -> Any:
+        """Every event added; returns a function that waits for the findings."""
+        from regbook.crypto import sigbatch
+
+        chunks = self.feed.finish()
+        events = self.events
+
+        def wait() -> list[Finding]:
+            results = sigbatch.gather(chunks, self._items)
+            rules = _SignatureRules(self.keyring, self.allowed_roles)
+            return [f for e, got in zip(events, results, strict=True) for f in rules(e, got)]
+
+        return wait
+
+
+_SIGNATURE_CODES = {
+    "malformed": "RB104", "bad-signature": "RB104", "unknown-key": "RB105",
+    "principal-mismatch": "RB105", "wrong-namespace": "RB106",
+    "namespace-not-allowed": "RB106", "not-yet-valid": "RB107", "expired": "RB107",
+}  # fmt: skip
+
+
+class _SignatureRules:
+    """The findings of one event from its fast-path result: the keyring's say on a good
+    signature (principal, namespace, time window), then the role the event needs.
+    Anything the fast path did not pass goes through ``keys.check_signature``."""
+
+    def __init__(self, keyring: Any, allowed_roles: Any) -> None:
+        from regbook.crypto import keys  # here, not at import: it loads cryptography
+
+        self.keys = keys
+        self.keyring = keyring
+        self.allowed_roles = allowed_roles
+        self.entries: dict[tuple[bytes, str, str], tuple[Any, bool]] = {}
+
+    def _allowed(self, event: LedgerEvent, key_blob: bytes, namespace: str) -> bool:
+        found = self.entries.get((key_blob, event.signer, namespace))
+        if found is None:
+            entries = tuple(
+                e
+                for e in self.keyring._by_blob.get(key_blob, ())
+                if e.matches_principal(event.signer) and e.allows_namespace(namespace)
+            )
+            if self.keys.role_for_namespace(namespace) is None:
+                entries = ()
+            always = any(e.valid_after is None and e.valid_before is None for e in entries)
+            found = (entries, always)
+            self.entries[(key_blob, event.signer, namespace)] = found
+        entries, always = found
+        if always:
+            return True
+        at = self.keys._floor_utc(event.when, "the check time")
+        return any(e._window_problem(at) is None for e in entries)
+
+    def __call__(self, event: LedgerEvent, got: tuple[bytes, str] | None) -> list[Finding]:
+        keys = self.keys
+        if got is not None and self._allowed(event, *got):
+            fingerprint, namespace = keys.fingerprint_of(got[0]), got[1]
+        else:
+            result = keys.check_signature(
+                event.signed_bytes(), event.signature, self.keyring, event.signer, None,
+                event.when,
+            )  # fmt: skip
+            if not result.ok:
+                return [Finding.make(
+                    _SIGNATURE_CODES[result.problem], event.where("signature"),
+                    f"{_label(event)}: {result.detail}", event.model, event.version)]  # fmt: skip
+            fingerprint, namespace = result.fingerprint, result.namespace or ""
+        out: list[Finding] = []
+        if fingerprint != event.fingerprint:
+            out.append(Finding.make(
+                "RB111", event.where("fingerprint"),
+                f"{_label(event)}: the row names key {event.fingerprint} but the signature was "
+                f"made by {fingerprint}", event.model, event.version))  # fmt: skip
+        role = keys.role_for_namespace(namespace)
+        _KNOWN_ROLES[event.signature] = role
+        roles = self.allowed_roles(event)
+        if role not in roles:
+            out.append(Finding.make(
+                "RB106", event.where("signature"),
+                f"{_label(event)} was signed by {event.signer} acting as {role}; a "
+                f"{event.kind} event needs {' or '.join(roles) or 'a role none is configured for'}",
+                event.model, event.version))  # fmt: skip
+        return out
+
+
+def _label(event: LedgerEvent) -> str:
+    return f"event {event.seq} ({event.kind} {event.model}@{event.version})"
+
+
+# Roles already read from verified signatures, so views need not parse them again.
+_KNOWN_ROLES: dict[str, str | None] = {}
+
+
+def signer_role(event: LedgerEvent) -> str | None:
+    """The role an event's signer acted in, read from its signature's namespace."""
+    known = _KNOWN_ROLES.get(event.signature)
+    return known if known is not None else _role_of_signature(event.signature)
+
+
+@lru_cache(maxsize=65536)
+def _role_of_signature(armored: str) -> str | None:
+    from regbook.crypto import sigbatch
+    from regbook.crypto.keys import Signature, role_for_namespace
+
+    parsed = sigbatch.parse(armored)  # the common case, without the full parser
+    if parsed is not None:
+        return role_for_namespace(parsed[1])
+    try:
+        return role_for_namespace(Signature.parse(armored).namespace)
+    except InputError:
+        return None

@@ -1,0 +1,239 @@
+"""The registry's state, replayed from the ledger: one entry per sealed version.
+
+registry, findings = Registry.replay(events)
+registry.versions[("credit-risk", 7)].stage
+registry.next_version("credit-risk")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from regbook.core.errors import cut
+from regbook.core.findings import Finding
+from regbook.core.ids import CompositeId
+from regbook.core.schema import finite_number
+from regbook.ledger.events import LedgerEvent
+from regbook.storage.hashing import CONTENT_HASH_RE
+
+
+@dataclass
+class VersionState:
+    model: str
+    version: int
+    register: LedgerEvent
+    stage: str = "None"
+    events: list[LedgerEvent] = field(default_factory=list)
+    storage: str = ""
+    gate: str | None = None
+    approval: str | None = None
+    deployed_on: str | None = None
+    retain_until: str | None = None
+    approvals: list[LedgerEvent] = field(default_factory=list)
+    gate_event: LedgerEvent | None = None
+    stage_event: LedgerEvent | None = None  # the transition that set the stage
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.register.payload
+
+    @property
+    def seal(self) -> str:
+        return self.register.hash
+
+    @property
+    def content_hash(self) -> str:
+        return self.payload["artefact"]["hash"]
+
+    @property
+    def composite_id(self) -> str:
+        return self.payload["composite_id"]
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        return self.payload.get("metrics", [])
+
+    def metric(self, name: str, slice_: str = "") -> float | None:
+        for m in self.metrics:
+            if m["metric"] == name and m.get("slice", "") == slice_:
+                return m["value"]
+        return None
+
+
+@dataclass
+class Registry:
+    events: list[LedgerEvent] = field(default_factory=list)
+    versions: dict[tuple[str, int], VersionState] = field(default_factory=dict)
+    highest: dict[str, int] = field(default_factory=dict)  # model -> highest version
+
+    @property
+    def by_seal(self) -> dict[str, VersionState]:
+        return {v.seal: v for v in self.versions.values()}
+
+    def max_version(self, model: str) -> int:
+        return self.highest.get(model, 0)
+
+    def next_version(self, model: str) -> int:
+        return self.max_version(model) + 1
+
+    def get(self, model: str, version: int) -> VersionState | None:
+        return self.versions.get((model, version))
+
+    @classmethod
+    def replay(cls, events: list[LedgerEvent]) -> tuple[Registry, list[Finding]]:
+        registry = cls(events=list(events))
+        findings: list[Finding] = []
+        for event in events:
+            if event.kind == "register":
+                findings.extend(registry._register(event))
+            else:
+                state = registry.versions.get((event.model, event.version or 0))
+                if state is not None:
+                    registry._apply(state, event)
+        return registry, findings
+
+    def _apply(self, state: VersionState, event: LedgerEvent) -> None:
+        """What a governance event changes in a version's views. Whether the event was
+        allowed is verify's question (governance.workflow_findings), not replay's."""
+        from regbook.ledger.events import signer_role
+
+        state.events.append(event)
+        payload = event.payload
+        if event.kind == "approve":
+            state.approvals.append(event)
+        elif event.kind == "gate":
+            state.gate = payload.get("result")
+            state.gate_event = event
+        elif event.kind in ("promote", "archive"):
+            state.stage = str(payload.get("to"))
+            state.stage_event = event
+            link = payload.get("approval")
+            approval = self.event(link.get("seq")) if isinstance(link, dict) else None
+            state.approval = (
+                f"{approval.signer} ({signer_role(approval)}) {approval.at[:10]}"
+                if approval is not None and approval.kind == "approve"
+                else None
+            )
+            if state.stage == "Production":
+                state.deployed_on = event.at[:10]
+            if payload.get("storage"):
+                state.storage = payload["storage"]
+            if event.kind == "archive" and isinstance(payload.get("retain_until"), str):
+                state.retain_until = payload["retain_until"]
+
+    def event(self, seq: Any) -> LedgerEvent | None:
+        if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= len(self.events):
+            event = self.events[seq - 1]
+            return event if event.seq == seq else None
+        return None
+
+    def production(self, model: str) -> list[VersionState]:
+        return [v for (m, _), v in self.versions.items() if m == model and v.stage == "Production"]
+
+    def _register(self, event: LedgerEvent) -> list[Finding]:
+        findings = []
+        key = (event.model, event.version or 0)
+        label = f"{event.model}@{event.version}"
+        if key in self.versions:
+            findings.append(Finding.make(
+                "RB201", event.where("version"),
+                f"{label} is registered again by event {event.seq}; it was sealed by event "
+                f"{self.versions[key].register.seq} and a version is never reused",
+                event.model, event.version))  # fmt: skip
+            return findings
+        expected = self.next_version(event.model)
+        if event.version != expected:
+            findings.append(Finding.make(
+                "RB202", event.where("version"),
+                f"{label} was registered where version {expected} was next: versions are "
+                "max+1 over every version ever sealed", event.model, event.version))  # fmt: skip
+        # A version number is used up even by a registration that cannot be replayed.
+        self.highest[event.model] = max(self.highest.get(event.model, 0), event.version or 0)
+        problem = payload_problem(event.payload)
+        if problem is not None:
+            # Everything downstream reads these fields; such a version is not replayed.
+            findings.append(Finding.make(
+                "RB203", event.where("payload"),
+                f"registration {event.seq} cannot be read: {problem}; the version is left "
+                "out of every view", event.model, event.version))  # fmt: skip
+            return findings
+        findings.extend(_check_payload(event))
+        state = VersionState(event.model, event.version or 0, event, events=[event])
+        state.storage = event.payload["artefact"]["storage"]
+        self.versions[key] = state
+        return findings
+
+
+_TEXT_FIELDS = ("code_commit", "composite_id", "data_version")
+_OPTIONAL_TEXT = ("code_repo", "data_repo", "pipeline_run", "trained_on")
+
+
+def payload_problem(p: dict[str, Any]) -> str | None:
+    """What a registration's payload lacks, or holds in a form regbook never writes;
+    None when every field the views, reports and checks read is there as written. A
+    signed payload is not trusted to be well-formed: its event may have been edited."""
+    artefact = p.get("artefact")
+    if type(artefact) is not dict:
+        return "artefact is missing or not an object"
+    content = artefact.get("hash")
+    if type(content) is not str or not CONTENT_HASH_RE.fullmatch(content):
+        return f"artefact hash {_json(content)} is not ALGORITHM:HEX"
+    if type(artefact.get("storage")) is not str:
+        return "artefact storage is missing or not text"
+    for key in ("bytes", "files"):
+        if key in artefact and type(artefact[key]) is not int:
+            return f"artefact {key} is not a whole number"
+    for key in _TEXT_FIELDS:
+        if type(p.get(key)) is not str:
+            return f"{key} is missing or not text"
+    for key in _OPTIONAL_TEXT:
+        if p.get(key) is not None and type(p[key]) is not str:
+            return f"{key} is not text"
+    params = p.get("params", {})
+    if type(params) is not dict or not all(type(v) is str for v in params.values()):
+        return "params is not an object of texts"
+    metrics = p.get("metrics", [])
+    if type(metrics) is not list:
+        return "metrics is not a list"
+    for n, m in enumerate(metrics, start=1):
+        if type(m) is not dict or type(m.get("metric")) is not str:
+            return f"metric {n} has no name"
+        value = m.get("value")
+        if not finite_number(value):
+            return f"metric {m['metric']} has value {_json(value)}, not a finite number"
+        if type(m.get("kind", "")) is not str or type(m.get("slice", "")) is not str:
+            return f"metric {m['metric']} has a kind or slice that is not text"
+    return None
+
+
+def _json(value: Any) -> str:
+    return cut(json.dumps(value, ensure_ascii=False), 40)
+
+
+def _check_payload(event: LedgerEvent) -> list[Finding]:
+    """A registration's payload (of the shape ``payload_problem`` accepts) must name the
+    composite ID its fields give."""
+    p = event.payload
+    expected = str(
+        CompositeId.build(
+            event.model,
+            event.version or 0,
+            p["artefact"]["hash"].split(":", 1)[1],
+            p["data_version"],
+            p["code_commit"],
+        )
+    )
+    if p.get("composite_id") != expected:
+        return [
+            Finding.make(
+                "RB203",
+                event.where("payload"),
+                f"registration {event.seq} names composite ID "
+                f"{p.get('composite_id')!r}; its fields give {expected}",
+                event.model,
+                event.version,
+            )
+        ]
+    return []

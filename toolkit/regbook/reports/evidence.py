@@ -1,0 +1,324 @@
+"""Evidence reports: everything an auditor needs about one version, in one file.
+
+``evidence_data`` gathers the facts (identity, artefact check, provenance chain, gates,
+approvals with their signatures re-checked, archive status, verify findings) into a
+plain dict; ``render_markdown`` and ``render_html`` turn that dict into text from the
+Jinja2 templates shipped in ``regbook/templates/``, and ``regbook.reports.pdf.render_pdf``
+into PDF bytes (fpdf2, in-process). The renderers are pure: writing
+the file is the caller's job (``write_report``, atomic)::
+
+    data = evidence_data(ws, ModelRef.parse("credit-risk@7"))
+    Path("evidence.md").write_text(render_markdown(data))
+
+A report never hides a problem: verify findings and broken provenance links are
+counted at the top (``data["problems"]``) as well as listed in their sections.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from regbook.core.errors import InputError
+from regbook.core.ids import ModelRef
+
+TEXT_FORMATS = {".md": "markdown", ".html": "html"}
+FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
+# Artefact and bag findings: what the "artefact integrity" section reports.
+_ARTEFACT_CODES = ("RB4", "RB8")
+
+
+def utc_now() -> str:
+    """The report's own clock (tests pin it)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
+    """The facts of an evidence report for ``ref``, as plain data (JSON-friendly).
+    ``report``: verify's report scoped to ``ref``, when the caller has one already."""
+    from regbook import __version__
+    from regbook.check.verify import verify
+    from regbook.lineage.trace import BROKEN, trace_version
+
+    if ref.version is None:
+        raise InputError(f"{ref}: name a version (MODEL@VERSION)")
+    if report is None:
+        report = verify(ws, scope=ref, threads=1)
+    checked_at = utc_now()
+    trace = trace_version(ws, str(ref))
+    registry_events, keyring = _ledger(ws)
+    from regbook.ledger.state import Registry
+
+    registry, _ = Registry.replay(registry_events)
+    state = registry.get(ref.name, ref.version)
+    if state is None:  # verify refuses this first; kept for a clear message
+        raise InputError(f"{ref}: no such sealed version in the ledger")
+
+    findings = [f.to_json() for f in report.findings]
+    artefact_problems = [
+        f for f in findings if f["code"].startswith(_ARTEFACT_CODES) and f["severity"] != "info"
+    ]
+    links = [
+        {"name": link.name, "status": link.status, "summary": link.summary,
+         "reason": link.reason}
+        for link in trace.links
+    ]  # fmt: skip
+    problems = [f for f in findings if f["severity"] in ("error", "warning")]
+    broken = [link for link in links if link["status"] == BROKEN]
+    return {
+        "title": f"Evidence report: {state.model}@{state.version}",
+        "problems": {
+            "count": len(problems) + len(broken),
+            "findings": problems,
+            "broken_links": broken,
+        },
+        "identity": {
+            "model": state.model,
+            "version": state.version,
+            "composite_id": state.composite_id,
+            "stage": state.stage,
+            "registered_at": state.register.at,
+            "registered_by": state.register.signer,
+            "deployed_on": state.deployed_on,
+        },
+        "artefact": {
+            "content_hash": state.content_hash,
+            "storage": state.storage,
+            "checked_at": checked_at,
+            "ok": not artefact_problems,
+            "problems": artefact_problems,
+        },
+        "provenance": links,
+        "evaluation": _evaluation(state),
+        "history": _history(state, registry, keyring),
+        "archive": _archive(ws, state),
+        "findings": findings,
+        "footer": {
+            "generated_at": checked_at,
+            "regbook_version": __version__,
+            "ledger_head": report.ledger_head,
+            "keyring_sha256": report.keyring_sha256,
+        },
+    }
+
+
+def _ledger(ws: Any) -> tuple[list[Any], Any]:
+    from regbook.core.schema import LEDGER
+    from regbook.ledger.events import read_events
+    from regbook.workbook.read import read_workbook
+
+    data = read_workbook(ws.workbook_path, sheets=(LEDGER,))
+    events, _bad = read_events(data[LEDGER.name])
+    return events, ws.keyring()
+
+
+def _evaluation(state: Any) -> dict[str, Any]:
+    gate = state.gate_event
+    recorded = gate.payload.get("gates") if gate is not None else None
+    gates = recorded if isinstance(recorded, list) else []  # verify names a malformed one
+    by_metric = {
+        g["metric"]: g for g in gates if isinstance(g, dict) and type(g.get("metric")) is str
+    }
+    metrics = []
+    for m in state.metrics:
+        g = by_metric.get(m["metric"]) if not m.get("slice") else None
+        metrics.append({
+            "metric": m["metric"], "slice": m.get("slice", ""), "kind": m.get("kind", ""),
+            "value": m["value"],
+            "gate": g.get("gate") if g else None,
+            "threshold": f"{g.get('op')} {g.get('threshold')}" if g else None,
+            "result": g.get("result") if g else None,
+        })  # fmt: skip
+    return {
+        "metrics": metrics,
+        "gates": [
+            {
+                "gate": g.get("gate"),
+                "metric": g.get("metric"),
+                "op": g.get("op"),
+                "threshold": g.get("threshold"),
+                "value": g.get("value"),
+                "result": g.get("result"),
+            }
+            for g in gates
+            if isinstance(g, dict)
+        ],
+        "gate": None
+        if gate is None
+        else {
+            "result": gate.payload.get("result"),
+            "seq": gate.seq,
+            "at": gate.at,
+            "signer": gate.signer,
+        },
+    }
+
+
+def _signature(event: Any, keyring: Any) -> dict[str, Any]:
+    from regbook.crypto.keys import check_signature
+    from regbook.ledger.events import signer_role
+
+    try:
+        check = check_signature(
+            event.signed_bytes(), event.signature, keyring, event.signer, None, event.when
+        )
+        ok, detail = check.ok, check.detail
+    except (InputError, ValueError) as err:
+        ok, detail = False, str(err)
+    return {
+        "seq": event.seq,
+        "principal": event.signer,
+        "role": signer_role(event),
+        "at": event.at,
+        "fingerprint": event.fingerprint,
+        "verified": ok,
+        "detail": detail,
+    }
+
+
+def _approval(event: Any, keyring: Any) -> dict[str, Any]:
+    return dict(
+        _signature(event, keyring), to=event.payload.get("to"), note=event.payload.get("note", "")
+    )
+
+
+def _history(state: Any, registry: Any, keyring: Any) -> list[dict[str, Any]]:
+    """Each stage the version entered, with the approvals given for that transition."""
+    out = [{"from": None, "to": "None", "kind": "register", "at": state.register.at,
+            "by": _signature(state.register, keyring), "approvals": []}]  # fmt: skip
+    pending = list(state.approvals)
+    for event in state.events:
+        if event.kind not in ("promote", "archive"):
+            continue
+        to = event.payload.get("to")
+        used = [a for a in pending if a.payload.get("to") == to and a.seq < event.seq]
+        pending = [a for a in pending if a not in used]
+        out.append({
+            "from": event.payload.get("from"), "to": to, "kind": event.kind, "at": event.at,
+            "by": _signature(event, keyring),
+            "approvals": [_approval(a, keyring) for a in used],
+        })  # fmt: skip
+    if pending:  # approvals not (yet) used by a transition
+        out.append({
+            "from": state.stage, "to": None, "kind": "pending", "at": None, "by": None,
+            "approvals": [_approval(a, keyring) for a in pending],
+        })  # fmt: skip
+    return out
+
+
+def _archive(ws: Any, state: Any) -> dict[str, Any]:
+    from regbook.workflow.archive import read_bag_info
+
+    event = state.stage_event
+    if event is None or event.kind != "archive":
+        return {"archived": False}
+    bag = state.storage
+    info = {}
+    try:
+        info = read_bag_info(ws.resolve_storage(bag, f"{state.model}@{state.version}"))
+    except InputError:
+        pass
+    return {
+        "archived": True,
+        "bag": bag,
+        "archived_at": event.at,
+        "retain_until": state.retain_until or info.get("Retain-Until"),
+        "bag_retain_until": info.get("Retain-Until"),
+    }
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+def _template(name: str, autoescape: bool) -> Any:
+    import jinja2
+
+    def load(template: str) -> str:
+        return (resources.files("regbook") / "templates" / template).read_text(encoding="utf-8")
+
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = _md_cell
+    env.filters["code"] = lambda v: "`" + _md_cell(v).replace("`", "'") + "`"
+    env.filters["yesno"] = lambda v: "yes" if v else "no"
+    env.filters["prose"] = _md_prose
+    return env.get_template(name)
+
+
+def _md_cell(value: Any) -> str:
+    """A value safe inside a Markdown table cell: pipes escaped, one line."""
+    if value is None or value == "":
+        return "-"
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.split())
+
+
+def _md_prose(value: Any) -> str:
+    """Free text as Markdown paragraphs: its lines kept, and a line that would start a
+    heading, a quote or a rule escaped, so the text cannot fake the document's structure."""
+    import re
+
+    lines = []
+    for line in str(value).split("\n"):
+        if re.match(r"\s*(#|>|=+\s*$|-{2,}\s*$|\*{3,}\s*$)", line):
+            indent = len(line) - len(line.lstrip())
+            line = line[:indent] + "\\" + line[indent:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render_text(stem: str, kind: str, data: dict[str, Any], **extra: Any) -> str:
+    """``STEM.md.j2`` or, for ``kind`` "html", ``STEM.html.j2`` (autoescaped) rendered
+    over ``data``: every report's text formats go through here."""
+    html = kind == "html"
+    template = _template(f"{stem}.{'html' if html else 'md'}.j2", autoescape=html)
+    return template.render(**extra, **data)
+
+
+def format_of(path: Path, formats: dict[str, str], refusal: str) -> str:
+    """The format the suffix of ``path`` names in ``formats``; otherwise an InputError
+    naming the path, with ``refusal`` (e.g. "model cards are .md or .html files")."""
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        raise InputError(f"{path}: {refusal}")
+    return formats[suffix]
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    return render_text("evidence", "markdown", data)
+
+
+def render_html(data: dict[str, Any]) -> str:
+    return render_text("evidence", "html", data)
+
+
+def report_format(path: Path) -> str:
+    """The format, "markdown", "html" or "pdf", from the suffix of ``path``."""
+    return format_of(path, FORMATS, "evidence reports are .md, .html or .pdf files")
+
+
+def write_evidence(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
+    """Build the report for ``ref`` and write it atomically to ``output``; the data."""
+    from regbook.reports.export import write_atomic
+
+    kind = report_format(output)
+    data = evidence_data(ws, ref)
+    write_atomic(output, render(data, kind))
+    return data
+
+
+def render(data: dict[str, Any], kind: str) -> bytes:
+    """The report in ``kind`` ("markdown", "html" or "pdf") as the bytes of its file."""
+    if kind == "pdf":
+        from regbook.reports.pdf import render_pdf
+
+        return render_pdf(data)
+    return render_text("evidence", kind, data).encode("utf-8")

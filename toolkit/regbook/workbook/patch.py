@@ -1,0 +1,377 @@
+"""Appending to a workbook without rewriting it: the writers' fast path.
+
+Loading and saving a whole workbook with openpyxl costs about two seconds for a
+thousand versions and grows with every row, while a registration changes a handful
+of rows. ``PackagePatch`` edits the xlsx package directly: it appends or replaces
+whole ``<row>`` elements in the sheet parts, adds the few cell formats it needs to
+``styles.xml``, and leaves every other part, style, comment, validation and setting
+exactly as it was::
+
+    patch = PackagePatch(path)
+    patch.append_rows("Ledger", [[1, "2026-11-26T10:00:00Z", ...]], style="view")
+    patch.put_row("Models", 7, values, styles)
+    patch.save(target)            # a new package; the caller renames it into place
+
+Text is written as inline strings, escaped for XML; a text that starts with ``=`` is
+text, never a formula. Rows are identified by the ``r`` attribute, which every
+spreadsheet program writes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from regbook.core.errors import InputError
+from regbook.core.schema import DATE, DATETIME, EXCEL_EPOCH, SHADE_SEALED, Column, column_letter
+
+_ROW_START = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="(\d+)"')
+_ROW_END = re.compile(rb"</(?:\w+:)?row>")
+_SHEET_DATA_END = re.compile(rb"</(?:\w+:)?sheetData>")
+_SHEET_DATA_EMPTY = re.compile(rb"<((?:\w+:)?)sheetData\s*/>")
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^>]*?\bref="([^"]*)"')
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+BUILTIN_FORMATS = {"General": 0, "0": 1, "@": 49}
+
+
+class PackagePatch:
+    """An xlsx package held in memory, with its sheet parts editable by row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with zipfile.ZipFile(path) as zf:
+            self.infos = zf.infolist()
+            self.parts = {info.filename: zf.read(info) for info in self.infos}
+        self.changed: set[str] = set()
+        self.sheet_parts = self._sheet_parts()
+        self._xf_cache: dict[tuple[str, bool, bool], int] = {}
+        styles = self.parts.get("xl/styles.xml", b"")
+        for needed in (b"<cellXfs", b"<fills"):
+            if needed not in styles:
+                raise InputError(
+                    f"{path}: cannot be opened for writing: xl/styles.xml has "
+                    f"no {needed[1:].decode()}"
+                )
+
+    # -- sheets -------------------------------------------------------------------------
+
+    def _sheet_parts(self) -> dict[str, str]:
+        from regbook.workbook.read import _ATTR, _REL_ENTRY, _SHEET_ENTRY, _unescape
+
+        rels = self.parts.get("xl/_rels/workbook.xml.rels", b"")
+        targets = {}
+        for entry in _REL_ENTRY.findall(rels):
+            attrs = dict(_ATTR.findall(entry))
+            if attrs.get(b"Id") and attrs.get(b"Target"):
+                target = attrs[b"Target"].decode()
+                targets[attrs[b"Id"].decode()] = (
+                    target.lstrip("/") if target.startswith("/") else "xl/" + target
+                )
+        out = {}
+        for entry in _SHEET_ENTRY.findall(self.parts["xl/workbook.xml"]):
+            attrs = dict(_ATTR.findall(entry))
+            rid = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
+            if attrs.get(b"name") and rid and rid.decode() in targets:
+                out[_unescape(attrs[b"name"].decode())] = targets[rid.decode()]
+        return out
+
+    def _sheet(self, name: str) -> tuple[str, bytes]:
+        part = self.sheet_parts.get(name)
+        if part is None or part not in self.parts:
+            raise InputError(f"{self.path.name}: sheet {name!r} is missing")
+        return part, self.parts[part]
+
+    def _set_sheet(self, part: str, data: bytes) -> None:
+        self.parts[part] = data
+        self.changed.add(part)
+
+    def _row_spans(self, data: bytes) -> list[tuple[int, int, int]]:
+        """(row number, start, end) of every <row> element, in document order."""
+        spans = []
+        for match in _ROW_START.finditer(data):
+            start = match.start()
+            tag_end = data.index(b">", match.end())
+            if data[tag_end - 1 : tag_end] == b"/":
+                end = tag_end + 1
+            else:
+                close = _ROW_END.search(data, tag_end)
+                if close is None:
+                    raise InputError(f"{self.path.name}: a row element is not closed")
+                end = close.end()
+            spans.append((int(match.group(1)), start, end))
+        return spans
+
+    def put_rows(self, sheet: str, rows: dict[int, str]) -> None:
+        """Write whole rows (row number -> the row's cell XML), replacing rows that exist
+        and inserting the others in order."""
+        if not rows:
+            return
+        part, data = self._sheet(sheet)
+        data = self._open_sheet_data(data)
+        last = self._last_row(data)
+        if last is not None and min(rows) > last[0]:
+            # Only new rows at the end: no need to walk every row of a large sheet.
+            close = _SHEET_DATA_END.search(data, last[1])
+            if close is None:
+                raise InputError(f"{self.path.name}: sheet {sheet!r} has no sheetData")
+            added = b"".join(_row_xml(n, rows[n]) for n in sorted(rows))
+            out = data[: close.start()] + added + data[close.start() :]
+            self._set_sheet(part, _update_dimension(out, max(rows)))
+            return
+        spans = self._row_spans(data)
+        pieces: list[bytes] = []
+        cursor = 0
+        pending = sorted(rows)
+        existing = {number: (start, end) for number, start, end in spans}
+        for number, start, end in spans:
+            while pending and pending[0] < number:
+                pieces.append(data[cursor:start])
+                pieces.append(_row_xml(pending[0], rows[pending.pop(0)]))
+                cursor = start
+            if pending and pending[0] == number:
+                pieces.append(data[cursor:start])
+                pieces.append(_row_xml(number, rows[pending.pop(0)]))
+                cursor = end
+        close = _SHEET_DATA_END.search(data, cursor)
+        if close is None:
+            raise InputError(f"{self.path.name}: sheet {sheet!r} has no sheetData")
+        pieces.append(data[cursor : close.start()])
+        for number in pending:
+            pieces.append(_row_xml(number, rows[number]))
+        pieces.append(data[close.start() :])
+        out = b"".join(pieces)
+        last = max([*existing, *rows])
+        self._set_sheet(part, _update_dimension(out, last))
+
+    @staticmethod
+    def _last_row(data: bytes) -> tuple[int, int] | None:
+        """(number, position) of the last <row> element, found from the end."""
+        end = _SHEET_DATA_END.search(data)
+        limit = end.start() if end else len(data)
+        pos = limit
+        while True:
+            pos = data.rfind(b"<row", 0, pos)
+            if pos < 0:
+                return None
+            match = _ROW_START.match(data, pos)
+            if match:
+                return int(match.group(1)), match.end()
+            # a namespaced or unusual row tag: let the full walk handle it
+            return None
+
+    def drop_rows_from(self, sheet: str, first: int) -> None:
+        """Remove every row numbered ``first`` or more (a view rewritten whole)."""
+        part, data = self._sheet(sheet)
+        spans = [s for s in self._row_spans(data) if s[0] >= first]
+        if not spans:
+            return
+        pieces, cursor = [], 0
+        for _number, start, end in spans:
+            pieces.append(data[cursor:start])
+            cursor = end
+        pieces.append(data[cursor:])
+        self._set_sheet(part, b"".join(pieces))
+
+    @staticmethod
+    def _open_sheet_data(data: bytes) -> bytes:
+        empty = _SHEET_DATA_EMPTY.search(data)
+        if empty:
+            prefix = empty.group(1)
+            data = (
+                data[: empty.start()]
+                + b"<"
+                + prefix
+                + b"sheetData></"
+                + prefix
+                + b"sheetData>"
+                + data[empty.end() :]
+            )
+        return data
+
+    # -- cells --------------------------------------------------------------------------
+
+    def cells_xml(
+        self,
+        row: int,
+        columns: tuple[Column, ...],
+        values: dict[str, Any],
+        style: str,
+        keep: dict[str, str] | None = None,
+    ) -> str:
+        """The XML of one row's cells. ``style``: sealed, open or view (template.py's
+        three looks); ``keep`` gives cell XML to carry over unchanged (Notes)."""
+        out = []
+        for index, column in enumerate(columns, start=1):
+            ref = f"{column_letter(index)}{row}"
+            if keep and column.key in keep:
+                out.append(keep[column.key])
+                continue
+            sealed = style == "sealed" and column.sealed
+            locked = style in ("view",) or sealed
+            xf = self.xf(column.number_format, sealed, locked)
+            out.append(_cell_xml(ref, xf, column.kind, values.get(column.key)))
+        return "".join(out)
+
+    def row_cells(self, sheet: str, row: int) -> dict[int, str]:
+        """The XML of each cell in an existing row, by 0-based column index."""
+        _part, data = self._sheet(sheet)
+        for number, start, end in self._row_spans(data):
+            if number == row:
+                body = data[start:end].decode("utf-8")
+                cells = {}
+                for match in re.finditer(
+                    r'<(?:\w+:)?c\b[^>]*?\br="([A-Z]+)\d+"[^>]*?(?:/>|>.*?</(?:\w+:)?c>)',
+                    body, re.DOTALL,
+                ):  # fmt: skip
+                    letters = match.group(1)
+                    n = 0
+                    for ch in letters:
+                        n = n * 26 + ord(ch) - 64
+                    cells[n - 1] = match.group(0)
+                return cells
+        return {}
+
+    # -- styles -------------------------------------------------------------------------
+
+    def xf(self, number_format: str, shaded: bool, locked: bool) -> int:
+        """The index of a cell format with this number format, fill and lock, added to
+        styles.xml when the workbook does not have it yet."""
+        key = (number_format, shaded, locked)
+        if key in self._xf_cache:
+            return self._xf_cache[key]
+        styles = self.parts["xl/styles.xml"].decode("utf-8")
+        styles, fmt_id = _ensure_numfmt(styles, number_format)
+        fill_id = 0
+        if shaded:
+            styles, fill_id = _ensure_fill(styles, SHADE_SEALED)
+        fill = ' applyFill="1"' if shaded else ""
+        tail = "/>" if locked else '><protection locked="0" hidden="0"/></xf>'
+        xf = (
+            f'<xf numFmtId="{fmt_id}" fontId="0" fillId="{fill_id}" borderId="0" '
+            f'xfId="0" applyNumberFormat="1"{fill} applyProtection="1"{tail}'
+        )
+        styles, index = _ensure_entry(styles, "cellXfs", xf)
+        self.parts["xl/styles.xml"] = styles.encode("utf-8")
+        self.changed.add("xl/styles.xml")
+        self._xf_cache[key] = index
+        return index
+
+    # -- output -------------------------------------------------------------------------
+
+    def save(self, handle: Any) -> None:
+        """Write the package: changed parts compressed anew, the rest as they were."""
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as out:
+            for info in self.infos:
+                fresh = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                fresh.compress_type = zipfile.ZIP_DEFLATED
+                fresh.external_attr = info.external_attr
+                level = 1 if len(self.parts[info.filename]) > 1 << 20 else 6
+                out.writestr(fresh, self.parts[info.filename], compresslevel=level)
+
+
+def escape(text: str, entities: dict[str, str] | None = None) -> str:
+    """XML text escaping (xml.sax.saxutils would import urllib and http on start-up)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for char, entity in (entities or {}).items():
+        text = text.replace(char, entity)
+    return text
+
+
+def _row_xml(number: int, cells: str) -> bytes:
+    return f'<row r="{number}">{cells}</row>'.encode()
+
+
+def _update_dimension(data: bytes, last_row: int) -> bytes:
+    match = _DIMENSION.search(data)
+    if not match:
+        return data
+    ref = match.group(1).decode()
+    parts = ref.split(":")
+    tail = parts[-1]
+    letters = re.match(r"[A-Z]+", tail)
+    digits = re.search(r"\d+$", tail)
+    if not letters or not digits or int(digits.group(0)) >= last_row:
+        return data
+    new = f"{parts[0] if len(parts) > 1 else 'A1'}:{letters.group(0)}{last_row}".encode()
+    return data[: match.start(1)] + new + data[match.end(1) :]
+
+
+def _cell_xml(ref: str, xf: int, kind: str, value: Any) -> str:
+    if value is None or value == "":
+        return f'<c r="{ref}" s="{xf}"/>'
+    if isinstance(value, bool):
+        return f'<c r="{ref}" s="{xf}" t="b"><v>{int(value)}</v></c>'
+    if kind in (DATE, DATETIME) and isinstance(value, str):
+        value = (
+            date.fromisoformat(value)
+            if kind == DATE
+            else datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        )
+    if isinstance(value, datetime):
+        serial = (value - EXCEL_EPOCH).total_seconds() / 86400
+        return f'<c r="{ref}" s="{xf}"><v>{serial!r}</v></c>'
+    if isinstance(value, date):
+        return f'<c r="{ref}" s="{xf}"><v>{(value - EXCEL_EPOCH.date()).days}</v></c>'
+    if isinstance(value, int | float) and kind != "text":
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{ref}: {value} cannot be written to a cell")
+        return f'<c r="{ref}" s="{xf}"><v>{value!r}</v></c>'
+    text = _INVALID_XML.sub("\ufffd", str(value))
+    return (
+        f'<c r="{ref}" s="{xf}" t="inlineStr"><is><t xml:space="preserve">'
+        f"{escape(text)}</t></is></c>"
+    )
+
+
+def _ensure_numfmt(styles: str, code: str) -> tuple[str, int]:
+    if code in BUILTIN_FORMATS:
+        return styles, BUILTIN_FORMATS[code]
+    for match in re.finditer(r'<numFmt\b[^>]*?numFmtId="(\d+)"[^>]*?formatCode="([^"]*)"', styles):
+        if match.group(2).replace("&quot;", '"') == code:
+            return styles, int(match.group(1))
+    ids = [int(x) for x in re.findall(r'<numFmt\b[^>]*?numFmtId="(\d+)"', styles)]
+    new_id = max([163, *ids]) + 1
+    entry = f'<numFmt numFmtId="{new_id}" formatCode="{escape(code, {chr(34): "&quot;"})}"/>'
+    if re.search(r"<numFmts\b", styles):
+        styles, _ = _ensure_entry(styles, "numFmts", entry)
+    else:
+        head = re.search(r"<styleSheet\b[^>]*>", styles)
+        assert head is not None
+        styles = (
+            styles[: head.end()] + f'<numFmts count="1">{entry}</numFmts>' + styles[head.end() :]
+        )
+    return styles, new_id
+
+
+def _ensure_fill(styles: str, rgb: str) -> tuple[str, int]:
+    block = re.search(r"<fills\b[^>]*>(.*?)</fills>", styles, re.DOTALL)
+    if block:
+        fills = re.findall(r"<fill\b.*?</fill>|<fill\s*/>", block.group(1), re.DOTALL)
+        for index, fill in enumerate(fills):
+            if 'patternType="solid"' in fill and rgb.lower() in fill.lower():
+                return styles, index
+    entry = f'<fill><patternFill patternType="solid"><fgColor rgb="{rgb}"/></patternFill></fill>'
+    return _ensure_entry(styles, "fills", entry)
+
+
+def _ensure_entry(styles: str, container: str, entry: str) -> tuple[str, int]:
+    """Append ``entry`` to a counted container (cellXfs, fills, numFmts) unless an
+    identical entry is there; return its index."""
+    match = re.search(rf"<{container}\b([^>]*)>(.*?)</{container}>", styles, re.DOTALL)
+    if match is None:
+        raise InputError(f"styles.xml has no {container}")
+    tag = {"cellXfs": "xf", "fills": "fill", "numFmts": "numFmt"}[container]
+    items = re.findall(rf"<{tag}\b(?:[^>]*?/>|.*?</{tag}>)", match.group(2), re.DOTALL)
+    if entry in items:
+        return styles, items.index(entry)
+    count = len(items) + 1
+    attrs = re.sub(r'\bcount="\d+"', f'count="{count}"', match.group(1))
+    if "count=" not in attrs:
+        attrs += f' count="{count}"'
+    new = f"<{container}{attrs}>{match.group(2)}{entry}</{container}>"
+    return styles[: match.start()] + new + styles[match.end() :], len(items)

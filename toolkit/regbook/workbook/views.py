@@ -1,0 +1,206 @@
+"""The sheets regbook derives: what each view row should hold, and writing it.
+
+The builders are pure (state in, cell values out) so ``verify`` compares against the
+same values ``restore`` writes::
+
+    models_values(state)          # {"model": "credit-risk", "version": 7, ...}
+    metrics_values(state)         # one dict per sealed metric
+    write_row(ws, MODELS, 8, models_values(state), style="sealed")   # openpyxl (restore)
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from regbook.core.schema import (
+    DATE,
+    DATETIME,
+    KNOWN_METRICS,
+    TEXT,
+    Sheet,
+)
+from regbook.ledger.state import Registry, VersionState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from openpyxl.worksheet.worksheet import Worksheet
+
+# Models cells that are the SME's to keep: never rewritten from the ledger.
+SME_OWNED = ("notes",)
+
+
+def params_text(params: dict[str, str]) -> str:
+    return json.dumps(params, sort_keys=True, ensure_ascii=False) if params else ""
+
+
+def models_values(state: VersionState) -> dict[str, Any]:
+    p = state.payload
+    shown = {col: state.metric(name) for name, (col, _kind) in KNOWN_METRICS.items() if col}
+    return {
+        "model": state.model,
+        "version": state.version,
+        "composite_id": state.composite_id,
+        "stage": state.stage,
+        "storage": state.storage,
+        "content_hash": p["artefact"]["hash"],
+        "data_version": p["data_version"],
+        "data_repo": p.get("data_repo", ""),
+        "code_commit": p["code_commit"],
+        "code_repo": p.get("code_repo", ""),
+        "pipeline_run": p.get("pipeline_run", ""),
+        "trained_on": p.get("trained_on", ""),
+        "params": params_text(p.get("params", {})),
+        "auc_roc": shown.get("auc_roc"),
+        "dpr": shown.get("dpr"),
+        "gate": state.gate,
+        "approval": state.approval,
+        "deployed_on": state.deployed_on,
+        "retain_until": state.retain_until,
+        "registered_by": state.register.signer,
+        "registered_at": state.register.at,
+        "seal": state.seal,
+    }
+
+
+def metrics_values(state: VersionState) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": state.model,
+            "version": state.version,
+            "metric": m["metric"],
+            "value": m["value"],
+            "kind": m.get("kind", ""),
+            "slice": m.get("slice", ""),
+        }
+        for m in state.metrics
+    ]
+
+
+def approval_row(e: Any) -> dict[str, Any]:
+    """The Approvals row of one approve event."""
+    from regbook.ledger.events import signer_role
+
+    p = e.payload
+    return {
+        "model": e.model, "version": e.version, "content_hash": p.get("content_hash"),
+        "from_stage": p.get("from"), "to_stage": p.get("to"), "principal": e.signer,
+        "role": signer_role(e), "fingerprint": e.fingerprint, "at": e.at,
+        "note": p.get("note", ""), "seq": e.seq,
+    }  # fmt: skip
+
+
+def history_row(e: Any) -> dict[str, Any]:
+    """The History row of one registration, transition, gate result or archive move."""
+    from regbook.ledger.events import signer_role
+
+    p = e.payload
+    return {
+        "at": e.at, "model": e.model, "version": e.version, "event": e.kind,
+        "from_stage": p.get("from"),
+        "to_stage": p.get("to", "None" if e.kind == "register" else None),
+        "result": p.get("result"), "principal": e.signer, "role": signer_role(e),
+        "detail": _history_detail(e.kind, p), "seq": e.seq,
+    }  # fmt: skip
+
+
+def approvals_values(registry: Registry) -> list[dict[str, Any]]:
+    """One row per approval event."""
+    return [approval_row(e) for e in registry.events if e.kind == "approve"]
+
+
+def history_values(registry: Registry) -> list[dict[str, Any]]:
+    """One row per registration, transition, gate result and archive move."""
+    return [history_row(e) for e in registry.events if e.kind != "approve"]
+
+
+def _history_detail(kind: str, p: dict[str, Any]) -> str:
+    if kind == "register":
+        return f"registered {p.get('composite_id', '')}"
+    # Payloads are signed but not trusted to be well-formed: never fail on their shape.
+    if kind == "gate":
+        gates = p.get("gates")
+        gates = [g for g in gates if isinstance(g, dict)] if isinstance(gates, list) else []
+        return "; ".join(f"{g.get('gate')} {g.get('result')}" for g in gates)
+    if kind in ("promote", "archive"):
+        approval, gate = p.get("approval"), p.get("gate")
+        parts = (
+            [f"approval: event {approval.get('seq')}"]
+            if isinstance(approval, dict) and approval
+            else []
+        )
+        if isinstance(gate, dict) and gate:
+            parts.append(f"gate: event {gate.get('seq')}")
+        if p.get("artefact_checked"):
+            parts.append("artefact hash re-checked")
+        if kind == "archive" and p.get("storage"):
+            parts.append(f"bag: {p.get('storage')}; retain until {p.get('retain_until')}")
+        return "; ".join(parts)
+    return str(p.get("detail", ""))
+
+
+def keys_values(keyring: Any) -> list[dict[str, Any]]:
+    rows = []
+    for entry in keyring.entries:
+        rows.append({
+            "principal": ",".join(entry.principals),
+            "roles": ", ".join(entry.roles),
+            "key_type": entry.key.key_type,
+            "fingerprint": entry.key.fingerprint,
+            "valid_after": _utc(entry.valid_after),
+            "valid_before": _utc(entry.valid_before),
+            "line": entry.line_no,
+        })  # fmt: skip
+    return rows
+
+
+def _utc(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
+
+
+def cell_value(kind: str, value: Any) -> Any:
+    """The Python value to put in a cell of this kind (Excel-native dates and times)."""
+    if value is None or value == "":
+        return None
+    if kind == DATE and isinstance(value, str):
+        return date.fromisoformat(value)
+    if kind == DATETIME and isinstance(value, str):
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    if kind == TEXT and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def write_row(
+    ws: Worksheet,
+    sheet: Sheet,
+    row: int,
+    values: dict[str, Any],
+    style: str,
+    keep: tuple[str, ...] = (),
+) -> None:
+    """Write one row. ``style``: "sealed" (locked, shaded), "open" (a draft) or "view"
+    (locked, a regbook-only sheet). ``keep`` names columns left as they are (Notes)."""
+    from regbook.workbook import template
+
+    styler = {
+        "sealed": template.style_sealed_cell,
+        "open": template.style_open_cell,
+        "view": template.style_view_cell,
+    }[style]
+    for index, column in enumerate(sheet.columns, start=1):
+        cell = ws.cell(row=row, column=index)
+        if column.key not in keep and column.key in values:
+            value = cell_value(column.kind, values[column.key])
+            cell.value = value
+            if isinstance(value, str) and value.startswith("="):
+                cell.data_type = "s"  # text from outside is never a formula
+        styler(cell, column)
+
+
+def rewrite_sheet(ws: Worksheet, sheet: Sheet, rows: list[dict[str, Any]]) -> None:
+    """Replace every data row of a regbook-only view sheet."""
+    if ws.max_row > 1:
+        ws.delete_rows(2, ws.max_row - 1)
+    for offset, values in enumerate(rows):
+        write_row(ws, sheet, 2 + offset, values, style="view")

@@ -1,0 +1,966 @@
+"""Registering and sealing versions: the writes that append to the ledger.
+
+ws = Workspace.find()
+key = load_private_key(Path("~/.ssh/id_ed25519").expanduser())
+done = register(ws, RegistrationRequest(model="credit-risk", artefact=Path("m.pkl"),
+                                        data_version="...", code_commit="...",
+                                        pipeline_run="run-42"), key)
+done.composite_id
+seal(ws, key)        # every draft row of the Models sheet, all or nothing
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from regbook.core.errors import DraftProblems, InputError, KeyProblem, VerificationFailed, cut
+from regbook.core.ids import (
+    CompositeId,
+    check_code_commit,
+    check_data_version,
+    check_model_name,
+)
+from regbook.core.schema import (
+    KNOWN_METRICS,
+    LEDGER,
+    METRIC_KINDS,
+    METRIC_NAME_RE,
+    METRICS,
+    MODELS,
+    BadValue,
+    excel_date,
+    normalize,
+)
+from regbook.core.workspace import Workspace
+from regbook.ledger.events import LedgerEvent, check_chain, new_event, payload_cell, read_events
+from regbook.ledger.state import Registry
+from regbook.storage.hashing import ContentHash, hash_path
+from regbook.workbook.read import WorkbookData, WorkbookWriter, read_workbook
+
+
+@dataclass(frozen=True)
+class Metric:
+    metric: str
+    value: float
+    kind: str
+    slice: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "metric": self.metric, "slice": self.slice, "value": self.value}
+
+    @classmethod
+    def parse_option(cls, text: str) -> Metric:
+        """``NAME=VALUE`` from the command line."""
+        name, sep, value = text.partition("=")
+        if not sep:
+            raise InputError(f"--metric {text!r}: expected NAME=VALUE, e.g. auc_roc=0.81")
+        return cls.make(name.strip(), value.strip(), None, "", f"--metric {text!r}")
+
+    @classmethod
+    def make(
+        cls,
+        name: Any,
+        value: Any,
+        kind: Any,
+        slice_: Any,
+        where: str,
+        cells: dict[str, str] | None = None,
+    ) -> Metric:
+        """``where`` names the input in messages; ``cells`` the cell of the "value" and
+        "kind" when they have their own (a Metrics row)."""
+        cells = cells or {}
+        if not isinstance(name, str) or not METRIC_NAME_RE.fullmatch(name):
+            raise InputError(
+                f"{where}: metric name {name!r} must be a lower-case identifier ([a-z][a-z0-9_]*)"
+            )
+        try:
+            number = normalize("float", value)
+        except BadValue as err:
+            raise InputError(f"{cells.get('value', where)}: {err}") from None
+        if number is None:
+            raise InputError(f"{cells.get('value', where)}: metric {name} has no value")
+        kind = kind or KNOWN_METRICS.get(name, (None, "performance"))[1]
+        if kind not in METRIC_KINDS:
+            raise InputError(
+                f"{cells.get('kind', where)}: kind {kind!r} is not one of {', '.join(METRIC_KINDS)}"
+            )
+        return cls(name, _plain_number(float(number)), kind, slice_ or "")
+
+
+def _plain_number(value: float) -> float | int:
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    model: str
+    data_version: str
+    code_commit: str
+    pipeline_run: str
+    artefact: Path | None = None  # copied into models/NAME/VERSION/
+    storage: str | None = None  # recorded where it already lives
+    data_repo: str = ""
+    code_repo: str = ""
+    trained_on: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: tuple[Metric, ...] = ()
+
+
+@dataclass(frozen=True)
+class Registered:
+    model: str
+    version: int
+    composite_id: str
+    content_hash: str
+    storage: str
+    seq: int
+    copied_from: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "composite_id": self.composite_id,
+            "content_hash": self.content_hash,
+            "storage": self.storage,
+            "ledger_seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
+class Identity:
+    principal: str
+    role: str
+    key: Any  # keys.SigningKey
+
+
+def acting_identity(
+    ws: Workspace, key: Any, allowed: Iterable[str], action: str, role: str | None = None
+) -> Identity:
+    """Who the key speaks for, and the role it acts in for ``action``.
+
+    A key with several roles acts in the one the action needs; where two would do, the
+    first allowed in ``regbook.toml`` order is taken unless ``role`` chooses."""
+
+    keyring = ws.keyring()
+    now = datetime.now(UTC)
+    entries = [e for e in keyring.entries_for_key(key.public)]
+    if not entries:
+        raise KeyProblem(
+            f"key {key.public.fingerprint} is not in {ws.settings.keyring}; "
+            "add it with `regbook keys new` or by hand"
+        )
+    allowed = tuple(allowed)
+    candidates: list[tuple[str, str]] = []
+    lapsed = []
+    for entry in entries:
+        if not entry.valid_at(now):
+            lapsed.append(entry)
+            continue
+        if any(ch in p for p in entry.principals for ch in "*?"):
+            continue
+        for r in entry.roles:
+            if r in allowed and (role is None or r == role):
+                candidates.append((entry.principals[0], r))
+    if not candidates:
+        held = sorted({r for e in entries for r in e.roles})
+        if lapsed and not any(e.valid_at(now) for e in entries):
+            raise KeyProblem(
+                f"key {key.public.fingerprint} is outside its validity window "
+                f"in {ws.settings.keyring} (revoked or not yet valid)"
+            )
+        if role is not None and role not in allowed:
+            raise KeyProblem(
+                f"{action} needs role {' or '.join(allowed)}; --role {role} is not one of them"
+            )
+        raise KeyProblem(
+            f"{action} needs a key with role {' or '.join(allowed)}; key "
+            f"{key.public.fingerprint} has {', '.join(held) or 'no role'}"
+        )
+    candidates.sort(key=lambda c: allowed.index(c[1]))
+    principal, chosen = candidates[0]
+    return Identity(principal, chosen, key)
+
+
+# --- the write transaction -------------------------------------------------------------
+
+
+class Transaction:
+    """Read the workbook under the writer lock, check the ledger's chain, and give the
+    replayed registry; ``commit`` appends events and writes the views in one save."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self.writer = WorkbookWriter(ws.workbook_path, ws.settings.backups)
+        self.data: WorkbookData
+        self.events: list[LedgerEvent]
+        self.new_events: list[LedgerEvent] = []
+        self.registry: Registry
+
+    def __enter__(self) -> Transaction:
+        self.writer.__enter__()
+        try:
+            self.data = read_workbook(self.ws.workbook_path)
+            self.events, findings = read_events(self.data[LEDGER.name])
+            findings += check_chain(self.events)
+            if findings:
+                raise VerificationFailed(
+                    f"the ledger is broken ({len(findings)} finding"
+                    f"{'s' if len(findings) != 1 else ''}); nothing was written. Run "
+                    "`regbook verify` for details and restore the workbook from a backup",
+                    findings,
+                )
+            self.registry, _ = Registry.replay(self.events)
+            _refuse_formulas_in_sealed_cells(self.data, self.registry)
+        except BaseException:
+            self.writer.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer.__exit__(*exc)
+
+    @property
+    def head(self) -> LedgerEvent | None:
+        return self.events[-1] if self.events else None
+
+    def sign(
+        self,
+        identity: Identity,
+        kind: str,
+        model: str,
+        version: int | None,
+        payload: dict[str, Any],
+    ) -> LedgerEvent:
+        event = new_event(
+            self.head,
+            kind,
+            model,
+            version,
+            payload,
+            identity.key,
+            identity.principal,
+            identity.role,
+        )
+        self.events.append(event)
+        self.new_events.append(event)
+        return event
+
+    def patch(self) -> Any:
+        """The workbook package to append to, once the command's own checks have passed
+        and the views are known to equal the ledger."""
+        from regbook.workbook.patch import PackagePatch
+
+        _refuse_edited_views(self.data, self.registry)
+        try:
+            return PackagePatch(self.ws.workbook_path)
+        except (OSError, KeyError, ValueError) as err:
+            raise InputError(
+                f"{self.ws.workbook_path}: cannot be opened for writing: {err}"
+            ) from None
+
+    def save(self, patch: Any) -> None:
+        self.writer.save(patch)
+
+
+def _refuse_edited_views(data: WorkbookData, registry: Registry) -> None:
+    """A writer rewrites view rows from the ledger; doing so over a hand edit would erase
+    the evidence of it. So every writer refuses while a view differs from the ledger:
+    `regbook verify` shows the edits, `regbook restore` repairs them deliberately."""
+    from regbook.check import verify as v
+    from regbook.core.schema import APPROVALS, HISTORY
+    from regbook.workbook.views import approvals_values, history_values
+
+    found = (
+        v._models_findings(data[MODELS.name], registry)
+        + v._metrics_findings(data[METRICS.name], registry)
+        + v._sheet_findings(data[APPROVALS.name], APPROVALS, approvals_values(registry))
+        + v._sheet_findings(data[HISTORY.name], HISTORY, history_values(registry))
+    )
+    found = [f for f in found if f.is_problem]
+    if found:
+        raise VerificationFailed(
+            f"the workbook's views differ from the ledger in {len(found)} place"
+            f"{'s' if len(found) != 1 else ''}; nothing was written. Check the edits with "
+            "`regbook verify`, then `regbook restore` rewrites the views from the ledger",
+            found,
+        )
+
+
+def _refuse_formulas_in_sealed_cells(data: WorkbookData, registry: Registry) -> None:
+    """Writers refuse a formula where a sealed value belongs (verify reports it as RB307,
+    restore puts the sealed value back): nothing is written around it."""
+    from regbook.check.verify import _metrics_findings, _models_findings
+
+    if not data[MODELS.name].formulas and not data[METRICS.name].formulas:
+        return
+    found = [
+        f
+        for f in _models_findings(data[MODELS.name], registry)
+        + _metrics_findings(data[METRICS.name], registry)
+        if f.code == "RB307"
+    ]
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise InputError(
+            f"{found[0].where}: a formula in a sealed cell{more}; sealed cells hold values "
+            "(`regbook restore` puts them back): nothing was written"
+        )
+
+
+def append_ledger_rows(wb: Any, table_len_rows: list[int], events: list[LedgerEvent]) -> None:
+    from regbook.workbook.views import write_row
+
+    ws = wb[LEDGER.name]
+    row = max(table_len_rows, default=1) + 1
+    for event in events:
+        values = dict(zip([c.key for c in LEDGER.columns], event.to_row(), strict=True))
+        write_row(ws, LEDGER, row, values, style="view")
+        row += 1
+
+
+def refresh_derived_views(wb: Any, registry: Registry, keyring: Any | None) -> None:
+    """Rewrite the regbook-only sheets (Approvals, History, Keys) from the ledger."""
+    from regbook.core.schema import APPROVALS, HISTORY, KEYS
+    from regbook.workbook.views import approvals_values, history_values, keys_values, rewrite_sheet
+
+    rewrite_sheet(wb[APPROVALS.name], APPROVALS, approvals_values(registry))
+    rewrite_sheet(wb[HISTORY.name], HISTORY, history_values(registry))
+    if keyring is not None:
+        rewrite_sheet(wb[KEYS.name], KEYS, keys_values(keyring))
+
+
+# --- register ------------------------------------------------------------------------
+
+
+def _payload(
+    req: RegistrationRequest,
+    model: str,
+    version: int,
+    content: ContentHash,
+    storage: str,
+    size: int,
+    files: int,
+    trained_on: str,
+) -> dict[str, Any]:
+    cid = CompositeId.build(model, version, content.hex, req.data_version, req.code_commit)
+    return {
+        "artefact": {"bytes": size, "files": files, "hash": str(content), "storage": storage},
+        "code_commit": req.code_commit,
+        "code_repo": req.code_repo,
+        "composite_id": str(cid),
+        "data_repo": req.data_repo,
+        "data_version": req.data_version,
+        "metrics": [m.to_json() for m in sorted(req.metrics, key=lambda m: (m.metric, m.slice))],
+        "params": dict(sorted(req.params.items())),
+        "pipeline_run": req.pipeline_run,
+        "trained_on": trained_on,
+    }
+
+
+def _size(path: Path) -> tuple[int, int]:
+    if path.is_file():
+        return path.stat().st_size, 1
+    total = files = 0
+    for p in path.rglob("*"):
+        if p.is_file():
+            total += p.stat().st_size
+            files += 1
+    return total, files
+
+
+def _validated(req: RegistrationRequest) -> RegistrationRequest:
+    check_model_name(req.model)
+    data_version = check_data_version(req.data_version, "--data-version")
+    code_commit = check_code_commit(req.code_commit, "--code-commit")
+    if not req.pipeline_run or not req.pipeline_run.strip():
+        raise InputError("--pipeline-run: the pipeline execution ID is required")
+    if (req.artefact is None) == (req.storage is None):
+        raise InputError(
+            "give --artefact PATH (copied into the registry) or --storage PATH "
+            "(recorded where it lives), not both and not neither"
+        )
+    trained_on = req.trained_on
+    if trained_on is not None:
+        try:
+            trained_on = excel_date(normalize("date", trained_on))
+        except BadValue as err:
+            raise InputError(f"--trained-on: {err}") from None
+    names = [(m.metric, m.slice) for m in req.metrics]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise InputError(f"--metric: {dup[0]} is given twice")
+    return RegistrationRequest(
+        model=req.model, data_version=data_version, code_commit=code_commit,
+        pipeline_run=req.pipeline_run.strip(), artefact=req.artefact, storage=req.storage,
+        data_repo=req.data_repo.strip(), code_repo=req.code_repo.strip(),
+        trained_on=trained_on, params=req.params, metrics=req.metrics,
+    )  # fmt: skip
+
+
+def _copy_artefact(source: Path, target_dir: Path, expected: ContentHash) -> Path:
+    """Copy into storage, make the copy read-only, and re-hash the copy. A copy left by
+    an interrupted run with the same content is reused; anything else is refused."""
+    target = target_dir / source.name
+    if target.exists() or target.is_symlink():
+        if hash_path(target, progress=False) == expected:
+            return target
+        raise InputError(f"{target}: already exists with other content; nothing was written")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    # Copy into a fresh hidden folder and rename into place: a crash leaves a hidden
+    # partial copy (never deleted by regbook), not a half-written artefact.
+    staging_dir = Path(tempfile.mkdtemp(prefix=".partial-", dir=target_dir))
+    staging = staging_dir / source.name
+    if source.is_dir():
+        shutil.copytree(source, staging, symlinks=True)
+    else:
+        shutil.copy2(source, staging)
+    _make_read_only(staging)
+    copied = hash_path(staging, progress=False)
+    if copied != expected:
+        raise InputError(f"{source}: changed while it was being copied; nothing was written")
+    os.replace(staging, target)
+    staging_dir.rmdir()
+    return target
+
+
+def _make_read_only(path: Path) -> None:
+    paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for p in paths:
+        mode = p.stat().st_mode
+        p.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def register(
+    ws: Workspace, request: RegistrationRequest, key: Any, role: str | None = None
+) -> Registered:
+    """Register and seal one version in one step."""
+    req = _validated(request)
+    identity = acting_identity(ws, key, ws.settings.register_roles, "register", role)
+    if req.artefact is not None:
+        source = req.artefact
+        if not source.exists() and not source.is_symlink():
+            raise InputError(f"--artefact {source}: no such file or folder")
+        if source.is_dir() and ws.root.is_relative_to(source.resolve()):
+            raise InputError(
+                f"--artefact {source}: holds the workspace itself, which cannot be copied "
+                "into its own storage"
+            )
+        content = hash_path(source)
+        located = None
+    else:
+        located = ws.resolve_storage(req.storage or "", "--storage")
+        if not located.exists():
+            raise InputError(f"--storage {req.storage}: no such file or folder")
+        content = hash_path(located)
+    size, files = _size(located or req.artefact)  # type: ignore[arg-type]
+    with Transaction(ws) as tx:
+        patch = tx.patch()  # before copying: a workbook that cannot be written gets no copy
+        version = tx.registry.next_version(req.model)
+        target_dir = ws.models_dir / req.model / str(version)
+        if located is None:
+            stored = target_dir / req.artefact.name  # type: ignore[union-attr]
+        else:
+            stored = located
+        storage = ws.display_path(stored)
+        trained_on = req.trained_on or datetime.now(UTC).date().isoformat()
+        payload = _payload(req, req.model, version, content, storage, size, files, trained_on)
+        payload_cell("register", payload)  # refused now, not after the copy
+        if located is None:
+            _copy_artefact(req.artefact, target_dir, content)  # type: ignore[arg-type]
+        event = tx.sign(identity, "register", req.model, version, payload)
+        write_changes(tx, patch, [(event.model, version)], draft_rows={})
+        tx.save(patch)
+    return Registered(
+        req.model,
+        version,
+        payload["composite_id"],
+        str(content),
+        storage,
+        event.seq,
+        str(req.artefact) if req.artefact else None,
+    )
+
+
+def models_row_of(table: Any, state: Any) -> int | None:
+    """The Models row showing a sealed version: the one carrying its seal, else one that
+    names its model and version."""
+    from regbook.check.verify import normalize_text
+
+    claimed = None
+    for i, row in table.indexed():
+        if normalize_text(row[MODELS.index("seal")]) == state.seal:
+            return table.row_numbers[i]
+        if claimed is None and normalize_text(row[MODELS.index("model")]) == state.model:
+            try:
+                if normalize("int", row[MODELS.index("version")]) == state.version:
+                    claimed = table.row_numbers[i]
+            except BadValue:
+                pass
+    return claimed
+
+
+def write_changes(
+    tx: Transaction,
+    patch: Any,
+    versions: list[tuple[str, int]],
+    draft_rows: dict[tuple[str, int], tuple[int, list[int]]],
+) -> None:
+    """Write what the transaction's new events change, by appending and replacing rows:
+    the Ledger rows; the Models row of each version in ``versions`` (a sealed draft's
+    own row, ``draft_rows[key] = (models row, metrics rows)``, else the row showing it,
+    else a new one) with Notes kept as typed; a new version's metrics (into its draft
+    rows first); the new Approvals and History rows; the Keys sheet if it is stale."""
+    from regbook.check.verify import normalize_text
+    from regbook.core.schema import APPROVALS, HISTORY
+    from regbook.workbook.views import approval_row, history_row, metrics_values, models_values
+
+    registry, _ = Registry.replay(tx.events)
+    _append(patch, LEDGER, tx.data[LEDGER.name].row_numbers, [
+        dict(zip([c.key for c in LEDGER.columns], e.to_row(), strict=True))
+        for e in tx.new_events
+    ])  # fmt: skip
+    models = tx.data[MODELS.name]
+    metrics = tx.data[METRICS.name]
+    next_model = max(models.row_numbers, default=1) + 1
+    next_metric = max(metrics.row_numbers, default=1) + 1
+    notes_index = MODELS.index("notes")
+    model_rows: dict[int, str] = {}
+    metric_rows: dict[int, str] = {}
+    new_versions = {(e.model, e.version) for e in tx.new_events if e.kind == "register"}
+    for key in dict.fromkeys(versions):
+        state = registry.get(*key)
+        assert state is not None
+        draft = draft_rows.get(key)
+        row = draft[0] if draft else models_row_of(models, state)
+        if row is None:
+            row, next_model = next_model, next_model + 1
+        kept = patch.row_cells(MODELS.name, row).get(notes_index)
+        model_rows[row] = patch.cells_xml(
+            row,
+            MODELS.columns,
+            models_values(state),
+            "sealed",
+            keep={"notes": kept} if kept else None,
+        )
+        if key not in new_versions:
+            continue
+        sealed = {(m["metric"], m["slice"] or ""): m for m in metrics_values(state)}
+        for metric_row in draft[1] if draft else []:
+            i = metrics.row_numbers.index(metric_row)
+            name = normalize_text(metrics.value(i, "metric"))
+            slice_ = normalize_text(metrics.value(i, "slice"))
+            values = sealed.pop((name, slice_), None)
+            if values is not None:
+                metric_rows[metric_row] = patch.cells_xml(
+                    metric_row, METRICS.columns, values, "sealed"
+                )
+        for values in sealed.values():
+            metric_rows[next_metric] = patch.cells_xml(
+                next_metric, METRICS.columns, values, "sealed"
+            )
+            next_metric += 1
+    patch.put_rows(MODELS.name, model_rows)
+    patch.put_rows(METRICS.name, metric_rows)
+    _append(
+        patch,
+        APPROVALS,
+        tx.data[APPROVALS.name].row_numbers,
+        [approval_row(e) for e in tx.new_events if e.kind == "approve"],
+    )
+    _append(
+        patch,
+        HISTORY,
+        tx.data[HISTORY.name].row_numbers,
+        [history_row(e) for e in tx.new_events if e.kind != "approve"],
+    )
+    refresh_keys(patch, tx.data, tx.ws.keyring())
+
+
+def _append(patch: Any, sheet: Any, existing: list[int], rows: list[dict[str, Any]]) -> None:
+    start = max(existing, default=1) + 1
+    patch.put_rows(sheet.name, {
+        start + i: patch.cells_xml(start + i, sheet.columns, values, "view")
+        for i, values in enumerate(rows)
+    })  # fmt: skip
+
+
+def refresh_keys(patch: Any, data: WorkbookData, keyring: Any) -> None:
+    """Rewrite the Keys sheet when it no longer shows allowed_signers."""
+    from regbook.check.verify import _sheet_findings
+    from regbook.core.schema import KEYS
+    from regbook.workbook.views import keys_values
+
+    wanted = keys_values(keyring)
+    if not _sheet_findings(data[KEYS.name], KEYS, wanted, code="RB308"):
+        return
+    patch.drop_rows_from(KEYS.name, 2)
+    _append(patch, KEYS, [], wanted)
+
+
+# --- seal ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Draft:
+    row: int
+    index: int
+    request: RegistrationRequest
+    located: Path
+    content: ContentHash | None = None
+    version: int = 0
+    metric_rows: list[int] = field(default_factory=list)
+
+
+def seal(ws: Workspace, key: Any, role: str | None = None) -> list[Registered]:
+    """Seal every draft row typed into Models, with its Metrics rows. Every problem in
+    every draft is collected and reported by cell; then nothing at all is written."""
+    identity = acting_identity(ws, key, ws.settings.register_roles, "seal", role)
+    with Transaction(ws) as tx:
+        drafts, problems = _read_drafts(ws, tx)
+        if problems:
+            raise DraftProblems(problems)
+        if not drafts:
+            return []
+        draft_rows: dict[tuple[str, int], tuple[int, list[int]]] = {}
+        done = []
+        for d in drafts:
+            assert d.content is not None
+            size, files = _size(d.located)
+            storage = (
+                ws.display_path(d.located)
+                if not Path(d.request.storage or "").is_absolute()
+                else str(d.located)
+            )
+            trained_on = d.request.trained_on or datetime.now(UTC).date().isoformat()
+            payload = _payload(
+                d.request, d.request.model, d.version, d.content, storage, size, files, trained_on
+            )
+            event = tx.sign(identity, "register", d.request.model, d.version, payload)
+            draft_rows[(d.request.model, d.version)] = (d.row, d.metric_rows)
+            done.append(
+                Registered(
+                    d.request.model,
+                    d.version,
+                    payload["composite_id"],
+                    str(d.content),
+                    storage,
+                    event.seq,
+                )
+            )
+        patch = tx.patch()
+        write_changes(tx, patch, list(draft_rows), draft_rows)
+        tx.save(patch)
+    return done
+
+
+def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str]]:
+    models = tx.data[MODELS.name]
+    metrics = tx.data[METRICS.name]
+    sealed_hashes = {v.seal for v in tx.registry.versions.values()}
+    problems: list[str] = []
+    drafts: list[_Draft] = []
+    next_version: dict[str, int] = {}
+    for i, _row in models.indexed():
+        seal_value = models.value(i, "seal")
+        if seal_value not in (None, ""):
+            if str(seal_value).strip() not in sealed_hashes:
+                problems.append(
+                    f"{models.ref(i, 'seal')}: seal {str(seal_value)[:16]}... "
+                    "is not in the ledger (run `regbook verify`)"
+                )
+            continue
+        before = len(problems)
+        draft = _read_draft(ws, tx, i, problems)
+        typed_n = None
+        try:  # checked with the other cells, so every problem of the row is reported
+            typed_n = normalize("int", models.value(i, "version"))
+        except BadValue as err:
+            problems.append(f"{models.ref(i, 'version')}: {err}")
+        if draft is None or len(problems) > before:
+            continue
+        model = draft.request.model
+        version = next_version.get(model, tx.registry.next_version(model))
+        if typed_n is not None:
+            if typed_n != version:
+                problems.append(
+                    f"{models.ref(i, 'version')}: version {typed_n} cannot be "
+                    f"used; the next version of {model} is {version} (leave the "
+                    "cell empty)"
+                )
+                continue
+        draft.version = version
+        next_version[model] = version + 1
+        drafts.append(draft)
+    # Metrics rows of drafts: same model, version empty or the version being sealed.
+    sealed_keys = set(tx.registry.versions)
+    by_model: dict[str, list[_Draft]] = {}
+    for d in drafts:
+        by_model.setdefault(d.request.model, []).append(d)
+    extra: dict[int, list[tuple[Metric, str]]] = {}  # a draft's Metrics rows, with cells
+    for i, row in metrics.indexed():
+        where = metrics.ref(i, "model")
+        model = row[METRICS.index("model")]
+        try:
+            version = normalize("int", row[METRICS.index("version")])
+        except BadValue as err:
+            problems.append(f"{metrics.ref(i, 'version')}: {err}")
+            continue
+        if isinstance(model, str) and (model.strip(), version) in sealed_keys:
+            continue
+        formula = next((c.key for c in METRICS.columns if metrics.has_formula(i, c.key)), None)
+        if formula is not None:
+            problems.append(f"{metrics.ref(i, formula)}: a formula; type the value itself")
+            continue
+        model = model.strip() if isinstance(model, str) else model
+        candidates = by_model.get(model, []) if isinstance(model, str) else []
+        if version is None:
+            if len(candidates) > 1:
+                problems.append(
+                    f"{where}: {model} has {len(candidates)} draft rows; give "
+                    "this metric's Version to say which"
+                )
+                continue
+            target = candidates[0] if candidates else None
+        else:
+            target = next((d for d in candidates if d.version == version), None)
+        if target is None:
+            problems.append(
+                f"{where}: metric row for {model}"
+                f"{'@' + str(version) if version else ''} matches no draft row "
+                "and no sealed version"
+            )
+            continue
+        try:
+            metric = Metric.make(
+                row[METRICS.index("metric")],
+                row[METRICS.index("value")],
+                row[METRICS.index("kind")],
+                _text(row[METRICS.index("slice")]),
+                metrics.ref(i, "metric"),
+                {"value": metrics.ref(i, "value"), "kind": metrics.ref(i, "kind")},
+            )
+        except InputError as err:
+            problems.append(str(err))
+            continue
+        extra.setdefault(id(target), []).append((metric, metrics.ref(i, "value")))
+        target.metric_rows.append(metrics.row_numbers[i])
+    for d in drafts:
+        # Where each metric was given first: the Models row's own column, else a
+        # Metrics row (the draft's metrics come from its AUC-ROC and DPR cells).
+        merged = {(m.metric, m.slice): m for m in d.request.metrics}
+        given = {
+            key: MODELS.ref(KNOWN_METRICS[key[0]][0], d.row)
+            for key in merged
+            if key[0] in KNOWN_METRICS and KNOWN_METRICS[key[0]][0]
+        }
+        for m, cell in extra.get(id(d), []):
+            key = (m.metric, m.slice)
+            first = given.get(key, "another Metrics row")
+            if key in merged and merged[key].value != m.value:
+                problems.append(
+                    f"{cell}: {m.metric}{' [' + m.slice + ']' if m.slice else ''} is "
+                    f"{m.value} here but {merged[key].value} in {first}; keep one"
+                )
+            elif key in merged and m.metric not in KNOWN_METRICS:
+                problems.append(f"{cell}: {m.metric} is given twice for {d.request.model}")
+            merged[key] = m
+            given.setdefault(key, cell)
+        d.request = _replace_metrics(d.request, tuple(merged.values()))
+    # Hash last, and only when everything else is right: it is the slow part.
+    if not problems:
+        for d in drafts:
+            try:
+                d.content = hash_path(d.located)
+            except InputError as err:
+                problems.append(f"{MODELS.ref('storage', d.row)}: {err}")
+    return drafts, problems
+
+
+def _replace_metrics(req: RegistrationRequest, metrics: tuple[Metric, ...]) -> Any:
+    from dataclasses import replace
+
+    return replace(req, metrics=metrics)
+
+
+def _text(value: Any) -> str:
+    out = normalize("text", value)
+    return out if isinstance(out, str) else ""
+
+
+def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> _Draft | None:
+    models = tx.data[MODELS.name]
+    row_number = models.row_numbers[i]
+
+    def cell(key: str, kind: str = "text") -> Any:
+        if models.has_formula(i, key):
+            problems.append(f"{models.ref(i, key)}: a formula; type the value itself")
+            return None
+        try:
+            return normalize(kind, models.value(i, key))
+        except BadValue as err:
+            problems.append(f"{models.ref(i, key)}: {err}")
+            return None
+
+    def missing(key: str) -> bool:
+        """Empty, not a formula (that problem is reported already)."""
+        return not models.has_formula(i, key)
+
+    model = cell("model")
+    if model is None:
+        if missing("model"):
+            problems.append(f"{models.ref(i, 'model')}: the row has content but no model name")
+        return None
+    try:
+        check_model_name(model, models.ref(i, "model"))
+    except InputError as err:
+        problems.append(str(err))
+    storage = cell("storage")
+    located = None
+    if storage is None and missing("storage"):
+        problems.append(
+            f"{models.ref(i, 'storage')}: storage location is required (the "
+            "path of the artefact to register)"
+        )
+    elif storage is not None:
+        try:
+            located = ws.resolve_storage(storage, models.ref(i, "storage"))
+            if not located.exists() and not located.is_symlink():
+                problems.append(f"{models.ref(i, 'storage')}: {storage!r}: no such file or folder")
+                located = None
+        except InputError as err:
+            problems.append(str(err))
+    values: dict[str, Any] = {}
+    for key, check, label in (
+        ("data_version", check_data_version, "training data version"),
+        ("code_commit", check_code_commit, "code commit"),
+    ):
+        raw = cell(key)
+        if raw is None:
+            if missing(key):
+                problems.append(f"{models.ref(i, key)}: {label} is required")
+            continue
+        try:
+            values[key] = check(raw, models.ref(i, key))
+        except InputError as err:
+            problems.append(str(err))
+    run = cell("pipeline_run")
+    if run is None and missing("pipeline_run"):
+        problems.append(f"{models.ref(i, 'pipeline_run')}: pipeline execution ID is required")
+    trained_on = cell("trained_on", "date")
+    if trained_on is not None:
+        try:
+            excel_date(trained_on)
+        except BadValue as err:
+            problems.append(f"{models.ref(i, 'trained_on')}: {err}")
+    params: dict[str, str] = {}
+    raw_params = cell("params")
+    if raw_params:
+        try:
+            params = parse_params(raw_params)
+        except InputError as err:
+            problems.append(f"{models.ref(i, 'params')}: {err}")
+    metrics = []
+    for name, (col, _kind) in KNOWN_METRICS.items():
+        if col is None:
+            continue
+        value = cell(col, "float")
+        if value is not None:
+            metrics.append(Metric.make(name, value, None, "", models.ref(i, col)))
+    for key in ("data_repo", "code_repo"):
+        values[key] = cell(key) or ""
+    if (
+        located is None
+        or "data_version" not in values
+        or "code_commit" not in values
+        or (run is None)
+    ):
+        return None
+    request = RegistrationRequest(
+        model=model, data_version=values["data_version"], code_commit=values["code_commit"],
+        pipeline_run=run, storage=storage, data_repo=values["data_repo"],
+        code_repo=values["code_repo"], trained_on=trained_on, params=params,
+        metrics=tuple(metrics),
+    )  # fmt: skip
+    return _Draft(row_number, i, request, located)
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """``lr=0.1; depth=6`` or a JSON object; values are kept as the text typed."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"hyperparameters are not valid JSON: {err.msg}") from None
+        if not isinstance(data, dict):
+            raise InputError("hyperparameters JSON must be an object")
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+    out: dict[str, str] = {}
+    for part in text.replace("\n", ";").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"hyperparameter {part!r} is not NAME=VALUE")
+        if name.strip() in out:
+            raise InputError(f"hyperparameter {name.strip()!r} is given twice")
+        out[name.strip()] = value.strip()
+    return out
+
+
+# --- keys ----------------------------------------------------------------------------
+
+
+def add_new_key(
+    ws: Workspace, principal: str, roles: Iterable[str], out: Path | None = None
+) -> tuple[Any, str]:
+    """Make an ed25519 key, add it to the keyring with its roles, refresh the Keys sheet.
+
+    The workbook is checked first, so a workbook open in Excel refuses the whole command
+    before any key is written."""
+    import re
+
+    from regbook.crypto.keys import append_signer, format_signer_line, generate_key
+    from regbook.workbook.patch import PackagePatch
+
+    if not re.fullmatch(r"[^\s,\"'*?!#\x00-\x1f\x7f]{1,256}", principal or ""):
+        raise InputError(
+            f"principal {cut(principal or '')!r}: use one name of at most 256 characters "
+            "without spaces, commas, quotes, wildcards or control characters, e.g. "
+            "alice@example.com"
+        )
+    roles = tuple(dict.fromkeys(roles))
+    if out is not None and out.name in ("", ".", ".."):
+        raise InputError(f"--out {str(out)!r}: give the path of the private key file to write")
+    if out is None:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", principal)
+        out = Path.home() / ".ssh" / f"regbook_{safe}"
+    with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
+        from regbook.core.schema import KEYS
+
+        data = read_workbook(ws.workbook_path, sheets=(KEYS,))
+        patch = PackagePatch(ws.workbook_path)  # first: no key for a workbook we can't write
+        key = generate_key(out, comment=principal)
+        line = format_signer_line(principal, key.public, roles)
+        try:
+            append_signer(ws.keyring_path, line)
+        except BaseException:
+            # A key the keyring never named signs nothing: take back the two files this
+            # command just made, so that running it again is not refused.
+            for made in (out, out.with_name(out.name + ".pub")):
+                made.unlink(missing_ok=True)
+            raise
+        refresh_keys(patch, data, ws.keyring())
+        writer.save(patch)
+    return key, line

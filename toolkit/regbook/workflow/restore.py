@@ -1,0 +1,164 @@
+"""Restore: rewrite every view from the ledger, keeping drafts and Notes.
+
+Restore trusts only a sound ledger: if the chain, a signature or a registration is
+broken it refuses with the findings, since rewriting views from a forged ledger would
+launder the forgery::
+
+    result = restore(Workspace.find())
+    result.repaired        # the view findings that are now fixed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from regbook.core.errors import VerificationFailed
+from regbook.core.findings import Finding
+from regbook.core.schema import APPROVALS, HISTORY, KEYS, METRICS, MODELS
+from regbook.core.workspace import Workspace
+from regbook.workbook.read import WorkbookWriter
+from regbook.workbook.views import (
+    approvals_values,
+    history_values,
+    keys_values,
+    metrics_values,
+    models_values,
+    write_row,
+)
+from regbook.workflow.lifecycle import refresh_derived_views
+
+# Models cells that only regbook writes: cleared when a row turns back into a draft.
+_REGBOOK_CELLS = (
+    "version",
+    "composite_id",
+    "stage",
+    "content_hash",
+    "gate",
+    "approval",
+    "deployed_on",
+    "retain_until",
+    "registered_by",
+    "registered_at",
+    "seal",
+)
+
+
+@dataclass
+class RestoreResult:
+    repaired: list[Finding] = field(default_factory=list)
+    rows_to_drafts: list[int] = field(default_factory=list)
+    rows_appended: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repaired": [f.to_json() for f in self.repaired],
+            "rows_to_drafts": self.rows_to_drafts,
+            "rows_appended": self.rows_appended,
+        }
+
+
+def restore(ws: Workspace) -> RestoreResult:
+    from regbook.check import verify as v
+
+    with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
+        checked = v.check_ledger(ws)
+        broken = [f for f in checked.findings if f.code[:3] in ("RB1", "RB2")]
+        if broken:
+            raise VerificationFailed(
+                f"the ledger itself has {len(broken)} problem(s); restore rewrites views "
+                "from a sound ledger only, so nothing was written",
+                broken,
+            )
+        registry = checked.registry
+        models_table = checked.data[MODELS.name]
+        result = RestoreResult()
+        result.repaired = v._models_findings(models_table, registry) + v._metrics_findings(
+            checked.data[METRICS.name], registry
+        )
+        result.repaired = [f for f in result.repaired if f.code != "RB310"]
+        # The regbook-only sheets are rewritten too: report what that repairs.
+        for sheet, values, code in (
+            (APPROVALS, approvals_values(registry), "RB309"),
+            (HISTORY, history_values(registry), "RB309"),
+            (KEYS, keys_values(checked.keyring), "RB308"),
+        ):
+            result.repaired += v._sheet_findings(checked.data[sheet.name], sheet, values, code)
+        wb = writer.load()
+        ws_models = wb[MODELS.name]
+        by_seal = registry.by_seal
+        placed: set[tuple[str, int]] = set()
+        genuine = v.sealed_rows(models_table, registry)
+        for i, row in models_table.indexed():
+            number = models_table.row_numbers[i]
+            seal = v.normalize_text(row[MODELS.index("seal")])
+            state = by_seal.get(seal) if seal else None
+            if state is None:
+                state = v._claimed_version(models_table, i, registry)
+                if state is not None and (state.model, state.version) in genuine:
+                    _to_draft(ws_models, number, state)  # a copy: the sealed row is elsewhere
+                    result.rows_to_drafts.append(number)
+                    continue
+            if state is not None and (state.model, state.version) not in placed:
+                placed.add((state.model, state.version))
+                write_row(
+                    ws_models, MODELS, number, models_values(state), style="sealed", keep=("notes",)
+                )
+            elif seal or state is not None:
+                _to_draft(ws_models, number, state)
+                result.rows_to_drafts.append(number)
+        next_row = max(models_table.row_numbers, default=1) + 1
+        for key, state in registry.versions.items():
+            if key not in placed:
+                write_row(ws_models, MODELS, next_row, models_values(state), style="sealed")
+                next_row += 1
+                result.rows_appended += 1
+        _rewrite_metrics(wb[METRICS.name], checked.data[METRICS.name], registry)
+        refresh_derived_views(wb, registry, checked.keyring)
+        writer.save(wb)
+    return result
+
+
+def _to_draft(ws: Any, row: int, state: Any) -> None:
+    """A row that claims a seal it cannot have becomes a draft again, with a note."""
+    from regbook.workbook.template import style_open_cell
+
+    for column in MODELS.columns:
+        cell = ws.cell(row=row, column=MODELS.index(column.key) + 1)
+        if column.key in _REGBOOK_CELLS:
+            cell.value = None
+        style_open_cell(cell, column)
+    notes = ws.cell(row=row, column=MODELS.index("notes") + 1)
+    why = (
+        f"copy of {state.model}@{state.version}"
+        if state is not None
+        else "its seal is not in the ledger"
+    )
+    notes.value = f"[restore] row turned back into a draft: {why}. " + (notes.value or "")
+
+
+def _rewrite_metrics(ws: Any, table: Any, registry: Any) -> None:
+    """Sealed metrics exactly as the ledger has them, then the drafts' rows as typed."""
+    from regbook.check.verify import normalize_text
+    from regbook.core.schema import BadValue, normalize
+
+    drafts = []
+    for row in table.rows:
+        model = normalize_text(row[METRICS.index("model")])
+        try:
+            version = normalize("int", row[METRICS.index("version")])
+        except BadValue:
+            version = None
+        if isinstance(version, int) and registry.get(model, version) is not None:
+            continue
+        drafts.append({c.key: row[METRICS.index(c.key)] for c in METRICS.columns})
+    if ws.max_row > 1:
+        ws.delete_rows(2, ws.max_row - 1)
+    row = 2
+    for state in registry.versions.values():
+        for values in metrics_values(state):
+            write_row(ws, METRICS, row, values, style="sealed")
+            row += 1
+    for values in drafts:
+        write_row(ws, METRICS, row, values, style="open")
+        row += 1
