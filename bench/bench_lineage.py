@@ -38,10 +38,10 @@ def _row(name: str, value: float, unit: str, target: str = "", ok: bool | None =
 
 
 def _workspace(workdir: Path) -> tuple[Path, str, str]:
+    from regbook.core import fs
     from regbook.core.ids import ModelRef
     from regbook.core.workspace import init_workspace
     from regbook.crypto.keys import load_private_key
-    from regbook.ledger import events as ledger
     from regbook.workflow.governance import approve, gate, promote
     from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
 
@@ -57,8 +57,8 @@ def _workspace(workdir: Path) -> tuple[Path, str, str]:
         for m in ("auc_roc=0.83", "demographic_parity_ratio=0.9", "security_high_findings=0")
     )
     times = iter([f"2026-01-{day:02d}T09:00:00Z" for day in range(10, 20)])
-    real_now = ledger.utc_now
-    ledger.utc_now = lambda: next(times)
+    real_now = fs.utc_now
+    fs.utc_now = lambda: next(times)
     try:
         ids = []
         for run in ("train-1", "train-2"):
@@ -79,7 +79,7 @@ def _workspace(workdir: Path) -> tuple[Path, str, str]:
         approve(ws, ref, "Production", keys["governance-lead"])  # 01-15
         promote(ws, ref, "Production", keys["ci"])  # 01-16
     finally:
-        ledger.utc_now = real_now
+        fs.utc_now = real_now
     return ws.root, ids[0], ids[1]
 
 

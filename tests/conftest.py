@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from regbook.cli import cli
+from regbook.core import fs
 from regbook.core.workspace import Workspace
 
 DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
@@ -269,12 +270,11 @@ def prod(_production_master: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     fixed dates and keys); the report's clock pinned to ``test_reports.REPORT_TIME``."""
     import shutil
 
-    from regbook.reports import evidence as reports
     from test_reports import REPORT_TIME
 
     monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
     monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    monkeypatch.setattr(reports, "utc_now", lambda: REPORT_TIME)
+    monkeypatch.setattr(fs, "utc_now", lambda: REPORT_TIME)
     shutil.copytree(_production_master, tmp_path, symlinks=True, dirs_exist_ok=True)
     return tmp_path / "ws"
 

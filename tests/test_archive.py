@@ -20,7 +20,7 @@ import bagit
 import pytest
 
 from conftest import CODE_COMMIT, DATA_VERSION, Env, snapshot
-from regbook.workflow.archive import FAULT_ENV, FAULT_POINTS, read_bag_info
+from regbook.workflow.archive import STEPS, read_bag_info
 
 REF = "credit-risk@1"
 
@@ -316,19 +316,32 @@ def test_retrieve_lists_the_failing_files(archived: Env, tmp_path: Path):
 # --- crash safety --------------------------------------------------------------------
 
 
+# Runs the CLI in a child process whose archive dies (exit 9) when it passes FAULT.
+CRASH_AT = """
+import os, sys
+from regbook import cli
+from regbook.workflow import archive
+
+def step_done(step):
+    if step == sys.argv[1]:
+        os._exit(9)
+
+archive.step_done = step_done
+cli.main(sys.argv[2:])
+"""
+
+
 def _run_archive(env: Env, fault: str | None) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k not in ("REGBOOK_KEY", FAULT_ENV)}
+    environ = {k: v for k, v in os.environ.items() if k != "REGBOOK_KEY"}
     environ.pop("REGBOOK_WORKSPACE", None)
-    if fault:
-        environ[FAULT_ENV] = fault
     return subprocess.run(
-        [sys.executable, "-m", "regbook", "--workspace", str(env.root), "archive", REF,
-         "--key", str(env.keys["sme"])],
+        [sys.executable, "-c", CRASH_AT, fault or "", "--workspace", str(env.root), "archive",
+         REF, "--key", str(env.keys["sme"])],
         capture_output=True, text=True, env=environ,
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("fault", FAULT_POINTS)
+@pytest.mark.parametrize("fault", STEPS)
 def test_a_crash_at_each_step_is_finished_by_a_rerun(registered_fast: Env, fault: str):
     env = registered_fast
     approve_archive(env)

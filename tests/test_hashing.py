@@ -1,4 +1,5 @@
-"""Tests for regbook.storage.hashing: formats cross-checked against coreutils, refusals, speed paths."""
+"""Tests for regbook.storage.hashing: formats cross-checked against coreutils, refusals,
+speed paths."""
 
 from __future__ import annotations
 

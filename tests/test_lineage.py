@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from regbook.cli import cli
+from regbook.core import fs
 from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.workspace import Workspace
 from regbook.lineage import trace as lineage
@@ -40,7 +41,7 @@ MISSING_COMMIT = "0badbadbadbadbadbadbadbadbadbadbadbadbad"
 MISSING_DATA = "feedfacefeedfacefeedfacefeedfacefeedface"
 DATA_URL = "https://git.example.com/risk/credit-data.git"
 CODE_URL = "https://git.example.com/risk/credit-risk.git"
-# When each event of the fixture happened (ledger.utc_now is pinned while it is built).
+# When each event of the fixture happened (fs.utc_now is pinned while it is built).
 TIMES = {
     "register-1": "2026-01-10T09:00:00Z",
     "register-2": "2026-01-10T10:00:00Z",
@@ -122,7 +123,6 @@ def build_lineage(base: Path) -> Lineage:
     a DVC md5; repositories recorded as URLs) and @3 (commits no repository has)."""
     from regbook.core.ids import ModelRef
     from regbook.core.workspace import init_workspace
-    from regbook.ledger import events as ledger
     from regbook.workflow.governance import approve, gate, promote
     from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
 
@@ -151,7 +151,7 @@ def build_lineage(base: Path) -> Lineage:
     ids = {}
     clock = iter(TIMES.values())
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ledger, "utc_now", lambda: next(clock))
+        mp.setattr(fs, "utc_now", lambda: next(clock))
         ids[1] = register(ws, RegistrationRequest(
             model="credit-risk", artefact=model_file, data_version=data_commit,
             code_commit=code_commit, pipeline_run="train-0042", code_repo=str(code),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import browser
+from regbook.core import fs
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.reports import evidence as reports
@@ -46,7 +47,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("REGBOOK_WORKSPACE", raising=False)
         mp.delenv("REGBOOK_KEY", raising=False)
-        mp.setattr(reports, "utc_now", lambda: REPORT_TIME)
+        mp.setattr(fs, "utc_now", lambda: REPORT_TIME)
         root, _ = build_production(base)
         out = base / "evidence.html"
         result = run(root, "report", "evidence", "credit-risk@1", "-o", str(out))

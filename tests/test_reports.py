@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from conftest import CODE_COMMIT, DATA_VERSION, edit_workbook
 from regbook.cli import cli
+from regbook.core import fs
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.reports import evidence as reports
@@ -53,7 +54,6 @@ def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
     from regbook.core.workspace import init_workspace
     from regbook.crypto import keys as keys_module
     from regbook.crypto.keys import load_private_key
-    from regbook.ledger import events as ledger
     from regbook.workflow.governance import approve, gate, promote
     from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
 
@@ -72,7 +72,7 @@ def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
     clock = iter(TIMES)
     ref = ModelRef.parse("credit-risk@1")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ledger, "utc_now", lambda: next(clock))
+        mp.setattr(fs, "utc_now", lambda: next(clock))
         register(ws, RegistrationRequest(
             model="credit-risk", artefact=model_file, data_version=DATA_VERSION,
             code_commit=CODE_COMMIT, pipeline_run="train-0042", code_repo=CODE_URL,

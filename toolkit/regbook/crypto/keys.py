@@ -35,7 +35,6 @@ import hashlib
 import os
 import re
 import struct
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from regbook.core import fs
 from regbook.core.errors import InputError, KeyProblem
 from regbook.core.schema import ROLES
 
@@ -705,41 +705,8 @@ def append_signer(path: Path, line: str) -> None:
     sep = b"\n" if old and not old.endswith(b"\n") else b""
     new = old + sep + line.encode("utf-8") + b"\n"
     Keyring.parse(new, source=str(path))  # never write a keyring that does not parse
-    mode = path.stat().st_mode & 0o7777 if old or path.exists() else 0o644
-    _atomic_write(path, new, mode)
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, mode)
-        except OSError:  # pragma: no cover - best effort where modes are not POSIX
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable on POSIX; Windows cannot open folders, and needs not."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
+    fs.atomic_write(path, new)
 
 
 # --- private keys ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 
 import rfc8785
 
+from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.schema import CELL_TEXT_LIMIT, INT, LEDGER, TEXT, BadValue, normalize
@@ -90,10 +91,6 @@ def event_bytes(
             b"}",
         )
     )  # fmt: skip
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -241,7 +238,7 @@ def new_event(
     from regbook.crypto.keys import namespace_for, sign
 
     payload_text = payload_cell(kind, payload)
-    at = at or utc_now()
+    at = at or fs.utc_now()
     if previous is not None and at < previous.at:
         at = previous.at  # the chain's clock never runs backwards
     seq = previous.seq + 1 if previous else 1

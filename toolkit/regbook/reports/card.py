@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.schema import CARDS, TEXT, normalize
@@ -89,7 +90,6 @@ def build_card(ws: Any, ref: ModelRef, report: Any, context: str | None = None) 
     where the card was written (the archive bag)."""
     from regbook import __version__
     from regbook.ledger.state import Registry
-    from regbook.reports import evidence as reports
     from regbook.reports.evidence import _ledger
 
     events, _keyring = _ledger(ws)
@@ -112,7 +112,7 @@ def build_card(ws: Any, ref: ModelRef, report: Any, context: str | None = None) 
         "details": _details(state),
         **sections,
         "footer": {
-            "generated_at": reports.utc_now(),  # one clock for every report
+            "generated_at": fs.utc_now(),  # one clock for every report
             "regbook_version": __version__,
             "ledger_head": report.ledger_head,
             "keyring_sha256": report.keyring_sha256,

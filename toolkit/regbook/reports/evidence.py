@@ -16,11 +16,11 @@ counted at the top (``data["problems"]``) as well as listed in their sections.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 
@@ -28,11 +28,6 @@ TEXT_FORMATS = {".md": "markdown", ".html": "html"}
 FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
 # Artefact and bag findings: what the "artefact integrity" section reports.
 _ARTEFACT_CODES = ("RB4", "RB8")
-
-
-def utc_now() -> str:
-    """The report's own clock (tests pin it)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
@@ -46,7 +41,7 @@ def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     if report is None:
         report = verify(ws, scope=ref, threads=1)
-    checked_at = utc_now()
+    checked_at = fs.utc_now()
     trace = trace_version(ws, str(ref))
     registry_events, keyring = _ledger(ws)
     from regbook.ledger.state import Registry

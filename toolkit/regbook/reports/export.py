@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
+from regbook.core import fs
 from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.ids import ModelRef
 
@@ -361,18 +362,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise InputError(f"{path}: not a regular file; give the path of a file to write")
     refuse_own_files(path, "-o")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=folder)
+        fs.atomic_write(path, data)
     except OSError as err:
-        raise InputError(f"{path}: cannot write in {folder}: {err.strerror or err}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise InputError(f"{path}: cannot write: {err.strerror or err}") from None
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from regbook.core import fs
 from regbook.core.schema import GUIDE, LEDGER, SHEETS
 
 # Each transition of the stage workflow, with what regbook checks before it happens
@@ -52,7 +53,7 @@ def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
     from regbook.check.verify import verify
     from regbook.ledger.gates import parse_gates
     from regbook.ledger.state import Registry
-    from regbook.reports.evidence import _ledger, utc_now
+    from regbook.reports.evidence import _ledger
     from regbook.workbook.views import keys_values
 
     report = verify(ws, artefacts=artefacts)
@@ -62,7 +63,7 @@ def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
     findings = [f.to_json() for f in report.findings]
     problems = [f for f in findings if f["severity"] in ("error", "warning")]
     versions = list(registry.versions.values())
-    generated_at = utc_now()
+    generated_at = fs.utc_now()
     return {
         "title": "Model registry description",
         "problems": {"count": len(problems), "findings": problems},

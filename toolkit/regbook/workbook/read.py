@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regbook.core import fs
 from regbook.core.errors import InputError, RegbookError, WorkbookLocked
 from regbook.core.schema import LEDGER, METRICS, MODELS, READ_SHEETS, Sheet
 
@@ -451,29 +451,19 @@ class WorkbookWriter:
 
             refresh_header_comments(wb)  # openpyxl forgets comment sizes on load
         refuse_if_open(self.path)
-        folder = self.path.parent
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{self.path.stem}-", suffix=".xlsx.tmp", dir=folder
-        )
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                wb.save(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
+
+        def last_look() -> None:  # the office suite may have opened it meanwhile
             refuse_if_open(self.path)
             self._rotate_backups()
-            os.replace(tmp, self.path)
-            _fsync_dir(folder)
+
+        try:
+            with fs.replacing(self.path, before_rename=last_look) as handle:
+                wb.save(handle)
         except OSError as err:
-            tmp.unlink(missing_ok=True)
             raise RegbookError(
                 f"{self.path.name} could not be written ({err.strerror or err}); "
                 "the previous workbook is unchanged"
             ) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
     def _rotate_backups(self) -> None:
         if self.backups <= 0 or not self.path.exists():
@@ -487,18 +477,3 @@ class WorkbookWriter:
         tmp = newest.with_name(newest.name + ".tmp")
         shutil.copy2(self.path, tmp)
         os.replace(tmp, newest)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

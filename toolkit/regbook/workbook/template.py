@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 import textwrap
 import zipfile
 from collections.abc import Sequence
@@ -34,7 +32,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.xml.constants import ARC_CORE
 from openpyxl.xml.functions import tostring
 
-from regbook.core import schema
+from regbook.core import fs, schema
 from regbook.core.schema import Column, Sheet
 
 # Fixed, so that regenerating the template changes nothing unless the schema did.
@@ -157,25 +155,16 @@ def write_template(path: Path) -> None:
     workbook.properties.modified = GENERATED_AT
     core = tostring(workbook.properties.to_tree())
     data = _stable_zip(buffer.getvalue(), replace={ARC_CORE: core})
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)  # mkstemp makes it private; a template is not secret
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    fs.atomic_write(path, data)
+
+
+PROG = "python -m regbook.workbook.template"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m regbook.workbook.template PATH``: write the empty registry template."""
     parser = argparse.ArgumentParser(
-        prog="python -m regbook.workbook.template",
+        prog=PROG,
         description="Write the empty registry workbook generated from regbook.core.schema.",
         epilog="example: python -m regbook.workbook.template templates/registry.xlsx",
     )

@@ -29,17 +29,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from regbook.core import fs
 from regbook.core.errors import InputError, Listed, RegbookError, VerificationFailed, cut
 from regbook.core.findings import Finding
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace, refuse_own_files
-from regbook.ledger.events import LedgerEvent, canonical, signer_role, utc_now
+from regbook.ledger.events import LedgerEvent, canonical, signer_role
 from regbook.ledger.state import VersionState
 from regbook.storage.hashing import ContentHash, _progress_bar, hash_path, hash_tree
 
-# Fault injection for the crash-safety tests: the process dies at that step boundary.
-FAULT_ENV = "REGBOOK_FAULT"
-FAULT_POINTS = ("after-bag", "after-validate", "after-rename", "after-event")
+# The step boundaries of an archive, in order: a crash at any of them leaves a state
+# that rerunning the command finishes (the crash tests stop the process at each).
+STEPS = ("after-bag", "after-validate", "after-rename", "after-event")
 
 TAGMANIFEST = "tagmanifest-sha256.txt"
 SIGNATURE = TAGMANIFEST + ".sig"
@@ -52,9 +53,8 @@ logging.getLogger("bagit").addHandler(logging.NullHandler())
 logging.getLogger("bagit").propagate = False
 
 
-def _fault(point: str) -> None:
-    if os.environ.get(FAULT_ENV) == point:
-        os._exit(9)
+def step_done(step: str) -> None:
+    """Called as each of ``STEPS`` is passed; does nothing (a hook for crash tests)."""
 
 
 class ArchiveRefused(RegbookError, Listed):
@@ -145,7 +145,7 @@ def archive(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> 
         event = tx.sign(identity, "archive", ref.name, ref.version, payload)
         write_changes(tx, patch, [(ref.name, ref.version or 0)], draft_rows={})
         tx.save(patch)
-        _fault("after-event")
+        step_done("after-event")
         removed, kept = dispose_original(ws, state)
     return Archived(
         ref,
@@ -245,7 +245,7 @@ def _finish(
 
 
 def _bag_info(ws: Workspace, state: VersionState, principal: str, role: str) -> dict[str, str]:
-    at = utc_now()
+    at = fs.utc_now()
     day = datetime.strptime(at[:10], "%Y-%m-%d").date()
     p = state.payload
     return {
@@ -333,7 +333,7 @@ def _build_bag(
     bag.save()  # the tag manifest now covers every tag file
     manifest = (staging / TAGMANIFEST).read_bytes()
     (staging / SIGNATURE).write_text(sign(manifest, identity.key, namespace), encoding="utf-8")
-    _fault("after-bag")
+    step_done("after-bag")
     problems = full_check(staging, state)
     if problems:
         raise VerificationFailed(
@@ -341,10 +341,10 @@ def _build_bag(
             "written: " + "; ".join(problems)
         )
     _fsync_tree(staging)
-    _fault("after-validate")
+    step_done("after-validate")
     os.replace(staging, dest)
-    _fsync_dir(dest.parent)
-    _fault("after-rename")
+    fs.fsync_dir(dest.parent)
+    step_done("after-rename")
     return info
 
 
@@ -455,13 +455,7 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(Path(folder))
-
-
-def _fsync_dir(folder: Path) -> None:
-    from regbook.crypto.keys import _fsync_dir as fsync_dir
-
-    fsync_dir(folder)
+        fs.fsync_dir(Path(folder))
 
 
 # --- checking a bag ------------------------------------------------------------------
