@@ -21,6 +21,7 @@ test: $(BIN)/regbook
 lint: $(BIN)/regbook
 	$(BIN)/ruff check toolkit tests bench
 	$(BIN)/ruff format --check toolkit tests bench
+	$(BIN)/lint-imports
 
 template: $(BIN)/regbook
 	$(BIN)/python -m regbook.workbook.template templates/registry.xlsx

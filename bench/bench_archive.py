@@ -49,9 +49,9 @@ def _raw(paths: list[Path]) -> float:
 
 
 def _workspace(root: Path):  # noqa: ANN202 - a tuple of library objects
-    from regbook.core.workspace import init_workspace
     from regbook.crypto.keys import load_private_key
     from regbook.workflow.lifecycle import add_new_key
+    from regbook.workflow.setup import init_workspace
 
     ws = init_workspace(root / "ws")
     add_new_key(ws, "alice@example.com", ("sme",), root / "keys" / "sme")

@@ -40,10 +40,10 @@ def _row(name: str, value: float, unit: str, target: str = "", ok: bool | None =
 def _workspace(workdir: Path) -> tuple[Path, str, str]:
     from regbook.core import fs
     from regbook.core.ids import ModelRef
-    from regbook.core.workspace import init_workspace
     from regbook.crypto.keys import load_private_key
     from regbook.workflow.governance import approve, gate, promote
     from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
+    from regbook.workflow.setup import init_workspace
 
     ws = init_workspace(workdir / "ws")
     keys = {}

@@ -69,22 +69,19 @@ def generate(
     With ``history`` each version also gets a signed approval to Staging, the promotion
     and a gate result: four events per version, as the governance workflow writes them."""
     from regbook.core.schema import LEDGER, METRICS, MODELS
-    from regbook.core.workspace import init_workspace
     from regbook.crypto.keys import Keyring
     from regbook.ledger.events import new_event
     from regbook.ledger.state import Registry
-    from regbook.storage.hashing import ContentHash
-    from regbook.workbook.read import WorkbookWriter, read_workbook
-    from regbook.workbook.views import metrics_values, models_values, write_row
-    from regbook.workflow.lifecycle import (
-        Metric,
-        RegistrationRequest,
-        _payload,
+    from regbook.registry.transaction import (
         acting_identity,
-        add_new_key,
         append_ledger_rows,
         refresh_derived_views,
     )
+    from regbook.registry.views import metrics_values, models_values, write_row
+    from regbook.storage.hashing import ContentHash
+    from regbook.workbook.read import WorkbookWriter, read_workbook
+    from regbook.workflow.lifecycle import Metric, RegistrationRequest, _payload, add_new_key
+    from regbook.workflow.setup import init_workspace
 
     if n < 0:
         raise ValueError("n must be >= 0")

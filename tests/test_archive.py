@@ -20,7 +20,8 @@ import bagit
 import pytest
 
 from conftest import CODE_COMMIT, DATA_VERSION, Env, snapshot
-from regbook.workflow.archive import STEPS, read_bag_info
+from regbook.check.bags import read_bag_info
+from regbook.workflow.archive import STEPS
 
 REF = "credit-risk@1"
 
@@ -461,8 +462,8 @@ def test_an_archive_signed_by_ci_without_the_promotion_is_found(in_production: E
     from regbook.core.schema import LEDGER
     from regbook.crypto import keys
     from regbook.ledger.events import new_event, read_events
+    from regbook.registry.transaction import append_ledger_rows
     from regbook.workbook.read import read_workbook
-    from regbook.workflow.lifecycle import append_ledger_rows
 
     env = in_production
     ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
@@ -507,7 +508,7 @@ def test_a_progress_bar_when_stderr_is_a_terminal(registered_fast: Env, monkeypa
     monkeypatch.setattr(hashing, "_PROGRESS_MIN_BYTES", 0)
     monkeypatch.setattr(
         archive,
-        "_progress_bar",
+        "progress_bar",
         lambda progress, total, label: hashing.ProgressBar(total, label, stream=shown),
     )
     approve_archive(registered_fast)
@@ -578,8 +579,8 @@ def test_fixity_reports_a_bag_no_ledger_event_records(archived: Env):
 def test_models_shows_the_bag_and_the_retention_date(archived: Env):
     import openpyxl
 
+    from regbook.check.bags import read_bag_info
     from regbook.core.schema import MODELS
-    from regbook.workflow.archive import read_bag_info
 
     ws = openpyxl.load_workbook(archived.workbook)[MODELS.name]
     row = next(r for r in range(2, ws.max_row + 1)

@@ -27,12 +27,13 @@ from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook, finding, pro
 from regbook.cli import cli
 from regbook.core.schema import APPROVALS, HISTORY, LEDGER, MODELS, Sheet
 from regbook.crypto import keys
+from regbook.crypto.keys import load_keyring
 from regbook.ledger.events import LedgerEvent, new_event, read_events
+from regbook.ledger.rules import ONLY_CI
 from regbook.ledger.state import Registry
+from regbook.registry.transaction import append_ledger_rows, models_row_of, refresh_derived_views
+from regbook.registry.views import models_values, write_row
 from regbook.workbook.read import read_workbook
-from regbook.workbook.views import models_values, write_row
-from regbook.workflow.governance import ONLY_CI
-from regbook.workflow.lifecycle import append_ledger_rows, models_row_of, refresh_derived_views
 
 ROLES = ("sme", "governance-lead", "ci")
 PRINCIPAL = {
@@ -211,7 +212,7 @@ def forge(env: Env, kind: str, ref: str, payload: dict[str, Any], role: str) -> 
         if state is not None:
             at = models_row_of(data[MODELS.name], state)
             write_row(wb[MODELS.name], MODELS, at, models_values(state), "sealed", ("notes",))
-        refresh_derived_views(wb, registry, env.ws.keyring())
+        refresh_derived_views(wb, registry, load_keyring(env.ws))
 
     edit_workbook(env.workbook, change)
     return row

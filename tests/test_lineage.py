@@ -122,9 +122,9 @@ def build_lineage(base: Path) -> Lineage:
     recorded as a local folder; taken to Production on fixed dates), @2 (a folder; data =
     a DVC md5; repositories recorded as URLs) and @3 (commits no repository has)."""
     from regbook.core.ids import ModelRef
-    from regbook.core.workspace import init_workspace
     from regbook.workflow.governance import approve, gate, promote
     from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
+    from regbook.workflow.setup import init_workspace
 
     code, data, code_commit, data_commit = make_demo_repos(base / "repos")
     later = commit_files(

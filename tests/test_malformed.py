@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import regbook.reports.listing
+import regbook.cli
 from conftest import (
     CODE_COMMIT,
     DATA_VERSION,
@@ -277,7 +277,7 @@ def test_an_unexpected_error_is_one_line_and_verbose_shows_where(
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise TypeError("a bug\nover two lines")
 
-    monkeypatch.setattr(regbook.reports.listing, "list_versions", broken)
+    monkeypatch.setattr(regbook.cli, "list_versions", broken)
     result = run(prod, "list")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [
@@ -292,7 +292,7 @@ def test_the_file_system_refusing_is_one_line(prod: Path, monkeypatch: pytest.Mo
     def refused(*_args: Any, **_kwargs: Any) -> None:
         raise PermissionError(13, "Permission denied", "/somewhere/registry.xlsx")
 
-    monkeypatch.setattr(regbook.reports.listing, "list_versions", refused)
+    monkeypatch.setattr(regbook.cli, "list_versions", refused)
     result = run(prod, "list")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["regbook: /somewhere/registry.xlsx: Permission denied"]
@@ -352,10 +352,10 @@ def test_a_keyring_that_is_a_pipe_is_refused_not_waited_for(prod: Path):
 
 
 def test_a_log_line_is_only_counted_when_it_is_json(prod: Path):
-    from regbook.check.verify import check_ledger
     from regbook.core.workspace import Workspace
+    from regbook.registry.snapshot import open_registry
 
-    cid = check_ledger(Workspace.load(prod)).registry.get("credit-risk", 1).composite_id
+    cid = open_registry(Workspace.load(prod)).registry.get("credit-risk", 1).composite_id
     good = json.dumps({"composite_id": cid, "timestamp": "2026-06-01T00:00:00Z"})
     log = prod.parent / "inferences.jsonl"
     log.write_text("\n".join([
@@ -574,13 +574,13 @@ def test_an_empty_gates_table_is_no_gates_not_the_defaults(prod: Path):
 def test_keys_new_takes_back_its_key_when_the_keyring_cannot_be_written(
     registered_fast: Env, monkeypatch: pytest.MonkeyPatch
 ):
-    from regbook.crypto import keys
+    from regbook.workflow import lifecycle
 
     def refused(*_args: Any, **_kwargs: Any) -> None:
         raise PermissionError(1, "Operation not permitted", "allowed_signers")
 
     env = registered_fast
-    monkeypatch.setattr(keys, "append_signer", refused)
+    monkeypatch.setattr(lifecycle, "append_signer", refused)
     out = env.root.parent / "zoe"
     before = snapshot(env.root)
     result = env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out))

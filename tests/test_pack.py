@@ -135,7 +135,7 @@ def test_a_workbook_changed_while_packing_is_refused(
     prod: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    from regbook.reports import export
+    from regbook.reports import export, pack
 
     real = export.export_provenance
 
@@ -146,7 +146,7 @@ def test_a_workbook_changed_while_packing_is_refused(
             handle.write(b"\0")
         return data
 
-    monkeypatch.setattr(export, "export_provenance", provenance_then_edit)
+    monkeypatch.setattr(pack, "export_provenance", provenance_then_edit)
     result, out = write_pack(prod)
     assert result.exit_code == 2, result.output
     assert "changed while the pack was made" in result.output

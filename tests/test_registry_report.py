@@ -11,6 +11,7 @@ import pytest
 
 from conftest import snapshot
 from regbook.core.workspace import Workspace
+from regbook.crypto.keys import load_keyring
 from regbook.reports.registry import registry_data
 from test_reports import REPORT_TIME, run, tamper_code_commit
 
@@ -46,10 +47,10 @@ def test_production_versions_with_their_tags(prod: Path):
 
 
 def test_keyring_principals_roles_and_fingerprints(prod: Path):
-    from regbook.workbook.views import keys_values
+    from regbook.registry.views import keys_values
 
     _, md = write(prod, "registry.md")
-    keys = keys_values(Workspace.load(prod).keyring())
+    keys = keys_values(load_keyring(Workspace.load(prod)))
     assert len(keys) == 3
     for key in keys:
         line = row(md, key["principal"])
@@ -140,7 +141,7 @@ def test_key_status_follows_the_validity_window(prod: Path):
 
 
 def test_an_empty_registry_is_described(tmp_path: Path):
-    from regbook.core.workspace import init_workspace
+    from regbook.workflow.setup import init_workspace
 
     root = init_workspace(tmp_path / "ws").root
     result, md = write(root, "registry.md")

@@ -14,8 +14,8 @@ from pypdf import PdfReader
 
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
+from regbook.render.pdf import render_pdf, text
 from regbook.reports import evidence as reports
-from regbook.reports.pdf import render_pdf, text
 from test_reports import REPORT_TIME, run, tamper_code_commit
 
 A4 = (595.28, 841.89)  # points

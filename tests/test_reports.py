@@ -51,11 +51,11 @@ class _SeededKeys:
 def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
     """credit-risk@1 taken to Production on fixed dates with fixed keys; repositories
     recorded as URLs (not available here), so the trace is the same everywhere."""
-    from regbook.core.workspace import init_workspace
     from regbook.crypto import keys as keys_module
     from regbook.crypto.keys import load_private_key
     from regbook.workflow.governance import approve, gate, promote
     from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
+    from regbook.workflow.setup import init_workspace
 
     ws = init_workspace(base / "ws")
     paths = {}
@@ -276,8 +276,9 @@ def test_other_suffix_and_unknown_version_refused(prod: Path):
 
 
 def test_archived_version_shows_bag_and_retention(prod: Path):
+    from regbook.check.bags import read_bag_info
     from regbook.crypto.keys import load_private_key
-    from regbook.workflow.archive import archive, read_bag_info
+    from regbook.workflow.archive import archive
     from regbook.workflow.governance import approve
 
     ws = Workspace.load(prod)

@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Env, finding, problems, signing_material
-from regbook.check import verify
 from regbook.core.errors import InputError
 from regbook.crypto import keys, sigbatch
 from regbook.ledger import events as ledger
-from regbook.ledger.events import check_signatures, check_signatures_in_background, new_event
+from regbook.ledger import signatures
+from regbook.ledger.events import new_event
+from regbook.ledger.signatures import check_signatures, check_signatures_in_background
 from test_verify import forge_register, load_key, run_verify, set_cell
 
 
@@ -149,7 +150,7 @@ def test_ed25519_backends_agree_with_cryptography(material, monkeypatch, sodium)
     for i in range(40):
         message = bytes([i]) * (i + 1)
         blob, ns, alg, raw = sigbatch.parse(keys.sign(message, alice, "regbook-sme"))
-        data = keys._signed_data(ns, alg, message)
+        data = keys.signed_data(ns, alg, message)
         cases = [
             (blob, raw, data),
             (blob, raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1 :], data),  # a flipped byte
@@ -159,7 +160,7 @@ def test_ed25519_backends_agree_with_cryptography(material, monkeypatch, sodium)
         for key_blob, sig, signed in cases:
             reference = keys.PublicKey(key_blob)
             try:
-                keys._verifier(reference.blob).verify(sig, signed)
+                keys.ed25519_verifier(reference.blob).verify(sig, signed)
                 expected = True
             except Exception:  # noqa: BLE001 - InvalidSignature
                 expected = False
@@ -256,7 +257,7 @@ def through_workers(registered_fast: Env, monkeypatch: pytest.MonkeyPatch) -> En
         started.append(pool)
         return pool
 
-    monkeypatch.setattr(verify, "_POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(signatures, "_POOL_MIN_BYTES", 0)
     monkeypatch.setattr(sigbatch, "start_pool", counted)
     yield registered_fast
     assert started and all(p is not None for p in started)

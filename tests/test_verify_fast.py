@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regbook.check import verify
 from regbook.core.schema import DATE, DATETIME, FLOAT, INT, TEXT
+from regbook.registry import diff as verify
 
 KINDS = (TEXT, INT, FLOAT, DATE, DATETIME)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 import click
 
 from regbook import __version__
+from regbook.check.verify import verify as do_verify
 from regbook.core.errors import (
     InputError,
     RegbookError,
@@ -28,6 +30,32 @@ from regbook.core.errors import (
     message_lines,
     one_line,
 )
+from regbook.core.ids import ModelRef
+from regbook.core.workspace import Workspace
+from regbook.crypto.keys import load_keyring, load_private_key
+from regbook.demo import run_demo
+from regbook.lineage.trace import audit_log, render_audit, render_trace, trace_version
+from regbook.registry.snapshot import open_registry
+from regbook.registry.views import keys_values
+from regbook.reports.card import card_format, write_card
+from regbook.reports.evidence import report_format, write_evidence
+from regbook.reports.export import export_provenance as do_export
+from regbook.reports.export import export_signatures as do_export_signatures
+from regbook.reports.export import write_atomic
+from regbook.reports.listing import list_versions, to_csv, to_text
+from regbook.reports.pack import write_pack
+from regbook.reports.registry import registry_format, write_registry
+from regbook.workflow.archive import archive as do_archive
+from regbook.workflow.archive import fixity as do_fixity
+from regbook.workflow.archive import retrieve as do_retrieve
+from regbook.workflow.governance import approve as do_approve
+from regbook.workflow.governance import gate as do_gate
+from regbook.workflow.governance import promote as do_promote
+from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, parse_params
+from regbook.workflow.lifecycle import register as do_register
+from regbook.workflow.lifecycle import seal as do_seal
+from regbook.workflow.restore import restore as do_restore
+from regbook.workflow.setup import init_workspace
 
 ENV_KEY = "REGBOOK_KEY"
 
@@ -38,7 +66,6 @@ class Context:
         self.verbose = verbose
 
     def workspace(self) -> Any:
-        from regbook.core.workspace import Workspace
 
         return Workspace.find(self.workspace_option)
 
@@ -47,7 +74,6 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def _load_key(path: str | None) -> Any:
-    from regbook.crypto.keys import load_private_key
 
     chosen = path or os.environ.get(ENV_KEY)
     if not chosen:
@@ -179,7 +205,6 @@ def init(directory: Path) -> None:
     Example:
       regbook init registry
     """
-    from regbook.core.workspace import init_workspace
 
     ws = init_workspace(directory)
     click.echo(f"created workspace {ws.root}")
@@ -232,7 +257,6 @@ def keys_new(obj: Context, principal: str, roles: tuple[str, ...], out: Path | N
     Example:
       regbook keys new ci@example.com --role ci --out keys/ci
     """
-    from regbook.workflow.lifecycle import add_new_key
 
     ws = obj.workspace()
     key, line = add_new_key(ws, principal, roles, out)
@@ -250,10 +274,9 @@ def keys_list(obj: Context, as_json: bool) -> None:
     Example:
       regbook keys list --json
     """
-    from regbook.workbook.views import keys_values
 
     ws = obj.workspace()
-    rows = keys_values(ws.keyring())
+    rows = keys_values(load_keyring(ws))
     if as_json:
         _echo_json(rows)
         return
@@ -340,8 +363,6 @@ def register(
           --data-version 3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a --code-commit $(git rev-parse HEAD) \\
           --pipeline-run run-1042 --metric auc_roc=0.83 --key ~/.ssh/regbook_alice
     """
-    from regbook.workflow.lifecycle import Metric, RegistrationRequest, parse_params
-    from regbook.workflow.lifecycle import register as do_register
 
     ws = obj.workspace()
     parsed_params: dict[str, str] = {}
@@ -383,7 +404,6 @@ def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) ->
     Example:
       regbook seal --key ~/.ssh/regbook_alice
     """
-    from regbook.workflow.lifecycle import seal as do_seal
 
     ws = obj.workspace()
     done = do_seal(ws, _load_key(key_path), role)
@@ -425,8 +445,6 @@ def approve(
       regbook approve credit-risk@7 --to Production --note "fairness review FR-12" \
           --key ~/.ssh/regbook_gina
     """
-    from regbook.core.ids import ModelRef
-    from regbook.workflow.governance import approve as do_approve
 
     done = do_approve(
         obj.workspace(), ModelRef.parse(target), to_stage, _load_key(key_path), note, role
@@ -456,8 +474,6 @@ def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_j
     Example:
       regbook gate credit-risk@7 --key "$RUNNER_TEMP/ci_key"
     """
-    from regbook.core.ids import ModelRef
-    from regbook.workflow.governance import gate as do_gate
 
     done = do_gate(obj.workspace(), ModelRef.parse(target), _load_key(key_path), role)
     if as_json:
@@ -505,8 +521,6 @@ def promote(
       regbook promote credit-risk@7 --to Production --key "$RUNNER_TEMP/ci_key"
       regbook promote credit-risk@8 --to Production --archive-previous --key "$RUNNER_TEMP/ci_key"
     """
-    from regbook.core.ids import ModelRef
-    from regbook.workflow.governance import promote as do_promote
 
     done = do_promote(
         obj.workspace(),
@@ -570,18 +584,22 @@ def verify(
       regbook verify credit-risk@7 --json
       regbook verify --for-deploy credit-risk@7 --artefact build/model.pkl
     """
-    from regbook.check.verify import verify as do_verify
-    from regbook.core.ids import ModelRef
 
     ws = obj.workspace()
     scope = ModelRef.parse(target, version_required=for_deploy) if target else None
     if artefact is not None and not for_deploy:
         raise InputError("--artefact goes with --for-deploy")
+    if for_deploy and scope is None:
+        raise InputError("--for-deploy needs MODEL@VERSION")
+    if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
+        raise InputError(
+            f"--keyring-sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
+        )
+    snapshot = open_registry(ws, keyring_sha256=keyring_sha256)
     report = do_verify(
-        ws,
-        scope,
+        snapshot,
+        scope=scope,
         artefacts=not no_artefacts,
-        keyring_sha256=keyring_sha256,
         for_deploy=for_deploy,
         deploy_artefact=artefact,
     )
@@ -618,7 +636,6 @@ def restore(obj: Context, as_json: bool) -> None:
     Example:
       regbook restore
     """
-    from regbook.workflow.restore import restore as do_restore
 
     result = do_restore(obj.workspace())
     if as_json:
@@ -654,7 +671,6 @@ def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
     Example:
       regbook list --stage Production --csv > production.csv
     """
-    from regbook.reports.listing import list_versions, to_csv, to_text
 
     if as_csv and as_json:
         raise InputError("--csv and --json: choose one")
@@ -685,7 +701,6 @@ def demo(directory: Path) -> None:
     Example:
       regbook demo /tmp/regbook-demo
     """
-    from regbook.demo import run_demo
 
     run_demo(directory, click.echo)
 
@@ -745,7 +760,6 @@ def trace(
       regbook trace credit-risk@7 --data-repo ../credit-data --json
       regbook trace --log predictions.jsonl
     """
-    from regbook.lineage.trace import audit_log, render_audit, render_trace, trace_version
 
     if (target is None) == (log_file is None):
         raise InputError("give MODEL@VERSION or a composite ID, or --log FILE (not both)")
@@ -813,9 +827,6 @@ def export_provenance(
       regbook export provenance credit-risk@7 --data-repo ../credit-data -o prov.json
       regbook export provenance credit-risk@7 --sign --key ~/.ssh/regbook_ci -o prov.dsse.json
     """
-    from regbook.core.ids import ModelRef
-    from regbook.reports.export import export_provenance as do_export
-    from regbook.reports.export import write_atomic
 
     source = click.get_current_context().get_parameter_source("key_path")
     if key_path and not sign and source == click.core.ParameterSource.COMMANDLINE:
@@ -844,9 +855,8 @@ def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
     Example:
       regbook export signatures evidence/signatures && sh evidence/signatures/verify-signatures.sh
     """
-    from regbook.reports.export import export_signatures as do_export
 
-    done = do_export(obj.workspace(), directory)
+    done = do_export_signatures(obj.workspace(), directory)
     if as_json:
         _echo_json(done.to_json())
         return
@@ -879,8 +889,6 @@ def archive_(
       regbook approve credit-risk@6 --to Archived --key ~/.ssh/regbook_gina
       regbook archive credit-risk@6 --key ~/.ssh/regbook_gina
     """
-    from regbook.core.ids import ModelRef
-    from regbook.workflow.archive import archive as do_archive
 
     done = do_archive(obj.workspace(), ModelRef.parse(target), _load_key(key_path), role)
     if as_json:
@@ -922,8 +930,6 @@ def retrieve(obj: Context, target: str, to: Path, as_json: bool) -> None:
     Example:
       regbook retrieve credit-risk@6 --to restored/credit-risk-6
     """
-    from regbook.core.ids import ModelRef
-    from regbook.workflow.archive import retrieve as do_retrieve
 
     done = do_retrieve(obj.workspace(), ModelRef.parse(target), to)
     if as_json:
@@ -944,7 +950,6 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
     Example:
       regbook fixity --json > fixity-$(date +%F).json
     """
-    from regbook.workflow.archive import fixity as do_fixity
 
     report = do_fixity(obj.workspace(), fast)
     if as_json:
@@ -1024,8 +1029,6 @@ def report_evidence(obj: Context, target: str, output: Path) -> None:
       regbook report evidence credit-risk@7 -o credit-risk-7-evidence.pdf
       regbook report evidence credit-risk@7 -o credit-risk-7-evidence.md
     """
-    from regbook.core.ids import ModelRef
-    from regbook.reports.evidence import report_format, write_evidence
 
     report_format(output)  # refuse a wrong suffix before any work
     data = write_evidence(obj.workspace(), ModelRef.parse(target), output)
@@ -1052,8 +1055,6 @@ def report_card(obj: Context, target: str, output: Path) -> None:
       regbook report card credit-risk@7 -o credit-risk-7-card.md
       regbook report card credit-risk@7 -o credit-risk-7-card.html
     """
-    from regbook.core.ids import ModelRef
-    from regbook.reports.card import card_format, write_card
 
     card_format(output)  # refuse a wrong suffix before any work
     data = write_card(obj.workspace(), ModelRef.parse(target), output)
@@ -1082,7 +1083,6 @@ def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
     Example:
       regbook report registry -o registry-description.html
     """
-    from regbook.reports.registry import registry_format, write_registry
 
     registry_format(output)  # refuse a wrong suffix before any work
     data = write_registry(obj.workspace(), output, artefacts=not no_artefacts)
@@ -1111,8 +1111,6 @@ def report_pack(obj: Context, target: str, output: Path, as_json: bool) -> None:
       regbook report pack credit-risk@7 -o credit-risk-7-evidence.zip
       unzip credit-risk-7-evidence.zip && cd credit-risk-7-evidence && sha256sum -c MANIFEST.sha256
     """
-    from regbook.core.ids import ModelRef
-    from regbook.reports.pack import write_pack
 
     pack = write_pack(obj.workspace(), ModelRef.parse(target), output)
     if as_json:

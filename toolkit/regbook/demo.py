@@ -18,7 +18,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from regbook.check.verify import verify
 from regbook.core.errors import InputError
+from regbook.core.ids import ModelRef
+from regbook.core.schema import CARDS, METRICS, MODELS
+from regbook.core.workspace import Workspace
+from regbook.crypto.keys import load_private_key
+from regbook.lineage.trace import (
+    audit_log,
+    load_registry,
+    make_demo_repos,
+    render_audit,
+    render_trace,
+    trace_version,
+)
+from regbook.registry.snapshot import open_registry
+from regbook.reports.card import write_card
+from regbook.reports.evidence import write_evidence
+from regbook.reports.listing import list_versions, to_text
+from regbook.reports.pack import MANIFEST, write_pack
+from regbook.reports.registry import write_registry
+from regbook.workflow.archive import archive, fixity, retrieve
+from regbook.workflow.governance import PromotionRefused, approve, gate, promote
+from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register, seal
+from regbook.workflow.setup import init_workspace
 
 MARKER = ".regbook-demo"
 SME, LEAD, CI = "alice@example.com", "gina@example.com", "ci@example.com"
@@ -74,11 +97,6 @@ def _training_outputs(folder: Path) -> tuple[Path, Path]:
 
 
 def run_demo(target: Path, say: Callable[[str], None]) -> None:
-    from regbook.check.verify import verify
-    from regbook.core.workspace import init_workspace
-    from regbook.crypto.keys import load_private_key
-    from regbook.reports.listing import list_versions, to_text
-    from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register, seal
 
     target = target.resolve()
     _prepare(target)
@@ -108,7 +126,6 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say("")
 
     model_file, model_dir = _training_outputs(target / "training")
-    from regbook.lineage.trace import make_demo_repos
 
     code_repo, data_repo, code_commit, data_commit = make_demo_repos(target / "repos")
     say("3. The SME registers a trained model from the command line: regbook hashes it,")
@@ -149,7 +166,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
 
     say("6. Verify: the ledger's chain and signatures, every view cell, every artefact.")
     say("   $ regbook verify")
-    report = verify(ws)
+    report = verify(open_registry(ws))
     for finding in report.findings:
         say(f"   {finding}")
     say(
@@ -167,10 +184,9 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say("8. Tampering is caught. In a copy of the registry someone edits the code commit")
     say("   and improves the AUC-ROC in Excel, and swaps the stored model file.")
     tampered = _tampered_copy(root, target / "tampered")
-    from regbook.core.workspace import Workspace
 
     say("   $ regbook --workspace tampered verify")
-    bad = verify(Workspace.load(tampered))
+    bad = verify(open_registry(Workspace.load(tampered)))
     for finding in bad.findings:
         say(f"   {finding}")
     say(f"   verify: {len(bad.problems)} problems (exit code 1)\n")
@@ -193,10 +209,6 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
 
 def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     """The stage workflow: approvals, a gate, CI-only Production, the deploy check."""
-    from regbook.check.verify import verify
-    from regbook.core.ids import ModelRef
-    from regbook.crypto.keys import load_private_key
-    from regbook.workflow.governance import PromotionRefused, approve, gate, promote
 
     ref = ModelRef.parse("credit-risk@1")
     key = {name: load_private_key(target / "keys" / name) for name in ("alice", "gina", "ci")}
@@ -234,7 +246,10 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     say("   Before deploying, CI checks the very file it is about to ship:")
     say("   $ regbook verify --for-deploy credit-risk@1 --artefact training/credit-risk.pkl")
     check = verify(
-        ws, ref, for_deploy=True, deploy_artefact=target / "training" / "credit-risk.pkl"
+        open_registry(ws),
+        scope=ref,
+        for_deploy=True,
+        deploy_artefact=target / "training" / "credit-risk.pkl",
     )
     verdict = "may be deployed" if check.ok else "must NOT be deployed"
     say(f"   {check.deploy['composite_id']} ({check.deploy['stage']}) {verdict}\n")
@@ -244,13 +259,6 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
 
 def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     """The provenance walk, and an inference log audited against the ledger."""
-    from regbook.lineage.trace import (
-        audit_log,
-        load_registry,
-        render_audit,
-        render_trace,
-        trace_version,
-    )
 
     say("7. Lineage: from the composite ID an inference log carries back to the code")
     say("   commit, the DVC-tracked data, the pipeline run, the evaluation and approvals.")
@@ -288,10 +296,6 @@ def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
 def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     """Retirement: a signed approval, a BagIt bag kept for the retention period, and the
     bag retrieved and checked again."""
-    from regbook.core.ids import ModelRef
-    from regbook.crypto.keys import load_private_key
-    from regbook.workflow.archive import archive, fixity, retrieve
-    from regbook.workflow.governance import approve
 
     ref = ModelRef.parse("credit-risk@1")
     say("10. Retirement: credit-risk@1 is archived for ten years (EU AI Act Article 18) as")
@@ -326,11 +330,6 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
 def _evidence(ws: Any, target: Path, say: Callable[[str], None]) -> Path:
     """What goes to an auditor: the model card the SME wrote, the evidence report, and
     the evidence pack of the Production version. Returns the pack's path."""
-    from regbook.core.ids import ModelRef
-    from regbook.reports.card import write_card
-    from regbook.reports.evidence import write_evidence
-    from regbook.reports.pack import MANIFEST, write_pack
-    from regbook.reports.registry import write_registry
 
     ref = ModelRef.parse("credit-risk@1")
     out = target / "evidence"
@@ -368,8 +367,6 @@ def _type_card(workbook: Path) -> None:
     """What the SME types in the Cards sheet, once per model."""
     import openpyxl
 
-    from regbook.core.schema import CARDS
-
     wb = openpyxl.load_workbook(workbook)
     card = {
         "model": "credit-risk",
@@ -392,8 +389,6 @@ def _type_draft(workbook: Path) -> None:
     """What the SME types in Excel: a Models row without version or seal, and a Metrics
     row for it."""
     import openpyxl
-
-    from regbook.core.schema import METRICS, MODELS
 
     wb = openpyxl.load_workbook(workbook)
     row = {
@@ -419,8 +414,6 @@ def _type_draft(workbook: Path) -> None:
 
 def _tampered_copy(root: Path, copy: Path) -> Path:
     import openpyxl
-
-    from regbook.core.schema import MODELS
 
     shutil.copytree(root, copy)
     wb = openpyxl.load_workbook(copy / "registry.xlsx")

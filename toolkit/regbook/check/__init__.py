@@ -1,0 +1,3 @@
+"""Verification of a snapshot: every finding, artefacts re-hashed (``verify``), and
+archive bags checked (``bags``).
+"""

@@ -1,0 +1,3 @@
+"""The ground floor: errors, findings, identifiers, the workbook schema, workspace
+settings, and the one way files are written (``fs``). Imports nothing else of regbook.
+"""

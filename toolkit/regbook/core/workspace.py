@@ -318,14 +318,6 @@ class Workspace:
             "or give --workspace DIR"
         )
 
-    def keyring(self) -> Any:
-        """The keyring, named in messages as configured (``allowed_signers``)."""
-        from dataclasses import replace
-
-        from regbook.crypto.keys import Keyring
-
-        return replace(Keyring.load(self.keyring_path), source=self.settings.keyring)
-
     def resolve_storage(self, location: str, where: str) -> Path:
         """The path a Storage location names. Relative paths are inside the workspace:
         one that climbs out (``..``) or passes through a symlink is refused."""
@@ -374,30 +366,3 @@ class Workspace:
             return path.resolve().relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
-
-
-def init_workspace(target: Path) -> Workspace:
-    """Create a workspace: settings, an empty keyring, storage folders and the workbook."""
-    from regbook.workbook.template import write_template
-
-    if (target / CONFIG_NAME).exists():
-        raise InputError(f"{target}: already a regbook workspace; nothing was changed")
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{target}: exists and is not a folder")
-    settings = Settings()
-    for name in (settings.workbook, settings.keyring):
-        if (target / name).exists():
-            raise InputError(f"{target / name}: already exists; nothing was changed")
-    target.mkdir(parents=True, exist_ok=True)
-    (target / settings.models).mkdir(exist_ok=True)
-    (target / settings.archive).mkdir(exist_ok=True)
-    keyring = target / settings.keyring
-    keyring.write_text(
-        "# regbook keyring (OpenSSH allowed_signers). One line per key:\n"
-        '#   PRINCIPAL namespaces="regbook-ROLE[,regbook-ROLE]" ssh-ed25519 KEY [comment]\n'
-        "# Roles: regbook-sme, regbook-governance-lead, regbook-ci.\n",
-        encoding="utf-8",
-    )
-    write_template(target / settings.workbook)
-    (target / CONFIG_NAME).write_text(CONFIG_TEMPLATE, encoding="utf-8")
-    return Workspace.load(target)

@@ -36,7 +36,7 @@ import os
 import re
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from regbook.core import fs
 from regbook.core.errors import InputError, KeyProblem
 from regbook.core.schema import ROLES
+from regbook.core.workspace import Workspace
 
 __all__ = [
     "NAMESPACE_PREFIX",
@@ -83,7 +84,7 @@ SIG_END = "-----END SSH SIGNATURE-----"
 ED25519 = "ssh-ed25519"
 _SSHSIG_MAGIC = b"SSHSIG"
 _SSHSIG_VERSION = 1
-_HASH_ALGORITHMS = ("sha512", "sha256")
+HASH_ALGORITHMS = ("sha512", "sha256")
 _ARMOR_WIDTH = 70  # ssh-keygen -Y sign wraps its base64 at 70 characters
 _OPENSSH_KEY_MAGIC = b"openssh-key-v1\x00"
 _OPENSSH_KEY_BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"
@@ -285,7 +286,7 @@ class PublicKey:
 
 
 @functools.lru_cache(maxsize=4096)
-def _verifier(blob: bytes) -> Ed25519PublicKey:
+def ed25519_verifier(blob: bytes) -> Ed25519PublicKey:
     # lru_cache is thread-safe, and an Ed25519PublicKey is immutable, so verifying
     # threads may share these.
     return Ed25519PublicKey.from_public_bytes(blob[-32:])
@@ -315,7 +316,7 @@ def _has_wildcard(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 
 
-def _floor_utc(when: datetime, what: str = "the time") -> datetime:
+def floor_utc(when: datetime, what: str = "the time") -> datetime:
     """``when`` in UTC truncated to the second, as OpenSSH compares times."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise InputError(f"{what} must be a timezone-aware datetime, got {when!r}")
@@ -323,7 +324,7 @@ def _floor_utc(when: datetime, what: str = "the time") -> datetime:
 
 
 def _format_time(when: datetime) -> str:
-    return _floor_utc(when).strftime("%Y%m%d%H%M%SZ")
+    return floor_utc(when).strftime("%Y%m%d%H%M%SZ")
 
 
 _TIME_FORMATS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
@@ -391,10 +392,10 @@ class SignerEntry:
 
     def valid_at(self, when: datetime) -> bool:
         """Whether ``when`` is inside the window; both ends inclusive, as in OpenSSH."""
-        return self._window_problem(when) is None
+        return self.window_problem(when) is None
 
-    def _window_problem(self, when: datetime) -> str | None:
-        at = _floor_utc(when, "the check time")
+    def window_problem(self, when: datetime) -> str | None:
+        at = floor_utc(when, "the check time")
         if self.valid_after is not None and at < self.valid_after:
             return "not-yet-valid"
         if self.valid_before is not None and at > self.valid_before:
@@ -586,13 +587,13 @@ class Keyring:
     entries: tuple[SignerEntry, ...]
     source: str = "allowed_signers"
     raw: bytes = b""
-    _by_blob: dict[bytes, tuple[SignerEntry, ...]] = field(init=False, repr=False, compare=False)
+    by_blob: dict[bytes, tuple[SignerEntry, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[bytes, list[SignerEntry]] = {}
         for entry in self.entries:
             index.setdefault(entry.key.blob, []).append(entry)
-        object.__setattr__(self, "_by_blob", {b: tuple(es) for b, es in index.items()})
+        object.__setattr__(self, "by_blob", {b: tuple(es) for b, es in index.items()})
 
     @classmethod
     def parse(cls, text: str | bytes, source: str = "allowed_signers") -> Keyring:
@@ -642,19 +643,19 @@ class Keyring:
         return hashlib.sha256(self.raw).hexdigest()
 
     def entries_for_key(self, key: PublicKey) -> list[SignerEntry]:
-        return list(self._by_blob.get(key.blob, ()))
+        return list(self.by_blob.get(key.blob, ()))
 
     def principals_for_key(self, key: PublicKey) -> list[str]:
         """Every principal pattern written for ``key``, first occurrence first."""
         found: list[str] = []
-        for entry in self._by_blob.get(key.blob, ()):
+        for entry in self.by_blob.get(key.blob, ()):
             found.extend(p for p in entry.principals if p not in found)
         return found
 
     def roles_for(self, principal: str, key: PublicKey, when: datetime | None = None) -> set[str]:
         """The roles ``principal`` holds with ``key`` (at ``when``, if given)."""
         roles: set[str] = set()
-        for entry in self._by_blob.get(key.blob, ()):
+        for entry in self.by_blob.get(key.blob, ()):
             if entry.matches_principal(principal) and (when is None or entry.valid_at(when)):
                 roles.update(entry.roles)
         return roles
@@ -679,8 +680,8 @@ def format_signer_line(
     if not roles:
         raise InputError("a keyring line needs at least one role: " + ", ".join(ROLES))
     namespaces = list(dict.fromkeys(namespace_for(role) for role in roles))
-    after = _floor_utc(valid_after, "valid-after") if valid_after is not None else None
-    before = _floor_utc(valid_before, "valid-before") if valid_before is not None else None
+    after = floor_utc(valid_after, "valid-after") if valid_after is not None else None
+    before = floor_utc(valid_before, "valid-before") if valid_before is not None else None
     if after is not None and before is not None and before <= after:
         raise InputError("valid-before must be after valid-after")
     return _format_line((principal,), key, namespaces, valid_after, valid_before)
@@ -903,7 +904,7 @@ def generate_key(path: Path, comment: str = "") -> SigningKey:
 # --- signatures -----------------------------------------------------------------------
 
 
-def _signed_data(namespace: str, hash_algorithm: str, message: bytes) -> bytes:
+def signed_data(namespace: str, hash_algorithm: str, message: bytes) -> bytes:
     """What Ed25519 actually signs (PROTOCOL.sshsig): the preamble and H(message)."""
     digest = hashlib.new(hash_algorithm, message).digest()
     return b"".join(
@@ -960,7 +961,7 @@ class Signature:
             raise _Malformed("the namespace is empty")
         reader.string("the reserved field")  # ignored, as OpenSSH does
         hash_algorithm = reader.text("the hash algorithm")
-        if hash_algorithm not in _HASH_ALGORITHMS:
+        if hash_algorithm not in HASH_ALGORITHMS:
             raise _Malformed(f"hash algorithm {hash_algorithm!r} is not sha512 or sha256")
         inner = _Reader(reader.string("the signature"))
         reader.done("the signature")
@@ -998,9 +999,9 @@ class Signature:
 
     def verifies(self, message: bytes) -> bool:
         """Whether the signature is good over ``message`` (no keyring involved)."""
-        data = _signed_data(self.namespace, self.hash_algorithm, message)
+        data = signed_data(self.namespace, self.hash_algorithm, message)
         try:
-            _verifier(self.public_key.blob).verify(self.signature, data)
+            ed25519_verifier(self.public_key.blob).verify(self.signature, data)
         except InvalidSignature:
             return False
         return True
@@ -1010,7 +1011,7 @@ def sign(message: bytes, key: SigningKey, namespace: str) -> str:
     """Sign ``message`` in ``namespace``; the same text ``ssh-keygen -Y sign`` writes."""
     if not namespace:
         raise InputError("a signature needs a namespace, e.g. " + namespace_for("sme"))
-    raw = key.private.sign(_signed_data(namespace, "sha512", message))
+    raw = key.private.sign(signed_data(namespace, "sha512", message))
     return Signature(key.public, namespace, "sha512", raw).armor()
 
 
@@ -1098,16 +1099,16 @@ def quick_check(
         return None
     if role_for_namespace(ns) is None:
         return None
-    entries = keyring._by_blob.get(key_blob, ())
-    at = _floor_utc(when, "the check time")
+    entries = keyring.by_blob.get(key_blob, ())
+    at = floor_utc(when, "the check time")
     if not any(
-        e.matches_principal(principal) and e.allows_namespace(ns) and e._window_problem(at) is None
+        e.matches_principal(principal) and e.allows_namespace(ns) and e.window_problem(at) is None
         for e in entries
     ):
         return None
-    data = _signed_data(ns, hash_algorithm.decode("ascii"), message)
+    data = signed_data(ns, hash_algorithm.decode("ascii"), message)
     try:
-        _verifier(key_blob).verify(sig_blob[19:], data)
+        ed25519_verifier(key_blob).verify(sig_blob[19:], data)
     except InvalidSignature:
         return None
     return entries[0].key.fingerprint, ns
@@ -1130,7 +1131,7 @@ def check_signature(
     signature never raises; the first problem found, in the order of PROBLEMS, is
     reported. Thread-safe.
     """
-    at = _floor_utc(when, "the check time")
+    at = floor_utc(when, "the check time")
     try:
         sig = Signature._parse(armored)
     except _Malformed as err:
@@ -1147,7 +1148,7 @@ def check_signature(
             f"the signature by key {fp} does not match the signed bytes: "
             "they changed after signing, or it was made over other bytes.",
         )
-    entries = keyring._by_blob.get(sig.public_key.blob, ())
+    entries = keyring.by_blob.get(sig.public_key.blob, ())
     if not entries:
         return fail("unknown-key", f"key {fp} is not in {keyring.source}.")
     entries = tuple(e for e in entries if e.matches_principal(principal))
@@ -1179,13 +1180,13 @@ def check_signature(
             first,
         )
     for entry in allowed:
-        if entry._window_problem(at) is None:
+        if entry.window_problem(at) is None:
             return SigCheck(
                 True, None, f"good {ns!r} signature for {principal} with key {fp}.", fp, ns, entry
             )
     first = allowed[0]
     where = f"{keyring.source}:{first.line_no}"
-    if first.valid_after is not None and first._window_problem(at) == "not-yet-valid":
+    if first.valid_after is not None and first.window_problem(at) == "not-yet-valid":
         return fail(
             "not-yet-valid",
             f"key {fp} is valid from {_iso(first.valid_after)} ({where}), not yet at {_iso(at)}.",
@@ -1197,3 +1198,8 @@ def check_signature(
         f"key {fp} was valid until {until} ({where}), not any more at {_iso(at)}.",
         first,
     )
+
+
+def load_keyring(ws: Workspace) -> Keyring:
+    """The workspace's keyring, named in messages as configured (``allowed_signers``)."""
+    return replace(Keyring.load(ws.keyring_path), source=ws.settings.keyring)

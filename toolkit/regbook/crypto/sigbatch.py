@@ -30,7 +30,7 @@ import sys
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
-from regbook.crypto.keys import _HASH_ALGORITHMS, SIG_BEGIN, SIG_END, _signed_data, _verifier
+from regbook.crypto.keys import HASH_ALGORITHMS, SIG_BEGIN, SIG_END, ed25519_verifier, signed_data
 
 try:  # libsodium: the faster Ed25519 verification, when PyNaCl is there
     from nacl.bindings import crypto_sign_open as _sodium_open
@@ -46,7 +46,7 @@ _SIG_PREFIX = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x40"
 _KEY_BLOB_LEN = len(_KEY_PREFIX) + 32
 _SIG_BLOB_LEN = len(_SIG_PREFIX) + 64
 _HEAD = b"SSHSIG\x00\x00\x00\x01" + _KEY_BLOB_LEN.to_bytes(4, "big") + _KEY_PREFIX
-_ALGORITHMS = frozenset(a.encode("ascii") for a in _HASH_ALGORITHMS)
+_ALGORITHMS = frozenset(a.encode("ascii") for a in HASH_ALGORITHMS)
 
 # Start worker processes only for ledgers this large: below it process start-up and
 # moving the data cost more than the second core gives back.
@@ -131,7 +131,7 @@ def ed25519_ok(key_blob: bytes, signature: bytes, data: bytes) -> bool:
         except _SodiumError:
             pass  # refused by libsodium: the reference decides
     try:
-        _verifier(key_blob).verify(signature, data)
+        ed25519_verifier(key_blob).verify(signature, data)
     except InvalidSignature:
         return False
     return True
@@ -144,7 +144,7 @@ def check_one(armored: Any, message: bytes) -> tuple[bytes, str] | None:
     if parsed is None:
         return None
     key_blob, namespace, algorithm, signature = parsed
-    if not ed25519_ok(key_blob, signature, _signed_data(namespace, algorithm, message)):
+    if not ed25519_ok(key_blob, signature, signed_data(namespace, algorithm, message)):
         return None
     return key_blob, namespace
 

@@ -16,6 +16,7 @@ from regbook.core.findings import Finding
 from regbook.core.ids import CompositeId
 from regbook.core.schema import finite_number
 from regbook.ledger.events import LedgerEvent
+from regbook.ledger.signatures import signer_role
 from regbook.storage.hashing import CONTENT_HASH_RE
 
 
@@ -97,7 +98,6 @@ class Registry:
     def _apply(self, state: VersionState, event: LedgerEvent) -> None:
         """What a governance event changes in a version's views. Whether the event was
         allowed is verify's question (governance.workflow_findings), not replay's."""
-        from regbook.ledger.events import signer_role
 
         state.events.append(event)
         payload = event.payload

@@ -46,7 +46,13 @@ from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.findings import CODES, Finding
 from regbook.core.ids import CompositeId, ModelRef
 from regbook.core.schema import DVC_MD5_RE, FULL_COMMIT_RE
-from regbook.core.workspace import path_is
+from regbook.core.workspace import Workspace, path_is
+from regbook.ledger.events import CHAIN_CODES
+from regbook.ledger.rules import workflow_findings
+from regbook.ledger.signatures import signer_role
+from regbook.ledger.state import Registry
+from regbook.registry.snapshot import LEDGER_ONLY, open_registry
+from regbook.storage.hashing import ContentHash, hash_path
 
 __all__ = [
     "BROKEN",
@@ -78,32 +84,20 @@ LINES_BUDGET = 200_000  # line numbers kept over all problems
 PROBLEMS_KEPT = 10_000  # distinct problems listed (more are counted, not listed)
 UNLISTED_KEPT = 100_000  # distinct unlisted problems told apart (past it: "at least")
 MAX_LINE = 1 << 20  # a log line longer than this is unreadable (bounded memory)
-CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109")
 SIGNATURE_CODES = ("RB104", "RB105", "RB106", "RB107", "RB111")
 
 
 # --- the ledger, read for lineage ---------------------------------------------------------
 
 
-def load_registry(ws: Any) -> tuple[Any, list[Finding]]:
+def load_registry(ws: Workspace) -> tuple[Registry, list[Finding]]:
     """The Ledger sheet alone, its chain and signatures checked, replayed. Lineage needs
     no view sheet, so only the ledger is read."""
-    from regbook.check.verify import allowed_roles_for
-    from regbook.core.schema import LEDGER
-    from regbook.ledger.events import check_chain, check_signatures, read_events
-    from regbook.ledger.state import Registry
-    from regbook.workbook.read import read_workbook
-
-    data = read_workbook(ws.workbook_path, sheets=(LEDGER,))
-    events, findings = read_events(data[LEDGER.name])
-    findings = findings + check_chain(events)
-    findings += check_signatures(events, ws.keyring(), allowed_roles_for(ws))
-    registry, replayed = Registry.replay(events)
-    return registry, findings + replayed
+    snapshot = open_registry(ws, sheets=LEDGER_ONLY)
+    return snapshot.registry, snapshot.ledger_findings
 
 
 def _workspace(workspace: Any) -> Any:
-    from regbook.core.workspace import Workspace
 
     if isinstance(workspace, Workspace):
         return workspace
@@ -408,7 +402,7 @@ def local_path(text: str, root: Path) -> Path | None:
     return path if path.is_absolute() else root / path
 
 
-def _links_table(ws: Any) -> dict[str, Any]:
+def links_table(ws: Any) -> dict[str, Any]:
     try:
         data = tomllib.loads(ws.config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -430,7 +424,7 @@ def choose_repo(
     from_column = local_path(recorded, ws.root)
     if from_column is not None and path_is(from_column, Path.is_dir):
         return from_column, column
-    links = _links_table(ws)
+    links = links_table(ws)
     mapping = links.get("repositories", {})
     if recorded and isinstance(mapping, dict) and isinstance(mapping.get(recorded), str):
         mapped = local_path(mapping[recorded], ws.root)
@@ -559,7 +553,6 @@ def trace_version(
     trace.links.append(_data_link(state, path, source))
     template = ws.settings.pipeline_link if pipeline_link is None else pipeline_link
     trace.links.append(_pipeline_link(state, template))
-    from regbook.workflow.governance import workflow_findings
 
     workflow = [
         f
@@ -619,7 +612,6 @@ def _id_differences(cid: CompositeId, sealed: CompositeId) -> list[str]:
 
 
 def _sealed_link(state: Any, findings: list[Finding]) -> Link:
-    from regbook.ledger.events import signer_role
 
     event = state.register
     chain = [f for f in findings if f.code in CHAIN_CODES]
@@ -655,7 +647,6 @@ def _cells(event: Any) -> tuple[str, str]:
 
 
 def _artefact_link(ws: Any, state: Any) -> Link:
-    from regbook.storage.hashing import ContentHash, hash_path
 
     label = f"{state.model}@{state.version}"
     sealed = ContentHash.parse(state.content_hash)
@@ -862,7 +853,6 @@ def _evaluation_link(state: Any, workflow: list[Finding]) -> Link:
 
 
 def _approvals_link(state: Any, workflow: list[Finding]) -> Link:
-    from regbook.ledger.events import signer_role
 
     approvals = [
         {

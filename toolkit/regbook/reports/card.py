@@ -20,12 +20,70 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regbook import __version__
+from regbook.check.verify import verify
 from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.schema import CARDS, TEXT, normalize
+from regbook.ledger.state import Registry
+from regbook.registry.snapshot import open_registry
+from regbook.reports.evidence import (
+    TEXT_FORMATS,
+    evaluation_data,
+    format_of,
+    ledger_and_keyring,
+    render_text,
+)
+from regbook.reports.export import write_atomic
+from regbook.workbook.read import read_workbook
+
+
+def card_data(ws: Any, ref: ModelRef) -> dict[str, Any]:
+    """The facts of the model card of ``ref``, as plain data (JSON-friendly); verify runs
+    scoped to the version, its artefact re-hashed."""
+
+    if ref.version is None:
+        raise InputError(f"{ref}: name a version (MODEL@VERSION)")
+    report = verify(open_registry(ws, threads=1), scope=ref, threads=1)
+    return build_card(ws, ref, report)
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+def card_format(path: Path) -> str:
+    """The format, "markdown" or "html", from the suffix of ``path``."""
+
+    return format_of(path, TEXT_FORMATS, "model cards are .md or .html files")
+
+
+def write_card(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
+    """Build the card of ``ref`` and write it atomically to ``output``; the data."""
+
+    kind = card_format(output)
+    data = card_data(ws, ref)
+    text = render_text("card", kind, data, not_documented=NOT_DOCUMENTED)
+    write_atomic(output, text.encode("utf-8"))
+    return data
+
+
+def archive_card(ws: Any, state: Any) -> bytes:
+    """The card written into a version's archive bag, as Markdown: verify without
+    re-hashing the artefact (archiving has just checked it)."""
+
+    ref = ModelRef(state.model, state.version)
+    report = verify(open_registry(ws, threads=1), scope=ref, artefacts=False, threads=1)
+    context = (
+        f"Written by `regbook archive` into the archive bag of {ref}; the stage shown is "
+        "the one the version had before it was archived."
+    )
+    return render_card_markdown(build_card(ws, ref, report, context)).encode("utf-8")
+
 
 NOT_DOCUMENTED = "not documented"
+
+
 # The Cards columns a card shows, in section order.
 PROSE = ("intended_use", "out_of_scope", "training_data", "evaluation", "limitations",
          "ethics", "owners")  # fmt: skip
@@ -44,7 +102,6 @@ class CardRow:
 
 def read_card_row(workbook: Path, model: str) -> CardRow:
     """The Cards row naming ``model``; two rows naming it are an InputError by cell."""
-    from regbook.workbook.read import read_workbook
 
     data = read_workbook(workbook, sheets=(CARDS,))
     table = data.tables.get(CARDS.name)
@@ -74,25 +131,11 @@ def _prose(value: Any) -> str | None:
     return "\n".join(line.rstrip() for line in str(text).replace("\r\n", "\n").split("\n"))
 
 
-def card_data(ws: Any, ref: ModelRef) -> dict[str, Any]:
-    """The facts of the model card of ``ref``, as plain data (JSON-friendly); verify runs
-    scoped to the version, its artefact re-hashed."""
-    from regbook.check.verify import verify
-
-    if ref.version is None:
-        raise InputError(f"{ref}: name a version (MODEL@VERSION)")
-    report = verify(ws, scope=ref, threads=1)
-    return build_card(ws, ref, report)
-
-
 def build_card(ws: Any, ref: ModelRef, report: Any, context: str | None = None) -> dict[str, Any]:
     """The card of ``ref`` given ``verify``'s report on it; ``context`` is a sentence on
     where the card was written (the archive bag)."""
-    from regbook import __version__
-    from regbook.ledger.state import Registry
-    from regbook.reports.evidence import _ledger
 
-    events, _keyring = _ledger(ws)
+    events, _keyring = ledger_and_keyring(ws)
     registry, _ = Registry.replay(events)
     state = registry.get(ref.name, ref.version or 0)
     if state is None:  # verify refuses this first; kept for a clear message
@@ -201,10 +244,19 @@ def _training_facts(state: Any) -> dict[str, Any]:
     }
 
 
-def _evaluation(state: Any) -> dict[str, Any]:
-    from regbook.reports.evidence import _evaluation as evaluation
+def render_card_markdown(data: dict[str, Any]) -> str:
 
-    found = evaluation(state)
+    return render_text("card", "markdown", data, not_documented=NOT_DOCUMENTED)
+
+
+def render_card_html(data: dict[str, Any]) -> str:
+
+    return render_text("card", "html", data, not_documented=NOT_DOCUMENTED)
+
+
+def _evaluation(state: Any) -> dict[str, Any]:
+
+    found = evaluation_data(state)
     gate = found["gate"]
     return {
         "metrics": found["metrics"],
@@ -217,51 +269,3 @@ def _evaluation(state: Any) -> dict[str, Any]:
             else "; no gate result is recorded"
         ),
     }
-
-
-# --- rendering -------------------------------------------------------------------------
-
-
-def render_card_markdown(data: dict[str, Any]) -> str:
-    from regbook.reports.evidence import render_text
-
-    return render_text("card", "markdown", data, not_documented=NOT_DOCUMENTED)
-
-
-def render_card_html(data: dict[str, Any]) -> str:
-    from regbook.reports.evidence import render_text
-
-    return render_text("card", "html", data, not_documented=NOT_DOCUMENTED)
-
-
-def card_format(path: Path) -> str:
-    """The format, "markdown" or "html", from the suffix of ``path``."""
-    from regbook.reports.evidence import TEXT_FORMATS, format_of
-
-    return format_of(path, TEXT_FORMATS, "model cards are .md or .html files")
-
-
-def write_card(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
-    """Build the card of ``ref`` and write it atomically to ``output``; the data."""
-    from regbook.reports.evidence import render_text
-    from regbook.reports.export import write_atomic
-
-    kind = card_format(output)
-    data = card_data(ws, ref)
-    text = render_text("card", kind, data, not_documented=NOT_DOCUMENTED)
-    write_atomic(output, text.encode("utf-8"))
-    return data
-
-
-def archive_card(ws: Any, state: Any) -> bytes:
-    """The card written into a version's archive bag, as Markdown: verify without
-    re-hashing the artefact (archiving has just checked it)."""
-    from regbook.check.verify import verify
-
-    ref = ModelRef(state.model, state.version)
-    report = verify(ws, scope=ref, artefacts=False, threads=1)
-    context = (
-        f"Written by `regbook archive` into the archive bag of {ref}; the stage shown is "
-        "the one the version had before it was archived."
-    )
-    return render_card_markdown(build_card(ws, ref, report, context)).encode("utf-8")

@@ -3,7 +3,7 @@
 ``evidence_data`` gathers the facts (identity, artefact check, provenance chain, gates,
 approvals with their signatures re-checked, archive status, verify findings) into a
 plain dict; ``render_markdown`` and ``render_html`` turn that dict into text from the
-Jinja2 templates shipped in ``regbook/templates/``, and ``regbook.reports.pdf.render_pdf``
+Jinja2 templates shipped in ``regbook/templates/``, and ``regbook.render.pdf.render_pdf``
 into PDF bytes (fpdf2, in-process). The renderers are pure: writing
 the file is the caller's job (``write_report``, atomic)::
 
@@ -20,12 +20,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from regbook import __version__
+from regbook.check.bags import read_bag_info
+from regbook.check.verify import verify
 from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
+from regbook.core.schema import LEDGER
+from regbook.crypto.keys import check_signature, load_keyring
+from regbook.ledger.events import read_events
+from regbook.ledger.signatures import signer_role
+from regbook.ledger.state import Registry
+from regbook.lineage.trace import BROKEN, trace_version
+from regbook.registry.snapshot import open_registry
+from regbook.render.pdf import render_pdf
+from regbook.reports.export import write_atomic
+from regbook.workbook.read import read_workbook
 
-TEXT_FORMATS = {".md": "markdown", ".html": "html"}
-FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
 # Artefact and bag findings: what the "artefact integrity" section reports.
 _ARTEFACT_CODES = ("RB4", "RB8")
 
@@ -33,18 +44,14 @@ _ARTEFACT_CODES = ("RB4", "RB8")
 def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
     """The facts of an evidence report for ``ref``, as plain data (JSON-friendly).
     ``report``: verify's report scoped to ``ref``, when the caller has one already."""
-    from regbook import __version__
-    from regbook.check.verify import verify
-    from regbook.lineage.trace import BROKEN, trace_version
 
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     if report is None:
-        report = verify(ws, scope=ref, threads=1)
+        report = verify(open_registry(ws, threads=1), scope=ref, threads=1)
     checked_at = fs.utc_now()
     trace = trace_version(ws, str(ref))
-    registry_events, keyring = _ledger(ws)
-    from regbook.ledger.state import Registry
+    registry_events, keyring = ledger_and_keyring(ws)
 
     registry, _ = Registry.replay(registry_events)
     state = registry.get(ref.name, ref.version)
@@ -86,7 +93,7 @@ def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
             "problems": artefact_problems,
         },
         "provenance": links,
-        "evaluation": _evaluation(state),
+        "evaluation": evaluation_data(state),
         "history": _history(state, registry, keyring),
         "archive": _archive(ws, state),
         "findings": findings,
@@ -99,61 +106,14 @@ def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
     }
 
 
-def _ledger(ws: Any) -> tuple[list[Any], Any]:
-    from regbook.core.schema import LEDGER
-    from regbook.ledger.events import read_events
-    from regbook.workbook.read import read_workbook
+def ledger_and_keyring(ws: Any) -> tuple[list[Any], Any]:
 
     data = read_workbook(ws.workbook_path, sheets=(LEDGER,))
     events, _bad = read_events(data[LEDGER.name])
-    return events, ws.keyring()
-
-
-def _evaluation(state: Any) -> dict[str, Any]:
-    gate = state.gate_event
-    recorded = gate.payload.get("gates") if gate is not None else None
-    gates = recorded if isinstance(recorded, list) else []  # verify names a malformed one
-    by_metric = {
-        g["metric"]: g for g in gates if isinstance(g, dict) and type(g.get("metric")) is str
-    }
-    metrics = []
-    for m in state.metrics:
-        g = by_metric.get(m["metric"]) if not m.get("slice") else None
-        metrics.append({
-            "metric": m["metric"], "slice": m.get("slice", ""), "kind": m.get("kind", ""),
-            "value": m["value"],
-            "gate": g.get("gate") if g else None,
-            "threshold": f"{g.get('op')} {g.get('threshold')}" if g else None,
-            "result": g.get("result") if g else None,
-        })  # fmt: skip
-    return {
-        "metrics": metrics,
-        "gates": [
-            {
-                "gate": g.get("gate"),
-                "metric": g.get("metric"),
-                "op": g.get("op"),
-                "threshold": g.get("threshold"),
-                "value": g.get("value"),
-                "result": g.get("result"),
-            }
-            for g in gates
-            if isinstance(g, dict)
-        ],
-        "gate": None
-        if gate is None
-        else {
-            "result": gate.payload.get("result"),
-            "seq": gate.seq,
-            "at": gate.at,
-            "signer": gate.signer,
-        },
-    }
+    return events, load_keyring(ws)
 
 
 def _signature(event: Any, keyring: Any) -> dict[str, Any]:
-    from regbook.crypto.keys import check_signature
-    from regbook.ledger.events import signer_role
 
     try:
         check = check_signature(
@@ -204,7 +164,6 @@ def _history(state: Any, registry: Any, keyring: Any) -> list[dict[str, Any]]:
 
 
 def _archive(ws: Any, state: Any) -> dict[str, Any]:
-    from regbook.workflow.archive import read_bag_info
 
     event = state.stage_event
     if event is None or event.kind != "archive":
@@ -225,6 +184,83 @@ def _archive(ws: Any, state: Any) -> dict[str, Any]:
 
 
 # --- rendering -------------------------------------------------------------------------
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    return render_text("evidence", "markdown", data)
+
+
+def render_html(data: dict[str, Any]) -> str:
+    return render_text("evidence", "html", data)
+
+
+def report_format(path: Path) -> str:
+    """The format, "markdown", "html" or "pdf", from the suffix of ``path``."""
+    return format_of(path, FORMATS, "evidence reports are .md, .html or .pdf files")
+
+
+def write_evidence(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
+    """Build the report for ``ref`` and write it atomically to ``output``; the data."""
+
+    kind = report_format(output)
+    data = evidence_data(ws, ref)
+    write_atomic(output, render(data, kind))
+    return data
+
+
+def render(data: dict[str, Any], kind: str) -> bytes:
+    """The report in ``kind`` ("markdown", "html" or "pdf") as the bytes of its file."""
+    if kind == "pdf":
+        return render_pdf(data)
+    return render_text("evidence", kind, data).encode("utf-8")
+
+
+def evaluation_data(state: Any) -> dict[str, Any]:
+    gate = state.gate_event
+    recorded = gate.payload.get("gates") if gate is not None else None
+    gates = recorded if isinstance(recorded, list) else []  # verify names a malformed one
+    by_metric = {
+        g["metric"]: g for g in gates if isinstance(g, dict) and type(g.get("metric")) is str
+    }
+    metrics = []
+    for m in state.metrics:
+        g = by_metric.get(m["metric"]) if not m.get("slice") else None
+        metrics.append({
+            "metric": m["metric"], "slice": m.get("slice", ""), "kind": m.get("kind", ""),
+            "value": m["value"],
+            "gate": g.get("gate") if g else None,
+            "threshold": f"{g.get('op')} {g.get('threshold')}" if g else None,
+            "result": g.get("result") if g else None,
+        })  # fmt: skip
+    return {
+        "metrics": metrics,
+        "gates": [
+            {
+                "gate": g.get("gate"),
+                "metric": g.get("metric"),
+                "op": g.get("op"),
+                "threshold": g.get("threshold"),
+                "value": g.get("value"),
+                "result": g.get("result"),
+            }
+            for g in gates
+            if isinstance(g, dict)
+        ],
+        "gate": None
+        if gate is None
+        else {
+            "result": gate.payload.get("result"),
+            "seq": gate.seq,
+            "at": gate.at,
+            "signer": gate.signer,
+        },
+    }
+
+
+TEXT_FORMATS = {".md": "markdown", ".html": "html"}
+
+
+FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
 
 
 def _template(name: str, autoescape: bool) -> Any:
@@ -285,35 +321,3 @@ def format_of(path: Path, formats: dict[str, str], refusal: str) -> str:
     if suffix not in formats:
         raise InputError(f"{path}: {refusal}")
     return formats[suffix]
-
-
-def render_markdown(data: dict[str, Any]) -> str:
-    return render_text("evidence", "markdown", data)
-
-
-def render_html(data: dict[str, Any]) -> str:
-    return render_text("evidence", "html", data)
-
-
-def report_format(path: Path) -> str:
-    """The format, "markdown", "html" or "pdf", from the suffix of ``path``."""
-    return format_of(path, FORMATS, "evidence reports are .md, .html or .pdf files")
-
-
-def write_evidence(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
-    """Build the report for ``ref`` and write it atomically to ``output``; the data."""
-    from regbook.reports.export import write_atomic
-
-    kind = report_format(output)
-    data = evidence_data(ws, ref)
-    write_atomic(output, render(data, kind))
-    return data
-
-
-def render(data: dict[str, Any], kind: str) -> bytes:
-    """The report in ``kind`` ("markdown", "html" or "pdf") as the bytes of its file."""
-    if kind == "pdf":
-        from regbook.reports.pdf import render_pdf
-
-        return render_pdf(data)
-    return render_text("evidence", kind, data).encode("utf-8")

@@ -31,6 +31,22 @@ from urllib.parse import quote, urlparse
 from regbook.core import fs
 from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.ids import ModelRef
+from regbook.core.schema import DVC_MD5_RE, LEDGER
+from regbook.core.workspace import refuse_own_files
+from regbook.crypto.keys import Signature
+from regbook.ledger.events import CHAIN_CODES, canonical, read_events
+from regbook.lineage.trace import (
+    SIGNATURE_CODES,
+    GitRepo,
+    RepoUnavailable,
+    choose_repo,
+    dvc_outputs,
+    links_table,
+    load_registry,
+    local_path,
+    pipeline_url,
+)
+from regbook.workbook.read import read_workbook
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -46,7 +62,6 @@ SCRIPT_NAME = "verify-signatures.sh"
 
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 (JCS) bytes: the same statement always serialises the same way."""
-    from regbook.ledger.events import canonical
 
     return canonical(obj).encode("utf-8")
 
@@ -58,7 +73,6 @@ def statement_bytes(statement: dict[str, Any]) -> bytes:
 def resource_uri(recorded: str, root: Path) -> str | None:
     """A repository as a ResourceURI (``git+https://...``), scheme and host lower-cased
     as the in-toto field rules require; None when nothing is recorded."""
-    from regbook.lineage.trace import local_path
 
     text = (recorded or "").strip()
     if not text:
@@ -79,9 +93,8 @@ def resource_uri(recorded: str, root: Path) -> str | None:
 
 
 def _builder_id(ws: Any, principal: str) -> str:
-    from regbook.lineage.trace import _links_table
 
-    links = _links_table(ws)
+    links = links_table(ws)
     if isinstance(links.get("builder"), str) and links["builder"].strip():
         return links["builder"].strip()
     template = ws.settings.pipeline_link
@@ -130,8 +143,6 @@ def provenance_statement(
     available; runDetails.metadata.invocationId: the pipeline run; the evaluation as a
     byproduct with its SHA-256 and content. The ledger must vouch for the version."""
     import hashlib
-
-    from regbook.lineage.trace import CHAIN_CODES, SIGNATURE_CODES, load_registry, pipeline_url
 
     if ref.version is None:
         raise InputError(f"{ref}: name the version (MODEL@VERSION)")
@@ -224,8 +235,6 @@ def _dependencies(
     """resolvedDependencies: the code at its commit; the data registry at its commit
     with the DVC outputs there (or, for a DVC md5, the data by md5 and the commit of the
     data registry that recorded it)."""
-    from regbook.core.schema import DVC_MD5_RE
-    from regbook.lineage.trace import GitRepo, RepoUnavailable, choose_repo, dvc_outputs
 
     def dependency(name: str, recorded: str, digest: dict[str, str]) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": name}
@@ -353,7 +362,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write beside the target, fsync, rename into place. Refused: a path that is not a
     regular file (a folder, a device), and a workspace's own files (``refuse_own_files``).
     """
-    from regbook.core.workspace import refuse_own_files
 
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -467,11 +475,6 @@ def export_signatures(ws: Any, dest: Path) -> SignaturesExport:
     ``.json.sig``, ``events.tsv`` (seq, kind, version, signer, namespace, at, hash),
     ``allowed_signers`` (the keyring as it is) and ``verify-signatures.sh``. ``dest``
     must be new or empty; it appears whole or not at all."""
-    from regbook.core.schema import LEDGER
-    from regbook.core.workspace import refuse_own_files
-    from regbook.crypto.keys import Signature
-    from regbook.ledger.events import read_events
-    from regbook.workbook.read import read_workbook
 
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InputError(f"{dest}: exists and is not an empty folder; choose a new one")

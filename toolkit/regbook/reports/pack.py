@@ -30,8 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from regbook.check.verify import verify
 from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.ids import ModelRef
+from regbook.registry.snapshot import open_registry
+from regbook.render.pdf import render_pdf
+from regbook.reports.card import build_card, render_card_markdown
+from regbook.reports.evidence import evidence_data, format_of, render_html
+from regbook.reports.export import export_provenance, export_signatures, write_atomic
 
 MANIFEST = "MANIFEST.sha256"
 
@@ -81,7 +87,6 @@ def _read(path: Path) -> bytes:
 
 def _signatures(ws: Any) -> dict[str, bytes]:
     """The ``export signatures`` folder's files, keyed by their path inside it."""
-    from regbook.reports.export import export_signatures
 
     with tempfile.TemporaryDirectory(prefix="regbook-pack-") as tmp:
         done = export_signatures(ws, Path(tmp) / "signatures")
@@ -93,7 +98,6 @@ def _signatures(ws: Any) -> dict[str, bytes]:
 
 
 def _provenance(ws: Any, ref: ModelRef) -> tuple[bytes | None, str]:
-    from regbook.reports.export import export_provenance
 
     try:
         return export_provenance(ws, ref), ""
@@ -128,15 +132,13 @@ def _readme(folder: str, composite_id: str, problems: int, missing: dict[str, st
 
 def build_pack(ws: Any, ref: ModelRef) -> tuple[dict[str, bytes], Pack]:
     """Every file of the pack (name inside the folder -> bytes) and its summary."""
-    from regbook.check.verify import verify
-    from regbook.reports.card import build_card, render_card_markdown
-    from regbook.reports.evidence import evidence_data, render_html
-    from regbook.reports.pdf import render_pdf
 
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     workbook, keyring = _read(ws.workbook_path), _read(ws.keyring_path)
-    report = verify(ws, scope=ref)  # one verify serves the evidence report and the card
+    report = verify(
+        open_registry(ws), scope=ref
+    )  # one verify serves the evidence report and the card
     data = evidence_data(ws, ref, report)
     files: dict[str, bytes] = {
         "evidence.html": render_html(data).encode("utf-8"),
@@ -186,8 +188,6 @@ def zip_bytes(folder: str, files: dict[str, bytes], when: str) -> bytes:
 
 def write_pack(ws: Any, ref: ModelRef, output: Path) -> Pack:
     """Build the pack for ``ref`` and write it atomically to ``output`` (a .zip)."""
-    from regbook.reports.evidence import format_of
-    from regbook.reports.export import write_atomic
 
     format_of(output, {".zip": "zip"}, "an evidence pack is a .zip file")
     files, summary = build_pack(ws, ref)

@@ -19,8 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from regbook import __version__
+from regbook.check.verify import verify
 from regbook.core import fs
 from regbook.core.schema import GUIDE, LEDGER, SHEETS
+from regbook.ledger.gates import parse_gates
+from regbook.ledger.state import Registry
+from regbook.registry.snapshot import open_registry
+from regbook.registry.views import keys_values, models_values
+from regbook.reports.evidence import TEXT_FORMATS, format_of, ledger_and_keyring, render_text
+from regbook.reports.export import write_atomic
 
 # Each transition of the stage workflow, with what regbook checks before it happens
 # beyond the approval itself (governance.promote, archive.archive).
@@ -49,15 +57,9 @@ TRANSITIONS = (
 
 def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
     """The facts of the registry description, as plain data (JSON-friendly)."""
-    from regbook import __version__
-    from regbook.check.verify import verify
-    from regbook.ledger.gates import parse_gates
-    from regbook.ledger.state import Registry
-    from regbook.reports.evidence import _ledger
-    from regbook.workbook.views import keys_values
 
-    report = verify(ws, artefacts=artefacts)
-    events, keyring = _ledger(ws)
+    report = verify(open_registry(ws), artefacts=artefacts)
+    events, keyring = ledger_and_keyring(ws)
     registry, _ = Registry.replay(events)
     settings = ws.settings
     findings = [f.to_json() for f in report.findings]
@@ -139,7 +141,6 @@ def _key_status(entry: Any, at: str) -> str:
 
 def _tags(state: Any) -> dict[str, Any]:
     """A Production version's AISDP traceability tags, from the ledger."""
-    from regbook.workbook.views import models_values
 
     values = models_values(state)
     keys = ("model", "version", "composite_id", "content_hash", "data_version", "code_commit",
@@ -148,28 +149,23 @@ def _tags(state: Any) -> dict[str, Any]:
 
 
 def render_registry_markdown(data: dict[str, Any]) -> str:
-    from regbook.reports.evidence import render_text
 
     return render_text("registry", "markdown", data)
 
 
 def render_registry_html(data: dict[str, Any]) -> str:
-    from regbook.reports.evidence import render_text
 
     return render_text("registry", "html", data)
 
 
 def registry_format(path: Path) -> str:
     """The format, "markdown" or "html", from the suffix of ``path``."""
-    from regbook.reports.evidence import TEXT_FORMATS, format_of
 
     return format_of(path, TEXT_FORMATS, "the registry description is a .md or .html file")
 
 
 def write_registry(ws: Any, output: Path, artefacts: bool = True) -> dict[str, Any]:
     """Build the description and write it atomically to ``output``; the data."""
-    from regbook.reports.evidence import render_text
-    from regbook.reports.export import write_atomic
 
     kind = registry_format(output)
     data = registry_data(ws, artefacts)

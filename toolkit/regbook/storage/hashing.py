@@ -208,7 +208,7 @@ class _NoProgress:
         pass
 
 
-def _progress_bar(progress: bool | None, total: int, label: str) -> ProgressBar | _NoProgress:
+def progress_bar(progress: bool | None, total: int, label: str) -> ProgressBar | _NoProgress:
     if progress is None:
         stream = sys.stderr
         try:
@@ -292,7 +292,7 @@ def hash_file(path: Path, *, progress: bool | None = None) -> ContentHash:
         raise _refuse_kind(path, info.st_mode)
     size = info.st_size
     buffer = memoryview(bytearray(_BUFFER_SIZE))
-    bar = _progress_bar(progress, size, f"hashing {path.name}")
+    bar = progress_bar(progress, size, f"hashing {path.name}")
     try:
         hex_digest = _hash_regular(path, buffer, bar)
     finally:
@@ -422,7 +422,7 @@ def _manifest(path: Path, progress: bool | None) -> list[tuple[str, str]]:
     files = _scan_tree(path)
     if not files:
         raise InputError(f"directory has no files: {path} (an artefact with no bytes)")
-    bar = _progress_bar(progress, sum(f.size for f in files), f"hashing {path.name or path}")
+    bar = progress_bar(progress, sum(f.size for f in files), f"hashing {path.name or path}")
     try:
         digests = _hash_files(files, bar)
     finally:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from regbook.core import fs
 from regbook.core.errors import InputError, RegbookError, WorkbookLocked
-from regbook.core.schema import LEDGER, METRICS, MODELS, READ_SHEETS, Sheet
+from regbook.core.schema import LEDGER, METRICS, MODELS, READ_SHEETS, Sheet, column_letter
+from regbook.workbook.template import refresh_header_comments
 
 if TYPE_CHECKING:  # pragma: no cover
     import openpyxl
@@ -44,9 +45,9 @@ _CELL_WITH_FORMULA = re.compile(
     rb"<(?:\w+:)?f[\s>/]",
     re.DOTALL,
 )
-_SHEET_ENTRY = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
-_ATTR = re.compile(rb'([\w:]+)="([^"]*)"')
-_REL_ENTRY = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
+SHEET_ENTRY_RE = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
+ATTR_RE = re.compile(rb'([\w:]+)="([^"]*)"')
+REL_ENTRY_RE = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
 
 # Sheets where merged cells would break the one-row-per-record reading.
 NO_MERGES = (MODELS, METRICS, LEDGER)
@@ -281,7 +282,6 @@ def _read_tables(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, 
             ) from None
         if sheet in NO_MERGES and merged:
             (r0, c0), (r1, c1) = merged[0]
-            from regbook.core.schema import column_letter
 
             where = f"{column_letter(c0 + 1)}{r0 + 1}:{column_letter(c1 + 1)}{r1 + 1}"
             raise InputError(
@@ -297,8 +297,6 @@ def _table(sheet: Sheet, values: list[list[Any]], formulas: set[tuple[int, int]]
     for i, expected in enumerate(sheet.headers):
         found = header[i] if i < len(header) else None
         if found != expected:
-            from regbook.core.schema import column_letter
-
             where = f"{sheet.name}!{column_letter(i + 1)}1"
             if expected in header:
                 raise InputError(
@@ -365,24 +363,24 @@ def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
         else b""
     )
     targets: dict[str, str] = {}
-    for entry in _REL_ENTRY.findall(rels):
-        attrs = dict(_ATTR.findall(entry))
+    for entry in REL_ENTRY_RE.findall(rels):
+        attrs = dict(ATTR_RE.findall(entry))
         rid, target = attrs.get(b"Id"), attrs.get(b"Target")
         if rid and target:
             t = target.decode()
             t = t.lstrip("/") if t.startswith("/") else "xl/" + t
             targets[rid.decode()] = t
     out = {}
-    for entry in _SHEET_ENTRY.findall(workbook):
-        attrs = dict(_ATTR.findall(entry))
+    for entry in SHEET_ENTRY_RE.findall(workbook):
+        attrs = dict(ATTR_RE.findall(entry))
         name = attrs.get(b"name")
         rid = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
         if name and rid and rid.decode() in targets:
-            out[_unescape(name.decode())] = targets[rid.decode()]
+            out[unescape_xml(name.decode())] = targets[rid.decode()]
     return out
 
 
-def _unescape(text: str) -> str:
+def unescape_xml(text: str) -> str:
     return (
         text.replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -447,8 +445,6 @@ class WorkbookWriter:
     def save(self, wb: openpyxl.Workbook) -> None:
         """Write beside the target, fsync, keep backups, rename into place."""
         if hasattr(wb, "worksheets"):  # an openpyxl workbook, not a PackagePatch
-            from regbook.workbook.template import refresh_header_comments
-
             refresh_header_comments(wb)  # openpyxl forgets comment sizes on load
         refuse_if_open(self.path)
 

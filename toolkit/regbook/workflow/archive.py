@@ -29,24 +29,38 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from regbook.check.bags import (
+    CARD_FILE,
+    EVENTS_FILE,
+    KEYRING_FILE,
+    SIGNATURE,
+    TAGMANIFEST,
+    archived_states,
+    bag_findings,
+    bag_path,
+    full_check,
+    inside_models,
+    read_bag_info,
+)
+from regbook.check.verify import artefact_findings
 from regbook.core import fs
-from regbook.core.errors import InputError, Listed, RegbookError, VerificationFailed, cut
+from regbook.core.errors import InputError, Listed, RegbookError, VerificationFailed
 from regbook.core.findings import Finding
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace, refuse_own_files
-from regbook.ledger.events import LedgerEvent, canonical, signer_role
+from regbook.crypto.keys import check_signature, load_keyring, namespace_for, sign
+from regbook.ledger.events import LedgerEvent, canonical
+from regbook.ledger.rules import transition_problem, usable_approval
 from regbook.ledger.state import VersionState
-from regbook.storage.hashing import ContentHash, _progress_bar, hash_path, hash_tree
+from regbook.registry.snapshot import LEDGER_ONLY, open_registry
+from regbook.registry.transaction import Transaction, acting_identity, write_changes
+from regbook.reports.card import archive_card
+from regbook.storage.hashing import ContentHash, hash_path, hash_tree, progress_bar
 
 # The step boundaries of an archive, in order: a crash at any of them leaves a state
 # that rerunning the command finishes (the crash tests stop the process at each).
 STEPS = ("after-bag", "after-validate", "after-rename", "after-event")
 
-TAGMANIFEST = "tagmanifest-sha256.txt"
-SIGNATURE = TAGMANIFEST + ".sig"
-EVENTS_FILE = "ledger-events.jsonl"
-KEYRING_FILE = "allowed_signers"
-CARD_FILE = "model-card.md"  # bags made before cards existed lack it, and stay valid
 
 # bagit logs every problem it finds as a warning; regbook reports them as findings.
 logging.getLogger("bagit").addHandler(logging.NullHandler())
@@ -102,20 +116,14 @@ def retain_until(day: date, years: int) -> date:
         return date(day.year + years, 3, 1)
 
 
-def bag_path(ws: Workspace, ref: ModelRef) -> Path:
-    return ws.archive_dir / ref.name / str(ref.version)
-
-
 # --- archive -------------------------------------------------------------------------
 
 
 def archive(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> Archived:
     """Move ``ref``'s artefact into its bag and record the move; finish an interrupted one."""
-    from regbook.workflow.governance import _version, transition_problem, usable_approval
-    from regbook.workflow.lifecycle import Transaction, acting_identity, write_changes
 
     with Transaction(ws) as tx:
-        state = _version(tx, ref)
+        state = tx.version(ref)
         original_text = state.register.payload["artefact"]["storage"]
         original = ws.resolve_storage(original_text, str(ref))
         if state.stage == "Archived":
@@ -136,7 +144,7 @@ def archive(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> 
             identity = acting_identity(ws, key, roles, f"archiving {state.stage} -> Archived", role)
         except InputError as err:
             unmet.append(str(err))
-        approval, reasons = usable_approval(ws, ws.keyring(), tx.registry, state, "Archived")
+        approval, reasons = usable_approval(ws, load_keyring(ws), tx.registry, state, "Archived")
         unmet.extend(reasons)
         if unmet or identity is None or approval is None:
             raise ArchiveRefused(ref, unmet)
@@ -165,7 +173,6 @@ def bag_version(
     """Put ``state``'s bag in place (build it, or reuse one an interrupted run left) and
     return the archive event's payload; the caller signs and saves it, then calls
     ``dispose_original``."""
-    from regbook.crypto.keys import namespace_for
 
     dest = bag_path(ws, ModelRef(state.model, state.version))
     original_text = state.register.payload["artefact"]["storage"]
@@ -175,8 +182,6 @@ def bag_version(
         info = _reuse_bag(ws, state, dest, identity)
         notes.append(f"{ws.display_path(dest)} was already built and valid: reused")
     else:
-        from regbook.reports.card import archive_card
-
         _check_original(original, original_text, state)
         card = archive_card(ws, state)  # before any file is made: a Cards problem stops here
         info = _build_bag(ws, state, original, dest, identity, namespace_for(identity.role), card)
@@ -201,7 +206,6 @@ def dispose_original(ws: Workspace, state: VersionState) -> tuple[str | None, st
 
 
 def _check_original(original: Path, original_text: str, state: VersionState) -> None:
-    from regbook.check.verify import artefact_findings
 
     found = artefact_findings(original, original_text, state)
     if found:
@@ -219,7 +223,7 @@ def _finish(
     ref = ModelRef(state.model, state.version)
     notes: list[str] = []
     removed = kept = None
-    if (original.exists() or original.is_symlink()) and _inside_models(ws, original):
+    if (original.exists() or original.is_symlink()) and inside_models(ws, original):
         found = bag_findings(ws, state, level="full")
         if any(f.is_problem for f in found):
             raise VerificationFailed(
@@ -296,8 +300,6 @@ def _build_bag(
 ) -> dict[str, str]:
     import bagit
 
-    from regbook.crypto.keys import sign
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".partial-{state.version}-*"):
         # Copies left by an interrupted run, never the artefact itself.
@@ -305,7 +307,7 @@ def _build_bag(
     staging = Path(tempfile.mkdtemp(prefix=f".partial-{state.version}-", dir=dest.parent))
     sources = [p for p in original.rglob("*") if p.is_file()] if original.is_dir() else [original]
     total = sum(p.stat().st_size for p in sources)
-    bar = _progress_bar(None, total, f"archiving {state.model}@{state.version}")
+    bar = progress_bar(None, total, f"archiving {state.model}@{state.version}")
     try:
         if original.is_dir():
             shutil.copytree(
@@ -365,7 +367,6 @@ def _counting_copy(bar: Any) -> Any:
 def _reuse_bag(ws: Workspace, state: VersionState, dest: Path, identity: Any) -> dict[str, str]:
     """A bag already in place (a run interrupted after the rename): use it only if it is a
     valid bag of exactly this version, signed by the key archiving it now."""
-    from regbook.crypto.keys import check_signature, namespace_for
 
     problems = full_check(dest, state)
     info = read_bag_info(dest)
@@ -381,7 +382,7 @@ def _reuse_bag(ws: Workspace, state: VersionState, dest: Path, identity: Any) ->
         check = check_signature(
             (dest / TAGMANIFEST).read_bytes(),
             sig,
-            ws.keyring(),
+            load_keyring(ws),
             identity.principal,
             namespace_for(identity.role),
             datetime.now(UTC),
@@ -403,21 +404,12 @@ def _reuse_bag(ws: Workspace, state: VersionState, dest: Path, identity: Any) ->
     return info
 
 
-def _inside_models(ws: Workspace, path: Path) -> bool:
-    models = ws.models_dir.resolve()
-    try:
-        rel = path.resolve().relative_to(models)
-    except (ValueError, OSError):
-        return False
-    return rel != Path(".")
-
-
 def _dispose(ws: Workspace, original: Path, original_text: str) -> tuple[str | None, str | None]:
     """Remove the original once the bag holds a verified copy, but only from the
     workspace's own storage; anything elsewhere stays where it is."""
     if not original.exists() and not original.is_symlink():
         return None, None
-    if not _inside_models(ws, original):
+    if not inside_models(ws, original):
         return None, original_text
     if original.is_dir() and not original.is_symlink():
         shutil.rmtree(original, onerror=_writable_and_retry)
@@ -461,230 +453,6 @@ def _fsync_tree(root: Path) -> None:
 # --- checking a bag ------------------------------------------------------------------
 
 
-def read_bag_info(path: Path) -> dict[str, str]:
-    """bag-info.txt as a dict (the first value of a repeated label)."""
-    out: dict[str, str] = {}
-    try:
-        text = (path / "bag-info.txt").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return out
-    for line in text.splitlines():
-        label, sep, value = line.partition(":")
-        if sep and not line[:1].isspace():
-            out.setdefault(label.strip(), value.strip())
-    return out
-
-
-def validate_bag(path: Path, fast: bool = False) -> list[str]:
-    """Every problem bagit's validator finds, one sentence each (empty: valid)."""
-    import bagit
-
-    try:
-        bag = bagit.Bag(str(path))
-        bag.validate(fast=fast)
-    except bagit.BagValidationError as err:
-        return [str(d) for d in err.details] or [str(err.message)]
-    except (bagit.BagError, OSError, UnicodeDecodeError, ValueError) as err:
-        return [str(err)]
-    return []
-
-
-def full_check(path: Path, state: VersionState) -> list[str]:
-    """A bag validated in full, and its payload the sealed artefact: bagit for the
-    structure and Payload-Oxum, then one hashing pass over the payload."""
-    problems = _tag_problems(path) + _structure_problems(path)
-    if problems:
-        return problems
-    problems, entries = _manifest_problems(path)
-    if problems or entries is None:
-        return problems
-    return _sealed_problems(entries, state)
-
-
-def _tag_problems(path: Path) -> list[str]:
-    """The tag files against the tag manifest: cheap, so verify always checks them."""
-    problems = []
-    try:
-        lines = (path / TAGMANIFEST).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        return [f"{TAGMANIFEST}: cannot be read: {err}"]
-    for line in lines:
-        digest, _sep, name = line.strip().partition(" ")
-        name = name.strip().lstrip("*")
-        if not name:
-            continue
-        target = path / name
-        try:
-            now = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
-        except OSError:  # a name longer than the file system allows, say
-            now = None
-        if now is None:
-            problems.append(f"{cut(name)} exists in manifest but was not found on filesystem")
-            continue
-        if now != digest.lower():
-            problems.append(f"{name} sha256 validation failed: expected={digest} found={now}")
-    return problems
-
-
-def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> list[Finding]:
-    """Findings about an archived version's bag. ``level``: "tags" (the bag is there, its
-    tag manifest is the one the ledger recorded and signed, its tag files match it),
-    "fast" (also bagit's Payload-Oxum check) or "full" (also every payload checksum and
-    the sealed content hash)."""
-    from regbook.crypto.keys import check_signature, namespace_for
-
-    event = state.stage_event
-    label = f"{state.model}@{state.version}"
-    where = state.storage
-
-    def finding(code: str, text: str, at: str = where) -> Finding:
-        return Finding.make(code, at, f"{label}: {text}", state.model, state.version)
-
-    try:
-        path = ws.resolve_storage(state.storage, label)
-    except InputError as err:
-        return [finding("RB801", str(err))]
-    if not (path / "bagit.txt").is_file():
-        return [finding("RB801", "the archived bag is missing (no bagit.txt)")]
-    out: list[Finding] = []
-    if event is not None:
-        recorded = event.payload.get("bag_tagmanifest_sha256")
-        try:
-            manifest = (path / TAGMANIFEST).read_bytes()
-        except OSError:
-            manifest = None
-        if manifest is None:
-            out.append(finding("RB804", f"{TAGMANIFEST} is missing", f"{where}/{TAGMANIFEST}"))
-        else:
-            now = hashlib.sha256(manifest).hexdigest()
-            if now != recorded:
-                out.append(finding(
-                    "RB804", f"{TAGMANIFEST} has sha256 {now[:16]}..., the ledger recorded "
-                    f"{str(recorded)[:16]}... (event {event.seq})", f"{where}/{TAGMANIFEST}",
-                ))  # fmt: skip
-            try:
-                sig = (path / SIGNATURE).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                sig = ""
-            check = check_signature(
-                manifest,
-                sig,
-                ws.keyring(),
-                event.signer,
-                namespace_for(signer_role(event) or ""),
-                event.when,
-            )
-            if not check.ok:
-                out.append(finding("RB804", f"{SIGNATURE}: {check.detail}", f"{where}/{SIGNATURE}"))
-    problems = _tag_problems(path)
-    if level == "fast":
-        problems += [p for p in validate_bag(path, fast=True) if p not in problems]
-    payload: list[tuple[str, str]] | None = None
-    if level == "full":
-        # The checks of a BagIt validator, with each payload file hashed once (large
-        # files in parallel); the same digests then say whether the payload is the
-        # sealed artefact, without reading it a second time.
-        problems += [p for p in _structure_problems(path) if p not in problems]
-        if not problems:
-            manifest_problems, payload = _manifest_problems(path)
-            problems += manifest_problems
-    out += [finding("RB802", p) for p in problems]
-    if level == "full" and not problems and payload is not None:
-        out += [finding("RB803", p, f"{where}/data") for p in _sealed_problems(payload, state)]
-    return out
-
-
-def _structure_problems(path: Path) -> list[str]:
-    """What a BagIt validator checks before hashing (RFC 8493): the bag declaration, a
-    sha256 payload manifest, the payload folder, and Payload-Oxum (octets.files)."""
-    problems = []
-    try:
-        declaration = (path / "bagit.txt").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return ["bagit.txt is missing or unreadable"]
-    if "BagIt-Version:" not in declaration:
-        problems.append("bagit.txt does not declare a BagIt-Version")
-    if not (path / "manifest-sha256.txt").is_file():
-        problems.append("manifest-sha256.txt is missing")
-    data = path / "data"
-    if not data.is_dir():
-        return [*problems, "the payload folder data/ is missing"]
-    oxum = read_bag_info(path).get("Payload-Oxum")
-    if oxum:
-        files = octets = 0
-        stack = [str(data)]
-        while stack:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        files += 1
-                        octets += entry.stat(follow_symlinks=False).st_size
-        if oxum.strip() != f"{octets}.{files}":
-            problems.append(
-                f"Payload-Oxum validation failed: expected {oxum.strip()}, found {octets}.{files}"
-            )
-    else:
-        problems.append("bag-info.txt has no Payload-Oxum")
-    return problems
-
-
-def _manifest_problems(path: Path) -> tuple[list[str], list[tuple[str, str]] | None]:
-    """Every payload file hashed once against manifest-sha256.txt, as a BagIt validator
-    would; returns the problems and the payload's ``(hex, path under data/)`` entries."""
-    from regbook.storage.hashing import tree_manifest
-
-    try:
-        lines = (path / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
-        entries = tree_manifest(path / "data")
-    except (OSError, UnicodeDecodeError, InputError) as err:
-        return [f"the payload cannot be checked: {err}"], None
-    listed: dict[str, str] = {}
-    for line in lines:
-        digest, _sep, name = line.strip().partition(" ")
-        name = name.strip().lstrip("*")
-        if name:
-            listed[name] = digest.lower()
-    found = {f"data/{rel}": digest for digest, rel in entries}
-    problems = []
-    for name in sorted(listed.keys() - found.keys()):
-        problems.append(f"{name} exists in manifest but was not found on filesystem")
-    for name in sorted(found.keys() - listed.keys()):
-        problems.append(f"{name} exists on filesystem but is not in the manifest")
-    for name in sorted(listed.keys() & found.keys()):
-        if listed[name] != found[name]:
-            problems.append(
-                f"{name} sha256 validation failed: expected={listed[name]} found={found[name]}"
-            )
-    return problems, entries
-
-
-def _sealed_problems(entries: list[tuple[str, str]], state: VersionState) -> list[str]:
-    """Whether the (already hashed) payload is the artefact as sealed."""
-    from regbook.storage.hashing import manifest_bytes
-
-    sealed = ContentHash.parse(state.content_hash)
-    if sealed.algorithm == "sha256-tree":
-        now = ContentHash("sha256-tree", hashlib.sha256(manifest_bytes(entries)).hexdigest())
-    else:
-        if len(entries) != 1:
-            return [f"data/ holds {len(entries)} files; a file artefact's bag holds one"]
-        now = ContentHash("sha256", entries[0][0])
-    if now != sealed:
-        return [f"the payload hashes to {str(now)[:28]}..., not the sealed {str(sealed)[:28]}..."]
-    return []
-
-
-def archived_states(registry: Any) -> list[VersionState]:
-    """The versions whose current stage was set by an archive event (they have a bag)."""
-    return [
-        s
-        for s in registry.versions.values()
-        if s.stage_event is not None and s.stage_event.kind == "archive"
-    ]
-
-
 # --- retrieve ------------------------------------------------------------------------
 
 
@@ -708,9 +476,8 @@ class Retrieved:
 
 
 def _archived_state(ws: Workspace, ref: ModelRef) -> tuple[Any, VersionState]:
-    from regbook.check.verify import check_ledger
 
-    checked = check_ledger(ws)
+    checked = open_registry(ws, sheets=LEDGER_ONLY)
     state = checked.registry.get(ref.name, ref.version or 0)
     if state is None:
         raise InputError(f"{ref}: no such sealed version")
@@ -785,9 +552,8 @@ class FixityReport:
 def fixity(ws: Workspace, fast: bool = False) -> FixityReport:
     """Validate every archived version's bag; ``fast`` checks Payload-Oxum and the tag
     files only, without re-reading the payload."""
-    from regbook.check.verify import check_ledger
 
-    checked = check_ledger(ws)
+    checked = open_registry(ws, sheets=LEDGER_ONLY)
     report = FixityReport(fast=fast)
     for state in sorted(archived_states(checked.registry), key=lambda s: (s.model, s.version)):
         found = bag_findings(ws, state, "fast" if fast else "full")
@@ -813,26 +579,3 @@ def fixity(ws: Workspace, fast: bool = False) -> FixityReport:
                 "RB806", where, "a bag that no archive event in the ledger records (copied "
                 "in by hand, or from another registry)"))  # fmt: skip
     return report
-
-
-def original_findings(ws: Workspace, state: VersionState) -> list[Finding]:
-    """An archived version whose original is still in models/: a move interrupted after
-    the ledger recorded it. Nothing is lost; rerunning ``archive`` finishes it."""
-    text = state.register.payload.get("artefact", {}).get("storage", "")
-    try:
-        original = ws.resolve_storage(text, f"{state.model}@{state.version}")
-    except InputError:
-        return []
-    if (original.exists() or original.is_symlink()) and _inside_models(ws, original):
-        return [
-            Finding.make(
-                "RB805",
-                text,
-                f"{state.model}@{state.version} is archived in {state.storage} but its "
-                f"original is still here: run `regbook archive {state.model}@{state.version}` "
-                "to finish the move",
-                state.model,
-                state.version,
-            )
-        ]
-    return []

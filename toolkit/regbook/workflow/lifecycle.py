@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from regbook.core.errors import DraftProblems, InputError, KeyProblem, VerificationFailed, cut
+from regbook.core.errors import DraftProblems, InputError, cut
 from regbook.core.ids import (
     CompositeId,
     check_code_commit,
@@ -30,8 +30,8 @@ from regbook.core.ids import (
     check_model_name,
 )
 from regbook.core.schema import (
+    KEYS,
     KNOWN_METRICS,
-    LEDGER,
     METRIC_KINDS,
     METRIC_NAME_RE,
     METRICS,
@@ -41,10 +41,12 @@ from regbook.core.schema import (
     normalize,
 )
 from regbook.core.workspace import Workspace
-from regbook.ledger.events import LedgerEvent, check_chain, new_event, payload_cell, read_events
-from regbook.ledger.state import Registry
+from regbook.crypto.keys import append_signer, format_signer_line, generate_key, load_keyring
+from regbook.ledger.events import payload_cell
+from regbook.registry.transaction import Transaction, acting_identity, refresh_keys, write_changes
 from regbook.storage.hashing import ContentHash, hash_path
-from regbook.workbook.read import WorkbookData, WorkbookWriter, read_workbook
+from regbook.workbook.patch import PackagePatch
+from regbook.workbook.read import WorkbookWriter, read_workbook
 
 
 @dataclass(frozen=True)
@@ -136,207 +138,7 @@ class Registered:
         }
 
 
-@dataclass(frozen=True)
-class Identity:
-    principal: str
-    role: str
-    key: Any  # keys.SigningKey
-
-
-def acting_identity(
-    ws: Workspace, key: Any, allowed: Iterable[str], action: str, role: str | None = None
-) -> Identity:
-    """Who the key speaks for, and the role it acts in for ``action``.
-
-    A key with several roles acts in the one the action needs; where two would do, the
-    first allowed in ``regbook.toml`` order is taken unless ``role`` chooses."""
-
-    keyring = ws.keyring()
-    now = datetime.now(UTC)
-    entries = [e for e in keyring.entries_for_key(key.public)]
-    if not entries:
-        raise KeyProblem(
-            f"key {key.public.fingerprint} is not in {ws.settings.keyring}; "
-            "add it with `regbook keys new` or by hand"
-        )
-    allowed = tuple(allowed)
-    candidates: list[tuple[str, str]] = []
-    lapsed = []
-    for entry in entries:
-        if not entry.valid_at(now):
-            lapsed.append(entry)
-            continue
-        if any(ch in p for p in entry.principals for ch in "*?"):
-            continue
-        for r in entry.roles:
-            if r in allowed and (role is None or r == role):
-                candidates.append((entry.principals[0], r))
-    if not candidates:
-        held = sorted({r for e in entries for r in e.roles})
-        if lapsed and not any(e.valid_at(now) for e in entries):
-            raise KeyProblem(
-                f"key {key.public.fingerprint} is outside its validity window "
-                f"in {ws.settings.keyring} (revoked or not yet valid)"
-            )
-        if role is not None and role not in allowed:
-            raise KeyProblem(
-                f"{action} needs role {' or '.join(allowed)}; --role {role} is not one of them"
-            )
-        raise KeyProblem(
-            f"{action} needs a key with role {' or '.join(allowed)}; key "
-            f"{key.public.fingerprint} has {', '.join(held) or 'no role'}"
-        )
-    candidates.sort(key=lambda c: allowed.index(c[1]))
-    principal, chosen = candidates[0]
-    return Identity(principal, chosen, key)
-
-
 # --- the write transaction -------------------------------------------------------------
-
-
-class Transaction:
-    """Read the workbook under the writer lock, check the ledger's chain, and give the
-    replayed registry; ``commit`` appends events and writes the views in one save."""
-
-    def __init__(self, ws: Workspace):
-        self.ws = ws
-        self.writer = WorkbookWriter(ws.workbook_path, ws.settings.backups)
-        self.data: WorkbookData
-        self.events: list[LedgerEvent]
-        self.new_events: list[LedgerEvent] = []
-        self.registry: Registry
-
-    def __enter__(self) -> Transaction:
-        self.writer.__enter__()
-        try:
-            self.data = read_workbook(self.ws.workbook_path)
-            self.events, findings = read_events(self.data[LEDGER.name])
-            findings += check_chain(self.events)
-            if findings:
-                raise VerificationFailed(
-                    f"the ledger is broken ({len(findings)} finding"
-                    f"{'s' if len(findings) != 1 else ''}); nothing was written. Run "
-                    "`regbook verify` for details and restore the workbook from a backup",
-                    findings,
-                )
-            self.registry, _ = Registry.replay(self.events)
-            _refuse_formulas_in_sealed_cells(self.data, self.registry)
-        except BaseException:
-            self.writer.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.writer.__exit__(*exc)
-
-    @property
-    def head(self) -> LedgerEvent | None:
-        return self.events[-1] if self.events else None
-
-    def sign(
-        self,
-        identity: Identity,
-        kind: str,
-        model: str,
-        version: int | None,
-        payload: dict[str, Any],
-    ) -> LedgerEvent:
-        event = new_event(
-            self.head,
-            kind,
-            model,
-            version,
-            payload,
-            identity.key,
-            identity.principal,
-            identity.role,
-        )
-        self.events.append(event)
-        self.new_events.append(event)
-        return event
-
-    def patch(self) -> Any:
-        """The workbook package to append to, once the command's own checks have passed
-        and the views are known to equal the ledger."""
-        from regbook.workbook.patch import PackagePatch
-
-        _refuse_edited_views(self.data, self.registry)
-        try:
-            return PackagePatch(self.ws.workbook_path)
-        except (OSError, KeyError, ValueError) as err:
-            raise InputError(
-                f"{self.ws.workbook_path}: cannot be opened for writing: {err}"
-            ) from None
-
-    def save(self, patch: Any) -> None:
-        self.writer.save(patch)
-
-
-def _refuse_edited_views(data: WorkbookData, registry: Registry) -> None:
-    """A writer rewrites view rows from the ledger; doing so over a hand edit would erase
-    the evidence of it. So every writer refuses while a view differs from the ledger:
-    `regbook verify` shows the edits, `regbook restore` repairs them deliberately."""
-    from regbook.check import verify as v
-    from regbook.core.schema import APPROVALS, HISTORY
-    from regbook.workbook.views import approvals_values, history_values
-
-    found = (
-        v._models_findings(data[MODELS.name], registry)
-        + v._metrics_findings(data[METRICS.name], registry)
-        + v._sheet_findings(data[APPROVALS.name], APPROVALS, approvals_values(registry))
-        + v._sheet_findings(data[HISTORY.name], HISTORY, history_values(registry))
-    )
-    found = [f for f in found if f.is_problem]
-    if found:
-        raise VerificationFailed(
-            f"the workbook's views differ from the ledger in {len(found)} place"
-            f"{'s' if len(found) != 1 else ''}; nothing was written. Check the edits with "
-            "`regbook verify`, then `regbook restore` rewrites the views from the ledger",
-            found,
-        )
-
-
-def _refuse_formulas_in_sealed_cells(data: WorkbookData, registry: Registry) -> None:
-    """Writers refuse a formula where a sealed value belongs (verify reports it as RB307,
-    restore puts the sealed value back): nothing is written around it."""
-    from regbook.check.verify import _metrics_findings, _models_findings
-
-    if not data[MODELS.name].formulas and not data[METRICS.name].formulas:
-        return
-    found = [
-        f
-        for f in _models_findings(data[MODELS.name], registry)
-        + _metrics_findings(data[METRICS.name], registry)
-        if f.code == "RB307"
-    ]
-    if found:
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise InputError(
-            f"{found[0].where}: a formula in a sealed cell{more}; sealed cells hold values "
-            "(`regbook restore` puts them back): nothing was written"
-        )
-
-
-def append_ledger_rows(wb: Any, table_len_rows: list[int], events: list[LedgerEvent]) -> None:
-    from regbook.workbook.views import write_row
-
-    ws = wb[LEDGER.name]
-    row = max(table_len_rows, default=1) + 1
-    for event in events:
-        values = dict(zip([c.key for c in LEDGER.columns], event.to_row(), strict=True))
-        write_row(ws, LEDGER, row, values, style="view")
-        row += 1
-
-
-def refresh_derived_views(wb: Any, registry: Registry, keyring: Any | None) -> None:
-    """Rewrite the regbook-only sheets (Approvals, History, Keys) from the ledger."""
-    from regbook.core.schema import APPROVALS, HISTORY, KEYS
-    from regbook.workbook.views import approvals_values, history_values, keys_values, rewrite_sheet
-
-    rewrite_sheet(wb[APPROVALS.name], APPROVALS, approvals_values(registry))
-    rewrite_sheet(wb[HISTORY.name], HISTORY, history_values(registry))
-    if keyring is not None:
-        rewrite_sheet(wb[KEYS.name], KEYS, keys_values(keyring))
 
 
 # --- register ------------------------------------------------------------------------
@@ -489,122 +291,6 @@ def register(
         event.seq,
         str(req.artefact) if req.artefact else None,
     )
-
-
-def models_row_of(table: Any, state: Any) -> int | None:
-    """The Models row showing a sealed version: the one carrying its seal, else one that
-    names its model and version."""
-    from regbook.check.verify import normalize_text
-
-    claimed = None
-    for i, row in table.indexed():
-        if normalize_text(row[MODELS.index("seal")]) == state.seal:
-            return table.row_numbers[i]
-        if claimed is None and normalize_text(row[MODELS.index("model")]) == state.model:
-            try:
-                if normalize("int", row[MODELS.index("version")]) == state.version:
-                    claimed = table.row_numbers[i]
-            except BadValue:
-                pass
-    return claimed
-
-
-def write_changes(
-    tx: Transaction,
-    patch: Any,
-    versions: list[tuple[str, int]],
-    draft_rows: dict[tuple[str, int], tuple[int, list[int]]],
-) -> None:
-    """Write what the transaction's new events change, by appending and replacing rows:
-    the Ledger rows; the Models row of each version in ``versions`` (a sealed draft's
-    own row, ``draft_rows[key] = (models row, metrics rows)``, else the row showing it,
-    else a new one) with Notes kept as typed; a new version's metrics (into its draft
-    rows first); the new Approvals and History rows; the Keys sheet if it is stale."""
-    from regbook.check.verify import normalize_text
-    from regbook.core.schema import APPROVALS, HISTORY
-    from regbook.workbook.views import approval_row, history_row, metrics_values, models_values
-
-    registry, _ = Registry.replay(tx.events)
-    _append(patch, LEDGER, tx.data[LEDGER.name].row_numbers, [
-        dict(zip([c.key for c in LEDGER.columns], e.to_row(), strict=True))
-        for e in tx.new_events
-    ])  # fmt: skip
-    models = tx.data[MODELS.name]
-    metrics = tx.data[METRICS.name]
-    next_model = max(models.row_numbers, default=1) + 1
-    next_metric = max(metrics.row_numbers, default=1) + 1
-    notes_index = MODELS.index("notes")
-    model_rows: dict[int, str] = {}
-    metric_rows: dict[int, str] = {}
-    new_versions = {(e.model, e.version) for e in tx.new_events if e.kind == "register"}
-    for key in dict.fromkeys(versions):
-        state = registry.get(*key)
-        assert state is not None
-        draft = draft_rows.get(key)
-        row = draft[0] if draft else models_row_of(models, state)
-        if row is None:
-            row, next_model = next_model, next_model + 1
-        kept = patch.row_cells(MODELS.name, row).get(notes_index)
-        model_rows[row] = patch.cells_xml(
-            row,
-            MODELS.columns,
-            models_values(state),
-            "sealed",
-            keep={"notes": kept} if kept else None,
-        )
-        if key not in new_versions:
-            continue
-        sealed = {(m["metric"], m["slice"] or ""): m for m in metrics_values(state)}
-        for metric_row in draft[1] if draft else []:
-            i = metrics.row_numbers.index(metric_row)
-            name = normalize_text(metrics.value(i, "metric"))
-            slice_ = normalize_text(metrics.value(i, "slice"))
-            values = sealed.pop((name, slice_), None)
-            if values is not None:
-                metric_rows[metric_row] = patch.cells_xml(
-                    metric_row, METRICS.columns, values, "sealed"
-                )
-        for values in sealed.values():
-            metric_rows[next_metric] = patch.cells_xml(
-                next_metric, METRICS.columns, values, "sealed"
-            )
-            next_metric += 1
-    patch.put_rows(MODELS.name, model_rows)
-    patch.put_rows(METRICS.name, metric_rows)
-    _append(
-        patch,
-        APPROVALS,
-        tx.data[APPROVALS.name].row_numbers,
-        [approval_row(e) for e in tx.new_events if e.kind == "approve"],
-    )
-    _append(
-        patch,
-        HISTORY,
-        tx.data[HISTORY.name].row_numbers,
-        [history_row(e) for e in tx.new_events if e.kind != "approve"],
-    )
-    refresh_keys(patch, tx.data, tx.ws.keyring())
-
-
-def _append(patch: Any, sheet: Any, existing: list[int], rows: list[dict[str, Any]]) -> None:
-    start = max(existing, default=1) + 1
-    patch.put_rows(sheet.name, {
-        start + i: patch.cells_xml(start + i, sheet.columns, values, "view")
-        for i, values in enumerate(rows)
-    })  # fmt: skip
-
-
-def refresh_keys(patch: Any, data: WorkbookData, keyring: Any) -> None:
-    """Rewrite the Keys sheet when it no longer shows allowed_signers."""
-    from regbook.check.verify import _sheet_findings
-    from regbook.core.schema import KEYS
-    from regbook.workbook.views import keys_values
-
-    wanted = keys_values(keyring)
-    if not _sheet_findings(data[KEYS.name], KEYS, wanted, code="RB308"):
-        return
-    patch.drop_rows_from(KEYS.name, 2)
-    _append(patch, KEYS, [], wanted)
 
 
 # --- seal ----------------------------------------------------------------------------
@@ -931,9 +617,6 @@ def add_new_key(
     before any key is written."""
     import re
 
-    from regbook.crypto.keys import append_signer, format_signer_line, generate_key
-    from regbook.workbook.patch import PackagePatch
-
     if not re.fullmatch(r"[^\s,\"'*?!#\x00-\x1f\x7f]{1,256}", principal or ""):
         raise InputError(
             f"principal {cut(principal or '')!r}: use one name of at most 256 characters "
@@ -947,8 +630,6 @@ def add_new_key(
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", principal)
         out = Path.home() / ".ssh" / f"regbook_{safe}"
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
-        from regbook.core.schema import KEYS
-
         data = read_workbook(ws.workbook_path, sheets=(KEYS,))
         patch = PackagePatch(ws.workbook_path)  # first: no key for a workbook we can't write
         key = generate_key(out, comment=principal)
@@ -961,6 +642,6 @@ def add_new_key(
             for made in (out, out.with_name(out.name + ".pub")):
                 made.unlink(missing_ok=True)
             raise
-        refresh_keys(patch, data, ws.keyring())
+        refresh_keys(patch, data, load_keyring(ws))
         writer.save(patch)
     return key, line

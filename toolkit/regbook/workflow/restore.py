@@ -15,18 +15,18 @@ from typing import Any
 
 from regbook.core.errors import VerificationFailed
 from regbook.core.findings import Finding
-from regbook.core.schema import APPROVALS, HISTORY, KEYS, METRICS, MODELS
+from regbook.core.schema import METRICS, MODELS, BadValue, normalize
 from regbook.core.workspace import Workspace
-from regbook.workbook.read import WorkbookWriter
-from regbook.workbook.views import (
-    approvals_values,
-    history_values,
-    keys_values,
+from regbook.registry.diff import claimed_version, normalize_text, sealed_rows
+from regbook.registry.snapshot import open_registry
+from regbook.registry.transaction import refresh_derived_views
+from regbook.registry.views import (
     metrics_values,
     models_values,
     write_row,
 )
-from regbook.workflow.lifecycle import refresh_derived_views
+from regbook.workbook.read import WorkbookWriter
+from regbook.workbook.template import style_open_cell
 
 # Models cells that only regbook writes: cleared when a row turns back into a draft.
 _REGBOOK_CELLS = (
@@ -59,11 +59,10 @@ class RestoreResult:
 
 
 def restore(ws: Workspace) -> RestoreResult:
-    from regbook.check import verify as v
 
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
-        checked = v.check_ledger(ws)
-        broken = [f for f in checked.findings if f.code[:3] in ("RB1", "RB2")]
+        checked = open_registry(ws)
+        broken = [f for f in checked.ledger_findings if f.code[:3] in ("RB1", "RB2")]
         if broken:
             raise VerificationFailed(
                 f"the ledger itself has {len(broken)} problem(s); restore rewrites views "
@@ -73,28 +72,20 @@ def restore(ws: Workspace) -> RestoreResult:
         registry = checked.registry
         models_table = checked.data[MODELS.name]
         result = RestoreResult()
-        result.repaired = v._models_findings(models_table, registry) + v._metrics_findings(
-            checked.data[METRICS.name], registry
-        )
-        result.repaired = [f for f in result.repaired if f.code != "RB310"]
-        # The regbook-only sheets are rewritten too: report what that repairs.
-        for sheet, values, code in (
-            (APPROVALS, approvals_values(registry), "RB309"),
-            (HISTORY, history_values(registry), "RB309"),
-            (KEYS, keys_values(checked.keyring), "RB308"),
-        ):
-            result.repaired += v._sheet_findings(checked.data[sheet.name], sheet, values, code)
+        # Every view difference, which rewriting the views from the ledger repairs.
+        result.repaired = [f for f in checked.view_findings if f.code != "RB310"]
+        result.repaired += checked.keys_findings
         wb = writer.load()
         ws_models = wb[MODELS.name]
         by_seal = registry.by_seal
         placed: set[tuple[str, int]] = set()
-        genuine = v.sealed_rows(models_table, registry)
+        genuine = sealed_rows(models_table, registry)
         for i, row in models_table.indexed():
             number = models_table.row_numbers[i]
-            seal = v.normalize_text(row[MODELS.index("seal")])
+            seal = normalize_text(row[MODELS.index("seal")])
             state = by_seal.get(seal) if seal else None
             if state is None:
-                state = v._claimed_version(models_table, i, registry)
+                state = claimed_version(models_table, i, registry)
                 if state is not None and (state.model, state.version) in genuine:
                     _to_draft(ws_models, number, state)  # a copy: the sealed row is elsewhere
                     result.rows_to_drafts.append(number)
@@ -121,7 +112,6 @@ def restore(ws: Workspace) -> RestoreResult:
 
 def _to_draft(ws: Any, row: int, state: Any) -> None:
     """A row that claims a seal it cannot have becomes a draft again, with a note."""
-    from regbook.workbook.template import style_open_cell
 
     for column in MODELS.columns:
         cell = ws.cell(row=row, column=MODELS.index(column.key) + 1)
@@ -139,8 +129,6 @@ def _to_draft(ws: Any, row: int, state: Any) -> None:
 
 def _rewrite_metrics(ws: Any, table: Any, registry: Any) -> None:
     """Sealed metrics exactly as the ledger has them, then the drafts' rows as typed."""
-    from regbook.check.verify import normalize_text
-    from regbook.core.schema import BadValue, normalize
 
     drafts = []
     for row in table.rows:

@@ -21,7 +21,9 @@ from regbook.core.schema import (
     TEXT,
     Sheet,
 )
+from regbook.ledger.signatures import signer_role
 from regbook.ledger.state import Registry, VersionState
+from regbook.workbook import template
 
 if TYPE_CHECKING:  # pragma: no cover
     from openpyxl.worksheet.worksheet import Worksheet
@@ -79,7 +81,6 @@ def metrics_values(state: VersionState) -> list[dict[str, Any]]:
 
 def approval_row(e: Any) -> dict[str, Any]:
     """The Approvals row of one approve event."""
-    from regbook.ledger.events import signer_role
 
     p = e.payload
     return {
@@ -92,7 +93,6 @@ def approval_row(e: Any) -> dict[str, Any]:
 
 def history_row(e: Any) -> dict[str, Any]:
     """The History row of one registration, transition, gate result or archive move."""
-    from regbook.ledger.events import signer_role
 
     p = e.payload
     return {
@@ -181,7 +181,6 @@ def write_row(
 ) -> None:
     """Write one row. ``style``: "sealed" (locked, shaded), "open" (a draft) or "view"
     (locked, a regbook-only sheet). ``keep`` names columns left as they are (Notes)."""
-    from regbook.workbook import template
 
     styler = {
         "sealed": template.style_sealed_cell,

@@ -1,0 +1,293 @@
+"""Checking archive bags (BagIt, RFC 8493): the structure, the signed tag manifest,
+and the payload against the sealed content hash.
+
+``bag_findings(ws, state, level)`` is what ``verify`` and ``fixity`` report; the bag is
+built by ``regbook.workflow.archive``, which names its files with the constants here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from regbook.core.errors import InputError, cut
+from regbook.core.findings import Finding
+from regbook.core.ids import ModelRef
+from regbook.core.workspace import Workspace
+from regbook.crypto.keys import check_signature, load_keyring, namespace_for
+from regbook.ledger.signatures import signer_role
+from regbook.ledger.state import VersionState
+from regbook.storage.hashing import ContentHash, manifest_bytes, tree_manifest
+
+TAGMANIFEST = "tagmanifest-sha256.txt"
+
+
+SIGNATURE = TAGMANIFEST + ".sig"
+
+
+EVENTS_FILE = "ledger-events.jsonl"
+
+
+KEYRING_FILE = "allowed_signers"
+
+
+CARD_FILE = "model-card.md"  # bags made before cards existed lack it, and stay valid
+
+
+def bag_path(ws: Workspace, ref: ModelRef) -> Path:
+    return ws.archive_dir / ref.name / str(ref.version)
+
+
+def read_bag_info(path: Path) -> dict[str, str]:
+    """bag-info.txt as a dict (the first value of a repeated label)."""
+    out: dict[str, str] = {}
+    try:
+        text = (path / "bag-info.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return out
+    for line in text.splitlines():
+        label, sep, value = line.partition(":")
+        if sep and not line[:1].isspace():
+            out.setdefault(label.strip(), value.strip())
+    return out
+
+
+def validate_bag(path: Path, fast: bool = False) -> list[str]:
+    """Every problem bagit's validator finds, one sentence each (empty: valid)."""
+    import bagit
+
+    try:
+        bag = bagit.Bag(str(path))
+        bag.validate(fast=fast)
+    except bagit.BagValidationError as err:
+        return [str(d) for d in err.details] or [str(err.message)]
+    except (bagit.BagError, OSError, UnicodeDecodeError, ValueError) as err:
+        return [str(err)]
+    return []
+
+
+def full_check(path: Path, state: VersionState) -> list[str]:
+    """A bag validated in full, and its payload the sealed artefact: bagit for the
+    structure and Payload-Oxum, then one hashing pass over the payload."""
+    problems = _tag_problems(path) + _structure_problems(path)
+    if problems:
+        return problems
+    problems, entries = _manifest_problems(path)
+    if problems or entries is None:
+        return problems
+    return _sealed_problems(entries, state)
+
+
+def _tag_problems(path: Path) -> list[str]:
+    """The tag files against the tag manifest: cheap, so verify always checks them."""
+    problems = []
+    try:
+        lines = (path / TAGMANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        return [f"{TAGMANIFEST}: cannot be read: {err}"]
+    for line in lines:
+        digest, _sep, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if not name:
+            continue
+        target = path / name
+        try:
+            now = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
+        except OSError:  # a name longer than the file system allows, say
+            now = None
+        if now is None:
+            problems.append(f"{cut(name)} exists in manifest but was not found on filesystem")
+            continue
+        if now != digest.lower():
+            problems.append(f"{name} sha256 validation failed: expected={digest} found={now}")
+    return problems
+
+
+def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> list[Finding]:
+    """Findings about an archived version's bag. ``level``: "tags" (the bag is there, its
+    tag manifest is the one the ledger recorded and signed, its tag files match it),
+    "fast" (also bagit's Payload-Oxum check) or "full" (also every payload checksum and
+    the sealed content hash)."""
+
+    event = state.stage_event
+    label = f"{state.model}@{state.version}"
+    where = state.storage
+
+    def finding(code: str, text: str, at: str = where) -> Finding:
+        return Finding.make(code, at, f"{label}: {text}", state.model, state.version)
+
+    try:
+        path = ws.resolve_storage(state.storage, label)
+    except InputError as err:
+        return [finding("RB801", str(err))]
+    if not (path / "bagit.txt").is_file():
+        return [finding("RB801", "the archived bag is missing (no bagit.txt)")]
+    out: list[Finding] = []
+    if event is not None:
+        recorded = event.payload.get("bag_tagmanifest_sha256")
+        try:
+            manifest = (path / TAGMANIFEST).read_bytes()
+        except OSError:
+            manifest = None
+        if manifest is None:
+            out.append(finding("RB804", f"{TAGMANIFEST} is missing", f"{where}/{TAGMANIFEST}"))
+        else:
+            now = hashlib.sha256(manifest).hexdigest()
+            if now != recorded:
+                out.append(finding(
+                    "RB804", f"{TAGMANIFEST} has sha256 {now[:16]}..., the ledger recorded "
+                    f"{str(recorded)[:16]}... (event {event.seq})", f"{where}/{TAGMANIFEST}",
+                ))  # fmt: skip
+            try:
+                sig = (path / SIGNATURE).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                sig = ""
+            check = check_signature(
+                manifest,
+                sig,
+                load_keyring(ws),
+                event.signer,
+                namespace_for(signer_role(event) or ""),
+                event.when,
+            )
+            if not check.ok:
+                out.append(finding("RB804", f"{SIGNATURE}: {check.detail}", f"{where}/{SIGNATURE}"))
+    problems = _tag_problems(path)
+    if level == "fast":
+        problems += [p for p in validate_bag(path, fast=True) if p not in problems]
+    payload: list[tuple[str, str]] | None = None
+    if level == "full":
+        # The checks of a BagIt validator, with each payload file hashed once (large
+        # files in parallel); the same digests then say whether the payload is the
+        # sealed artefact, without reading it a second time.
+        problems += [p for p in _structure_problems(path) if p not in problems]
+        if not problems:
+            manifest_problems, payload = _manifest_problems(path)
+            problems += manifest_problems
+    out += [finding("RB802", p) for p in problems]
+    if level == "full" and not problems and payload is not None:
+        out += [finding("RB803", p, f"{where}/data") for p in _sealed_problems(payload, state)]
+    return out
+
+
+def _structure_problems(path: Path) -> list[str]:
+    """What a BagIt validator checks before hashing (RFC 8493): the bag declaration, a
+    sha256 payload manifest, the payload folder, and Payload-Oxum (octets.files)."""
+    problems = []
+    try:
+        declaration = (path / "bagit.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ["bagit.txt is missing or unreadable"]
+    if "BagIt-Version:" not in declaration:
+        problems.append("bagit.txt does not declare a BagIt-Version")
+    if not (path / "manifest-sha256.txt").is_file():
+        problems.append("manifest-sha256.txt is missing")
+    data = path / "data"
+    if not data.is_dir():
+        return [*problems, "the payload folder data/ is missing"]
+    oxum = read_bag_info(path).get("Payload-Oxum")
+    if oxum:
+        files = octets = 0
+        stack = [str(data)]
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        files += 1
+                        octets += entry.stat(follow_symlinks=False).st_size
+        if oxum.strip() != f"{octets}.{files}":
+            problems.append(
+                f"Payload-Oxum validation failed: expected {oxum.strip()}, found {octets}.{files}"
+            )
+    else:
+        problems.append("bag-info.txt has no Payload-Oxum")
+    return problems
+
+
+def _manifest_problems(path: Path) -> tuple[list[str], list[tuple[str, str]] | None]:
+    """Every payload file hashed once against manifest-sha256.txt, as a BagIt validator
+    would; returns the problems and the payload's ``(hex, path under data/)`` entries."""
+
+    try:
+        lines = (path / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
+        entries = tree_manifest(path / "data")
+    except (OSError, UnicodeDecodeError, InputError) as err:
+        return [f"the payload cannot be checked: {err}"], None
+    listed: dict[str, str] = {}
+    for line in lines:
+        digest, _sep, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if name:
+            listed[name] = digest.lower()
+    found = {f"data/{rel}": digest for digest, rel in entries}
+    problems = []
+    for name in sorted(listed.keys() - found.keys()):
+        problems.append(f"{name} exists in manifest but was not found on filesystem")
+    for name in sorted(found.keys() - listed.keys()):
+        problems.append(f"{name} exists on filesystem but is not in the manifest")
+    for name in sorted(listed.keys() & found.keys()):
+        if listed[name] != found[name]:
+            problems.append(
+                f"{name} sha256 validation failed: expected={listed[name]} found={found[name]}"
+            )
+    return problems, entries
+
+
+def _sealed_problems(entries: list[tuple[str, str]], state: VersionState) -> list[str]:
+    """Whether the (already hashed) payload is the artefact as sealed."""
+
+    sealed = ContentHash.parse(state.content_hash)
+    if sealed.algorithm == "sha256-tree":
+        now = ContentHash("sha256-tree", hashlib.sha256(manifest_bytes(entries)).hexdigest())
+    else:
+        if len(entries) != 1:
+            return [f"data/ holds {len(entries)} files; a file artefact's bag holds one"]
+        now = ContentHash("sha256", entries[0][0])
+    if now != sealed:
+        return [f"the payload hashes to {str(now)[:28]}..., not the sealed {str(sealed)[:28]}..."]
+    return []
+
+
+def archived_states(registry: Any) -> list[VersionState]:
+    """The versions whose current stage was set by an archive event (they have a bag)."""
+    return [
+        s
+        for s in registry.versions.values()
+        if s.stage_event is not None and s.stage_event.kind == "archive"
+    ]
+
+
+def inside_models(ws: Workspace, path: Path) -> bool:
+    models = ws.models_dir.resolve()
+    try:
+        rel = path.resolve().relative_to(models)
+    except (ValueError, OSError):
+        return False
+    return rel != Path(".")
+
+
+def original_findings(ws: Workspace, state: VersionState) -> list[Finding]:
+    """An archived version whose original is still in models/: a move interrupted after
+    the ledger recorded it. Nothing is lost; rerunning ``archive`` finishes it."""
+    text = state.register.payload.get("artefact", {}).get("storage", "")
+    try:
+        original = ws.resolve_storage(text, f"{state.model}@{state.version}")
+    except InputError:
+        return []
+    if (original.exists() or original.is_symlink()) and inside_models(ws, original):
+        return [
+            Finding.make(
+                "RB805",
+                text,
+                f"{state.model}@{state.version} is archived in {state.storage} but its "
+                f"original is still here: run `regbook archive {state.model}@{state.version}` "
+                "to finish the move",
+                state.model,
+                state.version,
+            )
+        ]
+    return []

@@ -1,0 +1,329 @@
+"""The workflow rules: which stage transitions exist, what approval a transition needs,
+and every rule broken anywhere in a replayed ledger.
+
+``verify`` reports ``workflow_findings(registry, settings)``; the writers (approve,
+gate, promote, archive) ask the same questions before they sign, through
+``transition_problem`` and ``usable_approval``, so a writer never signs what verify
+would then reject.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from regbook.core.errors import InputError
+from regbook.core.findings import Finding
+from regbook.core.schema import STAGES
+from regbook.core.workspace import Settings, Workspace
+from regbook.crypto.keys import check_signature, namespace_for
+from regbook.ledger.events import LedgerEvent
+from regbook.ledger.gates import FAIL, PASS, evaluate, parse_gates, recorded_outcome
+from regbook.ledger.signatures import signer_role
+from regbook.ledger.state import Registry, VersionState
+
+# The forward transitions; any stage but Archived may also go to Archived.
+FORWARD = {"None": "Staging", "Staging": "Production"}
+
+
+ONLY_CI = "only the CI pipeline may promote to Production (needs a key with role ci)"
+
+
+def transition_problem(current: str, target: str) -> str | None:
+    """Why ``current -> target`` is not a transition, or None if it is."""
+    if target not in STAGES:
+        return f"{target!r} is not a stage ({', '.join(STAGES)})"
+    if current == "Archived":
+        return (
+            "the version is Archived, which is final: register the artefact again as a "
+            "new version that names this one"
+        )
+    if current == target:
+        return f"the version is already in {current}"
+    if target == "Archived" or FORWARD.get(current) == target:
+        return None
+    allowed = [s for s in (FORWARD.get(current), "Archived") if s]
+    return (
+        f"{current} -> {target} is not a transition; from {current} a version may go to "
+        f"{' or '.join(allowed)}"
+    )
+
+
+def sealed_metrics(state: VersionState) -> dict[str, float]:
+    """The whole-evaluation-set value of every metric sealed with the version."""
+    return {m["metric"]: m["value"] for m in state.metrics if not m.get("slice")}
+
+
+def usable_approval(
+    ws: Workspace, keyring: Any, registry: Registry, state: VersionState, target: str
+) -> tuple[LedgerEvent | None, list[str]]:
+    """The latest approval that allows ``state`` to move to ``target`` now, or why none
+    does."""
+
+    roles = ws.settings.transition_roles(state.stage, target)
+    since = state.stage_event.seq if state.stage_event else state.register.seq
+    reasons: list[str] = []
+    for event in reversed(state.approvals):
+        p = event.payload
+        if p.get("from") != state.stage or p.get("to") != target or event.seq < since:
+            continue
+        label = f"the approval in ledger event {event.seq}"
+        if p.get("content_hash") != state.content_hash:
+            reasons.append(
+                f"{label} names content hash {str(p.get('content_hash'))[:24]}..., "
+                f"not this version's {state.content_hash[:24]}... (a replayed "
+                "approval)"
+            )
+            continue
+        role = signer_role(event)
+        if role not in roles:
+            reasons.append(
+                f"{label} was signed as {role}; {state.stage} -> {target} needs "
+                f"{' or '.join(roles)}"
+            )
+            continue
+        check = check_signature(
+            event.signed_bytes(),
+            event.signature,
+            keyring,
+            event.signer,
+            namespace_for(role),
+            event.when,
+        )
+        if not check.ok:
+            reasons.append(f"{label} does not verify: {check.detail}")
+            continue
+        return event, []
+    if not reasons:
+        reasons.append(
+            f"no signed approval for {state.stage} -> {target} (needs "
+            f"{' or '.join(roles)}: `regbook approve {state.model}@{state.version} "
+            f"--to {target}`)"
+        )
+    return None, reasons
+
+
+def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
+    """Every workflow rule broken anywhere in the ledger, event by event."""
+    findings: list[Finding] = []
+    stage: dict[tuple[str, int], str] = {}
+    stage_seq: dict[tuple[str, int], int] = {}
+    production: dict[str, set[int]] = {}
+    last_gate: dict[tuple[str, int], LedgerEvent] = {}
+    for event in registry.events:
+        key = (event.model, event.version or 0)
+        if event.kind == "register":
+            stage.setdefault(key, "None")
+            stage_seq.setdefault(key, event.seq)
+            continue
+        state = registry.get(*key)
+        label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
+
+        def add(code: str, text: str, ev: LedgerEvent = event, lab: str = label) -> None:
+            findings.append(
+                Finding.make(code, ev.where("payload"), f"{lab}: {text}", ev.model, ev.version)
+            )
+
+        if state is None:
+            add("RB508", "no such version was ever registered")
+            continue
+        p = event.payload
+        if event.kind == "approve":
+            if p.get("content_hash") != state.content_hash:
+                add(
+                    "RB503",
+                    f"approves content hash {str(p.get('content_hash'))[:24]}..., "
+                    f"not this version's {state.content_hash[:24]}... (a replayed approval)",
+                )
+        elif event.kind == "gate":
+            findings.extend(gate_findings(event, state, label))
+            last_gate[key] = event
+        elif event.kind in ("promote", "archive"):
+            current, target = stage.get(key, "None"), p.get("to")
+            if event.kind == "archive" and signer_role(event) == "ci":
+                follow = registry.event(event.seq + 1)
+                by = p.get("superseded_by")
+                by = by if isinstance(by, dict) else {}
+                while follow is not None and follow.kind == "archive":
+                    follow = registry.event(follow.seq + 1)
+                if not (
+                    follow is not None
+                    and follow.kind == "promote"
+                    and follow.payload.get("to") == "Production"
+                    and (follow.model, follow.version) == (by.get("model"), by.get("version"))
+                    and follow.model == event.model
+                    and signer_role(follow) == "ci"
+                ):
+                    add(
+                        "RB506",
+                        "archived by a ci key without the promotion to Production that "
+                        "supersedes it (`promote --archive-previous`)",
+                    )
+            if p.get("from") != current:
+                add("RB506", f"moves from {p.get('from')} but the version was in {current}")
+            if p.get("content_hash") != state.content_hash:
+                add(
+                    "RB503",
+                    f"names content hash {str(p.get('content_hash'))[:24]}..., not "
+                    f"this version's {state.content_hash[:24]}...",
+                )
+            problem = transition_problem(current, str(target))
+            if problem:
+                add("RB506", problem)
+            findings.extend(
+                _approval_findings(
+                    event,
+                    registry,
+                    state,
+                    current,
+                    str(target),
+                    stage_seq.get(key, 0),
+                    settings,
+                    label,
+                )
+            )
+            if target == "Production":
+                if signer_role(event) != "ci":
+                    add(
+                        "RB502",
+                        f"signed by {event.signer} acting as {signer_role(event)}; " + ONLY_CI,
+                    )
+                gated = last_gate.get(key)
+                if gated is None or gated.payload.get("result") != PASS:
+                    add(
+                        "RB507",
+                        "promoted to Production without a PASS gate result "
+                        + (
+                            "(none recorded)"
+                            if gated is None
+                            else f"(event {gated.seq} says {gated.payload.get('result')})"
+                        ),
+                    )
+                others = production.get(event.model, set()) - {event.version}
+                if others:
+                    add(
+                        "RB504",
+                        f"{event.model} already had version(s) "
+                        f"{', '.join(map(str, sorted(others)))} in Production: two Production "
+                        "versions of one model",
+                    )
+                production.setdefault(event.model, set()).add(event.version or 0)
+            elif current == "Production":
+                production.get(event.model, set()).discard(event.version or 0)
+            stage[key] = str(target)
+            stage_seq[key] = event.seq
+        else:
+            add("RB508", f"unknown event kind {event.kind!r}")
+    # Thresholds in force: the latest PASS of each live version must still hold. (A FAIL
+    # that looser thresholds would now pass is harmless: promotion needs a new gate run.)
+    try:
+        gates = parse_gates(settings.gates)
+    except InputError:
+        gates = ()
+    for key, event in last_gate.items():
+        state = registry.get(*key)
+        if state is None or state.stage == "Archived" or not gates:
+            continue
+        now = evaluate(gates, sealed_metrics(state))
+        if event.payload.get("result") == PASS and now.result != PASS:
+            findings.append(
+                Finding.make(
+                    "RB505",
+                    event.where("payload"),
+                    f"the latest gate result of {state.model}@{state.version} (event {event.seq}) "
+                    f"is {event.payload.get('result')}, but the thresholds in regbook.toml give "
+                    f"{now.result} on the sealed metrics",
+                    state.model,
+                    state.version,
+                )
+            )
+    return findings
+
+
+def gate_findings(event: LedgerEvent, state: VersionState, label: str) -> list[Finding]:
+    out = []
+
+    def add(text: str) -> None:
+        out.append(
+            Finding.make(
+                "RB505", event.where("payload"), f"{label}: {text}", event.model, event.version
+            )
+        )
+
+    p = event.payload
+    if p.get("content_hash") != state.content_hash:
+        add("the gate result is for another content hash")
+    try:
+        recorded = recorded_outcome(p)
+    except InputError as err:
+        add(str(err))
+        return out
+    metrics = sealed_metrics(state)
+    for r in recorded.results:
+        sealed = metrics.get(r.gate.metric)
+        if r.value != (None if sealed is None else float(sealed)):
+            add(
+                f"gate {r.gate.name} recorded {r.gate.metric} = {r.value}, but the sealed "
+                f"value is {sealed}"
+            )
+        if r.gate.check(r.value) != r.result:
+            add(f"gate {r.gate.name} recorded {r.result} for {r.gate} with value {r.value}")
+    if recorded.result != p.get("result") or p.get("result") not in (PASS, FAIL):
+        add(f"the overall result {p.get('result')} does not follow from the gates recorded")
+    return out
+
+
+def _approval_findings(
+    event: LedgerEvent,
+    registry: Registry,
+    state: VersionState,
+    current: str,
+    target: str,
+    since: int,
+    settings: Settings,
+    label: str,
+) -> list[Finding]:
+    ref = event.payload.get("approval")
+    ref = ref if isinstance(ref, dict) else {}
+    approval = registry.event(ref.get("seq"))
+
+    def finding(code: str, text: str) -> list[Finding]:
+        return [
+            Finding.make(
+                code, event.where("payload"), f"{label}: {text}", event.model, event.version
+            )
+        ]
+
+    if approval is None or approval.hash != ref.get("hash") or approval.kind != "approve":
+        return finding("RB501", f"{current} -> {target} was reached without a signed approval")
+    if (approval.model, approval.version) != (event.model, event.version):
+        return finding(
+            "RB503",
+            f"uses the approval of {approval.model}@{approval.version} "
+            f"(event {approval.seq}), another version's",
+        )
+    p = approval.payload
+    if p.get("content_hash") != state.content_hash:
+        return finding(
+            "RB503",
+            f"the approval it uses (event {approval.seq}) names another "
+            "content hash (a replayed approval)",
+        )
+    if p.get("from") != current or p.get("to") != target or approval.seq < since:
+        return finding(
+            "RB501",
+            f"the approval it uses (event {approval.seq}) is for "
+            f"{p.get('from')} -> {p.get('to')}, given before the version reached "
+            f"{current}"
+            if approval.seq < since
+            else f"the approval it uses (event {approval.seq}) is for "
+            f"{p.get('from')} -> {p.get('to')}, not {current} -> {target}",
+        )
+    roles = settings.transition_roles(current, target)
+    if signer_role(approval) not in roles:
+        return finding(
+            "RB501",
+            f"the approval it uses (event {approval.seq}) was signed as "
+            f"{signer_role(approval)}; {current} -> {target} needs "
+            f"{' or '.join(roles)}",
+        )
+    return []

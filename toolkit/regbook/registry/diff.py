@@ -1,0 +1,443 @@
+"""The views against the ledger: every cell of Models, Metrics, Approvals, History and
+Keys that differs from what the ledger says it must hold, named by cell.
+
+Excel's own changes to types (numbers as floats, dates as serials or datetimes) are
+not differences; a hand edit is::
+
+    findings = view_findings(data, registry)   # RB3xx, e.g. "Models!I7: code commit ..."
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+from regbook.core.findings import Finding
+from regbook.core.schema import (
+    APPROVALS,
+    DATE,
+    DATETIME,
+    FLOAT,
+    HISTORY,
+    INT,
+    KEYS,
+    METRICS,
+    MODELS,
+    TEXT,
+    BadValue,
+    Sheet,
+    normalize,
+)
+from regbook.core.schema import same as _same_uncached
+from regbook.crypto.keys import Keyring
+from regbook.ledger.state import Registry, VersionState
+from regbook.registry.views import (
+    approvals_values,
+    history_values,
+    keys_values,
+    metrics_values,
+    models_values,
+)
+from regbook.workbook.read import Table, WorkbookData
+
+# Models cells that show the workflow (later ledger events), never typed by hand.
+WORKFLOW_CELLS = ("stage", "approval", "gate", "deployed_on", "retain_until")
+
+
+# Models cells compared with the ledger (Notes is the SME's; Seal is checked first).
+_SEAL = MODELS.index("seal")
+
+
+_CHECKED_MODELS_COLUMNS = [
+    (i, c) for i, c in enumerate(MODELS.columns) if c.key not in ("notes", "seal")
+]
+
+
+def show_value(value: Any, other: Any) -> str:
+    """A value for a message, cut short but never so short the difference is hidden."""
+    if value is None or value == "":
+        return "(empty)"
+    text = str(value)
+    other_text = "" if other is None else str(other)
+    if len(text) <= 24:
+        return text
+    differ = next(
+        (i for i, (a, b) in enumerate(zip(text, other_text, strict=False)) if a != b),
+        min(len(text), len(other_text)),
+    )
+    keep = max(12, differ + 4)
+    return text if keep >= len(text) else text[:keep] + "..."
+
+
+def _comparable(kind: str, value: Any) -> Any:
+    """A cell value as the ledger writes it (dates as yyyy-mm-dd, not Excel's datetime)."""
+    try:
+        return normalize(kind, value)
+    except BadValue:
+        return value
+
+
+def _cell_finding(
+    code: str,
+    sheet: Sheet,
+    key: str,
+    row: int,
+    expected: Any,
+    found: Any,
+    model: str,
+    version: int,
+    sealed_column: bool,
+    source: str = "the ledger",
+) -> Finding:
+    column = sheet.column(key)
+    expected, found = _comparable(column.kind, expected), _comparable(column.kind, found)
+    label = (
+        column.header[0].lower() + column.header[1:]
+        if column.header[:2] != "AU"
+        else (column.header)
+    )
+    if sealed_column and column.editor.startswith("SME"):
+        text = (
+            f"{label} changed after sealing: sealed {show_value(expected, found)}, now "
+            f"{show_value(found, expected)}"
+        )
+    else:
+        text = (
+            f"{label} differs from {source}: {source.removeprefix('the ')} says "
+            f"{show_value(expected, found)}, cell says {show_value(found, expected)}"
+        )
+    return Finding.make(code, sheet.ref(key, row), text, model, version)
+
+
+def sealed_rows(table: Table, registry: Registry) -> dict[tuple[str, int], int]:
+    """The first Models row that carries each version's own seal. Such a row is the
+    version's row even below a copy that names the version without its seal."""
+    by_seal = registry.by_seal
+    rows: dict[tuple[str, int], int] = {}
+    for i, row in table.indexed():
+        state = by_seal.get(normalize_text(row[MODELS.index("seal")]))
+        if state is not None:
+            rows.setdefault((state.model, state.version), table.row_numbers[i])
+    return rows
+
+
+def models_findings(table: Table, registry: Registry) -> list[Finding]:
+    findings: list[Finding] = []
+    by_seal = registry.by_seal
+    genuine = sealed_rows(table, registry)
+    seen: dict[tuple[str, int], int] = {}
+    drafts = 0
+    for i, row in table.indexed():
+        seal = normalize_text(row[_SEAL])
+        state: VersionState | None = by_seal.get(seal) if seal else None
+        number = table.row_numbers[i]
+        claimed = claimed_version(table, i, registry) if state is None else None
+        if not seal and claimed is None:
+            drafts += 1
+        if state is None and claimed is not None:
+            state = claimed
+            key = (state.model, state.version)
+            if key in genuine:
+                findings.append(Finding.make(
+                    "RB304", table.ref(i, "model"),
+                    f"{state.model}@{state.version} is also shown in row {genuine[key]}; a "
+                    "version has one row", state.model, state.version))  # fmt: skip
+                continue
+            if not seal:
+                findings.append(
+                    Finding.make(
+                        "RB301",
+                        table.ref(i, "seal"),
+                        f"seal removed from {state.model}@{state.version}: ledger says "
+                        f"{state.seal[:12]}..., cell is empty",
+                        state.model,
+                        state.version,
+                    )
+                )
+            else:
+                findings.append(
+                    _cell_finding(
+                        "RB301",
+                        MODELS,
+                        "seal",
+                        number,
+                        state.seal,
+                        seal,
+                        state.model,
+                        state.version,
+                        False,
+                    )
+                )
+                seal = state.seal
+        if state is None:
+            if seal:
+                findings.append(Finding.make(
+                    "RB303", table.ref(i, "seal"),
+                    f"the row claims seal {seal[:16]}..., which no ledger event has "
+                    "(a row typed or copied to look sealed)"))  # fmt: skip
+            continue
+        key = (state.model, state.version)
+        if key in seen:
+            findings.append(Finding.make(
+                "RB304", table.ref(i, "model"),
+                f"{state.model}@{state.version} is also shown in row {seen[key]}; a version "
+                "has one row", state.model, state.version))  # fmt: skip
+            continue
+        seen[key] = number
+        expected = models_values(state)
+        formulas = bool(table.formulas)
+        for index, column in _CHECKED_MODELS_COLUMNS:
+            want, found = expected[column.key], row[index]
+            if not formulas and untouched(column.kind, want, found):
+                continue
+            if formulas and table.has_formula(i, column.key):
+                findings.append(Finding.make(
+                    "RB307", table.ref(i, column.key),
+                    f"a formula in a sealed cell of {state.model}@{state.version}; sealed "
+                    "cells hold values", state.model, state.version))  # fmt: skip
+                continue
+            if not same(column.kind, want, found):
+                findings.append(
+                    _cell_finding(
+                        "RB311" if column.key in WORKFLOW_CELLS else "RB301",
+                        MODELS,
+                        column.key,
+                        number,
+                        expected[column.key],
+                        found,
+                        state.model,
+                        state.version,
+                        column.sealed,
+                    )
+                )
+    for key, state in registry.versions.items():
+        if key not in seen:
+            findings.append(Finding.make(
+                "RB302", f"{MODELS.name}!{state.model}@{state.version}",
+                f"{state.model}@{state.version} is sealed in the ledger (event "
+                f"{state.register.seq}) but has no row in Models", state.model,
+                state.version))  # fmt: skip
+    if drafts:
+        findings.append(
+            Finding.make(
+                "RB310",
+                MODELS.name,
+                f"{drafts} draft row{'s' if drafts != 1 else ''} not "
+                "yet sealed (run `regbook seal`)",
+            )
+        )
+    return findings
+
+
+_DATED = (DATE, DATETIME)
+
+
+def same(kind: str, a: Any, b: Any) -> bool:
+    """``schema.same``, with date and date-time cells normalized once per distinct value
+    (a ledger of 40,000 events has a few thousand distinct times, each shown in several
+    sheets, and Excel hands them back as datetimes, never equal to the ledger's text)."""
+    if kind not in _DATED or (type(a) is type(b) and a == b):
+        return _same_uncached(kind, a, b)
+    na, nb = _normal_dated(kind, type(a), a), _normal_dated(kind, type(b), b)
+    return na is not _BAD and na == nb
+
+
+_BAD = object()
+
+
+@lru_cache(maxsize=1 << 16)
+def _normal_dated(kind: str, _type: type, value: Any) -> Any:
+    # The type is part of the key: 1, 1.0 and True are equal and hash alike.
+    try:
+        return normalize(kind, value)
+    except BadValue:
+        return _BAD
+
+
+def normalize_text(value: Any) -> str:
+    if type(value) is str:
+        return value.strip()  # what normalize gives text ("" for blanks, here)
+    try:
+        out = normalize("text", value)
+    except BadValue:
+        return ""
+    return out if isinstance(out, str) else ""
+
+
+def claimed_version(table: Table, i: int, registry: Registry) -> VersionState | None:
+    """The sealed version a row names by model and version, if any."""
+    model = normalize_text(table.value(i, "model"))
+    version = _whole_number(table.value(i, "version"))
+    if not model or version is None:
+        return None
+    return registry.get(model, version)
+
+
+_M_MODEL, _M_VERSION, _M_METRIC, _M_SLICE = (
+    METRICS.index(k) for k in ("model", "version", "metric", "slice")
+)
+_M_SEALED = tuple((k, METRICS.index(k), METRICS.column(k).kind) for k in ("value", "kind"))
+
+
+def metrics_findings(table: Table, registry: Registry) -> list[Finding]:
+    findings: list[Finding] = []
+    expected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+    for state in registry.versions.values():
+        for values in metrics_values(state):
+            expected[(state.model, state.version, values["metric"], values["slice"])] = values
+    seen: set[tuple[str, int, str, str]] = set()
+    versions = registry.versions
+    formulas = bool(table.formulas)
+    for i, row in table.indexed():
+        model = normalize_text(row[_M_MODEL])
+        version = _whole_number(row[_M_VERSION])
+        if (model, version) not in versions:
+            continue  # a draft's metric
+        metric = normalize_text(row[_M_METRIC])
+        slice_ = normalize_text(row[_M_SLICE])
+        key = (model, version, metric, slice_)
+        if key not in expected or key in seen:
+            findings.append(Finding.make(
+                "RB305", table.ref(i, "metric"),
+                f"{metric or '(no name)'} for {model}@{version} is not among the metrics "
+                "sealed with that version", model, version))  # fmt: skip
+            continue
+        seen.add(key)
+        sealed = expected[key]
+        for column, index, kind in _M_SEALED:
+            want, found = sealed[column], row[index]
+            if not formulas and untouched(kind, want, found):
+                continue
+            if formulas and table.has_formula(i, column):
+                findings.append(Finding.make(
+                    "RB307", table.ref(i, column),
+                    f"a formula in a sealed cell of {model}@{version}", model,
+                    version))  # fmt: skip
+                continue
+            if not same(kind, want, found):
+                findings.append(_cell_finding(
+                    "RB301", METRICS, column, table.row_numbers[i], want, found, model,
+                    version, True))  # fmt: skip
+    for key in expected.keys() - seen:
+        model, version, metric, slice_ = key
+        findings.append(Finding.make(
+            "RB306", f"{METRICS.name}!{model}@{version}",
+            f"{metric}{' [' + slice_ + ']' if slice_ else ''} = {expected[key]['value']} was "
+            f"sealed with {model}@{version} but has no row in Metrics", model,
+            version))  # fmt: skip
+    return findings
+
+
+def _whole_number(value: Any) -> int | None:
+    """A version cell as a whole number (Excel hands numbers back as floats); None if it
+    is not one."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    try:
+        out = normalize("int", value)
+    except BadValue:
+        return None
+    return out if isinstance(out, int) else None
+
+
+_NUMBERS = (int, float)
+
+
+_NUMBER_KINDS = (INT, FLOAT)
+
+
+_INF = float("inf")
+
+
+def untouched(kind: str, want: Any, found: Any) -> bool:
+    """A quick yes for the common case, a cell as regbook wrote it: equal values that
+    ``same`` calls equal too (equal values of one type other than float; in a number
+    column also equal finite numbers, which Excel hands back as floats; in a date or
+    date-time column the ledger's text and the date or whole-second time Excel hands
+    back for it). False means ask ``same``."""
+    kind_w, kind_f = type(want), type(found)
+    if kind_w is str and kind != TEXT:
+        # Dates and times: the ledger's text against the datetime or date Excel gives.
+        if kind_f is datetime:
+            return (
+                kind == DATETIME
+                and not found.microsecond
+                and found.tzinfo is None
+                and want == found.isoformat() + "Z"
+            )
+        if kind_f is date:
+            return kind == DATE and want == found.isoformat()
+    if want != found:
+        return False
+    if kind_w is kind_f and kind_w is not float:
+        return True
+    return (
+        kind in _NUMBER_KINDS and kind_w in _NUMBERS and kind_f in _NUMBERS and -_INF < found < _INF
+    )
+
+
+def sheet_findings(
+    table: Table, sheet: Sheet, expected: list[dict[str, Any]], code: str = "RB309"
+) -> list[Finding]:
+    """A regbook-only sheet must equal its derivation, row by row."""
+    findings: list[Finding] = []
+    for i, want in enumerate(expected):
+        if i >= len(table.rows):
+            findings.append(
+                Finding.make(
+                    code,
+                    f"{sheet.name}!A{i + 2}",
+                    f"{len(expected) - i} row(s) missing; `regbook restore` rewrites the sheet",
+                    want.get("model"),
+                    want.get("version"),
+                )
+            )
+            break
+        row = table.rows[i]
+        for index, column in enumerate(sheet.columns):
+            found, expected_value = row[index], want[column.key]
+            if untouched(column.kind, expected_value, found):
+                continue
+            if not same(column.kind, expected_value, found):
+                findings.append(
+                    _cell_finding(
+                        code,
+                        sheet,
+                        column.key,
+                        table.row_numbers[i],
+                        want[column.key],
+                        found,
+                        want.get("model"),
+                        want.get("version"),
+                        False,
+                        "allowed_signers" if sheet is KEYS else "the ledger",
+                    )
+                )
+    if len(table.rows) > len(expected):
+        extra = len(table.rows) - len(expected)
+        findings.append(
+            Finding.make(
+                code,
+                f"{sheet.name}!A{table.row_numbers[len(expected)]}",
+                f"{extra} row(s) that the ledger does not have",
+            )
+        )
+    return findings
+
+
+def view_findings(data: WorkbookData, registry: Registry) -> list[Finding]:
+    """Every cell of Models, Metrics, Approvals and History that differs from the ledger."""
+    return (
+        models_findings(data[MODELS.name], registry)
+        + metrics_findings(data[METRICS.name], registry)
+        + sheet_findings(data[APPROVALS.name], APPROVALS, approvals_values(registry))
+        + sheet_findings(data[HISTORY.name], HISTORY, history_values(registry))
+    )
+
+
+def keys_findings(data: WorkbookData, keyring: Keyring) -> list[Finding]:
+    """Every cell of the Keys sheet that differs from the keyring."""
+    return sheet_findings(data[KEYS.name], KEYS, keys_values(keyring), code="RB308")

@@ -1,0 +1,167 @@
+"""Open a registry once: read the workbook, check the chain and every signature, replay
+the ledger, and compare the views, into one snapshot that every command works from.
+
+    snapshot = open_registry(ws)               # read and checked once
+    snapshot.version(ModelRef.parse("credit-risk@7"))   # a version's replayed state
+    snapshot.findings                          # everything found on the way
+
+Nothing reads the workbook again after this: ``verify``, the reports, ``trace``,
+``list`` and ``export`` are functions of a snapshot, and the writers open theirs
+through a ``Transaction`` (``regbook.registry.transaction``), under the writer lock.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from regbook.core.errors import InputError
+from regbook.core.findings import Finding
+from regbook.core.ids import ModelRef
+from regbook.core.schema import CARDS, LEDGER, READ_SHEETS, Sheet
+from regbook.core.workspace import Workspace
+from regbook.crypto import sigbatch
+from regbook.crypto.keys import Keyring, load_keyring
+from regbook.ledger.events import CHAIN_CODES, LedgerEvent, check_chain, read_events
+from regbook.ledger.rules import workflow_findings
+from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
+from regbook.ledger.state import Registry, VersionState
+from regbook.registry.diff import keys_findings, view_findings
+from regbook.workbook.read import Table, WorkbookData, read_workbook
+
+LEDGER_ONLY: tuple[Sheet, ...] = (LEDGER,)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A registry as read once: the sheets, the keyring, the ledger's events replayed,
+    and what was found. ``signatures_checked`` and ``views_checked`` say how far it was
+    checked: a writer's transaction checks the chain only (its command adds the rest)."""
+
+    workspace: Workspace
+    data: WorkbookData
+    keyring: Keyring
+    events: list[LedgerEvent]
+    registry: Registry
+    ledger_findings: list[Finding] = field(default_factory=list)
+    rule_findings: list[Finding] = field(default_factory=list)
+    view_findings: list[Finding] = field(default_factory=list)
+    keys_findings: list[Finding] = field(default_factory=list)
+    signatures_checked: bool = True
+    views_checked: bool = True
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.ledger_findings + self.rule_findings + self.view_findings + self.keys_findings
+
+    @property
+    def chain_findings(self) -> list[Finding]:
+        """The ledger's rows and chain: what makes a ledger unfit to write to."""
+        return [f for f in self.ledger_findings if f.code in CHAIN_CODES]
+
+    @property
+    def head(self) -> LedgerEvent | None:
+        return self.events[-1] if self.events else None
+
+    @property
+    def ledger_head(self) -> str:
+        return self.events[-1].hash if self.events else ""
+
+    def version(self, ref: ModelRef) -> VersionState:
+        """The sealed version ``ref`` names (InputError if the ledger has none)."""
+        state = self.registry.get(ref.name, ref.version or 0)
+        if state is None:
+            raise InputError(f"{ref}: no such sealed version in the ledger")
+        return state
+
+    def cards(self) -> Table | None:
+        """The Cards sheet, when the workbook has one and it was read."""
+        return self.data.tables.get(CARDS.name)
+
+
+def open_registry(
+    ws: Workspace,
+    *,
+    sheets: tuple[Sheet, ...] = READ_SHEETS,
+    signatures: bool = True,
+    views: bool = True,
+    keyring_sha256: str | None = None,
+    threads: int = 2,
+) -> Snapshot:
+    """Read ``sheets`` of the workbook once and check the registry: the ledger's rows and
+    chain, the keyring pin, and with ``signatures`` every signature and workflow rule;
+    with ``views`` every view cell against the ledger (where those sheets were read).
+    The signatures are checked on worker threads or processes while the rest runs."""
+    if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
+        raise InputError(
+            f"keyring sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
+        )
+    keyring = load_keyring(ws)
+    pool = signature_pool(ws.workbook_path, threads) if signatures else None
+    try:
+        with gc_paused():
+            return _open(ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool)
+    finally:
+        sigbatch.shutdown(pool)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a ledger is read and checked: it allocates
+    millions of objects that all stay alive, and each full collection walks every one of
+    them again to free nothing. Reference counting still frees everything else at once."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _open(
+    ws: Workspace,
+    keyring: Keyring,
+    sheets: tuple[Sheet, ...],
+    signatures: bool,
+    views: bool,
+    keyring_sha256: str | None,
+    threads: int,
+    pool: sigbatch.Executor | None,
+) -> Snapshot:
+    findings: list[Finding] = []
+    if keyring_sha256 is not None and keyring.sha256 != keyring_sha256.strip().lower():
+        findings.append(Finding.make(
+            "RB110", ws.settings.keyring,
+            f"the keyring's sha256 is {keyring.sha256}, the pin says "
+            f"{keyring_sha256.strip().lower()}: someone changed who may sign"))  # fmt: skip
+    checks = SignatureChecks(keyring, allowed_roles_for(ws.settings), threads, pool)
+    parsed: list[tuple[list[LedgerEvent], list[Finding]]] = []
+
+    def parse_ledger(table: Table) -> None:
+        # While the other sheets are read, parse the ledger and start the signature checks.
+        parsed.append(read_events(table, checks.add if signatures else None))
+
+    data = read_workbook(ws.workbook_path, sheets=sheets, first=LEDGER, on_first=parse_ledger)
+    events, bad_rows = parsed[0]
+    waiting = checks.started() if signatures else None
+    findings += bad_rows
+    findings += check_chain(events)
+    registry, replayed = Registry.replay(events)
+    findings += replayed
+    rules: list[Finding] = []
+    compared: list[Finding] = []
+    keys: list[Finding] = []
+    views = views and all(s in sheets for s in READ_SHEETS)
+    if views:
+        compared = view_findings(data, registry)
+        keys = keys_findings(data, keyring)
+    if waiting is not None:
+        rules = workflow_findings(registry, ws.settings)
+        findings += waiting()
+    return Snapshot(
+        ws, data, keyring, events, registry, findings, rules, compared, keys, signatures, views
+    )

@@ -1,0 +1,1 @@
+"""Pure renderers from report data to bytes (``pdf``)."""
