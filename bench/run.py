@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from measure import format_row  # noqa: E402
 
 
 def machine() -> str:
@@ -70,12 +73,7 @@ def main(argv: list[str]) -> int:
             for row in module.run(Path(tmp)):
                 row = {"bench": short, **row}
                 rows.append(row)
-                mark = {True: "ok", False: "MISSED", None: ""}[row.get("ok")]
-                print(
-                    f"  {row['name']:<58} {row['value']:>10.3f} {row['unit']:<8}"
-                    f" {row.get('target', ''):<12} {mark}",
-                    flush=True,
-                )
+                print(format_row(row), flush=True)
         print(f"[{short}: {time.perf_counter() - started:.1f} s]")
     out = HERE / ".out"
     out.mkdir(exist_ok=True)
