@@ -6,6 +6,9 @@ Results also go to ``bench/.out/results.json`` so docs/performance.md can cite t
 
     python bench/run.py            # everything
     python bench/run.py hashing    # only bench_hashing.py
+
+To time the same commands on this checkout and another build side by side, see
+bench/compare.py (``python bench/compare.py REV``).
 """
 
 from __future__ import annotations
