@@ -38,11 +38,10 @@ KEY_RELPATH = Path(".bench") / "sme"
 ARTEFACT_NAME = "model.bin"
 DEFAULT_MODELS = 20
 START = datetime(2025, 1, 1, tzinfo=UTC)
-# Library modules whose change can change what a generated workbook looks like.
-_LIBRARY_SOURCES = (
-    "schema.py", "ledger.py", "lifecycle.py", "views.py", "state.py", "template.py",
-    "keys.py", "workbook.py", "workspace.py", "ids.py", "hashing.py",
-)  # fmt: skip
+# Parts of the package that cannot change what a generated workbook looks like; a change
+# anywhere else rebuilds the cached registries. By folder, not by module, so that moving
+# modules between subpackages still rebuilds them.
+_NOT_IN_CACHE_KEY = ("reports", "lineage", "check", "cli.py", "demo.py", "__main__.py")
 
 
 @dataclass(frozen=True)
@@ -254,9 +253,9 @@ def _cache_key(n: int, models: int, history: bool = False) -> str:
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
     package = Path(regbook.__file__).resolve().parent
-    for name in _LIBRARY_SOURCES:
-        path = package / name
-        if path.exists():
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        if name.split("/", 1)[0] not in _NOT_IN_CACHE_KEY:
             digest.update(name.encode() + b"\0" + path.read_bytes())
     digest.update(f"{n}/{models}/{history}/{regbook.__version__}".encode())
     return digest.hexdigest()

@@ -11,12 +11,16 @@ Where ``wait4`` is missing (Windows), psutil samples the child's RSS instead.
 
     sample = run_child(["regbook", "--help"])
     sample.seconds, sample.peak_rss_mb, sample.cpu_seconds, sample.returncode
+
+Two or more commands compared with each other run alternately (:func:`alternate`), so
+that each round's runs share the machine's load of the moment.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,5 +163,63 @@ def best_of(
     return min(samples, key=lambda s: s.seconds), samples
 
 
+@dataclass(frozen=True)
+class Command:
+    """One command of an :func:`alternate` comparison: ``argv_for(i)`` is its command
+    line for its i-th run (i from 0, the untimed warm-up run first)."""
+
+    what: str
+    argv_for: Callable[[int], Sequence[str]]
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+
+
+def alternate(
+    repeats: int, commands: Sequence[Command], warm: bool = True, quiet_wait: float = 30.0
+) -> list[list[Sample]]:
+    """Run every command once per round, ``repeats`` rounds, in the given order on even
+    rounds and in reverse on odd ones (A B, B A, A B, ...), so that no command always
+    runs first after the wait for a quiet machine (at most ``quiet_wait`` seconds before
+    each run). With ``warm``, each command first runs once untimed (page cache,
+    bytecode). Every run must exit 0. Returns each command's samples in the order of
+    ``commands``; the i-th samples of all commands come from the same round."""
+    samples: list[list[Sample]] = [[] for _ in commands]
+    index = 0
+    if warm:
+        for command in commands:
+            run_child(command.argv_for(0), cwd=command.cwd, env=command.env).check(command.what)
+        index = 1
+    for round_ in range(repeats):
+        order = list(range(len(commands)))
+        if round_ % 2:
+            order.reverse()
+        for k in order:
+            command = commands[k]
+            if quiet_wait > 0:
+                wait_for_quiet(max_wait=quiet_wait)
+            sample = run_child(command.argv_for(index + round_), cwd=command.cwd, env=command.env)
+            samples[k].append(sample.check(command.what))
+    return samples
+
+
+def best_and_median(samples: Sequence[Sample]) -> tuple[float, float]:
+    seconds = [s.seconds for s in samples]
+    return min(seconds), statistics.median(seconds)
+
+
+def paired_ratio(top: Sequence[Sample], bottom: Sequence[Sample]) -> float:
+    """The median, over rounds, of top's time over bottom's in the same round."""
+    return statistics.median(a.seconds / b.seconds for a, b in zip(top, bottom, strict=True))
+
+
 def row(name: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> dict:
     return {"name": name, "value": value, "unit": unit, "target": target, "ok": ok}
+
+
+def format_row(row: dict) -> str:
+    """One line of the results table that bench/run.py and bench/compare.py print."""
+    mark = {True: "ok", False: "MISSED", None: ""}[row.get("ok")]
+    return (
+        f"  {row['name']:<58} {row['value']:>10.3f} {row['unit']:<8}"
+        f" {row.get('target', ''):<12} {mark}"
+    )

@@ -6,6 +6,9 @@ Results also go to ``bench/.out/results.json`` so docs/performance.md can cite t
 
     python bench/run.py            # everything
     python bench/run.py hashing    # only bench_hashing.py
+
+To time the same commands on this checkout and another build side by side, see
+bench/compare.py (``python bench/compare.py REV``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from measure import format_row  # noqa: E402
 
 
 def machine() -> str:
@@ -70,12 +76,7 @@ def main(argv: list[str]) -> int:
             for row in module.run(Path(tmp)):
                 row = {"bench": short, **row}
                 rows.append(row)
-                mark = {True: "ok", False: "MISSED", None: ""}[row.get("ok")]
-                print(
-                    f"  {row['name']:<58} {row['value']:>10.3f} {row['unit']:<8}"
-                    f" {row.get('target', ''):<12} {mark}",
-                    flush=True,
-                )
+                print(format_row(row), flush=True)
         print(f"[{short}: {time.perf_counter() - started:.1f} s]")
     out = HERE / ".out"
     out.mkdir(exist_ok=True)
