@@ -21,19 +21,20 @@ import textwrap
 import zipfile
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from pathlib import Path
-
-import openpyxl
-from openpyxl.cell.cell import Cell
-from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font, PatternFill, Protection
-from openpyxl.worksheet.datavalidation import DataValidation
-from openpyxl.worksheet.worksheet import Worksheet
-from openpyxl.xml.constants import ARC_CORE
-from openpyxl.xml.functions import tostring
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from regbook.core import fs, schema
 from regbook.core.schema import Column, Sheet
+
+if TYPE_CHECKING:  # openpyxl costs start-up time: imported where a workbook is built
+    import openpyxl
+    from openpyxl.cell.cell import Cell
+    from openpyxl.comments import Comment
+    from openpyxl.worksheet.datavalidation import DataValidation
+    from openpyxl.worksheet.worksheet import Worksheet
 
 # Fixed, so that regenerating the template changes nothing unless the schema did.
 GENERATED_AT = datetime(2026, 1, 1, 0, 0, 0)
@@ -48,16 +49,25 @@ DRAFT_SHEETS = frozenset({schema.MODELS.name, schema.METRICS.name, schema.CARDS.
 FREEZE = {schema.MODELS.name: "B2", schema.CARDS.name: "B2"}
 HEADER_HEIGHT = 30.0  # two lines: the longest headers wrap once at their widths
 
-_LOCKED = Protection(locked=True)
-_UNLOCKED = Protection(locked=False)
-_NO_FILL = PatternFill(fill_type=None)
-_SEALED_FILL = PatternFill(fill_type="solid", fgColor=schema.SHADE_SEALED)
-_HEADER_FILL = PatternFill(fill_type="solid", fgColor=schema.SHADE_HEADER)
-_HEADER_FONT = Font(bold=True, color="FFFFFFFF")
-_HEADER_ALIGN = Alignment(wrap_text=True, vertical="center")
-_GUIDE_ALIGN = Alignment(wrap_text=True, vertical="top")
-_WRAP_ALIGN = Alignment(wrap_text=True, vertical="top")  # prose columns (Cards)
-_BOLD = Font(bold=True)
+
+@cache
+def _styles() -> SimpleNamespace:
+    """The styles regbook gives cells, made once, when a workbook is first styled."""
+    from openpyxl.styles import Alignment, Font, PatternFill, Protection
+
+    return SimpleNamespace(
+        locked=Protection(locked=True),
+        unlocked=Protection(locked=False),
+        no_fill=PatternFill(fill_type=None),
+        sealed_fill=PatternFill(fill_type="solid", fgColor=schema.SHADE_SEALED),
+        header_fill=PatternFill(fill_type="solid", fgColor=schema.SHADE_HEADER),
+        header_font=Font(bold=True, color="FFFFFFFF"),
+        header_align=Alignment(wrap_text=True, vertical="center"),
+        guide_align=Alignment(wrap_text=True, vertical="top"),
+        wrap_align=Alignment(wrap_text=True, vertical="top"),  # prose columns (Cards)
+        bold=Font(bold=True),
+    )
+
 
 # Comment boxes: Excel draws notes in a ~9 pt font; size the box to the text so it
 # neither clips nor floats in empty space.
@@ -68,10 +78,10 @@ _COMMENT_LINE_PX = 15
 
 def style_header(cell: Cell, column: Column) -> None:
     """Header band: bold white on dark blue, wrapped, locked."""
-    cell.font = _HEADER_FONT
-    cell.fill = _HEADER_FILL
-    cell.alignment = _HEADER_ALIGN
-    cell.protection = _LOCKED
+    cell.font = _styles().header_font
+    cell.fill = _styles().header_fill
+    cell.alignment = _styles().header_align
+    cell.protection = _styles().locked
 
 
 def style_sealed_cell(cell: Cell, column: Column) -> None:
@@ -79,8 +89,8 @@ def style_sealed_cell(cell: Cell, column: Column) -> None:
     if not column.sealed:
         style_open_cell(cell, column)
         return
-    cell.protection = _LOCKED
-    cell.fill = _SEALED_FILL
+    cell.protection = _styles().locked
+    cell.fill = _styles().sealed_fill
     cell.number_format = column.number_format
 
 
@@ -89,15 +99,15 @@ def style_open_cell(cell: Cell, column: Column) -> None:
 
     For rows of regbook-only sheets, ``style_view_cell`` keeps them locked.
     """
-    cell.protection = _UNLOCKED
-    cell.fill = _NO_FILL
+    cell.protection = _styles().unlocked
+    cell.fill = _styles().no_fill
     cell.number_format = column.number_format
 
 
 def style_view_cell(cell: Cell, column: Column) -> None:
     """A cell of a regbook-only view (Approvals, History, Keys, Ledger): locked, unshaded."""
-    cell.protection = _LOCKED
-    cell.fill = _NO_FILL
+    cell.protection = _styles().locked
+    cell.fill = _styles().no_fill
     cell.number_format = column.number_format
 
 
@@ -128,6 +138,8 @@ def header_comment(sheet: Sheet, column: Column) -> str:
 
 def build_workbook() -> openpyxl.Workbook:
     """A fresh registry workbook generated from ``schema.SHEETS``, in that order."""
+    import openpyxl
+
     wb = openpyxl.Workbook()
     for i, sheet in enumerate(schema.SHEETS):
         if i == 0:
@@ -148,6 +160,9 @@ def build_workbook() -> openpyxl.Workbook:
 
 def write_template(path: Path) -> None:
     """Build the workbook and write it to ``path`` atomically, byte for byte reproducible."""
+    from openpyxl.xml.constants import ARC_CORE
+    from openpyxl.xml.functions import tostring
+
     path = Path(path)
     workbook = build_workbook()
     buffer = io.BytesIO()
@@ -197,9 +212,9 @@ def _build_sheet(ws: Worksheet, sheet: Sheet) -> None:
         dim = ws.column_dimensions[letter]
         dim.width = column.width
         dim.number_format = column.number_format
-        dim.protection = _UNLOCKED if drafts else _LOCKED
+        dim.protection = _styles().unlocked if drafts else _styles().locked
         if column.wrap:
-            dim.alignment = _WRAP_ALIGN
+            dim.alignment = _styles().wrap_align
         if column.choices:
             ws.add_data_validation(_choice_validation(column, f"{letter}2:{letter}{MAX_ROW}"))
     ws.row_dimensions[1].height = HEADER_HEIGHT
@@ -234,6 +249,8 @@ def _choice_validation(column: Column, sqref: str) -> DataValidation:
     formula = '"' + ",".join(choices) + '"'
     if len(formula) > 257:
         raise ValueError(f"choices of {column.header!r} are too long for a drop-down")
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     dv = DataValidation(
         type="list",
         formula1=formula,
@@ -248,6 +265,8 @@ def _choice_validation(column: Column, sqref: str) -> DataValidation:
 
 
 def _comment(text: str) -> Comment:
+    from openpyxl.comments import Comment
+
     lines = sum(len(textwrap.wrap(part, _COMMENT_CHARS_PER_LINE)) or 1 for part in text.split("\n"))
     height = lines * _COMMENT_LINE_PX + 10
     return Comment(text, AUTHOR, height=height, width=_COMMENT_WIDTH_PX)
@@ -260,10 +279,10 @@ def _fill_guide(ws: Worksheet) -> None:
         for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
             cell = ws.cell(row=row, column=index, value=value or None)
             cell.number_format = column.number_format
-            cell.alignment = _GUIDE_ALIGN
-            cell.protection = _LOCKED
+            cell.alignment = _styles().guide_align
+            cell.protection = _styles().locked
             if sheet_row:
-                cell.font = _BOLD
+                cell.font = _styles().bold
 
 
 def _stable_zip(data: bytes, replace: dict[str, bytes]) -> bytes:
