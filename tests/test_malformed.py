@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import regbook.cli
+import regbook.cli.registering
 from conftest import (
     CODE_COMMIT,
     DATA_VERSION,
@@ -277,7 +277,7 @@ def test_an_unexpected_error_is_one_line_and_verbose_shows_where(
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise TypeError("a bug\nover two lines")
 
-    monkeypatch.setattr(regbook.cli, "list_versions", broken)
+    monkeypatch.setattr(regbook.cli.registering, "list_versions", broken)
     result = run(prod, "list")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [
@@ -292,7 +292,7 @@ def test_the_file_system_refusing_is_one_line(prod: Path, monkeypatch: pytest.Mo
     def refused(*_args: Any, **_kwargs: Any) -> None:
         raise PermissionError(13, "Permission denied", "/somewhere/registry.xlsx")
 
-    monkeypatch.setattr(regbook.cli, "list_versions", refused)
+    monkeypatch.setattr(regbook.cli.registering, "list_versions", refused)
     result = run(prod, "list")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["regbook: /somewhere/registry.xlsx: Permission denied"]

@@ -3,13 +3,18 @@ the README's promises."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 import pytest
 
 from regbook.cli import cli
+from regbook.cli.app import COMMANDS
 from regbook.core.findings import CODES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def all_commands(group: click.Group = cli, prefix: str = "") -> list[tuple[str, click.Command]]:
     out = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         out.append((f"{prefix}{name}", command))
         if isinstance(command, click.Group):
             out.extend(all_commands(command, f"{prefix}{name} "))
@@ -30,6 +38,28 @@ def test_every_command_has_help_and_an_example(name, command):
     assert "Example:" in command.help, f"{name} has no example"
     example = command.help.split("Example:", 1)[1]
     assert "regbook " + name.split()[0] in example, f"{name}'s example does not use it"
+
+
+def test_the_command_table_says_what_each_command_says():
+    """`regbook --help` lists the commands from a table (so it imports no command): its
+    summaries are the first paragraphs of the commands' own help."""
+    for name, (module, function, summary) in COMMANDS.items():
+        command = getattr(importlib.import_module(module), function)
+        assert command.name == name
+        first = inspect.cleandoc(command.help or "").split("\n\n")[0]
+        assert " ".join(first.split()) == summary, name
+
+
+def test_help_imports_no_command_and_no_library():
+    code = (
+        "import sys; from regbook.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('regbook.')"
+        " and not m.startswith(('regbook.cli.app', 'regbook.cli.options', 'regbook.core'))"
+        " and m != 'regbook.cli'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_every_finding_code_is_documented():

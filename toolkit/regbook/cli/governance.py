@@ -1,0 +1,147 @@
+"""The governance commands: ``approve``, ``gate``, ``promote``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from regbook.cli.options import (
+    Context,
+    color,
+    echo_json,
+    json_option,
+    key_option,
+    pass_ctx,
+    role_option,
+)
+from regbook.cli.signing import load_key
+from regbook.core.ids import ModelRef
+from regbook.core.schema import STAGES
+from regbook.workflow.governance import approve as do_approve
+from regbook.workflow.governance import gate as do_gate
+from regbook.workflow.governance import promote as do_promote
+
+# --- governance ------------------------------------------------------------------------
+
+stage_choice = click.Choice(STAGES)
+
+
+@click.command()
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option("--to", "to_stage", required=True, type=stage_choice, help="Stage approved.")
+@click.option("--note", default="", help="Why: kept with the signed approval.")
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def approve(
+    obj: Context,
+    target: str,
+    to_stage: str,
+    note: str,
+    key_path: str | None,
+    role: str | None,
+    as_json: bool,
+) -> None:
+    """Sign an approval of MODEL@VERSION moving to a stage, naming its content hash.
+
+    \b
+    Example:
+      regbook approve credit-risk@7 --to Production --note "fairness review FR-12" \
+          --key ~/.ssh/regbook_gina
+    """
+
+    done = do_approve(
+        obj.workspace(), ModelRef.parse(target), to_stage, load_key(key_path), note, role
+    )
+    if as_json:
+        echo_json(done.to_json())
+        return
+    click.echo(
+        f"approved {done.ref}: {done.from_stage} -> {done.to_stage} by "
+        f"{done.principal} ({done.role}) for {done.content_hash} (ledger event "
+        f"{done.seq})"
+    )
+
+
+@click.command()
+@click.argument("target", metavar="MODEL@VERSION")
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_json: bool) -> None:
+    """Run the validation gates of regbook.toml on the sealed metrics; record the result.
+
+    Exit 1 when a gate fails (the FAIL is recorded too).
+
+    \b
+    Example:
+      regbook gate credit-risk@7 --key "$RUNNER_TEMP/ci_key"
+    """
+
+    done = do_gate(obj.workspace(), ModelRef.parse(target), load_key(key_path), role)
+    if as_json:
+        echo_json(done.to_json())
+    else:
+        click.echo(f"{'gate':<12} {'rule':<36} {'value':>10}  result")
+        for r in done.outcome.results:
+            value = "missing" if r.value is None else f"{r.value:g}"
+            mark = color(r.result, fg="green" if r.result == "PASS" else "red")
+            click.echo(f"{r.gate.name:<12} {str(r.gate):<36} {value:>10}  {mark}")
+        click.echo(f"{done.ref}: {done.outcome.result} (ledger event {done.seq})")
+    if done.outcome.result != "PASS":
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("target", metavar="MODEL@VERSION")
+@click.option("--to", "to_stage", required=True, type=stage_choice, help="Stage to move to.")
+@click.option(
+    "--archive-previous",
+    is_flag=True,
+    help="With --to Production: archive the model's Production version into its bag in "
+    "the same command (it needs a signed approval to Archived).",
+)
+@key_option
+@role_option
+@json_option
+@pass_ctx
+def promote(
+    obj: Context,
+    target: str,
+    to_stage: str,
+    archive_previous: bool,
+    key_path: str | None,
+    role: str | None,
+    as_json: bool,
+) -> None:
+    """Move MODEL@VERSION to a stage if every precondition holds; else list every unmet one.
+
+    To Production: a governance-lead approval naming this content hash, the latest gate
+    PASS, the artefact's hash re-checked now, and a key with role ci.
+
+    \b
+    Example:
+      regbook promote credit-risk@7 --to Production --key "$RUNNER_TEMP/ci_key"
+      regbook promote credit-risk@8 --to Production --archive-previous --key "$RUNNER_TEMP/ci_key"
+    """
+
+    done = do_promote(
+        obj.workspace(),
+        ModelRef.parse(target),
+        to_stage,
+        load_key(key_path),
+        role,
+        archive_previous,
+    )
+    if as_json:
+        echo_json(done.to_json())
+        return
+    for previous in done.archived:
+        click.echo(f"archived {previous} into its bag (archive/{previous.replace('@', '/')})")
+    click.echo(
+        f"promoted {done.ref}: {done.from_stage} -> {done.to_stage} (signed by "
+        f"{done.principal}, ledger event {done.seq})"
+    )

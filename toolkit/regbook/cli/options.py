@@ -1,0 +1,56 @@
+"""What the commands share: the context the root command makes, the options that
+recur (``--key``, ``--role``, ``--json``) and the ways of printing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from regbook.core.schema import ROLES
+from regbook.core.workspace import Workspace
+
+ENV_KEY = "REGBOOK_KEY"
+
+
+class Context:
+    """What the root command's options say, passed down to every command."""
+
+    def __init__(self, workspace: Path | None, verbose: bool):
+        self.workspace_option = workspace
+        self.verbose = verbose
+
+    def workspace(self) -> Workspace:
+        return Workspace.find(self.workspace_option)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def color(text: str, **style: Any) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    return click.style(text, **style)
+
+
+key_option = click.option(
+    "--key",
+    "key_path",
+    metavar="KEY",
+    envvar=ENV_KEY,
+    help=f"Private SSH key (ed25519) to sign with; or ${ENV_KEY}.",
+)
+role_option = click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    help="Role to act in when the key has several that would do.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
