@@ -14,6 +14,8 @@ import pytest
 from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook
 from regbook.core.ids import ModelRef
 from regbook.core.schema import CARDS, MODELS
+from regbook.registry.snapshot import CARD_SHEETS, open_registry
+from regbook.render import card as card_text
 from regbook.reports import card as cards
 from regbook.workflow import archive as archiving
 
@@ -69,8 +71,8 @@ def test_every_section_has_real_values(gated: Env, name: str):
     assert result.exit_code == 0, result.output
     text = htmllib.unescape(text)
     in_order(text, HEADINGS)
-    assert cards.NOT_DOCUMENTED not in text
-    data = cards.card_data(gated.ws, ModelRef.parse(REF))
+    assert card_text.NOT_DOCUMENTED not in text
+    data = cards.card_data(open_registry(gated.ws, sheets=CARD_SHEETS), ModelRef.parse(REF))
     assert data["problems"]["count"] == 0 and data["cards"]["status"] == "row"
     for value in PROSE.values():
         assert value in text, value
@@ -98,8 +100,8 @@ def test_no_cards_row_reads_not_documented_and_keeps_every_section(gated: Env):
     in_order(text, HEADINGS)
     for heading in HEADINGS[1:]:
         body = text.split(f"## {heading}\n\n", 1)[1]
-        assert body.startswith(cards.NOT_DOCUMENTED + "\n"), heading
-    assert text.count("\n" + cards.NOT_DOCUMENTED + "\n") == 7
+        assert body.startswith(card_text.NOT_DOCUMENTED + "\n"), heading
+    assert text.count("\n" + card_text.NOT_DOCUMENTED + "\n") == 7
     assert "another model's card" not in text
     assert DATA_VERSION in text and "0.91" in text  # the sealed facts stay
 
@@ -107,12 +109,14 @@ def test_no_cards_row_reads_not_documented_and_keeps_every_section(gated: Env):
 def test_an_empty_cell_reads_not_documented_and_says_so(registered_fast: Env):
     fill_cards(registered_fast, {"model": " credit-risk ", "owners": "Risk team",
                                  "limitations": "   "})  # fmt: skip
-    data = cards.card_data(registered_fast.ws, ModelRef.parse(REF))
+    data = cards.card_data(
+        open_registry(registered_fast.ws, sheets=CARD_SHEETS), ModelRef.parse(REF)
+    )
     assert data["owners"]["text"] == "Risk team"
     assert data["limitations"] == {"title": "Limitations", "text": None,
                                    "source": f"{CARDS.ref('limitations', 2)} is empty"}  # fmt: skip
-    html = cards.render_card_html(data)
-    assert html.count(f'<p class="missing">{cards.NOT_DOCUMENTED}</p>') == 6
+    html = card_text.render_card_html(data)
+    assert html.count(f'<p class="missing">{card_text.NOT_DOCUMENTED}</p>') == 6
     for section in ("details", "intended-use", "out-of-scope", "training-data", "evaluation",
                     "limitations", "ethics", "owners"):  # fmt: skip
         assert f'<section id="{section}">' in html
@@ -127,15 +131,15 @@ def test_no_metrics_and_no_prose_still_has_every_section():
         "cards": {"status": "no-sheet", "notice": "no sheet"},
         "details": {"facts": [{"label": "Stage", "value": None, "code": False}],
                     "source": "s"},
-        **{k: {"title": k, "text": None, "source": "s"} for k in cards.PROSE},
+        **{k: {"title": k, "text": None, "source": "s"} for k in card_text.PROSE},
         "footer": {"generated_at": "t", "regbook_version": "0", "ledger_head": "",
                    "keyring_sha256": "k"},
     }  # fmt: skip
     data["training_data"]["facts"] = {"rows": [], "source": "s"}
     data["evaluation"].update(metrics=[], gates=[], gate=None, metrics_source="s")
-    md = cards.render_card_markdown(data)
+    md = card_text.render_card_markdown(data)
     in_order(md, HEADINGS)
-    assert md.count(cards.NOT_DOCUMENTED) == 8  # seven prose sections and the metrics
+    assert md.count(card_text.NOT_DOCUMENTED) == 8  # seven prose sections and the metrics
     assert "| Stage | not recorded |" in md
 
 
@@ -210,7 +214,7 @@ def test_a_workbook_made_before_cards_keeps_working(registered_fast: Env):
     result, text = write_card(env, "card.md")
     assert result.exit_code == 0, result.output
     assert "has no Cards sheet" in result.output and "has no Cards sheet" in text
-    assert text.count("\n" + cards.NOT_DOCUMENTED + "\n") == 7
+    assert text.count("\n" + card_text.NOT_DOCUMENTED + "\n") == 7
     assert "the workbook has no Cards sheet" in text
 
 
@@ -250,7 +254,7 @@ def test_the_archive_bag_holds_the_card_under_its_signed_tag_manifest(registered
 def test_a_bag_made_before_cards_still_validates(
     registered_fast: Env, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(archiving, "archive_card", lambda ws, state: None)
+    monkeypatch.setattr(archiving, "bag_card", lambda snapshot, state: None)
     bag = archive(registered_fast)
     assert not (bag / "model-card.md").exists()
     bagit.Bag(str(bag)).validate()

@@ -18,6 +18,7 @@ import pytest
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.crypto.keys import load_private_key
+from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 from regbook.reports.export import (
     BUILD_TYPE,
     PAYLOAD_TYPE,
@@ -131,11 +132,12 @@ def check_statement(st: dict) -> None:
 
 def test_statement_for_a_file_artefact_field_by_field(built: Lineage):
     ws = built.ws
-    st = provenance_statement(ws, ModelRef.parse("credit-risk@1"), built.data)
+    st = provenance_statement(
+        open_registry(ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@1"), built.data
+    )
     check_statement(st)
-    from regbook.lineage.trace import load_registry
 
-    state = load_registry(ws)[0].get("credit-risk", 1)
+    state = open_registry(ws, sheets=LEDGER_ONLY).registry.get("credit-risk", 1)
     (subject,) = st["subject"]
     assert subject["name"] == "model.pkl"
     assert subject["digest"] == {"sha256": state.content_hash.split(":")[1]}
@@ -170,7 +172,9 @@ def test_statement_for_a_file_artefact_field_by_field(built: Lineage):
 
 
 def test_folder_artefact_digest_is_in_totos_dirhash1(built: Lineage):
-    st = provenance_statement(built.ws, ModelRef.parse("credit-risk@2"))
+    st = provenance_statement(
+        open_registry(built.ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@2")
+    )
     check_statement(st)
     (subject,) = st["subject"]
     folder = built.ws.models_dir / "credit-risk" / "2" / subject["name"]
@@ -185,7 +189,9 @@ def test_folder_artefact_digest_is_in_totos_dirhash1(built: Lineage):
 
 
 def test_a_dvc_md5_data_version_and_its_registry_commit(built: Lineage):
-    st = provenance_statement(built.ws, ModelRef.parse("credit-risk@2"), built.data)
+    st = provenance_statement(
+        open_registry(built.ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@2"), built.data
+    )
     check_statement(st)
     deps = {d["name"]: d for d in st["predicate"]["buildDefinition"]["resolvedDependencies"]}
     assert deps["training-data"]["digest"] == {"md5": md5("applications")}
@@ -198,7 +204,9 @@ def test_a_dvc_md5_data_version_and_its_registry_commit(built: Lineage):
 
 
 def test_without_the_data_repository_there_are_no_annotations(built: Lineage):
-    st = provenance_statement(built.ws, ModelRef.parse("credit-risk@1"))
+    st = provenance_statement(
+        open_registry(built.ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@1")
+    )
     data = st["predicate"]["buildDefinition"]["resolvedDependencies"][1]
     assert data["digest"] == {"gitCommit": built.data_commit} and "annotations" not in data
 
@@ -211,7 +219,9 @@ def test_builder_and_invocation_link_from_regbook_toml(fresh: Lineage):
         ),
         encoding="utf-8",
     )
-    st = provenance_statement(fresh.ws, ModelRef.parse("credit-risk@1"))
+    st = provenance_statement(
+        open_registry(fresh.ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@1")
+    )
     check_statement(st)
     rd = st["predicate"]["runDetails"]
     assert rd["builder"]["id"] == "https://ci.example/"
@@ -382,7 +392,7 @@ def test_exported_signatures_check_with_ssh_keygen(built: Lineage, tmp_path: Pat
 @needs_ssh_keygen
 def test_the_script_catches_tampering(built: Lineage, tmp_path: Path):
     dest = tmp_path / "signatures"
-    export_signatures(built.ws, dest)
+    export_signatures(open_registry(built.ws, sheets=LEDGER_ONLY, signatures=False), dest)
     event = dest / "events" / "000002.json"
     event.write_bytes(event.read_bytes().replace(b"train-0043", b"train-0666"))
     done = run_script(dest)
@@ -397,7 +407,7 @@ def test_the_script_checks_keys_at_each_events_time(built: Lineage, tmp_path: Pa
     """Keys that expired since (valid-before in the past) still verify the events they
     signed in time; a key not yet valid when it signed does not."""
     dest = tmp_path / "signatures"
-    export_signatures(built.ws, dest)
+    export_signatures(open_registry(built.ws, sheets=LEDGER_ONLY, signatures=False), dest)
     text = (dest / "allowed_signers").read_text(encoding="utf-8")
     rotated = tmp_path / "rotated_signers"
     rotated.write_text(

@@ -31,6 +31,7 @@ from regbook.lineage.trace import (
     render_audit,
     trace_version,
 )
+from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 
 # CI must have git (lineage reads repositories with it); a developer without it skips.
 pytestmark = pytest.mark.skipif(
@@ -253,7 +254,7 @@ def test_trace_json_reports_dvc_outputs_of_both_forms(built: Lineage):
 
 
 def test_code_repository_from_the_column_when_it_is_a_local_folder(built: Lineage):
-    trace = trace_version(built.ws, "credit-risk@1")
+    trace = trace_version(open_registry(built.ws, sheets=LEDGER_ONLY), "credit-risk@1")
     assert statuses(trace)["code commit"] == VERIFIED  # the column holds a local path
     link = next(x for x in trace.links if x.name == "training data")
     assert link.status == NOT_CHECKABLE  # the data column holds a URL
@@ -284,7 +285,7 @@ def test_repositories_from_regbook_toml(fresh: Lineage):
         encoding="utf-8",
     )  # fmt: skip
     Workspace.load(fresh.ws_root)  # still valid settings
-    trace = trace_version(fresh.ws, "credit-risk@2")
+    trace = trace_version(open_registry(fresh.ws, sheets=LEDGER_ONLY), "credit-risk@2")
     assert statuses(trace)["code commit"] == VERIFIED
     assert statuses(trace)["training data"] == VERIFIED
     pipeline = next(x for x in trace.links if x.name == "pipeline run")
@@ -292,7 +293,9 @@ def test_repositories_from_regbook_toml(fresh: Lineage):
 
 
 def test_a_dvc_md5_data_version_is_found_in_the_commit_that_added_it(built: Lineage):
-    trace = trace_version(built.ws, "credit-risk@2", built.code, built.data)
+    trace = trace_version(
+        open_registry(built.ws, sheets=LEDGER_ONLY), "credit-risk@2", built.code, built.data
+    )
     link = next(x for x in trace.links if x.name == "training data")
     assert link.status == VERIFIED, link
     assert link.details["commit"]["commit"] == built.data_commit  # not the later one
@@ -378,7 +381,7 @@ def test_a_changed_artefact_is_broken(fresh: Lineage):
     stored = next((fresh.ws_root / "models" / "credit-risk" / "1").iterdir())
     stored.chmod(0o644)
     stored.write_bytes(b"swapped")
-    trace = trace_version(fresh.ws, "credit-risk@1")
+    trace = trace_version(open_registry(fresh.ws, sheets=LEDGER_ONLY), "credit-risk@1")
     link = next(x for x in trace.links if x.name == "artefact")
     assert link.status == BROKEN and link.findings[0].code == "RB402"
     assert not trace.ok
@@ -394,7 +397,7 @@ def test_a_tampered_ledger_breaks_the_sealed_link(fresh: Lineage):
         cell.value = cell.value.replace("train-0042", "train-0666")
 
     edit_workbook(fresh.ws_root / "registry.xlsx", change)
-    trace = trace_version(fresh.ws, "credit-risk@1")
+    trace = trace_version(open_registry(fresh.ws, sheets=LEDGER_ONLY), "credit-risk@1")
     link = next(x for x in trace.links if x.name == "sealed version")
     assert link.status == BROKEN and "chain is broken" in link.reason
 
@@ -403,7 +406,12 @@ def test_paths_that_are_not_repositories_are_not_checkable(built: Lineage, tmp_p
     plain = built.code / "not-a-repo"  # a plain folder inside a git checkout
     plain.mkdir(exist_ok=True)
     try:
-        trace = trace_version(built.ws, "credit-risk@1", plain, tmp_path / "nowhere")
+        trace = trace_version(
+            open_registry(built.ws, sheets=LEDGER_ONLY),
+            "credit-risk@1",
+            plain,
+            tmp_path / "nowhere",
+        )
     finally:
         plain.rmdir()
     links = {x.name: x for x in trace.links}
@@ -415,7 +423,9 @@ def test_paths_that_are_not_repositories_are_not_checkable(built: Lineage, tmp_p
 
 def test_git_not_installed_is_not_checkable(built: Lineage, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(lineage.shutil, "which", lambda name: None)
-    trace = trace_version(built.ws, "credit-risk@1", built.code, built.data)
+    trace = trace_version(
+        open_registry(built.ws, sheets=LEDGER_ONLY), "credit-risk@1", built.code, built.data
+    )
     links = {x.name: x for x in trace.links}
     assert links["code commit"].status == NOT_CHECKABLE
     assert "git program is not installed" in links["code commit"].reason
@@ -650,7 +660,7 @@ def test_timestamps_before_registration_and_in_other_zones(built: Lineage, tmp_p
     ]
     path.write_text("".join(json.dumps({"composite_id": cid, "timestamp": t}) + "\n"
                             for t, _ in cases), encoding="utf-8")  # fmt: skip
-    audit = audit_log(built.ws, path)
+    audit = audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), path)
     track = next(t for t in audit.versions if t.version == 1)
     want: dict[str, int] = {}
     for _, stage in cases:
@@ -671,7 +681,7 @@ def test_numeric_and_bad_timestamps_are_noted_not_judged(built: Lineage, tmp_pat
         + "\n",
         encoding="utf-8",
     )
-    audit = audit_log(built.ws, path)
+    audit = audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), path)
     assert audit.timestamp_not_iso == 3 and audit.ok
     assert "3 records have a timestamp that is not ISO 8601" in render_audit(audit)
 
@@ -693,7 +703,10 @@ def test_fast_and_general_paths_agree(built: Lineage, tmp_path: Path):
         "".join(json.dumps({**r, "note": 'a "quoted" word'}) + "\n" for r in records),
         encoding="utf-8",
     )
-    a, b = audit_log(built.ws, flat), audit_log(built.ws, escaped)
+    a, b = (
+        audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), flat),
+        audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), escaped),
+    )
     assert a.to_json()["versions"] == b.to_json()["versions"]
     assert [p.to_json() for p in a.problems] == [p.to_json() for p in b.problems]
 
@@ -741,7 +754,7 @@ def test_problem_line_numbers_are_bounded(built: Lineage, tmp_path: Path,
     path = tmp_path / "many.jsonl"
     path.write_text("".join(json.dumps({"composite_id": f"junk-{i % 10}"}) + "\n"
                             for i in range(100)), encoding="utf-8")  # fmt: skip
-    audit = audit_log(built.ws, path)
+    audit = audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), path)
     assert len(audit.problems) == 3
     assert all(p.count == 10 and len(p.lines) == 5 for p in audit.problems)
     assert audit.problems_not_listed == 7 and audit.records_not_listed == 70
@@ -759,7 +772,7 @@ def test_an_over_long_line_is_flagged_and_skipped(built: Lineage, tmp_path: Path
         encoding="utf-8",
     )
     monkeypatch.setattr(lineage, "MAX_LINE", max(64, len(good) + 2))
-    audit = audit_log(built.ws, path)
+    audit = audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), path)
     (problem,) = audit.problems
     assert problem.kind == "unreadable" and problem.lines == [1]
     assert sum(t.records for t in audit.versions) == 1 and audit.lines == 2

@@ -139,10 +139,11 @@ def test_a_workbook_changed_while_packing_is_refused(
 
     real = export.export_provenance
 
-    def provenance_then_edit(ws, ref, *args):
-        data = real(ws, ref, *args)
-        shutil.copyfile(ws.workbook_path, ws.workbook_path.with_suffix(".bak-test"))
-        with ws.workbook_path.open("ab") as handle:
+    def provenance_then_edit(snapshot, ref, *args):
+        data = real(snapshot, ref, *args)
+        book = snapshot.workspace.workbook_path
+        shutil.copyfile(book, book.with_suffix(".bak-test"))
+        with book.open("ab") as handle:
             handle.write(b"\0")
         return data
 

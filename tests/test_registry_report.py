@@ -12,6 +12,7 @@ import pytest
 from conftest import snapshot
 from regbook.core.workspace import Workspace
 from regbook.crypto.keys import load_keyring
+from regbook.registry.snapshot import open_registry
 from regbook.reports.registry import registry_data
 from test_reports import REPORT_TIME, run, tamper_code_commit
 
@@ -32,7 +33,7 @@ def row(text: str, first_cell: str) -> str:
 def test_production_versions_with_their_tags(prod: Path):
     result, md = write(prod, "registry.md")
     assert result.exit_code == 0, result.output
-    data = registry_data(Workspace.load(prod))
+    data = registry_data(open_registry(Workspace.load(prod)))
     assert [v["version"] for v in data["production"]] == [1]
     tags = data["production"][0]
     line = row(md, "credit-risk")

@@ -17,6 +17,7 @@ import browser
 from regbook.core import fs
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
+from regbook.registry.snapshot import open_registry
 from regbook.reports import evidence as reports
 from test_reports import REPORT_TIME, build_production, run
 
@@ -52,7 +53,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         out = base / "evidence.html"
         result = run(root, "report", "evidence", "credit-risk@1", "-o", str(out))
         assert result.exit_code == 0, result.output
-        data = reports.evidence_data(Workspace.load(root), ModelRef.parse("credit-risk@1"))
+        data = reports.evidence_data(
+            open_registry(Workspace.load(root)), ModelRef.parse("credit-risk@1")
+        )
     return data, out
 
 

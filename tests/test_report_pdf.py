@@ -14,6 +14,7 @@ from pypdf import PdfReader
 
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
+from regbook.registry.snapshot import open_registry
 from regbook.render.pdf import render_pdf, text
 from regbook.reports import evidence as reports
 from test_reports import REPORT_TIME, run, tamper_code_commit
@@ -40,7 +41,9 @@ def test_pdf_holds_the_report(prod: Path):
     result, out = write_pdf(prod)
     assert result.exit_code == 0, result.output
     assert out.read_bytes().startswith(b"%PDF-")
-    data = reports.evidence_data(Workspace.load(prod), ModelRef.parse("credit-risk@1"))
+    data = reports.evidence_data(
+        open_registry(Workspace.load(prod)), ModelRef.parse("credit-risk@1")
+    )
     texts = pages(out)
     whole = "\n".join(texts)
     squashed = flat(whole)

@@ -16,6 +16,7 @@ from regbook.cli import cli
 from regbook.core import fs
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
+from regbook.registry.snapshot import open_registry
 from regbook.reports import evidence as reports
 
 GOLDENS = Path(__file__).parent / "assets" / "goldens"
@@ -108,7 +109,7 @@ def sections(text: str, headings: list[str]) -> None:
 @pytest.mark.parametrize("name", ["evidence.md", "evidence.html"])
 def test_every_section_has_real_values(prod: Path, name: str):
     ws = Workspace.load(prod)
-    data = reports.evidence_data(ws, ModelRef.parse("credit-risk@1"))
+    data = reports.evidence_data(open_registry(ws), ModelRef.parse("credit-risk@1"))
     result, text = write_report(prod, name)
     assert result.exit_code == 0, result.output
     text = htmllib.unescape(text)
@@ -146,7 +147,7 @@ def test_signature_not_verified_shows_no(prod: Path):
     ws.keyring_path.write_text(
         "\n".join(line for line in keyring if "gina@" not in line) + "\n", encoding="utf-8"
     )
-    data = reports.evidence_data(ws, ModelRef.parse("credit-risk@1"))
+    data = reports.evidence_data(open_registry(ws), ModelRef.parse("credit-risk@1"))
     production = next(h for h in data["history"] if h["to"] == "Production")
     assert production["approvals"][0]["verified"] is False
     assert data["problems"]["count"] > 0
@@ -178,7 +179,9 @@ def test_findings_shown_at_the_top(prod: Path, name: str):
 
 
 def test_clean_report_says_no_problems(prod: Path):
-    data = reports.evidence_data(Workspace.load(prod), ModelRef.parse("credit-risk@1"))
+    data = reports.evidence_data(
+        open_registry(Workspace.load(prod)), ModelRef.parse("credit-risk@1")
+    )
     for text in (reports.render_markdown(data), reports.render_html(data)):
         assert "No problems found" in text and "PROBLEMS FOUND" not in text
 
@@ -286,7 +289,7 @@ def test_archived_version_shows_bag_and_retention(prod: Path):
     lead = load_private_key(prod.parent / "keys" / "governance-lead")
     approve(ws, ref, "Archived", lead, "superseded")
     archive(ws, ref, lead)
-    data = reports.evidence_data(ws, ref)
+    data = reports.evidence_data(open_registry(ws), ref)
     retain = read_bag_info(prod / "archive" / "credit-risk" / "1")["Retain-Until"]
     assert data["archive"] == {
         "archived": True,

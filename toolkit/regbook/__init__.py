@@ -15,7 +15,8 @@ start-up, and write it into every prediction they log (docs/lineage.md)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from regbook.core.version import __version__
+
 __all__ = ["__version__", "composite_id"]
 
 

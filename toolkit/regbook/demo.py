@@ -26,13 +26,12 @@ from regbook.core.workspace import Workspace
 from regbook.crypto.keys import load_private_key
 from regbook.lineage.trace import (
     audit_log,
-    load_registry,
     make_demo_repos,
     render_audit,
     render_trace,
     trace_version,
 )
-from regbook.registry.snapshot import open_registry
+from regbook.registry.snapshot import CARD_SHEETS, LEDGER_ONLY, open_registry
 from regbook.reports.card import write_card
 from regbook.reports.evidence import write_evidence
 from regbook.reports.listing import list_versions, to_text
@@ -174,7 +173,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         f"{report.versions} versions, {report.artefacts_checked} artefacts)\n"
     )
     say("   $ regbook list")
-    frame, _ = list_versions(ws)
+    frame, _ = list_versions(open_registry(ws, sheets=LEDGER_ONLY, signatures=False))
     for line in to_text(frame).splitlines():
         say(f"   {line}")
     say("")
@@ -263,11 +262,11 @@ def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     say("7. Lineage: from the composite ID an inference log carries back to the code")
     say("   commit, the DVC-tracked data, the pipeline run, the evaluation and approvals.")
     say("   $ regbook trace credit-risk@1")
-    trace = trace_version(ws, "credit-risk@1")
+    ledger = open_registry(ws, sheets=LEDGER_ONLY)
+    trace = trace_version(ledger, "credit-risk@1")
     for line in render_trace(trace).splitlines():
         say(f"   {line}")
-    registry, _ = load_registry(ws)
-    state = registry.get("credit-risk", 1)
+    state = ledger.version(ModelRef("credit-risk", 1))
     staged = next(
         e.at for e in state.events if e.kind == "promote" and e.payload.get("to") == "Staging"
     )
@@ -287,7 +286,7 @@ def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     say("   A service's prediction log, one composite ID per record; one ID is forged and")
     say("   one inference was served while the version was still in Staging:")
     say("   $ regbook trace --log predictions.jsonl")
-    audit = audit_log(ws, log)
+    audit = audit_log(ledger, log)
     for line in render_audit(audit).splitlines():
         say(f"   {line}")
     say("")
@@ -339,15 +338,15 @@ def _evidence(ws: Any, target: Path, say: Callable[[str], None]) -> Path:
     say("   sealed facts and re-checks every signature and hash as it writes.")
     _type_card(ws.workbook_path)
     say("   $ regbook report card credit-risk@1 -o evidence/credit-risk-1-card.md")
-    card = write_card(ws, ref, out / "credit-risk-1-card.md")
+    card = write_card(open_registry(ws, sheets=CARD_SHEETS), ref, out / "credit-risk-1-card.md")
     say(f"   model card for {card['composite_id']}")
     say("   $ regbook report evidence credit-risk@1 -o evidence/credit-risk-1-evidence.pdf")
-    data = write_evidence(ws, ref, out / "credit-risk-1-evidence.pdf")
+    data = write_evidence(open_registry(ws), ref, out / "credit-risk-1-evidence.pdf")
     approvals = sum(len(step["approvals"]) for step in data["history"])
     say(f"   {data['problems']['count']} problem(s); {approvals} approvals, their signatures "
         "and the artefact's hash re-checked")  # fmt: skip
     say("   $ regbook report registry -o evidence/registry-description.html")
-    described = write_registry(ws, out / "registry-description.html")
+    described = write_registry(open_registry(ws), out / "registry-description.html")
     say(f"   as configured: {len(described['transitions'])} transitions, "
         f"{len(described['gates'])} gates, {len(described['keys'])} keys; "
         f"{len(described['production'])} version(s) in Production")  # fmt: skip

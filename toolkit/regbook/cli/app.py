@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from regbook import __version__
 from regbook.cli.options import Context
 from regbook.core.errors import (
     RegbookError,
@@ -25,6 +24,7 @@ from regbook.core.errors import (
     message_lines,
     one_line,
 )
+from regbook.core.version import __version__
 
 # Every command: the module that defines it, its function, and the first paragraph of
 # its help (what `regbook --help` lists). A command's module, and the library behind

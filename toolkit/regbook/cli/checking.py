@@ -21,7 +21,7 @@ from regbook.core.errors import (
 )
 from regbook.core.ids import ModelRef
 from regbook.lineage.trace import audit_log, render_audit, render_trace, trace_version
-from regbook.registry.snapshot import open_registry
+from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 
 # --- verify / restore ------------------------------------------------------------------
 
@@ -170,9 +170,10 @@ def trace(
     if log_file is not None:
         if code_repo is not None or data_repo is not None:
             raise InputError("--code-repo and --data-repo go with a target, not --log")
-        report = audit_log(obj.workspace(), log_file, id_field)
+        report = audit_log(open_registry(obj.workspace(), sheets=LEDGER_ONLY), log_file, id_field)
     else:
-        report = trace_version(obj.workspace(), target or "", code_repo, data_repo)
+        snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY)
+        report = trace_version(snapshot, target or "", code_repo, data_repo)
     if as_json:
         echo_json(report.to_json())
     else:

@@ -21,6 +21,7 @@ from regbook.core.errors import (
     InputError,
 )
 from regbook.core.schema import STAGES
+from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 from regbook.reports.listing import list_versions, to_csv, to_text
 from regbook.workflow.lifecycle import Metric, RegistrationRequest, parse_params
 from regbook.workflow.lifecycle import register as do_register
@@ -201,7 +202,8 @@ def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
 
     if as_csv and as_json:
         raise InputError("--csv and --json: choose one")
-    frame, warning = list_versions(obj.workspace(), stage)
+    snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY, signatures=False)
+    frame, warning = list_versions(snapshot, stage)
     if warning:
         click.echo(f"regbook: warning: {warning}", err=True)
     if as_json:

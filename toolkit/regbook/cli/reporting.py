@@ -20,6 +20,7 @@ from regbook.core.errors import (
     InputError,
 )
 from regbook.core.ids import ModelRef
+from regbook.registry.snapshot import CARD_SHEETS, LEDGER_ONLY, open_registry
 from regbook.reports.card import card_format, write_card
 from regbook.reports.evidence import report_format, write_evidence
 from regbook.reports.export import export_provenance as do_export
@@ -83,7 +84,7 @@ def export_provenance(
     ref = ModelRef.parse(target)
     ws = obj.workspace()
     key = load_key(key_path) if sign else None
-    data = do_export(ws, ref, key, data_repo)
+    data = do_export(open_registry(ws, sheets=LEDGER_ONLY), ref, key, data_repo)
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
         return
@@ -105,7 +106,8 @@ def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
       regbook export signatures evidence/signatures && sh evidence/signatures/verify-signatures.sh
     """
 
-    done = do_export_signatures(obj.workspace(), directory)
+    snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY, signatures=False)
+    done = do_export_signatures(snapshot, directory)
     if as_json:
         echo_json(done.to_json())
         return
@@ -169,7 +171,7 @@ def report_evidence(obj: Context, target: str, output: Path) -> None:
     """
 
     report_format(output)  # refuse a wrong suffix before any work
-    data = write_evidence(obj.workspace(), ModelRef.parse(target), output)
+    data = write_evidence(open_registry(obj.workspace()), ModelRef.parse(target), output)
     click.echo(f"wrote {output} (evidence report for {data['identity']['composite_id']})", err=True)
     _exit_on_problems(data["problems"]["count"], "the report lists")
 
@@ -195,7 +197,8 @@ def report_card(obj: Context, target: str, output: Path) -> None:
     """
 
     card_format(output)  # refuse a wrong suffix before any work
-    data = write_card(obj.workspace(), ModelRef.parse(target), output)
+    snapshot = open_registry(obj.workspace(), sheets=CARD_SHEETS)
+    data = write_card(snapshot, ModelRef.parse(target), output)
     click.echo(f"wrote {output} (model card for {data['composite_id']})", err=True)
     if data["cards"]["notice"]:
         click.echo(f"regbook: {data['cards']['notice']}", err=True)
@@ -223,7 +226,7 @@ def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
     """
 
     registry_format(output)  # refuse a wrong suffix before any work
-    data = write_registry(obj.workspace(), output, artefacts=not no_artefacts)
+    data = write_registry(open_registry(obj.workspace()), output, artefacts=not no_artefacts)
     versions = len(data["production"])
     click.echo(f"wrote {output} (registry description, {versions} Production version(s))",
                err=True)  # fmt: skip

@@ -37,6 +37,13 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def new_folder_mode() -> int:
+    """The mode a new folder gets under the current umask (0o755 under umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def mode_for(path: Path) -> int:
     """The mode ``path`` has now, or the umask's mode for a new file."""
     try:

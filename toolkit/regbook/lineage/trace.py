@@ -48,10 +48,8 @@ from regbook.core.ids import CompositeId, ModelRef
 from regbook.core.schema import DVC_MD5_RE, FULL_COMMIT_RE
 from regbook.core.workspace import Workspace, path_is
 from regbook.ledger.events import CHAIN_CODES
-from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import signer_role
-from regbook.ledger.state import Registry
-from regbook.registry.snapshot import LEDGER_ONLY, open_registry
+from regbook.registry.snapshot import LEDGER_ONLY, Snapshot, open_registry
 from regbook.storage.hashing import ContentHash, hash_path
 
 __all__ = [
@@ -66,7 +64,6 @@ __all__ = [
     "Trace",
     "audit_log",
     "composite_id",
-    "load_registry",
     "make_demo_repos",
     "parse_dvc_file",
     "render_audit",
@@ -90,13 +87,6 @@ SIGNATURE_CODES = ("RB104", "RB105", "RB106", "RB107", "RB111")
 # --- the ledger, read for lineage ---------------------------------------------------------
 
 
-def load_registry(ws: Workspace) -> tuple[Registry, list[Finding]]:
-    """The Ledger sheet alone, its chain and signatures checked, replayed. Lineage needs
-    no view sheet, so only the ledger is read."""
-    snapshot = open_registry(ws, sheets=LEDGER_ONLY)
-    return snapshot.registry, snapshot.ledger_findings
-
-
 def _workspace(workspace: Any) -> Any:
 
     if isinstance(workspace, Workspace):
@@ -111,8 +101,8 @@ def composite_id(workspace: Any, ref: str) -> str:
 
     The ledger's chain and signatures are checked first: a service never logs an ID
     the registry cannot vouch for (VerificationFailed). Call it once at start-up."""
-    ws = _workspace(workspace)
-    registry, findings = load_registry(ws)
+    snapshot = open_registry(_workspace(workspace), sheets=LEDGER_ONLY)
+    registry, findings = snapshot.registry, snapshot.ledger_findings
     parsed = ModelRef.parse(ref, version_required=False)
     if parsed.version is None:
         live = registry.production(parsed.name)
@@ -507,7 +497,7 @@ def parse_target(text: str) -> tuple[ModelRef, CompositeId | None]:
 
 
 def trace_version(
-    ws: Any,
+    snapshot: Snapshot,
     target: str,
     code_repo: Path | None = None,
     data_repo: Path | None = None,
@@ -517,7 +507,7 @@ def trace_version(
     data, the pipeline run, the evaluation and the approvals; every link is verified,
     not checkable (with the reason) or broken."""
     ref, cid = parse_target(target)
-    registry, ledger_findings = load_registry(ws)
+    ws, registry, ledger_findings = snapshot.workspace, snapshot.registry, snapshot.ledger_findings
     state = registry.get(ref.name, ref.version or 0)
     if state is None:
         if cid is None:
@@ -555,9 +545,7 @@ def trace_version(
     trace.links.append(_pipeline_link(state, template))
 
     workflow = [
-        f
-        for f in workflow_findings(registry, ws.settings)
-        if (f.model, f.version) == (state.model, state.version)
+        f for f in snapshot.rule_findings if (f.model, f.version) == (state.model, state.version)
     ]
     trace.links.append(_evaluation_link(state, workflow))
     cells = {c for e in state.events if e is not state.register for c in _cells(e)}
@@ -1199,7 +1187,7 @@ def _detect_format(path: Path, head: bytes) -> str:
     return "jsonl" if first in (b"{", b"") else "csv"
 
 
-def audit_log(ws: Any, path: Path, id_field: str = "composite_id") -> LogAudit:
+def audit_log(snapshot: Snapshot, path: Path, id_field: str = "composite_id") -> LogAudit:
     """Audit an inference log (JSON lines, or CSV with a header) that carries a
     composite ID per record: counts per version; every unknown or mismatching ID with
     its line numbers; for records with an ISO 8601 ``timestamp``, the stage the version
@@ -1208,7 +1196,7 @@ def audit_log(ws: Any, path: Path, id_field: str = "composite_id") -> LogAudit:
     kept, with the total count)."""
     if not id_field or not id_field.strip():
         raise InputError("--id-field: give the field name that holds the composite ID")
-    registry, findings = load_registry(ws)
+    registry, findings = snapshot.registry, snapshot.ledger_findings
     auditor = _Auditor(registry)
     try:
         handle = path.open("rb")

@@ -33,6 +33,8 @@ from regbook.registry.diff import keys_findings, view_findings
 from regbook.workbook.read import Table, WorkbookData, read_workbook
 
 LEDGER_ONLY: tuple[Sheet, ...] = (LEDGER,)
+# Every sheet, the Cards prose included: what a model card is made from.
+CARD_SHEETS: tuple[Sheet, ...] = (*READ_SHEETS, CARDS)
 
 
 @dataclass(frozen=True)

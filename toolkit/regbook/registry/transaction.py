@@ -27,6 +27,7 @@ from regbook.core.schema import (
     LEDGER,
     METRICS,
     MODELS,
+    READ_SHEETS,
     BadValue,
     normalize,
 )
@@ -35,7 +36,7 @@ from regbook.crypto.keys import load_keyring
 from regbook.ledger.events import LedgerEvent, new_event
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import metrics_findings, models_findings, normalize_text, sheet_findings
-from regbook.registry.snapshot import Snapshot, open_registry
+from regbook.registry.snapshot import CARD_SHEETS, Snapshot, open_registry
 from regbook.registry.views import (
     approval_row,
     approvals_values,
@@ -127,7 +128,12 @@ class Transaction:
     def __enter__(self) -> Transaction:
         self.writer.__enter__()
         try:
-            snapshot = open_registry(self.ws, signatures=self.checked, views=self.checked)
+            snapshot = open_registry(
+                self.ws,
+                sheets=CARD_SHEETS if self.checked else READ_SHEETS,
+                signatures=self.checked,
+                views=self.checked,
+            )
             findings = snapshot.chain_findings
             if findings:
                 raise VerificationFailed(

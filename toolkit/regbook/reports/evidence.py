@@ -16,47 +16,41 @@ counted at the top (``data["problems"]``) as well as listed in their sections.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from regbook import __version__
 from regbook.check.bags import read_bag_info
-from regbook.check.verify import verify
+from regbook.check.verify import Report, verify
 from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
-from regbook.core.schema import LEDGER
-from regbook.crypto.keys import check_signature, load_keyring
-from regbook.ledger.events import read_events
+from regbook.core.version import __version__
+from regbook.crypto.keys import check_signature
 from regbook.ledger.signatures import signer_role
-from regbook.ledger.state import Registry
 from regbook.lineage.trace import BROKEN, trace_version
-from regbook.registry.snapshot import open_registry
+from regbook.registry.snapshot import Snapshot
+from regbook.render.card import evaluation_data
 from regbook.render.pdf import render_pdf
+from regbook.render.text import FORMATS, format_of, render_text
 from regbook.reports.export import write_atomic
-from regbook.workbook.read import read_workbook
 
 # Artefact and bag findings: what the "artefact integrity" section reports.
 _ARTEFACT_CODES = ("RB4", "RB8")
 
 
-def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
+def evidence_data(
+    snapshot: Snapshot, ref: ModelRef, report: Report | None = None
+) -> dict[str, Any]:
     """The facts of an evidence report for ``ref``, as plain data (JSON-friendly).
     ``report``: verify's report scoped to ``ref``, when the caller has one already."""
-
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     if report is None:
-        report = verify(open_registry(ws, threads=1), scope=ref, threads=1)
+        report = verify(snapshot, scope=ref, threads=1)
     checked_at = fs.utc_now()
-    trace = trace_version(ws, str(ref))
-    registry_events, keyring = ledger_and_keyring(ws)
-
-    registry, _ = Registry.replay(registry_events)
-    state = registry.get(ref.name, ref.version)
-    if state is None:  # verify refuses this first; kept for a clear message
-        raise InputError(f"{ref}: no such sealed version in the ledger")
+    trace = trace_version(snapshot, str(ref))
+    ws, registry, keyring = snapshot.workspace, snapshot.registry, snapshot.keyring
+    state = snapshot.version(ref)
 
     findings = [f.to_json() for f in report.findings]
     artefact_problems = [
@@ -104,13 +98,6 @@ def evidence_data(ws: Any, ref: ModelRef, report: Any = None) -> dict[str, Any]:
             "keyring_sha256": report.keyring_sha256,
         },
     }
-
-
-def ledger_and_keyring(ws: Any) -> tuple[list[Any], Any]:
-
-    data = read_workbook(ws.workbook_path, sheets=(LEDGER,))
-    events, _bad = read_events(data[LEDGER.name])
-    return events, load_keyring(ws)
 
 
 def _signature(event: Any, keyring: Any) -> dict[str, Any]:
@@ -199,11 +186,11 @@ def report_format(path: Path) -> str:
     return format_of(path, FORMATS, "evidence reports are .md, .html or .pdf files")
 
 
-def write_evidence(ws: Any, ref: ModelRef, output: Path) -> dict[str, Any]:
+def write_evidence(snapshot: Snapshot, ref: ModelRef, output: Path) -> dict[str, Any]:
     """Build the report for ``ref`` and write it atomically to ``output``; the data."""
 
     kind = report_format(output)
-    data = evidence_data(ws, ref)
+    data = evidence_data(snapshot, ref)
     write_atomic(output, render(data, kind))
     return data
 
@@ -213,111 +200,3 @@ def render(data: dict[str, Any], kind: str) -> bytes:
     if kind == "pdf":
         return render_pdf(data)
     return render_text("evidence", kind, data).encode("utf-8")
-
-
-def evaluation_data(state: Any) -> dict[str, Any]:
-    gate = state.gate_event
-    recorded = gate.payload.get("gates") if gate is not None else None
-    gates = recorded if isinstance(recorded, list) else []  # verify names a malformed one
-    by_metric = {
-        g["metric"]: g for g in gates if isinstance(g, dict) and type(g.get("metric")) is str
-    }
-    metrics = []
-    for m in state.metrics:
-        g = by_metric.get(m["metric"]) if not m.get("slice") else None
-        metrics.append({
-            "metric": m["metric"], "slice": m.get("slice", ""), "kind": m.get("kind", ""),
-            "value": m["value"],
-            "gate": g.get("gate") if g else None,
-            "threshold": f"{g.get('op')} {g.get('threshold')}" if g else None,
-            "result": g.get("result") if g else None,
-        })  # fmt: skip
-    return {
-        "metrics": metrics,
-        "gates": [
-            {
-                "gate": g.get("gate"),
-                "metric": g.get("metric"),
-                "op": g.get("op"),
-                "threshold": g.get("threshold"),
-                "value": g.get("value"),
-                "result": g.get("result"),
-            }
-            for g in gates
-            if isinstance(g, dict)
-        ],
-        "gate": None
-        if gate is None
-        else {
-            "result": gate.payload.get("result"),
-            "seq": gate.seq,
-            "at": gate.at,
-            "signer": gate.signer,
-        },
-    }
-
-
-TEXT_FORMATS = {".md": "markdown", ".html": "html"}
-
-
-FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
-
-
-def _template(name: str, autoescape: bool) -> Any:
-    import jinja2
-
-    def load(template: str) -> str:
-        return (resources.files("regbook") / "templates" / template).read_text(encoding="utf-8")
-
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(load),
-        autoescape=autoescape,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["md"] = _md_cell
-    env.filters["code"] = lambda v: "`" + _md_cell(v).replace("`", "'") + "`"
-    env.filters["yesno"] = lambda v: "yes" if v else "no"
-    env.filters["prose"] = _md_prose
-    return env.get_template(name)
-
-
-def _md_cell(value: Any) -> str:
-    """A value safe inside a Markdown table cell: pipes escaped, one line."""
-    if value is None or value == "":
-        return "-"
-    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
-    return " ".join(text.split())
-
-
-def _md_prose(value: Any) -> str:
-    """Free text as Markdown paragraphs: its lines kept, and a line that would start a
-    heading, a quote or a rule escaped, so the text cannot fake the document's structure."""
-    import re
-
-    lines = []
-    for line in str(value).split("\n"):
-        if re.match(r"\s*(#|>|=+\s*$|-{2,}\s*$|\*{3,}\s*$)", line):
-            indent = len(line) - len(line.lstrip())
-            line = line[:indent] + "\\" + line[indent:]
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def render_text(stem: str, kind: str, data: dict[str, Any], **extra: Any) -> str:
-    """``STEM.md.j2`` or, for ``kind`` "html", ``STEM.html.j2`` (autoescaped) rendered
-    over ``data``: every report's text formats go through here."""
-    html = kind == "html"
-    template = _template(f"{stem}.{'html' if html else 'md'}.j2", autoescape=html)
-    return template.render(**extra, **data)
-
-
-def format_of(path: Path, formats: dict[str, str], refusal: str) -> str:
-    """The format the suffix of ``path`` names in ``formats``; otherwise an InputError
-    naming the path, with ``refusal`` (e.g. "model cards are .md or .html files")."""
-    suffix = path.suffix.lower()
-    if suffix not in formats:
-        raise InputError(f"{path}: {refusal}")
-    return formats[suffix]

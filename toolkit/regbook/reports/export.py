@@ -31,10 +31,10 @@ from urllib.parse import quote, urlparse
 from regbook.core import fs
 from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.ids import ModelRef
-from regbook.core.schema import DVC_MD5_RE, LEDGER
-from regbook.core.workspace import refuse_own_files
+from regbook.core.schema import DVC_MD5_RE
+from regbook.core.workspace import Workspace, refuse_own_files
 from regbook.crypto.keys import Signature
-from regbook.ledger.events import CHAIN_CODES, canonical, read_events
+from regbook.ledger.events import CHAIN_CODES, canonical
 from regbook.lineage.trace import (
     SIGNATURE_CODES,
     GitRepo,
@@ -42,11 +42,10 @@ from regbook.lineage.trace import (
     choose_repo,
     dvc_outputs,
     links_table,
-    load_registry,
     local_path,
     pipeline_url,
 )
-from regbook.workbook.read import read_workbook
+from regbook.registry.snapshot import Snapshot
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -130,7 +129,7 @@ def evaluation_bytes(state: Any) -> bytes:
 
 
 def provenance_statement(
-    ws: Any,
+    snapshot: Snapshot,
     ref: ModelRef,
     data_repo: Path | None = None,
 ) -> dict[str, Any]:
@@ -146,7 +145,7 @@ def provenance_statement(
 
     if ref.version is None:
         raise InputError(f"{ref}: name the version (MODEL@VERSION)")
-    registry, findings = load_registry(ws)
+    ws, registry, findings = snapshot.workspace, snapshot.registry, snapshot.ledger_findings
     state = registry.get(ref.name, ref.version)
     if state is None:
         raise InputError(f"{ref}: no such sealed version in the ledger")
@@ -344,14 +343,14 @@ def verify_envelope(envelope: dict[str, Any], public_key: Any) -> bytes:
 
 
 def export_provenance(
-    ws: Any,
+    snapshot: Snapshot,
     ref: ModelRef,
     key: Any | None = None,
     data_repo: Path | None = None,
 ) -> bytes:
     """The bytes of the export: the statement as indented JSON, or with ``key`` a DSSE
     envelope (one JSON line) whose payload is the statement's RFC 8785 bytes."""
-    statement = provenance_statement(ws, ref, data_repo)
+    statement = provenance_statement(snapshot, ref, data_repo)
     if key is None:
         return (json.dumps(statement, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     envelope = dsse_envelope(statement_bytes(statement), key)
@@ -470,50 +469,59 @@ check() {{
     return head + body + tail
 
 
-def export_signatures(ws: Any, dest: Path) -> SignaturesExport:
+def signature_files(snapshot: Snapshot, keyring: bytes) -> dict[str, bytes]:
+    """The files of a signature export, by their path inside it: each event's signed
+    bytes and ``.sig``, ``events.tsv``, the keyring as it is and the check script."""
+    files: dict[str, bytes] = {}
+    rows = []
+    tsv = ["seq\tkind\tversion\tsigner\tnamespace\tat\thash\n"]
+    for event in snapshot.events:
+        stem = f"{event.seq:06d}"
+        files[f"events/{stem}.json"] = event.signed_bytes()
+        files[f"events/{stem}.json.sig"] = (event.signature.strip() + "\n").encode("utf-8")
+        try:
+            namespace = Signature.parse(event.signature).namespace
+        except InputError:
+            namespace = "(unreadable signature)"
+        rows.append((stem, event.signer, namespace, _verify_time(event.at), event.hash,
+                     event.prev))  # fmt: skip
+        tsv.append(
+            f"{event.seq}\t{event.kind}\t{event.model}@{event.version}\t{event.signer}\t"
+            f"{namespace}\t{event.at}\t{event.hash}\n"
+        )
+    files["events.tsv"] = "".join(tsv).encode("utf-8")
+    files["allowed_signers"] = keyring
+    files[SCRIPT_NAME] = signatures_script(rows).encode("utf-8")
+    return files
+
+
+def read_keyring_bytes(ws: Workspace) -> bytes:
+    """The keyring file's bytes, as an auditor gets them."""
+    try:
+        return ws.keyring_path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{ws.keyring_path}: cannot read: {err.strerror or err}") from None
+
+
+def export_signatures(snapshot: Snapshot, dest: Path) -> SignaturesExport:
     """Write ``dest/``: ``events/NNNNNN.json`` (each event's signed bytes), its
     ``.json.sig``, ``events.tsv`` (seq, kind, version, signer, namespace, at, hash),
     ``allowed_signers`` (the keyring as it is) and ``verify-signatures.sh``. ``dest``
     must be new or empty; it appears whole or not at all."""
-
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InputError(f"{dest}: exists and is not an empty folder; choose a new one")
     refuse_own_files(dest, "export signatures")
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{dest}: folder {parent} does not exist")
-    data = read_workbook(ws.workbook_path, sheets=(LEDGER,))
-    events, bad_rows = read_events(data[LEDGER.name])
-    try:
-        keyring = ws.keyring_path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{ws.keyring_path}: cannot read: {err.strerror or err}") from None
+    files = signature_files(snapshot, read_keyring_bytes(snapshot.workspace))
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=parent))
     try:
-        tmp.chmod(0o755)
+        tmp.chmod(fs.new_folder_mode())  # mkdtemp makes it private
         (tmp / "events").mkdir()
-        rows = []
-        tsv = ["seq\tkind\tversion\tsigner\tnamespace\tat\thash\n"]
-        for event in events:
-            stem = f"{event.seq:06d}"
-            (tmp / "events" / f"{stem}.json").write_bytes(event.signed_bytes())
-            (tmp / "events" / f"{stem}.json.sig").write_text(
-                event.signature.strip() + "\n", encoding="utf-8"
-            )
-            try:
-                namespace = Signature.parse(event.signature).namespace
-            except InputError:
-                namespace = "(unreadable signature)"
-            rows.append((stem, event.signer, namespace, _verify_time(event.at), event.hash,
-                         event.prev))  # fmt: skip
-            tsv.append(
-                f"{event.seq}\t{event.kind}\t{event.model}@{event.version}\t{event.signer}\t"
-                f"{namespace}\t{event.at}\t{event.hash}\n"
-            )
-        (tmp / "events.tsv").write_text("".join(tsv), encoding="utf-8")
-        (tmp / "allowed_signers").write_bytes(keyring)
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
         script = tmp / SCRIPT_NAME
-        script.write_text(signatures_script(rows), encoding="utf-8", newline="\n")
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         if dest.exists():
             dest.rmdir()
@@ -524,4 +532,5 @@ def export_signatures(ws: Any, dest: Path) -> SignaturesExport:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return SignaturesExport(dest, len(events), len(bad_rows), dest / SCRIPT_NAME)
+    unreadable = sum(1 for f in snapshot.ledger_findings if f.code == "RB108")
+    return SignaturesExport(dest, len(snapshot.events), unreadable, dest / SCRIPT_NAME)

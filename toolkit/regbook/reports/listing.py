@@ -9,11 +9,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from regbook.core.schema import LEDGER
-from regbook.core.workspace import Workspace
-from regbook.ledger.events import check_chain, read_events
-from regbook.ledger.state import Registry
-from regbook.workbook.read import read_workbook
+from regbook.registry.snapshot import Snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -36,13 +32,12 @@ COLUMNS = [
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def list_versions(ws: Workspace, stage: str | None = None) -> tuple[pd.DataFrame, str]:
+def list_versions(snapshot: Snapshot, stage: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The sealed versions (in ``stage``) as a table, and a warning when the ledger's
+    rows or chain are broken."""
     import pandas as pd
 
-    data = read_workbook(ws.workbook_path, sheets=(LEDGER,))
-    events, bad = read_events(data[LEDGER.name])
-    bad += check_chain(events)
-    registry, _ = Registry.replay(events)
+    registry, bad = snapshot.registry, snapshot.chain_findings
     rows: list[dict[str, Any]] = []
     for state in registry.versions.values():
         if stage is not None and state.stage != stage:

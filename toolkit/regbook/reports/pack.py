@@ -24,7 +24,6 @@ in README.txt.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,11 +32,17 @@ from typing import Any
 from regbook.check.verify import verify
 from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.ids import ModelRef
-from regbook.registry.snapshot import open_registry
+from regbook.core.workspace import Workspace
+from regbook.registry.snapshot import CARD_SHEETS, Snapshot, open_registry
+from regbook.render.card import build_card, render_card_markdown
 from regbook.render.pdf import render_pdf
-from regbook.reports.card import build_card, render_card_markdown
-from regbook.reports.evidence import evidence_data, format_of, render_html
-from regbook.reports.export import export_provenance, export_signatures, write_atomic
+from regbook.render.text import format_of
+from regbook.reports.evidence import evidence_data, render_html
+from regbook.reports.export import (
+    export_provenance,
+    signature_files,
+    write_atomic,
+)
 
 MANIFEST = "MANIFEST.sha256"
 
@@ -85,22 +90,9 @@ def _read(path: Path) -> bytes:
         raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
 
 
-def _signatures(ws: Any) -> dict[str, bytes]:
-    """The ``export signatures`` folder's files, keyed by their path inside it."""
-
-    with tempfile.TemporaryDirectory(prefix="regbook-pack-") as tmp:
-        done = export_signatures(ws, Path(tmp) / "signatures")
-        return {
-            p.relative_to(done.folder).as_posix(): p.read_bytes()
-            for p in sorted(done.folder.rglob("*"))
-            if p.is_file()
-        }
-
-
-def _provenance(ws: Any, ref: ModelRef) -> tuple[bytes | None, str]:
-
+def _provenance(snapshot: Snapshot, ref: ModelRef) -> tuple[bytes | None, str]:
     try:
-        return export_provenance(ws, ref), ""
+        return export_provenance(snapshot, ref), ""
     except VerificationFailed as err:
         return None, str(err)
 
@@ -130,28 +122,30 @@ def _readme(folder: str, composite_id: str, problems: int, missing: dict[str, st
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def build_pack(ws: Any, ref: ModelRef) -> tuple[dict[str, bytes], Pack]:
-    """Every file of the pack (name inside the folder -> bytes) and its summary."""
-
+def build_pack(ws: Workspace, ref: ModelRef) -> tuple[dict[str, bytes], Pack]:
+    """Every file of the pack (name inside the folder -> bytes) and its summary. The
+    registry is opened and verified once; every file is made from that one snapshot."""
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     workbook, keyring = _read(ws.workbook_path), _read(ws.keyring_path)
-    report = verify(
-        open_registry(ws), scope=ref
-    )  # one verify serves the evidence report and the card
-    data = evidence_data(ws, ref, report)
+    snapshot = open_registry(ws, sheets=CARD_SHEETS)
+    report = verify(snapshot, scope=ref)  # serves the evidence report and the card
+    data = evidence_data(snapshot, ref, report)
+    card = build_card(snapshot, snapshot.version(ref), report.findings)
     files: dict[str, bytes] = {
         "evidence.html": render_html(data).encode("utf-8"),
         "evidence.pdf": render_pdf(data),
-        "model-card.md": render_card_markdown(build_card(ws, ref, report)).encode("utf-8"),
+        "model-card.md": render_card_markdown(card).encode("utf-8"),
     }
     missing: dict[str, str] = {}
-    provenance, why = _provenance(ws, ref)
+    provenance, why = _provenance(snapshot, ref)
     if provenance is None:
         missing["provenance.json"] = why
     else:
         files["provenance.json"] = provenance
-    files.update({f"signatures/{name}": raw for name, raw in _signatures(ws).items()})
+    signatures = signature_files(snapshot, keyring)
+    files.update({f"signatures/{name}": raw for name, raw in signatures.items()})
+    # The copies in the pack must be the bytes that were verified.
     if _read(ws.workbook_path) != workbook or _read(ws.keyring_path) != keyring:
         raise InputError(
             f"{ws.workbook_path.name} or the keyring changed while the pack was made; run again"
@@ -186,7 +180,7 @@ def zip_bytes(folder: str, files: dict[str, bytes], when: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_pack(ws: Any, ref: ModelRef, output: Path) -> Pack:
+def write_pack(ws: Workspace, ref: ModelRef, output: Path) -> Pack:
     """Build the pack for ``ref`` and write it atomically to ``output`` (a .zip)."""
 
     format_of(output, {".zip": "zip"}, "an evidence pack is a .zip file")

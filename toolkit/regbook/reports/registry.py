@@ -19,15 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from regbook import __version__
 from regbook.check.verify import verify
 from regbook.core import fs
 from regbook.core.schema import GUIDE, LEDGER, SHEETS
+from regbook.core.version import __version__
 from regbook.ledger.gates import parse_gates
-from regbook.ledger.state import Registry
-from regbook.registry.snapshot import open_registry
+from regbook.registry.snapshot import Snapshot
 from regbook.registry.views import keys_values, models_values
-from regbook.reports.evidence import TEXT_FORMATS, format_of, ledger_and_keyring, render_text
+from regbook.render.text import TEXT_FORMATS, format_of, render_text
 from regbook.reports.export import write_atomic
 
 # Each transition of the stage workflow, with what regbook checks before it happens
@@ -55,12 +54,10 @@ TRANSITIONS = (
 )  # fmt: skip
 
 
-def registry_data(ws: Any, artefacts: bool = True) -> dict[str, Any]:
+def registry_data(snapshot: Snapshot, artefacts: bool = True) -> dict[str, Any]:
     """The facts of the registry description, as plain data (JSON-friendly)."""
-
-    report = verify(open_registry(ws), artefacts=artefacts)
-    events, keyring = ledger_and_keyring(ws)
-    registry, _ = Registry.replay(events)
+    report = verify(snapshot, artefacts=artefacts)
+    ws, registry, keyring = snapshot.workspace, snapshot.registry, snapshot.keyring
     settings = ws.settings
     findings = [f.to_json() for f in report.findings]
     problems = [f for f in findings if f["severity"] in ("error", "warning")]
@@ -164,10 +161,10 @@ def registry_format(path: Path) -> str:
     return format_of(path, TEXT_FORMATS, "the registry description is a .md or .html file")
 
 
-def write_registry(ws: Any, output: Path, artefacts: bool = True) -> dict[str, Any]:
+def write_registry(snapshot: Snapshot, output: Path, artefacts: bool = True) -> dict[str, Any]:
     """Build the description and write it atomically to ``output``; the data."""
 
     kind = registry_format(output)
-    data = registry_data(ws, artefacts)
+    data = registry_data(snapshot, artefacts)
     write_atomic(output, render_text("registry", kind, data).encode("utf-8"))
     return data

@@ -42,7 +42,7 @@ from regbook.check.bags import (
     inside_models,
     read_bag_info,
 )
-from regbook.check.verify import artefact_findings
+from regbook.check.verify import artefact_findings, verify
 from regbook.core import fs
 from regbook.core.errors import InputError, Listed, RegbookError, VerificationFailed
 from regbook.core.findings import Finding
@@ -52,9 +52,9 @@ from regbook.crypto.keys import check_signature, load_keyring, namespace_for, si
 from regbook.ledger.events import LedgerEvent, canonical
 from regbook.ledger.rules import transition_problem, usable_approval
 from regbook.ledger.state import VersionState
-from regbook.registry.snapshot import LEDGER_ONLY, open_registry
+from regbook.registry.snapshot import LEDGER_ONLY, Snapshot, open_registry
 from regbook.registry.transaction import Transaction, acting_identity, write_changes
-from regbook.reports.card import archive_card
+from regbook.render.card import build_card, render_card_markdown
 from regbook.storage.hashing import ContentHash, hash_path, hash_tree, progress_bar
 
 # The step boundaries of an archive, in order: a crash at any of them leaves a state
@@ -122,7 +122,7 @@ def retain_until(day: date, years: int) -> date:
 def archive(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> Archived:
     """Move ``ref``'s artefact into its bag and record the move; finish an interrupted one."""
 
-    with Transaction(ws) as tx:
+    with Transaction(ws, checked=True) as tx:
         state = tx.version(ref)
         original_text = state.register.payload["artefact"]["storage"]
         original = ws.resolve_storage(original_text, str(ref))
@@ -149,7 +149,7 @@ def archive(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> 
         if unmet or identity is None or approval is None:
             raise ArchiveRefused(ref, unmet)
         patch = tx.patch()  # first: a workbook that cannot be written gets no bag
-        payload, notes = bag_version(ws, state, identity, approval)
+        payload, notes = bag_version(tx, state, identity, approval)
         event = tx.sign(identity, "archive", ref.name, ref.version, payload)
         write_changes(tx, patch, [(ref.name, ref.version or 0)], draft_rows={})
         tx.save(patch)
@@ -168,12 +168,13 @@ def archive(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> 
 
 
 def bag_version(
-    ws: Workspace, state: VersionState, identity: Any, approval: LedgerEvent
+    tx: Transaction, state: VersionState, identity: Any, approval: LedgerEvent
 ) -> tuple[dict[str, Any], list[str]]:
     """Put ``state``'s bag in place (build it, or reuse one an interrupted run left) and
     return the archive event's payload; the caller signs and saves it, then calls
-    ``dispose_original``."""
-
+    ``dispose_original``. ``tx`` is a checked transaction: its findings go into the
+    bag's model card."""
+    ws = tx.ws
     dest = bag_path(ws, ModelRef(state.model, state.version))
     original_text = state.register.payload["artefact"]["storage"]
     original = ws.resolve_storage(original_text, f"{state.model}@{state.version}")
@@ -183,7 +184,7 @@ def bag_version(
         notes.append(f"{ws.display_path(dest)} was already built and valid: reused")
     else:
         _check_original(original, original_text, state)
-        card = archive_card(ws, state)  # before any file is made: a Cards problem stops here
+        card = bag_card(tx.snapshot, state)  # before any file is made
         info = _build_bag(ws, state, original, dest, identity, namespace_for(identity.role), card)
     manifest_sha = hashlib.sha256((dest / TAGMANIFEST).read_bytes()).hexdigest()
     payload = {
@@ -579,3 +580,17 @@ def fixity(ws: Workspace, fast: bool = False) -> FixityReport:
                 "RB806", where, "a bag that no archive event in the ledger records (copied "
                 "in by hand, or from another registry)"))  # fmt: skip
     return report
+
+
+def bag_card(snapshot: Snapshot, state: VersionState) -> bytes:
+    """The model card written into a version's archive bag, as Markdown, with what
+    verify finds in the transaction's snapshot (the artefact was just re-hashed)."""
+    ref = ModelRef(state.model, state.version)
+    report = verify(snapshot, scope=ref, artefacts=False, threads=1)
+    context = (
+        f"Written by `regbook archive` into the archive bag of {ref}; the stage shown is "
+        "the one the version had before it was archived."
+    )
+    return render_card_markdown(build_card(snapshot, state, report.findings, context)).encode(
+        "utf-8"
+    )

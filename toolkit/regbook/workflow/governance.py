@@ -174,7 +174,9 @@ def promote(
     if archive_previous and to_stage != "Production":
         raise InputError("--archive-previous goes with --to Production")
     to_archive: list[tuple[VersionState, LedgerEvent]] = []
-    with Transaction(ws) as tx:
+    # Archiving the previous version writes a model card with what verify finds: the
+    # transaction checks everything first.
+    with Transaction(ws, checked=archive_previous) as tx:
         state = tx.version(ref)
         keyring = load_keyring(ws)
         unmet: list[str] = []
@@ -260,7 +262,7 @@ def promote(
 
         patch = tx.patch()  # first: a workbook that cannot be written gets no bag
         for other, retiring in to_archive:
-            bagged, _notes = bag_version(ws, other, identity, retiring)
+            bagged, _notes = bag_version(tx, other, identity, retiring)
             bagged["superseded_by"] = {"model": ref.name, "version": ref.version}
             tx.sign(identity, "archive", other.model, other.version, bagged)
         event = tx.sign(identity, "promote", ref.name, ref.version, payload)

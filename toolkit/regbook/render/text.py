@@ -1,0 +1,78 @@
+"""Report text from report data: the Jinja2 templates shipped in ``regbook/templates/``,
+Markdown escaping, and the output format a file name asks for::
+
+    text = render_text("evidence", "html", data)
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from regbook.core.errors import InputError
+
+TEXT_FORMATS = {".md": "markdown", ".html": "html"}
+
+
+FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
+
+
+def _template(name: str, autoescape: bool) -> Any:
+    import jinja2
+
+    def load(template: str) -> str:
+        return (resources.files("regbook") / "templates" / template).read_text(encoding="utf-8")
+
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = _md_cell
+    env.filters["code"] = lambda v: "`" + _md_cell(v).replace("`", "'") + "`"
+    env.filters["yesno"] = lambda v: "yes" if v else "no"
+    env.filters["prose"] = _md_prose
+    return env.get_template(name)
+
+
+def _md_cell(value: Any) -> str:
+    """A value safe inside a Markdown table cell: pipes escaped, one line."""
+    if value is None or value == "":
+        return "-"
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.split())
+
+
+def _md_prose(value: Any) -> str:
+    """Free text as Markdown paragraphs: its lines kept, and a line that would start a
+    heading, a quote or a rule escaped, so the text cannot fake the document's structure."""
+    import re
+
+    lines = []
+    for line in str(value).split("\n"):
+        if re.match(r"\s*(#|>|=+\s*$|-{2,}\s*$|\*{3,}\s*$)", line):
+            indent = len(line) - len(line.lstrip())
+            line = line[:indent] + "\\" + line[indent:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render_text(stem: str, kind: str, data: dict[str, Any], **extra: Any) -> str:
+    """``STEM.md.j2`` or, for ``kind`` "html", ``STEM.html.j2`` (autoescaped) rendered
+    over ``data``: every report's text formats go through here."""
+    html = kind == "html"
+    template = _template(f"{stem}.{'html' if html else 'md'}.j2", autoescape=html)
+    return template.render(**extra, **data)
+
+
+def format_of(path: Path, formats: dict[str, str], refusal: str) -> str:
+    """The format the suffix of ``path`` names in ``formats``; otherwise an InputError
+    naming the path, with ``refusal`` (e.g. "model cards are .md or .html files")."""
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        raise InputError(f"{path}: {refusal}")
+    return formats[suffix]
