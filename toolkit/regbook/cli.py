@@ -34,7 +34,7 @@ from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.crypto.keys import load_keyring, load_private_key
 from regbook.demo import run_demo
-from regbook.lineage.trace import audit_log, render_audit, render_trace, trace_version
+from regbook.lineage.trace import LogAudit, audit_log, render_audit, render_trace, trace_version
 from regbook.registry.snapshot import open_registry
 from regbook.registry.views import keys_values
 from regbook.reports.card import card_format, write_card
@@ -775,7 +775,7 @@ def trace(
     if as_json:
         _echo_json(report.to_json())
     else:
-        click.echo(render_trace(report) if log_file is None else render_audit(report))
+        click.echo(render_audit(report) if isinstance(report, LogAudit) else render_trace(report))
     if not report.ok:
         sys.exit(1)
 
