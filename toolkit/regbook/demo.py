@@ -252,6 +252,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
         deploy_artefact=target / "training" / "credit-risk.pkl",
     )
     verdict = "may be deployed" if check.ok else "must NOT be deployed"
+    assert check.deploy is not None  # for mypy: a --for-deploy check always has it
     say(f"   {check.deploy['composite_id']} ({check.deploy['stage']}) {verdict}\n")
     if not check.ok:
         raise InputError("the demo's deploy check failed; see the output above")
@@ -268,6 +269,7 @@ def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
         say(f"   {line}")
     registry, _ = load_registry(ws)
     state = registry.get("credit-risk", 1)
+    assert state is not None  # for mypy: the demo registered it above
     staged = next(
         e.at for e in state.events if e.kind == "promote" and e.payload.get("to") == "Staging"
     )
