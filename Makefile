@@ -22,6 +22,7 @@ lint: $(BIN)/regbook
 	$(BIN)/ruff check toolkit tests bench
 	$(BIN)/ruff format --check toolkit tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 template: $(BIN)/regbook
 	$(BIN)/python -m regbook.workbook.template templates/registry.xlsx

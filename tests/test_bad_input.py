@@ -429,11 +429,12 @@ def test_seal_names_the_metrics_cell_of_each_problem(registered: Env):
     ("option", "message"),
     [
         (("--trained-on", "yesterday"), "--trained-on: expected a date"),
+        (("--trained-on", " "), "--trained-on: empty; give a date"),
         (("--metric", "auc_roc=high"), "--metric 'auc_roc=high': expected a number"),
         (("--metric", "AUC=0.8"), "must be a lower-case identifier"),
         (("--param", "depth"), "'depth' is not NAME=VALUE"),
     ],
-    ids=["trained-on", "metric-value", "metric-name", "param"],
+    ids=["trained-on", "trained-on-blank", "metric-value", "metric-name", "param"],
 )
 def test_register_refuses_wrong_type(registered: Env, option: tuple[str, str], message: str):
     before = snapshot(registered.root)

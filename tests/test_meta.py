@@ -108,6 +108,7 @@ def test_no_machine_paths_in_the_repository():
                 ".out",
                 "regbook-demo",
                 ".ruff_cache",
+                ".mypy_cache",
             }
             for part in path.parts
         ):

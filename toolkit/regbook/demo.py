@@ -251,6 +251,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
         deploy_artefact=target / "training" / "credit-risk.pkl",
     )
     verdict = "may be deployed" if check.ok else "must NOT be deployed"
+    assert check.deploy is not None  # for mypy: a --for-deploy check always has it
     say(f"   {check.deploy['composite_id']} ({check.deploy['stage']}) {verdict}\n")
     if not check.ok:
         raise InputError("the demo's deploy check failed; see the output above")

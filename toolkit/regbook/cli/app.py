@@ -135,7 +135,7 @@ class RegbookGroup(click.Group):
         """The command list, from the table: as click writes it, with nothing imported."""
         width = formatter.width - 6 - max(len(name) for name in COMMANDS)
         rows = [
-            (name, click.utils.make_default_short_help(summary, width))
+            (name, click.Command(name, help=summary).get_short_help_str(width))
             for name, (_module, _name, summary) in sorted(COMMANDS.items())
         ]
         with formatter.section("Commands"):

@@ -20,7 +20,7 @@ from regbook.core.errors import (
     InputError,
 )
 from regbook.core.ids import ModelRef
-from regbook.lineage.trace import audit_log, render_audit, render_trace, trace_version
+from regbook.lineage.trace import LogAudit, audit_log, render_audit, render_trace, trace_version
 from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 
 # --- verify / restore ------------------------------------------------------------------
@@ -177,6 +177,6 @@ def trace(
     if as_json:
         echo_json(report.to_json())
     else:
-        click.echo(render_trace(report) if log_file is None else render_audit(report))
+        click.echo(render_audit(report) if isinstance(report, LogAudit) else render_trace(report))
     if not report.ok:
         sys.exit(1)

@@ -11,6 +11,7 @@ sentence. Every code is listed in ``CODES`` and documented in docs/findings.md::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 
@@ -102,7 +103,7 @@ class Finding:
         severity, _title = CODES[code]
         return cls(code, severity, where, message, model, version)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @property

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from typing import TypeGuard
 
 STAGES = ("None", "Staging", "Production", "Archived")
 ROLES = ("sme", "governance-lead", "ci")
@@ -752,7 +753,7 @@ def excel_date(text: str) -> str:
     return text
 
 
-def finite_number(value: object) -> bool:
+def finite_number(value: object) -> TypeGuard[int | float]:
     """A finite number as JSON gives it: a float other than NaN and infinity, or an int
     a float holds exactly (not a bool)."""
     if type(value) is int:
@@ -765,8 +766,8 @@ def same(kind: str, a: object, b: object) -> bool:
     if type(a) is type(b) and a == b and not isinstance(a, float):
         return True  # the common case: an untouched cell
     if (
-        type(a) in (int, float)
-        and type(b) in (int, float)
+        (type(a) is int or type(a) is float)
+        and (type(b) is int or type(b) is float)
         and kind in (FLOAT, INT)
         and math.isfinite(a)
         and math.isfinite(b)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ class Settings:
             if name not in known:
                 raise InputError(f"{source}: unknown section [{name}]")
         paths = _table(data, "paths", source, ("workbook", "keyring", "models", "archive"))
-        out: dict = {}
+        out: dict[str, Any] = {}
         for key in ("workbook", "keyring", "models", "archive"):
             if key in paths:
                 out[key] = _relative_path(paths[key], f"{source}: [paths] {key}")
@@ -171,17 +172,20 @@ class Settings:
 LINK_KEYS = ("pipeline", "code_repo", "data_repo", "builder", "repositories")
 
 
-def _table(data: dict, name: str, source: str, keys: tuple[str, ...] | None = None) -> dict:
+def _table(
+    data: dict[str, Any], name: str, source: str, keys: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """A section of regbook.toml; with ``keys``, a setting not among them is refused (a
     misspelt setting would otherwise leave its default in force without a word)."""
     value = data.get(name, {})
     if not isinstance(value, dict):
         raise InputError(f"{source}: [{name}] must be a table")
-    for key in value if keys is not None else ():
-        if key not in keys:
-            raise InputError(
-                f"{source}: [{name}] {key}: unknown setting (known: {', '.join(keys)})"
-            )
+    if keys is not None:
+        for key in value:
+            if key not in keys:
+                raise InputError(
+                    f"{source}: [{name}] {key}: unknown setting (known: {', '.join(keys)})"
+                )
     return value
 
 
@@ -249,7 +253,7 @@ def refuse_own_files(path: Path, option: str) -> None:
         return
 
 
-def path_is(path: Path, test: Any) -> bool:
+def path_is(path: Path, test: Callable[[Path], bool]) -> bool:
     """``test(path)`` (``Path.is_file``, ``Path.is_dir``, ``Path.exists``), False where the
     file system refuses the question: a path from a cell can be longer than any name it
     allows."""

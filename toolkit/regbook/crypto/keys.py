@@ -507,7 +507,7 @@ def _parse_patterns(text: str, what: str) -> tuple[str, ...]:
 def _first_field(text: str) -> str:
     """Up to the first space or tab: OpenSSH splits these lines there, and only there
     (a vertical tab or a no-break space is part of a field)."""
-    return re.match(r"[^ \t]*", text).group()  # type: ignore[union-attr]
+    return re.split(r"[ \t]", text, maxsplit=1)[0]
 
 
 def _parse_signer_line(line: str, line_no: int) -> SignerEntry:

@@ -27,19 +27,21 @@ from __future__ import annotations
 
 import binascii
 import sys
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Any
+
+from cryptography.exceptions import InvalidSignature
 
 from regbook.crypto.keys import HASH_ALGORITHMS, SIG_BEGIN, SIG_END, ed25519_verifier, signed_data
 
+_sodium_open: Callable[[bytes, bytes], bytes] | None
+_SodiumError: type[Exception]
 try:  # libsodium: the faster Ed25519 verification, when PyNaCl is there
     from nacl.bindings import crypto_sign_open as _sodium_open
     from nacl.exceptions import CryptoError as _SodiumError
 except ImportError:  # pragma: no cover - PyNaCl is a dependency; this keeps it optional
     _sodium_open = None
     _SodiumError = Exception
-
-from cryptography.exceptions import InvalidSignature
 
 _KEY_PREFIX = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20"
 _SIG_PREFIX = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x40"
@@ -54,8 +56,14 @@ PROCESS_MIN_EVENTS = 3000
 CHUNKS_PER_WORKER = 4
 STREAM_CHUNK = 2000  # events per chunk sent while the ledger is still being read
 
+# What is checked: an armored signature (any cell value; only text can pass) and the
+# message it signs. What comes back: (key blob, namespace), or None.
+Item = tuple[object, bytes]
+Result = tuple[bytes, str] | None
+Chunk = tuple[int, int, "Future[list[Result]] | list[Result]"]  # items[start:end], results
 
-def parse(armored: Any) -> tuple[bytes, str, str, bytes] | None:
+
+def parse(armored: object) -> tuple[bytes, str, str, bytes] | None:
     """``(key blob, namespace, hash algorithm, raw signature)`` of an armored Ed25519
     SSH signature, exactly when ``keys.Signature.parse`` reads the same; else None."""
     blob = _blob_as_written(armored)
@@ -90,7 +98,7 @@ _BEGIN_LINE = SIG_BEGIN + "\n"
 _END_LINE = "\n" + SIG_END
 
 
-def _blob_by_lines(armored: Any) -> bytes | None:
+def _blob_by_lines(armored: object) -> bytes | None:
     """The blob of an armored signature read line by line, each line stripped, as
     ``keys.Signature.parse`` reads it; None where that finds no base64 blob."""
     if not isinstance(armored, str):
@@ -104,7 +112,7 @@ def _blob_by_lines(armored: Any) -> bytes | None:
         return None
 
 
-def _blob_as_written(armored: Any) -> bytes | None:
+def _blob_as_written(armored: object) -> bytes | None:
     """The blob of an armored signature laid out as ssh-keygen and regbook write it (the
     BEGIN line, lines of base64 only, the END line, at most a final line break), read
     with a few C calls; None for any other layout, which the line-by-line reading in
@@ -137,7 +145,7 @@ def ed25519_ok(key_blob: bytes, signature: bytes, data: bytes) -> bool:
     return True
 
 
-def check_one(armored: Any, message: bytes) -> tuple[bytes, str] | None:
+def check_one(armored: object, message: bytes) -> tuple[bytes, str] | None:
     """``(key blob, namespace)`` when the signature parses and is good over ``message``
     by the key it carries; None otherwise (the keyring is the caller's question)."""
     parsed = parse(armored)
@@ -149,11 +157,11 @@ def check_one(armored: Any, message: bytes) -> tuple[bytes, str] | None:
     return key_blob, namespace
 
 
-def check_chunk(items: list[tuple[Any, bytes]]) -> list[tuple[bytes, str] | None]:
+def check_chunk(items: list[Item]) -> list[Result]:
     """``check_one`` over a chunk: what a worker runs. Equal results are one object, so
     pickle sends (and the caller keeps) each key and namespace once per chunk."""
     seen: dict[tuple[bytes, str], tuple[bytes, str]] = {}
-    out: list[tuple[bytes, str] | None] = []
+    out: list[Result] = []
     for armored, message in items:
         result = check_one(armored, message)
         out.append(None if result is None else seen.setdefault(result, result))
@@ -180,22 +188,21 @@ def start_pool(workers: int, method: str | None = None) -> Executor | None:
     return pool
 
 
-Chunk = tuple[int, int, "Future | list"]  # items[start:end] and their results
-
-
-def submit(pool: Executor | None, items: list[tuple[Any, bytes]], workers: int) -> list[Chunk]:
+def submit(pool: Executor | None, items: list[Item], workers: int) -> list[Chunk]:
     """Start the checks in chunks; a chunk's results are a Future, or a list when they
     were computed here."""
     if pool is None and (workers <= 1 or len(items) <= 64):
         return [(0, len(items), check_chunk(items))]
-    threads = ThreadPoolExecutor(max_workers=workers) if pool is None else None
+    threads = None
+    if pool is None:
+        pool = threads = ThreadPoolExecutor(max_workers=workers)
     size = max(64, -(-len(items) // (workers * CHUNKS_PER_WORKER)))
     chunks: list[Chunk] = []
     for start in range(0, len(items), size):
         part = items[start : start + size]
         try:
             # libsodium and OpenSSL release the GIL, so threads overlap too.
-            result: Future | list = (pool or threads).submit(check_chunk, part)  # type: ignore[union-attr]
+            result: Future[list[Result]] | list[Result] = pool.submit(check_chunk, part)
         except RuntimeError:  # a broken pool: check here
             result = check_chunk(part)
         chunks.append((start, start + len(part), result))
@@ -214,20 +221,20 @@ class Feed:
     def __init__(self, pool: Executor | None, workers: int) -> None:
         self.pool = pool
         self.workers = workers
-        self.items: list[tuple[Any, bytes]] = []  # not sent yet
+        self.items: list[Item] = []  # not sent yet
         self.chunks: list[Chunk] = []
         self.sent = 0
 
-    def add(self, armored: Any, message: bytes) -> None:
+    def add(self, armored: object, message: bytes) -> None:
         self.items.append((armored, message))
         if self.pool is not None and len(self.items) >= STREAM_CHUNK:
-            self._send()
+            self._send(self.pool)
 
-    def _send(self) -> None:
+    def _send(self, pool: Executor) -> None:
         part, start = self.items, self.sent
         self.items, self.sent = [], start + len(part)
         try:
-            result: Future | list = self.pool.submit(check_chunk, part)  # type: ignore[union-attr]
+            result: Future[list[Result]] | list[Result] = pool.submit(check_chunk, part)
         except RuntimeError:  # a broken pool: check here
             result = check_chunk(part)
         self.chunks.append((start, self.sent, result))
@@ -237,14 +244,14 @@ class Feed:
         if self.pool is None:
             return submit(None, self.items, self.workers)
         if self.items:
-            self._send()
+            self._send(self.pool)
         return self.chunks
 
 
-def gather(chunks: list[Chunk], rebuild: Any) -> list:
+def gather(chunks: list[Chunk], rebuild: Callable[[int, int], list[Item]]) -> list[Result]:
     """Every result, in order. A chunk whose worker died is checked again here, on the
     items ``rebuild(start, end)`` makes again."""
-    out: list = []
+    out: list[Result] = []
     for start, end, result in chunks:
         if isinstance(result, list):
             out.extend(result)

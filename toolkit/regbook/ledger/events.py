@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -29,7 +30,8 @@ from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.schema import CELL_TEXT_LIMIT, INT, LEDGER, TEXT, BadValue, normalize
-from regbook.crypto.keys import namespace_for, sign
+from regbook.crypto.keys import SigningKey, namespace_for, sign
+from regbook.workbook.read import CellValue, Table
 
 # The codes of a ledger whose rows or chain are broken (read_events, check_chain).
 CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109")
@@ -48,7 +50,7 @@ def canonical(obj: Any) -> str:
 _encode_string = json.encoder.encode_basestring
 
 
-def _jcs(value: Any) -> bytes:
+def _jcs(value: str | int | None) -> bytes:
     # For the scalars of an event (text, whole numbers, null) RFC 8785 output equals
     # json.dumps with ensure_ascii=False; anything else goes through rfc8785 itself.
     if isinstance(value, str):
@@ -62,7 +64,7 @@ def _jcs(value: Any) -> bytes:
 
 
 @lru_cache(maxsize=4096, typed=True)
-def _jcs_repeated(value: Any) -> bytes:
+def _jcs_repeated(value: str) -> bytes:
     # Kinds, models, signers and fingerprints recur in every event.
     return _jcs(value)
 
@@ -173,7 +175,7 @@ class LedgerEvent:
     def where(self, key: str = "seq") -> str:
         return LEDGER.ref(key, self.row) if self.row else f"Ledger seq {self.seq}"
 
-    def to_row(self) -> list[Any]:
+    def to_row(self) -> list[str | int | None]:
         return [
             self.seq,
             self.at,
@@ -211,7 +213,7 @@ def payload_cell(kind: str, payload: dict[str, Any]) -> str:
     return payload_text
 
 
-def _refuse_control_characters(kind: str, value: Any, where: str) -> None:
+def _refuse_control_characters(kind: str, value: object, where: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             _refuse_control_characters(kind, key, where)
@@ -232,7 +234,7 @@ def new_event(
     model: str,
     version: int | None,
     payload: dict[str, Any],
-    key: Any,
+    key: SigningKey,
     principal: str,
     role: str,
     at: str | None = None,
@@ -267,7 +269,9 @@ _LEDGER_KEYS = tuple(c.key for c in LEDGER.columns)
 _LEDGER_KINDS = tuple(c.kind for c in LEDGER.columns)
 
 
-def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], list[Finding]]:
+def read_events(
+    table: Table, on_event: Callable[[LedgerEvent], object] | None = None
+) -> tuple[list[LedgerEvent], list[Finding]]:
     """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
     rows holding formulas too: the ledger is plain values. ``on_event`` is called with
     each event as soon as it is read (verify starts its signature check)."""
@@ -280,11 +284,11 @@ def read_events(table: Any, on_event: Any = None) -> tuple[list[LedgerEvent], li
             [c for (r, c) in table.formulas if r == number] if number in formula_rows else []
         )
         if formula_cols:
-            col = LEDGER.columns[min(formula_cols)]
+            column = LEDGER.columns[min(formula_cols)]
             findings.append(
                 Finding.make(
                     "RB108",
-                    LEDGER.ref(col.key, number),
+                    LEDGER.ref(column.key, number),
                     "a formula in the ledger; ledger cells hold values",
                 )
             )
@@ -326,7 +330,7 @@ _COL_VERSION = _LEDGER_KEYS.index("version")
 assert _LEDGER_KINDS == (INT, TEXT, TEXT, TEXT, INT, *(TEXT,) * 6)  # _usual_row's layout
 
 
-def _usual_row(row: list[Any]) -> list[Any] | None:
+def _usual_row(row: list[CellValue]) -> list[Any] | None:
     """The row's values when every cell is what writers put there (whole numbers, and
     text that is not blank), read without a call per cell; None otherwise, and
     ``_row_values`` reads the row cell by cell. Both give the same values."""
@@ -341,7 +345,8 @@ def _usual_row(row: list[Any]) -> list[Any] | None:
         if type(version) is not float or not version.is_integer():
             return None
         version = int(version)
-    texts = row[1:4] + row[5:]
+    # Text, as the loop checks; not narrowed cell by cell, which would cost a call each.
+    texts: list[Any] = row[1:4] + row[5:]
     for text in texts:
         if type(text) is not str:
             return None
@@ -354,9 +359,9 @@ def _usual_row(row: list[Any]) -> list[Any] | None:
     return [seq, at, kind, model, version, payload, prev, hash_, signer, fingerprint, signature]
 
 
-def _row_values(row: list[Any]) -> list[Any]:
+def _row_values(row: list[CellValue]) -> list[Any]:
     """The row's values cell by cell; BadValue names the first that cannot be read."""
-    values = []
+    values: list[str | int | float | None] = []
     for kind, raw in zip(_LEDGER_KINDS, row, strict=True):
         if kind == TEXT and type(raw) is str:
             values.append(raw.strip() or None)

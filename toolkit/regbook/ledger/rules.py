@@ -9,13 +9,11 @@ would then reject.
 
 from __future__ import annotations
 
-from typing import Any
-
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.schema import STAGES
 from regbook.core.workspace import Settings, Workspace
-from regbook.crypto.keys import check_signature, namespace_for
+from regbook.crypto.keys import Keyring, check_signature, namespace_for
 from regbook.ledger.events import LedgerEvent
 from regbook.ledger.gates import FAIL, PASS, evaluate, parse_gates, recorded_outcome
 from regbook.ledger.signatures import signer_role
@@ -54,7 +52,7 @@ def sealed_metrics(state: VersionState) -> dict[str, float]:
 
 
 def usable_approval(
-    ws: Workspace, keyring: Any, registry: Registry, state: VersionState, target: str
+    ws: Workspace, keyring: Keyring, registry: Registry, state: VersionState, target: str
 ) -> tuple[LedgerEvent | None, list[str]]:
     """The latest approval that allows ``state`` to move to ``target`` now, or why none
     does."""

@@ -12,9 +12,9 @@ role each kind of event needs (``allowed_roles_for``) are applied to each result
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
@@ -23,12 +23,15 @@ from regbook.crypto import (
     keys,  # here, not at import: it loads cryptography
     sigbatch,
 )
-from regbook.crypto.keys import Signature, role_for_namespace
+from regbook.crypto.keys import Keyring, Signature, SignerEntry, role_for_namespace
 from regbook.ledger.events import LedgerEvent
+
+# The roles that may sign an event of its kind (``allowed_roles_for``).
+AllowedRoles = Callable[[LedgerEvent], tuple[str, ...]]
 
 
 def check_signatures(
-    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2
+    events: list[LedgerEvent], keyring: Keyring, allowed_roles: AllowedRoles, threads: int = 2
 ) -> list[Finding]:
     """Check every event's signature against the keyring, on ``threads`` threads
     (Ed25519 verification releases the GIL). ``allowed_roles(event)`` gives the roles
@@ -37,8 +40,12 @@ def check_signatures(
 
 
 def check_signatures_in_background(
-    events: list[LedgerEvent], keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None
-) -> Any:
+    events: list[LedgerEvent],
+    keyring: Keyring,
+    allowed_roles: AllowedRoles,
+    threads: int = 2,
+    pool: Executor | None = None,
+) -> Callable[[], list[Finding]]:
     """Start ``check_signatures``; returns a function that waits for its findings."""
     checks = SignatureChecks(keyring, allowed_roles, threads, pool)
     for event in events:
@@ -51,14 +58,20 @@ class SignatureChecks:
     (worker processes, see sigbatch.py) as events are added, else on ``threads``
     threads once ``started``; the keyring and role rules are applied while waiting."""
 
-    def __init__(self, keyring: Any, allowed_roles: Any, threads: int = 2, pool: Any = None):
+    def __init__(
+        self,
+        keyring: Keyring,
+        allowed_roles: AllowedRoles,
+        threads: int = 2,
+        pool: Executor | None = None,
+    ) -> None:
 
         self.keyring = keyring
         self.allowed_roles = allowed_roles
         self.events: list[LedgerEvent] = []
         self.feed = sigbatch.Feed(pool, threads)
 
-    def _items(self, start: int, end: int) -> list[tuple[str, bytes]]:
+    def _items(self, start: int, end: int) -> list[sigbatch.Item]:
         return [(e.signature, e.signed_bytes()) for e in self.events[start:end]]
 
     def add(self, event: LedgerEvent) -> None:
@@ -67,7 +80,7 @@ class SignatureChecks:
         event.hash_bytes(data)  # check_chain's hash, from the same bytes
         self.feed.add(event.signature, data)
 
-    def started(self) -> Any:
+    def started(self) -> Callable[[], list[Finding]]:
         """Every event added; returns a function that waits for the findings."""
 
         chunks = self.feed.finish()
@@ -93,12 +106,12 @@ class _SignatureRules:
     signature (principal, namespace, time window), then the role the event needs.
     Anything the fast path did not pass goes through ``keys.check_signature``."""
 
-    def __init__(self, keyring: Any, allowed_roles: Any) -> None:
+    def __init__(self, keyring: Keyring, allowed_roles: AllowedRoles) -> None:
 
         self.keys = keys
         self.keyring = keyring
         self.allowed_roles = allowed_roles
-        self.entries: dict[tuple[bytes, str, str], tuple[Any, bool]] = {}
+        self.entries: dict[tuple[bytes, str, str], tuple[tuple[SignerEntry, ...], bool]] = {}
 
     def _allowed(self, event: LedgerEvent, key_blob: bytes, namespace: str) -> bool:
         found = self.entries.get((key_blob, event.signer, namespace))
@@ -177,7 +190,7 @@ def _role_of_signature(armored: str) -> str | None:
         return None
 
 
-def allowed_roles_for(settings: Settings) -> Callable[[LedgerEvent], tuple[str, ...]]:
+def allowed_roles_for(settings: Settings) -> AllowedRoles:
     """The roles that may sign each kind of event, from regbook.toml."""
 
     def roles(event: LedgerEvent) -> tuple[str, ...]:
@@ -205,7 +218,7 @@ def allowed_roles_for(settings: Settings) -> Callable[[LedgerEvent], tuple[str, 
 _POOL_MIN_BYTES = 750 * sigbatch.PROCESS_MIN_EVENTS
 
 
-def signature_pool(workbook: Path, threads: int) -> Any:
+def signature_pool(workbook: Path, threads: int) -> Executor | None:
     """Worker processes for the signature checks, started before the workbook is read:
     no thread runs yet (fork is safe) and the process is still small (forking is cheap).
     None for small workbooks and ``threads <= 1``."""

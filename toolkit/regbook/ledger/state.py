@@ -123,7 +123,7 @@ class Registry:
             if event.kind == "archive" and isinstance(payload.get("retain_until"), str):
                 state.retain_until = payload["retain_until"]
 
-    def event(self, seq: Any) -> LedgerEvent | None:
+    def event(self, seq: object) -> LedgerEvent | None:
         if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= len(self.events):
             event = self.events[seq - 1]
             return event if event.seq == seq else None
@@ -208,7 +208,7 @@ def payload_problem(p: dict[str, Any]) -> str | None:
     return None
 
 
-def _json(value: Any) -> str:
+def _json(value: object) -> str:
     return cut(json.dumps(value, ensure_ascii=False), 40)
 
 

@@ -1049,7 +1049,7 @@ class _Auditor:
         self.without_timestamp = 0
         self.not_iso = 0
         self.records = 0
-        self._dates: dict[str, bool] = {}
+        self._dates: dict[str | bytes, bool] = {}  # the fast path's days are bytes
 
     # problems
     def problem(self, key: tuple[str, str], number: int, code: str, message: Any) -> None:
@@ -1287,6 +1287,7 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
                             else:
                                 count(number, cid, when.decode())
                                 continue
+                        assert last_track is not None  # set with last_cid, for mypy
                         day = when[:10]
                         valid = dates.get(day)
                         if valid is None:

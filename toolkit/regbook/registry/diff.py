@@ -85,8 +85,8 @@ def _cell_finding(
     row: int,
     expected: Any,
     found: Any,
-    model: str,
-    version: int,
+    model: str | None,
+    version: int | None,
     sealed_column: bool,
     source: str = "the ledger",
 ) -> Finding:
@@ -239,7 +239,8 @@ def same(kind: str, a: Any, b: Any) -> bool:
     sheets, and Excel hands them back as datetimes, never equal to the ledger's text)."""
     if kind not in _DATED or (type(a) is type(b) and a == b):
         return _same_uncached(kind, a, b)
-    na, nb = _normal_dated(kind, type(a), a), _normal_dated(kind, type(b), b)
+    # mypy takes type(x) for unhashable (python/mypy#11470); a class is hashable.
+    na, nb = _normal_dated(kind, type(a), a), _normal_dated(kind, type(b), b)  # type: ignore[arg-type]
     return na is not _BAD and na == nb
 
 

@@ -255,6 +255,7 @@ def _dependencies(
     if DVC_MD5_RE.fullmatch(data_version):
         deps.append(dependency("training-data", "", {"md5": data_version}))
         for sha in repo.commits_mentioning(data_version) if repo is not None else []:
+            assert repo is not None  # for mypy: the loop runs only with a repository
             outputs, _unreadable = dvc_outputs(repo, sha)
             if any(o.md5 == data_version for o in outputs):
                 registry_dep = dependency("data-registry", data_recorded, {"gitCommit": sha})

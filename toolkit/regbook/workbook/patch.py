@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 import re
 import zipfile
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 from regbook.core.errors import InputError
 from regbook.core.schema import DATE, DATETIME, EXCEL_EPOCH, SHADE_SEALED, Column, column_letter
@@ -145,8 +146,7 @@ class PackagePatch:
             pieces.append(_row_xml(number, rows[number]))
         pieces.append(data[close.start() :])
         out = b"".join(pieces)
-        last = max([*existing, *rows])
-        self._set_sheet(part, _update_dimension(out, last))
+        self._set_sheet(part, _update_dimension(out, max([*existing, *rows])))
 
     @staticmethod
     def _last_row(data: bytes) -> tuple[int, int] | None:
@@ -199,7 +199,7 @@ class PackagePatch:
         self,
         row: int,
         columns: tuple[Column, ...],
-        values: dict[str, Any],
+        values: Mapping[str, object],
         style: str,
         keep: dict[str, str] | None = None,
     ) -> str:
@@ -263,7 +263,7 @@ class PackagePatch:
 
     # -- output -------------------------------------------------------------------------
 
-    def save(self, handle: Any) -> None:
+    def save(self, handle: BinaryIO) -> None:
         """Write the package: changed parts compressed anew, the rest as they were."""
         with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as out:
             for info in self.infos:
@@ -301,7 +301,7 @@ def _update_dimension(data: bytes, last_row: int) -> bytes:
     return data[: match.start(1)] + new + data[match.end(1) :]
 
 
-def _cell_xml(ref: str, xf: int, kind: str, value: Any) -> str:
+def _cell_xml(ref: str, xf: int, kind: str, value: object) -> str:
     if value is None or value == "":
         return f'<c r="{ref}" s="{xf}"/>'
     if isinstance(value, bool):

@@ -19,10 +19,11 @@ import re
 import shutil
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from regbook.core import fs
 from regbook.core.errors import InputError, RegbookError, WorkbookLocked
@@ -31,6 +32,10 @@ from regbook.workbook.template import refresh_header_comments
 
 if TYPE_CHECKING:  # pragma: no cover
     import openpyxl
+    from filelock import BaseFileLock
+    from python_calamine import CalamineWorkbook
+
+    from regbook.workbook.patch import PackagePatch  # patch imports this module
 
 LOCK_TIMEOUT = 5.0  # seconds a writer waits for another regbook's lock
 MAX_UNPACKED = 1 << 30  # a registry of thousands of versions is a few MB unpacked
@@ -129,12 +134,16 @@ def _declares_dtd(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
             data += chunk
 
 
+# What a cell holds once read: python-calamine's values, and None for an empty cell.
+CellValue = int | float | str | bool | date | datetime | time | timedelta | None
+
+
 @dataclass
 class Table:
     """One sheet's data rows, as values in schema column order."""
 
     sheet: Sheet
-    rows: list[list[Any]]
+    rows: list[list[CellValue]]
     row_numbers: list[int]  # the Excel row number of each entry of rows
     formulas: set[tuple[int, int]] = field(default_factory=set)  # (row number, col index)
     width: int = 0  # columns present, including any extra ones to the right
@@ -142,7 +151,7 @@ class Table:
     def ref(self, i: int, key: str) -> str:
         return self.sheet.ref(key, self.row_numbers[i])
 
-    def value(self, i: int, key: str) -> Any:
+    def value(self, i: int, key: str) -> CellValue:
         return self.rows[i][self.sheet.index(key)]
 
     def has_formula(self, i: int, key: str) -> bool:
@@ -151,7 +160,7 @@ class Table:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def indexed(self) -> Iterator[tuple[int, list[Any]]]:
+    def indexed(self) -> Iterator[tuple[int, list[CellValue]]]:
         return enumerate(self.rows)
 
 
@@ -168,7 +177,7 @@ def read_workbook(
     path: Path,
     sheets: tuple[Sheet, ...] = READ_SHEETS,
     first: Sheet | None = None,
-    on_first: Callable[[Table], Any] | None = None,
+    on_first: Callable[[Table], object] | None = None,
 ) -> WorkbookData:
     """Read the workbook with python-calamine; every structural problem is an InputError
     naming the sheet and cell. An optional sheet the workbook lacks (Cards, in a workbook
@@ -186,11 +195,13 @@ def read_workbook(
     rest = [s for s in sheets if s is not first]
     # Work both threads take from once this one is free: each other sheet, and the
     # formula scan of those that need one (one zip inflation; zlib releases the GIL).
-    todo: list[Any] = [x for s in rest for x in ((s, s.name) if s in FORMULA_SHEETS else (s,))]
+    todo: list[Sheet | str] = [
+        x for s in rest for x in ((s, s.name) if s in FORMULA_SHEETS else (s,))
+    ]
     lock = threading.Lock()
     formulas: dict[str, set[tuple[int, int]]] = {}
 
-    def take_all(book: Any) -> dict[str, Table]:
+    def take_all(book: CalamineWorkbook) -> dict[str, Table]:
         out: dict[str, Table] = {}
         while True:
             with lock:
@@ -225,7 +236,7 @@ def read_workbook(
     return WorkbookData(path, {s.name: tables[s.name] for s in sheets if s.name in tables})
 
 
-def _read_in_two(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+def _read_in_two(path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
     """Every sheet, read on two threads: calamine releases the GIL while it parses, so
     the larger sheets are read on a second thread (with a workbook object of its own;
     one cannot be shared), and the formula scan (zip inflation, which releases the GIL
@@ -250,7 +261,7 @@ def _read_in_two(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, 
     return tables
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path) -> CalamineWorkbook:
     """A calamine workbook object (each thread needs its own)."""
     import python_calamine
 
@@ -264,7 +275,7 @@ def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...]) -> dict[str, Table]
     return _read_tables(path, _open(path), sheets)
 
 
-def _read_tables(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+def _read_tables(path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
     names = set(book.sheet_names)
     tables: dict[str, Table] = {}
     for sheet in sheets:
@@ -292,7 +303,9 @@ def _read_tables(path: Path, book: Any, sheets: tuple[Sheet, ...]) -> dict[str, 
     return tables
 
 
-def _table(sheet: Sheet, values: list[list[Any]], formulas: set[tuple[int, int]]) -> Table:
+def _table(
+    sheet: Sheet, values: Sequence[Sequence[CellValue]], formulas: set[tuple[int, int]]
+) -> Table:
     header = [v.strip() if isinstance(v, str) else v for v in (values[0] if values else [])]
     for i, expected in enumerate(sheet.headers):
         found = header[i] if i < len(header) else None
@@ -309,7 +322,7 @@ def _table(sheet: Sheet, values: list[list[Any]], formulas: set[tuple[int, int]]
                 f"{where}: column {expected!r} is missing or renamed (found {found!r})"
             )
     ncols = len(sheet.columns)
-    rows: list[list[Any]] = []
+    rows: list[list[CellValue]] = []
     numbers: list[int] = []
     for r, row in enumerate(values[1:], start=2):
         cells = list(row[:ncols])
@@ -409,7 +422,7 @@ class WorkbookWriter:
     def __init__(self, path: Path, backups: int = 3):
         self.path = path
         self.backups = backups
-        self._lock = None
+        self._lock: BaseFileLock | None = None
 
     def __enter__(self) -> WorkbookWriter:
         from filelock import FileLock, Timeout
@@ -442,10 +455,11 @@ class WorkbookWriter:
                 f"{self.path}: cannot be opened for writing: {_first_line(err)}"
             ) from None
 
-    def save(self, wb: openpyxl.Workbook) -> None:
+    def save(self, wb: openpyxl.Workbook | PackagePatch) -> None:
         """Write beside the target, fsync, keep backups, rename into place."""
         if hasattr(wb, "worksheets"):  # an openpyxl workbook, not a PackagePatch
-            refresh_header_comments(wb)  # openpyxl forgets comment sizes on load
+            # openpyxl forgets comment sizes on load
+            refresh_header_comments(cast("openpyxl.Workbook", wb))
         refuse_if_open(self.path)
 
         def last_look() -> None:  # the office suite may have opened it meanwhile

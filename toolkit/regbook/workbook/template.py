@@ -31,7 +31,7 @@ from regbook.core.schema import Column, Sheet
 
 if TYPE_CHECKING:  # openpyxl costs start-up time: imported where a workbook is built
     import openpyxl
-    from openpyxl.cell.cell import Cell
+    from openpyxl.cell.cell import Cell, MergedCell
     from openpyxl.comments import Comment
     from openpyxl.worksheet.datavalidation import DataValidation
     from openpyxl.worksheet.worksheet import Worksheet
@@ -76,7 +76,7 @@ _COMMENT_CHARS_PER_LINE = 46
 _COMMENT_LINE_PX = 15
 
 
-def style_header(cell: Cell, column: Column) -> None:
+def style_header(cell: Cell | MergedCell, column: Column) -> None:
     """Header band: bold white on dark blue, wrapped, locked."""
     cell.font = _styles().header_font
     cell.fill = _styles().header_fill
@@ -84,7 +84,7 @@ def style_header(cell: Cell, column: Column) -> None:
     cell.protection = _styles().locked
 
 
-def style_sealed_cell(cell: Cell, column: Column) -> None:
+def style_sealed_cell(cell: Cell | MergedCell, column: Column) -> None:
     """A cell of a sealed row: locked and shaded, unless its column is never sealed (Notes)."""
     if not column.sealed:
         style_open_cell(cell, column)
@@ -94,7 +94,7 @@ def style_sealed_cell(cell: Cell, column: Column) -> None:
     cell.number_format = column.number_format
 
 
-def style_open_cell(cell: Cell, column: Column) -> None:
+def style_open_cell(cell: Cell | MergedCell, column: Column) -> None:
     """A cell the SME may edit on a protected sheet: a draft row, or Notes of a sealed row.
 
     For rows of regbook-only sheets, ``style_view_cell`` keeps them locked.
@@ -104,7 +104,7 @@ def style_open_cell(cell: Cell, column: Column) -> None:
     cell.number_format = column.number_format
 
 
-def style_view_cell(cell: Cell, column: Column) -> None:
+def style_view_cell(cell: Cell | MergedCell, column: Column) -> None:
     """A cell of a regbook-only view (Approvals, History, Keys, Ledger): locked, unshaded."""
     cell.protection = _styles().locked
     cell.fill = _styles().no_fill
@@ -143,7 +143,7 @@ def build_workbook() -> openpyxl.Workbook:
     wb = openpyxl.Workbook()
     for i, sheet in enumerate(schema.SHEETS):
         if i == 0:
-            ws = wb.active
+            ws = wb.worksheets[0]  # the one sheet a new workbook has, and its active one
             ws.title = sheet.name
         else:
             ws = wb.create_sheet(sheet.name)

@@ -193,10 +193,15 @@ def _validated(req: RegistrationRequest) -> RegistrationRequest:
         )
     trained_on = req.trained_on
     if trained_on is not None:
+        day = None
         try:
-            trained_on = excel_date(normalize("date", trained_on))
+            day = normalize("date", trained_on)
+            if isinstance(day, str):
+                trained_on = excel_date(day)
         except BadValue as err:
             raise InputError(f"--trained-on: {err}") from None
+        if not isinstance(day, str):
+            raise InputError("--trained-on: empty; give a date (YYYY-MM-DD) or leave it out")
     names = [(m.metric, m.slice) for m in req.metrics]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -445,7 +450,7 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
         # Metrics row (the draft's metrics come from its AUC-ROC and DPR cells).
         merged = {(m.metric, m.slice): m for m in d.request.metrics}
         given = {
-            key: MODELS.ref(KNOWN_METRICS[key[0]][0], d.row)
+            key: MODELS.ref(KNOWN_METRICS[key[0]][0] or "", d.row)
             for key in merged
             if key[0] in KNOWN_METRICS and KNOWN_METRICS[key[0]][0]
         }
