@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -92,22 +93,33 @@ def open_registry(
     views: bool = True,
     keyring_sha256: str | None = None,
     threads: int = 2,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Snapshot:
     """Read ``sheets`` of the workbook once and check the registry: the ledger's rows and
     chain, the keyring pin, and with ``signatures`` every signature and workflow rule;
     with ``views`` every view cell against the ledger (where those sheets were read).
-    The signatures are checked on worker threads or processes while the rest runs."""
+    The signatures are checked on worker threads or processes while the rest runs;
+    ``meanwhile`` (the caller's own preparation, such as loading a PDF's fonts) runs on
+    a thread of its own, started once the worker processes exist, and is waited for."""
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
         raise InputError(
             f"keyring sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
         )
     keyring = load_keyring(ws)
     pool = signature_pool(ws.workbook_path, threads) if signatures else None
+    # Only now may a thread start: the worker processes are forked above.
+    side = ThreadPoolExecutor(max_workers=1) if meanwhile is not None else None
     try:
+        prepared = side.submit(meanwhile) if side is not None and meanwhile else None
         with gc_paused():
-            return _open(ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool)
+            snapshot = _open(ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool)
+        if prepared is not None:
+            prepared.result()  # its error, if any, is the caller's
+        return snapshot
     finally:
         sigbatch.shutdown(pool)
+        if side is not None:
+            side.shutdown(wait=True)
 
 
 @contextmanager

@@ -50,6 +50,17 @@ def render_pdf(data: dict[str, Any]) -> bytes:
         return bytes(pdf.output())
 
 
+def prepare() -> None:
+    """Load fpdf2, fontTools and the fonts now (about a second), so that a later
+    ``render_pdf`` does not wait for them: a caller with other work to do first (the
+    evidence pack reads and checks the registry) runs this on a thread meanwhile."""
+    with _quiet_font_tools():
+        _document_class()
+        _drawable()
+        for _family, _style, name in _FONTS:
+            _font_bytes(name)
+
+
 # --- text -------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import CARD_SHEETS, Snapshot, open_registry
 from regbook.render.card import build_card, render_card_markdown
+from regbook.render.pdf import prepare as prepare_pdf
 from regbook.render.pdf import render_pdf
 from regbook.render.text import format_of
 from regbook.reports.evidence import evidence_data, render_html
@@ -128,7 +129,8 @@ def build_pack(ws: Workspace, ref: ModelRef) -> tuple[dict[str, bytes], Pack]:
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     workbook, keyring = _read(ws.workbook_path), _read(ws.keyring_path)
-    snapshot = open_registry(ws, sheets=CARD_SHEETS)
+    # The PDF's fonts load while the registry is read and checked.
+    snapshot = open_registry(ws, sheets=CARD_SHEETS, meanwhile=prepare_pdf)
     report = verify(snapshot, scope=ref)  # serves the evidence report and the card
     data = evidence_data(snapshot, ref, report)
     card = build_card(snapshot, snapshot.version(ref), report.findings)
@@ -174,7 +176,9 @@ def zip_bytes(folder: str, files: dict[str, bytes], when: str) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(str(PurePosixPath(folder, name)), date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            # An .xlsx is a zip already: deflating it again costs time and saves nothing.
+            stored = name.endswith(".xlsx")
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             info.external_attr = (0o755 if name.endswith(".sh") else 0o644) << 16
             archive.writestr(info, files[name])
     return buffer.getvalue()
