@@ -33,6 +33,7 @@ from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.ids import ModelRef
 from regbook.core.schema import DVC_MD5_RE
 from regbook.core.workspace import Workspace, refuse_own_files
+from regbook.crypto import sigbatch
 from regbook.crypto.keys import Signature
 from regbook.ledger.events import CHAIN_CODES, canonical
 from regbook.lineage.trace import (
@@ -480,10 +481,7 @@ def signature_files(snapshot: Snapshot, keyring: bytes) -> dict[str, bytes]:
         stem = f"{event.seq:06d}"
         files[f"events/{stem}.json"] = event.signed_bytes()
         files[f"events/{stem}.json.sig"] = (event.signature.strip() + "\n").encode("utf-8")
-        try:
-            namespace = Signature.parse(event.signature).namespace
-        except InputError:
-            namespace = "(unreadable signature)"
+        namespace = _namespace(event.signature)
         rows.append((stem, event.signer, namespace, _verify_time(event.at), event.hash,
                      event.prev))  # fmt: skip
         tsv.append(
@@ -494,6 +492,17 @@ def signature_files(snapshot: Snapshot, keyring: bytes) -> dict[str, bytes]:
     files["allowed_signers"] = keyring
     files[SCRIPT_NAME] = signatures_script(rows).encode("utf-8")
     return files
+
+
+def _namespace(armored: str) -> str:
+    """The namespace a signature was made in, as ``ssh-keygen -Y verify -n`` needs it."""
+    parsed = sigbatch.parse(armored)  # the common case, without the full parser
+    if parsed is not None:
+        return parsed[1]
+    try:
+        return Signature.parse(armored).namespace
+    except InputError:
+        return "(unreadable signature)"
 
 
 def read_keyring_bytes(ws: Workspace) -> bytes:

@@ -46,6 +46,7 @@ from regbook.reports.export import (
 )
 
 MANIFEST = "MANIFEST.sha256"
+STORED_BELOW = 4096  # bytes: smaller files go into the zip as they are
 
 
 @dataclass
@@ -176,8 +177,9 @@ def zip_bytes(folder: str, files: dict[str, bytes], when: str) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(str(PurePosixPath(folder, name)), date_time=stamp)
-            # An .xlsx is a zip already: deflating it again costs time and saves nothing.
-            stored = name.endswith(".xlsx")
+            # An .xlsx is a zip already, and a small file (a ledger event, its signature)
+            # saves a few hundred bytes: a compressor per file costs more than it gains.
+            stored = name.endswith(".xlsx") or len(files[name]) < STORED_BELOW
             info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             info.external_attr = (0o755 if name.endswith(".sh") else 0o644) << 16
             archive.writestr(info, files[name])
