@@ -5,6 +5,10 @@ import-linter's contract in pyproject.toml, run by `make lint`."""
 from __future__ import annotations
 
 import ast
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "toolkit" / "regbook"
@@ -67,3 +71,30 @@ def test_every_subpackage_says_what_it_is_for():
             continue
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc, f"{init.parent.name}/__init__.py has no docstring"
+
+
+def test_every_name_of_the_public_api_is_there():
+    import regbook
+
+    assert "open_registry" in regbook.__all__ and "verify" in regbook.__all__
+    for name in regbook.__all__:
+        assert getattr(regbook, name) is not None, name
+
+
+def test_the_readme_python_section_runs(tmp_path: Path):
+    """The README's "Using regbook from Python" example, run as written."""
+    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Using regbook from Python", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("REGBOOK_")},
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert re.fullmatch(r"credit-risk@1\+[0-9a-f]{12}\.3f6c1e0d\.c0ffee12", first)
+    assert re.fullmatch(r"None sha256:[0-9a-f]{64}", second)
+    assert (tmp_path / "registry" / "registry.xlsx").is_file()

@@ -17,6 +17,7 @@ import click
 
 from regbook.cli.options import Context
 from regbook.core.errors import (
+    InputError,
     RegbookError,
     VerificationFailed,
     cut,
@@ -117,6 +118,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Library arguments whose option is not --NAME-WITH-DASHES.
+FLAGS = {"output": "-o"}
+
+
+def flag_of(option: str) -> str:
+    """The command-line option for the library argument ``option`` (trained_on ->
+    --trained-on): the library's messages name its arguments, the CLI names its flags."""
+    return FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
 class RegbookGroup(click.Group):
     """Maps regbook's errors to exit codes and one-line messages, in one place, and
     loads each command from ``COMMANDS`` when it is needed."""
@@ -148,6 +159,11 @@ class RegbookGroup(click.Group):
             for finding in err.findings:
                 click.echo(one_line(str(finding)))
             self._fail(ctx, err, message_lines(err), err.exit_code)
+        except InputError as err:
+            lines = message_lines(err)
+            if err.option and lines[0].startswith(err.option):
+                lines[0] = flag_of(err.option) + lines[0][len(err.option) :]
+            self._fail(ctx, err, lines, err.exit_code)
         except RegbookError as err:
             self._fail(ctx, err, message_lines(err), err.exit_code)
         except KeyboardInterrupt:

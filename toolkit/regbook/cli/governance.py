@@ -16,6 +16,7 @@ from regbook.cli.options import (
     role_option,
 )
 from regbook.cli.signing import load_key
+from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.schema import STAGES
 from regbook.workflow.governance import approve as do_approve
@@ -128,14 +129,10 @@ def promote(
       regbook promote credit-risk@8 --to Production --archive-previous --key "$RUNNER_TEMP/ci_key"
     """
 
-    done = do_promote(
-        obj.workspace(),
-        ModelRef.parse(target),
-        to_stage,
-        load_key(key_path),
-        role,
-        archive_previous,
-    )
+    ws, ref, key = obj.workspace(), ModelRef.parse(target), load_key(key_path)
+    if archive_previous and to_stage != "Production":
+        raise InputError("--archive-previous goes with --to Production")
+    done = do_promote(ws, ref, to_stage, key, role=role, archive_previous=archive_previous)
     if as_json:
         echo_json(done.to_json())
         return

@@ -107,6 +107,11 @@ def register(
             if name in parsed_params:
                 raise InputError(f"--param {name} is given twice")
             parsed_params[name] = value
+    if (artefact is None) == (storage is None):
+        raise InputError(
+            "give --artefact PATH (copied into the registry) or --storage PATH "
+            "(recorded where it lives), not both and not neither"
+        )
     request = RegistrationRequest(
         model=model, data_version=data_version, code_commit=code_commit,
         pipeline_run=pipeline_run, artefact=artefact, storage=storage, data_repo=data_repo,

@@ -83,9 +83,22 @@ class RegbookError(Exception):
 
 
 class InputError(RegbookError):
-    """Bad usage or bad input: a one-line cause that says what and where."""
+    """Bad usage or bad input: a one-line cause that says what and where.
+
+    ``option`` names the argument of the library call the message is about, which the
+    message starts with ("trained_on: expected a date"); a client names it its own way
+    (the command line says ``--trained-on``)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
+
+    @classmethod
+    def about(cls, option: str, err: InputError) -> InputError:
+        """``err`` said of ``option``: its message with ``where`` set to the option."""
+        return cls(str(err), option=option)
 
 
 class DraftProblems(InputError, Listed):

@@ -217,7 +217,7 @@ def _relative_path(value: object, where: str) -> str:
     return value
 
 
-def refuse_own_files(path: Path, option: str) -> None:
+def refuse_own_files(path: Path, label: str, *, option: str | None = None) -> None:
     """Refuse an output path that would overwrite a workspace's own files (its settings,
     workbook and backups, keyring) or write into its artefact storage or archive: a
     report or export written there would replace the registry or break a bag. Any
@@ -242,13 +242,15 @@ def refuse_own_files(path: Path, option: str) -> None:
             stores = [ws.models_dir, ws.archive_dir]
         if any(target == _resolved(p) for p in own):
             raise InputError(
-                f"{option} {path}: that is the workspace's own {target.name}; write elsewhere"
+                f"{label} {path}: that is the workspace's own {target.name}; write elsewhere",
+                option=option,
             )
         for store in stores:
             if target.is_relative_to(_resolved(store)):
                 raise InputError(
-                    f"{option} {path}: inside the workspace's {store.name}/ folder, "
-                    "which only regbook writes; write elsewhere"
+                    f"{label} {path}: inside the workspace's {store.name}/ folder, "
+                    "which only regbook writes; write elsewhere",
+                    option=option,
                 )
         return
 

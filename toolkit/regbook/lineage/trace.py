@@ -1195,7 +1195,9 @@ def audit_log(snapshot: Snapshot, path: Path, id_field: str = "composite_id") ->
     bounded whatever the log's size (the first LINES_KEPT line numbers per problem are
     kept, with the total count)."""
     if not id_field or not id_field.strip():
-        raise InputError("--id-field: give the field name that holds the composite ID")
+        raise InputError(
+            "id_field: give the field name that holds the composite ID", option="id_field"
+        )
     registry, findings = snapshot.registry, snapshot.ledger_findings
     auditor = _Auditor(registry)
     try:

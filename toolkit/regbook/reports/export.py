@@ -369,7 +369,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise InputError(f"{path}: folder {folder} does not exist")
     if path.exists() and not path.is_file():
         raise InputError(f"{path}: not a regular file; give the path of a file to write")
-    refuse_own_files(path, "-o")
+    refuse_own_files(path, "output", option="output")
     try:
         fs.atomic_write(path, data)
     except OSError as err:

@@ -493,8 +493,10 @@ def retrieve(ws: Workspace, ref: ModelRef, to: Path) -> Retrieved:
     with every failing file, and nothing is copied."""
     _checked, state = _archived_state(ws, ref)
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
-        raise InputError(f"--to {to}: exists and is not an empty folder; nothing was copied")
-    refuse_own_files(to, "--to")
+        raise InputError(
+            f"to {to}: exists and is not an empty folder; nothing was copied", option="to"
+        )
+    refuse_own_files(to, "to", option="to")
     found = [f for f in bag_findings(ws, state, "full") if f.is_problem]
     if found:
         raise VerificationFailed(

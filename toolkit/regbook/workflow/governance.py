@@ -172,7 +172,10 @@ def promote(
     Production version into its bag in the same command (it needs its own signed
     approval to Archived); the ci key signs both events, the archive first."""
     if archive_previous and to_stage != "Production":
-        raise InputError("--archive-previous goes with --to Production")
+        raise InputError(
+            "archive_previous: only a promotion to Production archives the version it replaces",
+            option="archive_previous",
+        )
     to_archive: list[tuple[VersionState, LedgerEvent]] = []
     # Archiving the previous version writes a model card with what verify finds: the
     # transaction checks everything first.

@@ -64,8 +64,13 @@ class Metric:
         """``NAME=VALUE`` from the command line."""
         name, sep, value = text.partition("=")
         if not sep:
-            raise InputError(f"--metric {text!r}: expected NAME=VALUE, e.g. auc_roc=0.81")
-        return cls.make(name.strip(), value.strip(), None, "", f"--metric {text!r}")
+            raise InputError(
+                f"metric {text!r}: expected NAME=VALUE, e.g. auc_roc=0.81", option="metric"
+            )
+        try:
+            return cls.make(name.strip(), value.strip(), None, "", f"metric {text!r}")
+        except InputError as err:
+            raise InputError.about("metric", err) from None
 
     @classmethod
     def make(
@@ -182,14 +187,22 @@ def _size(path: Path) -> tuple[int, int]:
 
 def _validated(req: RegistrationRequest) -> RegistrationRequest:
     check_model_name(req.model)
-    data_version = check_data_version(req.data_version, "--data-version")
-    code_commit = check_code_commit(req.code_commit, "--code-commit")
+    try:
+        data_version = check_data_version(req.data_version, "data_version")
+    except InputError as err:
+        raise InputError.about("data_version", err) from None
+    try:
+        code_commit = check_code_commit(req.code_commit, "code_commit")
+    except InputError as err:
+        raise InputError.about("code_commit", err) from None
     if not req.pipeline_run or not req.pipeline_run.strip():
-        raise InputError("--pipeline-run: the pipeline execution ID is required")
+        raise InputError(
+            "pipeline_run: the pipeline execution ID is required", option="pipeline_run"
+        )
     if (req.artefact is None) == (req.storage is None):
         raise InputError(
-            "give --artefact PATH (copied into the registry) or --storage PATH "
-            "(recorded where it lives), not both and not neither"
+            "give an artefact (copied into the registry) or a storage location (recorded "
+            "where it lives), not both and not neither"
         )
     trained_on = req.trained_on
     if trained_on is not None:
@@ -199,13 +212,16 @@ def _validated(req: RegistrationRequest) -> RegistrationRequest:
             if isinstance(day, str):
                 trained_on = excel_date(day)
         except BadValue as err:
-            raise InputError(f"--trained-on: {err}") from None
+            raise InputError(f"trained_on: {err}", option="trained_on") from None
         if not isinstance(day, str):
-            raise InputError("--trained-on: empty; give a date (YYYY-MM-DD) or leave it out")
+            raise InputError(
+                "trained_on: empty; give a date (YYYY-MM-DD) or leave it out",
+                option="trained_on",
+            )
     names = [(m.metric, m.slice) for m in req.metrics]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
-        raise InputError(f"--metric: {dup[0]} is given twice")
+        raise InputError(f"metric: {dup[0]} is given twice", option="metric")
     return RegistrationRequest(
         model=req.model, data_version=data_version, code_commit=code_commit,
         pipeline_run=req.pipeline_run.strip(), artefact=req.artefact, storage=req.storage,
@@ -256,18 +272,22 @@ def register(
     if req.artefact is not None:
         source = req.artefact
         if not source.exists() and not source.is_symlink():
-            raise InputError(f"--artefact {source}: no such file or folder")
+            raise InputError(f"artefact {source}: no such file or folder", option="artefact")
         if source.is_dir() and ws.root.is_relative_to(source.resolve()):
             raise InputError(
-                f"--artefact {source}: holds the workspace itself, which cannot be copied "
-                "into its own storage"
+                f"artefact {source}: holds the workspace itself, which cannot be copied "
+                "into its own storage",
+                option="artefact",
             )
         content = hash_path(source)
         located = None
     else:
-        located = ws.resolve_storage(req.storage or "", "--storage")
+        try:
+            located = ws.resolve_storage(req.storage or "", "storage")
+        except InputError as err:
+            raise InputError.about("storage", err) from None
         if not located.exists():
-            raise InputError(f"--storage {req.storage}: no such file or folder")
+            raise InputError(f"storage {req.storage}: no such file or folder", option="storage")
         content = hash_path(located)
     size, files = _size(located or req.artefact)  # type: ignore[arg-type]
     with Transaction(ws) as tx:
@@ -630,7 +650,9 @@ def add_new_key(
         )
     roles = tuple(dict.fromkeys(roles))
     if out is not None and out.name in ("", ".", ".."):
-        raise InputError(f"--out {str(out)!r}: give the path of the private key file to write")
+        raise InputError(
+            f"out {str(out)!r}: give the path of the private key file to write", option="out"
+        )
     if out is None:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", principal)
         out = Path.home() / ".ssh" / f"regbook_{safe}"
