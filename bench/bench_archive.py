@@ -54,7 +54,7 @@ def _workspace(root: Path):  # noqa: ANN202 - a tuple of library objects
     from regbook.workflow.setup import init_workspace
 
     ws = init_workspace(root / "ws")
-    add_new_key(ws, "alice@example.com", ("sme",), root / "keys" / "sme")
+    add_new_key(ws, "alice@example.com", ("sme",), out=root / "keys" / "sme")
     return ws, load_private_key(root / "keys" / "sme")
 
 

@@ -50,7 +50,7 @@ def _workspace(workdir: Path) -> tuple[Path, str, str]:
     ws = init_workspace(workdir / "ws")
     keys = {}
     for role in ("sme", "governance-lead", "ci"):
-        add_new_key(ws, f"{role}@example.com", (role,), workdir / "keys" / role)
+        add_new_key(ws, f"{role}@example.com", (role,), out=workdir / "keys" / role)
         keys[role] = load_private_key(workdir / "keys" / role)
     model = workdir / "model.bin"
     model.write_bytes(os.urandom(1 << 16))

@@ -89,12 +89,12 @@ def generate(
         raise FileExistsError(f"{root}: exists and is not empty")
     ws = init_workspace(root)
     key_path = root / KEY_RELPATH
-    key, _line = add_new_key(ws, PRINCIPAL, ["sme"], key_path)
+    key, _line = add_new_key(ws, PRINCIPAL, ["sme"], out=key_path)
     identity = acting_identity(ws, key, ws.settings.register_roles, "register")
     if history:
         from regbook.ledger.gates import evaluate, parse_gates
 
-        ci_key, _ = add_new_key(ws, "ci@bench.example", ["ci"], root / ".bench" / "ci")
+        ci_key, _ = add_new_key(ws, "ci@bench.example", ["ci"], out=root / ".bench" / "ci")
         ci = acting_identity(ws, ci_key, ("ci",), "gate")
         gates = parse_gates(ws.settings.gates)
     names = model_names(max(1, min(models, n or 1)))

@@ -133,7 +133,7 @@ def check_statement(st: dict) -> None:
 def test_statement_for_a_file_artefact_field_by_field(built: Lineage):
     ws = built.ws
     st = provenance_statement(
-        open_registry(ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@1"), built.data
+        open_registry(ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@1"), data_repo=built.data
     )
     check_statement(st)
 
@@ -190,7 +190,9 @@ def test_folder_artefact_digest_is_in_totos_dirhash1(built: Lineage):
 
 def test_a_dvc_md5_data_version_and_its_registry_commit(built: Lineage):
     st = provenance_statement(
-        open_registry(built.ws, sheets=LEDGER_ONLY), ModelRef.parse("credit-risk@2"), built.data
+        open_registry(built.ws, sheets=LEDGER_ONLY),
+        ModelRef.parse("credit-risk@2"),
+        data_repo=built.data,
     )
     check_statement(st)
     deps = {d["name"]: d for d in st["predicate"]["buildDefinition"]["resolvedDependencies"]}

@@ -136,7 +136,7 @@ def build_lineage(base: Path) -> Lineage:
     for role, who in (("sme", "alice@example.com"), ("governance-lead", "gina@example.com"),
                       ("ci", "ci@example.com")):  # fmt: skip
         keys[role] = base / "keys" / role
-        add_new_key(ws, who, (role,), keys[role])
+        add_new_key(ws, who, (role,), out=keys[role])
     from regbook.crypto.keys import load_private_key
 
     key = {role: load_private_key(path) for role, path in keys.items()}
@@ -169,10 +169,10 @@ def build_lineage(base: Path) -> Lineage:
             data_repo=str(data), metrics=metrics,
         ), key["sme"]).composite_id  # fmt: skip
         ref = ModelRef.parse("credit-risk@1")
-        approve(ws, ref, "Staging", key["sme"], "offline evaluation reviewed")
+        approve(ws, ref, "Staging", key["sme"], note="offline evaluation reviewed")
         promote(ws, ref, "Staging", key["sme"])
         gate(ws, ref, key["ci"])
-        approve(ws, ref, "Production", key["governance-lead"], "model risk review MR-7")
+        approve(ws, ref, "Production", key["governance-lead"], note="model risk review MR-7")
         promote(ws, ref, "Production", key["ci"])
     return Lineage(base, ws.root, keys, code, data, code_commit, data_commit, later, ids)
 
@@ -294,7 +294,10 @@ def test_repositories_from_regbook_toml(fresh: Lineage):
 
 def test_a_dvc_md5_data_version_is_found_in_the_commit_that_added_it(built: Lineage):
     trace = trace_version(
-        open_registry(built.ws, sheets=LEDGER_ONLY), "credit-risk@2", built.code, built.data
+        open_registry(built.ws, sheets=LEDGER_ONLY),
+        "credit-risk@2",
+        code_repo=built.code,
+        data_repo=built.data,
     )
     link = next(x for x in trace.links if x.name == "training data")
     assert link.status == VERIFIED, link
@@ -409,8 +412,8 @@ def test_paths_that_are_not_repositories_are_not_checkable(built: Lineage, tmp_p
         trace = trace_version(
             open_registry(built.ws, sheets=LEDGER_ONLY),
             "credit-risk@1",
-            plain,
-            tmp_path / "nowhere",
+            code_repo=plain,
+            data_repo=tmp_path / "nowhere",
         )
     finally:
         plain.rmdir()
@@ -424,7 +427,10 @@ def test_paths_that_are_not_repositories_are_not_checkable(built: Lineage, tmp_p
 def test_git_not_installed_is_not_checkable(built: Lineage, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(lineage.shutil, "which", lambda name: None)
     trace = trace_version(
-        open_registry(built.ws, sheets=LEDGER_ONLY), "credit-risk@1", built.code, built.data
+        open_registry(built.ws, sheets=LEDGER_ONLY),
+        "credit-risk@1",
+        code_repo=built.code,
+        data_repo=built.data,
     )
     links = {x.name: x for x in trace.links}
     assert links["code commit"].status == NOT_CHECKABLE

@@ -104,7 +104,7 @@ def test_non_latin1_text_printed_or_shown_as_code_points(prod: Path):
     ws = Workspace.load(prod)
     lead = load_private_key(prod.parent / "keys" / "governance-lead")
     note = "geprüft von Łukasz, Ωμέγα, Иван; 审核 ✅"
-    approve(ws, ModelRef.parse("credit-risk@1"), "Archived", lead, note)
+    approve(ws, ModelRef.parse("credit-risk@1"), "Archived", lead, note=note)
     result, out = write_pdf(prod)
     assert result.exit_code == 0, result.output
     squashed = flat("\n".join(pages(out)))

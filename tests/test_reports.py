@@ -64,7 +64,7 @@ def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
         mp.setattr(keys_module, "Ed25519PrivateKey", _SeededKeys())
         for role, who in PRINCIPALS.items():
             paths[role] = base / "keys" / role
-            add_new_key(ws, who, (role,), paths[role])
+            add_new_key(ws, who, (role,), out=paths[role])
     key = {role: load_private_key(path) for role, path in paths.items()}
     model_file = base / "model.pkl"
     model_file.write_bytes(b"a trained model\n" * 500)
@@ -80,10 +80,10 @@ def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
             data_repo=DATA_URL, params={"max_depth": "6"}, metrics=metrics,
             trained_on="2026-01-09",  # fixed: the default is today, which moves the goldens
         ), key["sme"])  # fmt: skip
-        approve(ws, ref, "Staging", key["sme"], "offline evaluation reviewed")
+        approve(ws, ref, "Staging", key["sme"], note="offline evaluation reviewed")
         promote(ws, ref, "Staging", key["sme"])
         gate(ws, ref, key["ci"])
-        approve(ws, ref, "Production", key["governance-lead"], "model risk review MR-7")
+        approve(ws, ref, "Production", key["governance-lead"], note="model risk review MR-7")
         promote(ws, ref, "Production", key["ci"])
     return ws.root, paths
 
@@ -287,7 +287,7 @@ def test_archived_version_shows_bag_and_retention(prod: Path):
     ws = Workspace.load(prod)
     ref = ModelRef.parse("credit-risk@1")
     lead = load_private_key(prod.parent / "keys" / "governance-lead")
-    approve(ws, ref, "Archived", lead, "superseded")
+    approve(ws, ref, "Archived", lead, note="superseded")
     archive(ws, ref, lead)
     data = reports.evidence_data(open_registry(ws), ref)
     retain = read_bag_info(prod / "archive" / "credit-risk" / "1")["Retain-Until"]

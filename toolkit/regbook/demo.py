@@ -119,7 +119,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     ):
         path = target / "keys" / name
         say(f"   $ regbook keys new {principal} --role {role} --out keys/{name}")
-        key, _line = add_new_key(ws, principal, (role,), path)
+        key, _line = add_new_key(ws, principal, (role,), out=path)
         keys[name] = key
         say(f"     {key.public.fingerprint}")
     say("")
@@ -214,7 +214,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     say("5. Governance: every stage change carries a signed approval naming the content")
     say("   hash, and only the CI pipeline's key may put a version into Production.")
     say("   $ regbook approve credit-risk@1 --to Staging --key keys/alice")
-    done = approve(ws, ref, "Staging", key["alice"], "offline evaluation reviewed")
+    done = approve(ws, ref, "Staging", key["alice"], note="offline evaluation reviewed")
     say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
     say("   $ regbook promote credit-risk@1 --to Staging --key keys/alice")
     promoted = promote(ws, ref, "Staging", key["alice"])
@@ -229,7 +229,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
         "   $ regbook approve credit-risk@1 --to Production --note 'model risk review MR-7' "
         "--key keys/gina"
     )
-    done = approve(ws, ref, "Production", key["gina"], "model risk review MR-7")
+    done = approve(ws, ref, "Production", key["gina"], note="model risk review MR-7")
     say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
     say("   The governance lead tries to promote with her own key:")
     say("   $ regbook promote credit-risk@1 --to Production --key keys/gina")
@@ -306,7 +306,7 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
         ref,
         "Archived",
         load_private_key(target / "keys" / "gina"),
-        "superseded; retain per Article 18",
+        note="superseded; retain per Article 18",
     )
     say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
     say("   $ regbook archive credit-risk@1 --key keys/gina")

@@ -45,7 +45,7 @@ def archive_(
       regbook archive credit-risk@6 --key ~/.ssh/regbook_gina
     """
 
-    done = do_archive(obj.workspace(), ModelRef.parse(target), load_key(key_path), role)
+    done = do_archive(obj.workspace(), ModelRef.parse(target), load_key(key_path), role=role)
     if as_json:
         echo_json(done.to_json())
         return
@@ -106,7 +106,7 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
       regbook fixity --json > fixity-$(date +%F).json
     """
 
-    report = do_fixity(obj.workspace(), fast)
+    report = do_fixity(obj.workspace(), fast=fast)
     if as_json:
         echo_json(report.to_json())
     else:

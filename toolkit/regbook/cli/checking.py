@@ -170,10 +170,11 @@ def trace(
     if log_file is not None:
         if code_repo is not None or data_repo is not None:
             raise InputError("--code-repo and --data-repo go with a target, not --log")
-        report = audit_log(open_registry(obj.workspace(), sheets=LEDGER_ONLY), log_file, id_field)
+        snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY)
+        report = audit_log(snapshot, log_file, id_field=id_field)
     else:
         snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY)
-        report = trace_version(snapshot, target or "", code_repo, data_repo)
+        report = trace_version(snapshot, target or "", code_repo=code_repo, data_repo=data_repo)
     if as_json:
         echo_json(report.to_json())
     else:

@@ -54,7 +54,7 @@ def approve(
     """
 
     done = do_approve(
-        obj.workspace(), ModelRef.parse(target), to_stage, load_key(key_path), note, role
+        obj.workspace(), ModelRef.parse(target), to_stage, load_key(key_path), note=note, role=role
     )
     if as_json:
         echo_json(done.to_json())
@@ -82,7 +82,7 @@ def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_j
       regbook gate credit-risk@7 --key "$RUNNER_TEMP/ci_key"
     """
 
-    done = do_gate(obj.workspace(), ModelRef.parse(target), load_key(key_path), role)
+    done = do_gate(obj.workspace(), ModelRef.parse(target), load_key(key_path), role=role)
     if as_json:
         echo_json(done.to_json())
     else:

@@ -118,7 +118,7 @@ def register(
         code_repo=code_repo, trained_on=trained_on, params=parsed_params,
         metrics=tuple(Metric.parse_option(m) for m in metrics),
     )  # fmt: skip
-    done = do_register(ws, request, load_key(key_path), role)
+    done = do_register(ws, request, load_key(key_path), role=role)
     if as_json:
         echo_json(done.to_json())
         return
@@ -147,7 +147,7 @@ def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) ->
     """
 
     ws = obj.workspace()
-    done = do_seal(ws, load_key(key_path), role)
+    done = do_seal(ws, load_key(key_path), role=role)
     if as_json:
         echo_json([d.to_json() for d in done])
         return
@@ -208,7 +208,7 @@ def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
     if as_csv and as_json:
         raise InputError("--csv and --json: choose one")
     snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY, signatures=False)
-    frame, warning = list_versions(snapshot, stage)
+    frame, warning = list_versions(snapshot, stage=stage)
     if warning:
         click.echo(f"regbook: warning: {warning}", err=True)
     if as_json:

@@ -84,7 +84,7 @@ def export_provenance(
     ref = ModelRef.parse(target)
     ws = obj.workspace()
     key = load_key(key_path) if sign else None
-    data = do_export(open_registry(ws, sheets=LEDGER_ONLY), ref, key, data_repo)
+    data = do_export(open_registry(ws, sheets=LEDGER_ONLY), ref, key=key, data_repo=data_repo)
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
         return

@@ -85,7 +85,7 @@ def keys_new(obj: Context, principal: str, roles: tuple[str, ...], out: Path | N
     """
 
     ws = obj.workspace()
-    key, line = add_new_key(ws, principal, roles, out)
+    key, line = add_new_key(ws, principal, roles, out=out)
     click.echo(f"wrote {key.path} (private, mode 0600) and {key.path}.pub")
     click.echo(f"added to {ws.settings.keyring}: {line}")
 

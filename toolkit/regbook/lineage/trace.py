@@ -499,6 +499,7 @@ def parse_target(text: str) -> tuple[ModelRef, CompositeId | None]:
 def trace_version(
     snapshot: Snapshot,
     target: str,
+    *,
     code_repo: Path | None = None,
     data_repo: Path | None = None,
     pipeline_link: str | None = None,
@@ -1187,7 +1188,7 @@ def _detect_format(path: Path, head: bytes) -> str:
     return "jsonl" if first in (b"{", b"") else "csv"
 
 
-def audit_log(snapshot: Snapshot, path: Path, id_field: str = "composite_id") -> LogAudit:
+def audit_log(snapshot: Snapshot, path: Path, *, id_field: str = "composite_id") -> LogAudit:
     """Audit an inference log (JSON lines, or CSV with a header) that carries a
     composite ID per record: counts per version; every unknown or mismatching ID with
     its line numbers; for records with an ISO 8601 ``timestamp``, the stage the version

@@ -122,6 +122,13 @@ def sealed_rows(table: Table, registry: Registry) -> dict[tuple[str, int], int]:
     return rows
 
 
+def _second_row(table: Table, i: int, state: VersionState, first: int) -> Finding:
+    return Finding.make(
+        "RB304", table.ref(i, "model"),
+        f"{state.model}@{state.version} is also shown in row {first}; a version has one "
+        "row", state.model, state.version)  # fmt: skip
+
+
 def models_findings(table: Table, registry: Registry) -> list[Finding]:
     findings: list[Finding] = []
     by_seal = registry.by_seal
@@ -139,10 +146,7 @@ def models_findings(table: Table, registry: Registry) -> list[Finding]:
             state = claimed
             key = (state.model, state.version)
             if key in genuine:
-                findings.append(Finding.make(
-                    "RB304", table.ref(i, "model"),
-                    f"{state.model}@{state.version} is also shown in row {genuine[key]}; a "
-                    "version has one row", state.model, state.version))  # fmt: skip
+                findings.append(_second_row(table, i, state, genuine[key]))
                 continue
             if not seal:
                 findings.append(
@@ -179,10 +183,7 @@ def models_findings(table: Table, registry: Registry) -> list[Finding]:
             continue
         key = (state.model, state.version)
         if key in seen:
-            findings.append(Finding.make(
-                "RB304", table.ref(i, "model"),
-                f"{state.model}@{state.version} is also shown in row {seen[key]}; a version "
-                "has one row", state.model, state.version))  # fmt: skip
+            findings.append(_second_row(table, i, state, seen[key]))
             continue
         seen[key] = number
         expected = models_values(state)

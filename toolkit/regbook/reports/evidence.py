@@ -39,7 +39,7 @@ _ARTEFACT_CODES = ("RB4", "RB8")
 
 
 def evidence_data(
-    snapshot: Snapshot, ref: ModelRef, report: Report | None = None
+    snapshot: Snapshot, ref: ModelRef, *, report: Report | None = None
 ) -> dict[str, Any]:
     """The facts of an evidence report for ``ref``, as plain data (JSON-friendly).
     ``report``: verify's report scoped to ``ref``, when the caller has one already."""

@@ -132,6 +132,7 @@ def evaluation_bytes(state: Any) -> bytes:
 def provenance_statement(
     snapshot: Snapshot,
     ref: ModelRef,
+    *,
     data_repo: Path | None = None,
 ) -> dict[str, Any]:
     """The in-toto Statement v1 (SLSA Provenance v1 predicate) for a sealed version.
@@ -347,12 +348,13 @@ def verify_envelope(envelope: dict[str, Any], public_key: Any) -> bytes:
 def export_provenance(
     snapshot: Snapshot,
     ref: ModelRef,
+    *,
     key: Any | None = None,
     data_repo: Path | None = None,
 ) -> bytes:
     """The bytes of the export: the statement as indented JSON, or with ``key`` a DSSE
     envelope (one JSON line) whose payload is the statement's RFC 8785 bytes."""
-    statement = provenance_statement(snapshot, ref, data_repo)
+    statement = provenance_statement(snapshot, ref, data_repo=data_repo)
     if key is None:
         return (json.dumps(statement, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     envelope = dsse_envelope(statement_bytes(statement), key)

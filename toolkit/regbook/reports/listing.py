@@ -32,7 +32,7 @@ COLUMNS = [
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def list_versions(snapshot: Snapshot, stage: str | None = None) -> tuple[pd.DataFrame, str]:
+def list_versions(snapshot: Snapshot, *, stage: str | None = None) -> tuple[pd.DataFrame, str]:
     """The sealed versions (in ``stage``) as a table, and a warning when the ledger's
     rows or chain are broken."""
     import pandas as pd

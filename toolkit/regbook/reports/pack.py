@@ -133,7 +133,7 @@ def build_pack(ws: Workspace, ref: ModelRef) -> tuple[dict[str, bytes], Pack]:
     # The PDF's fonts load while the registry is read and checked.
     snapshot = open_registry(ws, sheets=CARD_SHEETS, meanwhile=prepare_pdf)
     report = verify(snapshot, scope=ref)  # serves the evidence report and the card
-    data = evidence_data(snapshot, ref, report)
+    data = evidence_data(snapshot, ref, report=report)
     card = build_card(snapshot, snapshot.version(ref), report.findings)
     files: dict[str, bytes] = {
         "evidence.html": render_html(data).encode("utf-8"),

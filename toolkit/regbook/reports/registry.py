@@ -8,7 +8,7 @@ from the keyring, and the Production versions with their traceability tags from 
 ledger (not from the editable view cells)::
 
     data = registry_data(ws)
-    Path("registry.md").write_text(render_registry_markdown(data))
+    Path("registry.md").write_text(render_text("registry", "markdown", data))
 
 As with every report, problems come first: the registry's verify findings are counted
 at the top.
@@ -54,7 +54,7 @@ TRANSITIONS = (
 )  # fmt: skip
 
 
-def registry_data(snapshot: Snapshot, artefacts: bool = True) -> dict[str, Any]:
+def registry_data(snapshot: Snapshot, *, artefacts: bool = True) -> dict[str, Any]:
     """The facts of the registry description, as plain data (JSON-friendly)."""
     report = verify(snapshot, artefacts=artefacts)
     ws, registry, keyring = snapshot.workspace, snapshot.registry, snapshot.keyring
@@ -145,26 +145,16 @@ def _tags(state: Any) -> dict[str, Any]:
     return {key: values[key] for key in keys}
 
 
-def render_registry_markdown(data: dict[str, Any]) -> str:
-
-    return render_text("registry", "markdown", data)
-
-
-def render_registry_html(data: dict[str, Any]) -> str:
-
-    return render_text("registry", "html", data)
-
-
 def registry_format(path: Path) -> str:
     """The format, "markdown" or "html", from the suffix of ``path``."""
 
     return format_of(path, TEXT_FORMATS, "the registry description is a .md or .html file")
 
 
-def write_registry(snapshot: Snapshot, output: Path, artefacts: bool = True) -> dict[str, Any]:
+def write_registry(snapshot: Snapshot, output: Path, *, artefacts: bool = True) -> dict[str, Any]:
     """Build the description and write it atomically to ``output``; the data."""
 
     kind = registry_format(output)
-    data = registry_data(snapshot, artefacts)
+    data = registry_data(snapshot, artefacts=artefacts)
     write_atomic(output, render_text("registry", kind, data).encode("utf-8"))
     return data

@@ -119,7 +119,7 @@ def retain_until(day: date, years: int) -> date:
 # --- archive -------------------------------------------------------------------------
 
 
-def archive(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> Archived:
+def archive(ws: Workspace, ref: ModelRef, key: Any, *, role: str | None = None) -> Archived:
     """Move ``ref``'s artefact into its bag and record the move; finish an interrupted one."""
 
     with Transaction(ws, checked=True) as tx:
@@ -552,7 +552,7 @@ class FixityReport:
         }
 
 
-def fixity(ws: Workspace, fast: bool = False) -> FixityReport:
+def fixity(ws: Workspace, *, fast: bool = False) -> FixityReport:
     """Validate every archived version's bag; ``fast`` checks Payload-Oxum and the tag
     files only, without re-reading the payload."""
 

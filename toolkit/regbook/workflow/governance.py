@@ -77,7 +77,13 @@ class Approved:
 
 
 def approve(
-    ws: Workspace, ref: ModelRef, to_stage: str, key: Any, note: str = "", role: str | None = None
+    ws: Workspace,
+    ref: ModelRef,
+    to_stage: str,
+    key: Any,
+    *,
+    note: str = "",
+    role: str | None = None,
 ) -> Approved:
     """Append a signed approval of ``ref`` moving from its current stage to ``to_stage``."""
     with Transaction(ws) as tx:
@@ -118,7 +124,7 @@ class Gated:
         }
 
 
-def gate(ws: Workspace, ref: ModelRef, key: Any, role: str | None = None) -> Gated:
+def gate(ws: Workspace, ref: ModelRef, key: Any, *, role: str | None = None) -> Gated:
     """Evaluate the gates in regbook.toml over the sealed metrics; record the result as a
     signed event, PASS or FAIL alike."""
     gates = parse_gates(ws.settings.gates)
@@ -163,6 +169,7 @@ def promote(
     ref: ModelRef,
     to_stage: str,
     key: Any,
+    *,
     role: str | None = None,
     archive_previous: bool = False,
 ) -> Promoted:

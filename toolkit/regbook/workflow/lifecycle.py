@@ -107,7 +107,7 @@ def _plain_number(value: float) -> float | int:
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RegistrationRequest:
     model: str
     data_version: str
@@ -264,7 +264,7 @@ def _make_read_only(path: Path) -> None:
 
 
 def register(
-    ws: Workspace, request: RegistrationRequest, key: Any, role: str | None = None
+    ws: Workspace, request: RegistrationRequest, key: Any, *, role: str | None = None
 ) -> Registered:
     """Register and seal one version in one step."""
     req = _validated(request)
@@ -332,7 +332,7 @@ class _Draft:
     metric_rows: list[int] = field(default_factory=list)
 
 
-def seal(ws: Workspace, key: Any, role: str | None = None) -> list[Registered]:
+def seal(ws: Workspace, key: Any, *, role: str | None = None) -> list[Registered]:
     """Seal every draft row typed into Models, with its Metrics rows. Every problem in
     every draft is collected and reported by cell; then nothing at all is written."""
     identity = acting_identity(ws, key, ws.settings.register_roles, "seal", role)
@@ -634,7 +634,7 @@ def parse_params(text: str) -> dict[str, str]:
 
 
 def add_new_key(
-    ws: Workspace, principal: str, roles: Iterable[str], out: Path | None = None
+    ws: Workspace, principal: str, roles: Iterable[str], *, out: Path | None = None
 ) -> tuple[Any, str]:
     """Make an ed25519 key, add it to the keyring with its roles, refresh the Keys sheet.
 
