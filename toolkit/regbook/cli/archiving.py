@@ -7,15 +7,14 @@ from pathlib import Path
 
 import click
 
+from regbook.cli.common import load_key, open_workspace, role_option
 from regbook.cli.options import (
     Context,
     echo_json,
     json_option,
     key_option,
     pass_ctx,
-    role_option,
 )
-from regbook.cli.signing import load_key
 from regbook.core.ids import ModelRef
 from regbook.workflow.archive import archive as do_archive
 from regbook.workflow.archive import fixity as do_fixity
@@ -45,7 +44,7 @@ def archive_(
       regbook archive credit-risk@6 --key ~/.ssh/regbook_gina
     """
 
-    done = do_archive(obj.workspace(), ModelRef.parse(target), load_key(key_path), role=role)
+    done = do_archive(open_workspace(obj), ModelRef.parse(target), load_key(key_path), role=role)
     if as_json:
         echo_json(done.to_json())
         return
@@ -86,7 +85,7 @@ def retrieve(obj: Context, target: str, to: Path, as_json: bool) -> None:
       regbook retrieve credit-risk@6 --to restored/credit-risk-6
     """
 
-    done = do_retrieve(obj.workspace(), ModelRef.parse(target), to)
+    done = do_retrieve(open_workspace(obj), ModelRef.parse(target), to)
     if as_json:
         echo_json(done.to_json())
         return
@@ -106,7 +105,7 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
       regbook fixity --json > fixity-$(date +%F).json
     """
 
-    report = do_fixity(obj.workspace(), fast=fast)
+    report = do_fixity(open_workspace(obj), fast=fast)
     if as_json:
         echo_json(report.to_json())
     else:

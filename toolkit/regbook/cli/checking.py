@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from regbook.check.verify import verify as do_verify
+from regbook.cli.common import open_workspace
 from regbook.cli.options import (
     Context,
     color,
@@ -67,7 +68,7 @@ def verify(
       regbook verify --for-deploy credit-risk@7 --artefact build/model.pkl
     """
 
-    ws = obj.workspace()
+    ws = open_workspace(obj)
     scope = ModelRef.parse(target, version_required=for_deploy) if target else None
     if artefact is not None and not for_deploy:
         raise InputError("--artefact goes with --for-deploy")
@@ -170,10 +171,10 @@ def trace(
     if log_file is not None:
         if code_repo is not None or data_repo is not None:
             raise InputError("--code-repo and --data-repo go with a target, not --log")
-        snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY)
+        snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY)
         report = audit_log(snapshot, log_file, id_field=id_field)
     else:
-        snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY)
+        snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY)
         report = trace_version(snapshot, target or "", code_repo=code_repo, data_repo=data_repo)
     if as_json:
         echo_json(report.to_json())

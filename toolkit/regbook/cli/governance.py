@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from regbook.cli.common import load_key, open_workspace, role_option
 from regbook.cli.options import (
     Context,
     color,
@@ -13,9 +14,7 @@ from regbook.cli.options import (
     json_option,
     key_option,
     pass_ctx,
-    role_option,
 )
-from regbook.cli.signing import load_key
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.schema import STAGES
@@ -54,7 +53,12 @@ def approve(
     """
 
     done = do_approve(
-        obj.workspace(), ModelRef.parse(target), to_stage, load_key(key_path), note=note, role=role
+        open_workspace(obj),
+        ModelRef.parse(target),
+        to_stage,
+        load_key(key_path),
+        note=note,
+        role=role,
     )
     if as_json:
         echo_json(done.to_json())
@@ -82,7 +86,7 @@ def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_j
       regbook gate credit-risk@7 --key "$RUNNER_TEMP/ci_key"
     """
 
-    done = do_gate(obj.workspace(), ModelRef.parse(target), load_key(key_path), role=role)
+    done = do_gate(open_workspace(obj), ModelRef.parse(target), load_key(key_path), role=role)
     if as_json:
         echo_json(done.to_json())
     else:
@@ -129,7 +133,7 @@ def promote(
       regbook promote credit-risk@8 --to Production --archive-previous --key "$RUNNER_TEMP/ci_key"
     """
 
-    ws, ref, key = obj.workspace(), ModelRef.parse(target), load_key(key_path)
+    ws, ref, key = open_workspace(obj), ModelRef.parse(target), load_key(key_path)
     if archive_previous and to_stage != "Production":
         raise InputError("--archive-previous goes with --to Production")
     done = do_promote(ws, ref, to_stage, key, role=role, archive_previous=archive_previous)

@@ -1,5 +1,6 @@
-"""What the commands share: the context the root command makes, the options that
-recur (``--key``, ``--role``, ``--json``) and the ways of printing."""
+"""What the root command and every command share, and nothing heavier: the context
+the root command makes, ``--key`` and ``--json``, and the ways of printing. (What needs
+the library, opening the workspace and loading keys, is in ``regbook.cli.common``.)"""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ from typing import Any
 
 import click
 
-from regbook.core.schema import ROLES
-from regbook.core.workspace import Workspace
-
 ENV_KEY = "REGBOOK_KEY"
 
 
@@ -23,9 +21,6 @@ class Context:
     def __init__(self, workspace: Path | None, verbose: bool):
         self.workspace_option = workspace
         self.verbose = verbose
-
-    def workspace(self) -> Workspace:
-        return Workspace.find(self.workspace_option)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -47,10 +42,5 @@ key_option = click.option(
     metavar="KEY",
     envvar=ENV_KEY,
     help=f"Private SSH key (ed25519) to sign with; or ${ENV_KEY}.",
-)
-role_option = click.option(
-    "--role",
-    type=click.Choice(ROLES),
-    help="Role to act in when the key has several that would do.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")

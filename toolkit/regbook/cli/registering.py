@@ -8,15 +8,14 @@ from pathlib import Path
 
 import click
 
+from regbook.cli.common import load_key, open_workspace, role_option
 from regbook.cli.options import (
     Context,
     echo_json,
     json_option,
     key_option,
     pass_ctx,
-    role_option,
 )
-from regbook.cli.signing import load_key
 from regbook.core.errors import (
     InputError,
 )
@@ -100,7 +99,7 @@ def register(
           --pipeline-run run-1042 --metric auc_roc=0.83 --key ~/.ssh/regbook_alice
     """
 
-    ws = obj.workspace()
+    ws = open_workspace(obj)
     parsed_params: dict[str, str] = {}
     for p in params:
         for name, value in parse_params(p).items():
@@ -146,7 +145,7 @@ def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) ->
       regbook seal --key ~/.ssh/regbook_alice
     """
 
-    ws = obj.workspace()
+    ws = open_workspace(obj)
     done = do_seal(ws, load_key(key_path), role=role)
     if as_json:
         echo_json([d.to_json() for d in done])
@@ -170,7 +169,7 @@ def restore(obj: Context, as_json: bool) -> None:
       regbook restore
     """
 
-    result = do_restore(obj.workspace())
+    result = do_restore(open_workspace(obj))
     if as_json:
         echo_json(result.to_json())
         return
@@ -207,7 +206,7 @@ def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
 
     if as_csv and as_json:
         raise InputError("--csv and --json: choose one")
-    snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY, signatures=False)
+    snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY, signatures=False)
     frame, warning = list_versions(snapshot, stage=stage)
     if warning:
         click.echo(f"regbook: warning: {warning}", err=True)

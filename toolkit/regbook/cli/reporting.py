@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from regbook.cli.common import load_key, open_workspace
 from regbook.cli.options import (
     Context,
     echo_json,
@@ -15,7 +16,6 @@ from regbook.cli.options import (
     key_option,
     pass_ctx,
 )
-from regbook.cli.signing import load_key
 from regbook.core.errors import (
     InputError,
 )
@@ -82,7 +82,7 @@ def export_provenance(
     if key_path and not sign and source == click.core.ParameterSource.COMMANDLINE:
         raise InputError("--key goes with --sign")
     ref = ModelRef.parse(target)
-    ws = obj.workspace()
+    ws = open_workspace(obj)
     key = load_key(key_path) if sign else None
     data = do_export(open_registry(ws, sheets=LEDGER_ONLY), ref, key=key, data_repo=data_repo)
     if output is None:
@@ -106,7 +106,7 @@ def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
       regbook export signatures evidence/signatures && sh evidence/signatures/verify-signatures.sh
     """
 
-    snapshot = open_registry(obj.workspace(), sheets=LEDGER_ONLY, signatures=False)
+    snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY, signatures=False)
     done = do_export_signatures(snapshot, directory)
     if as_json:
         echo_json(done.to_json())
@@ -171,7 +171,7 @@ def report_evidence(obj: Context, target: str, output: Path) -> None:
     """
 
     report_format(output)  # refuse a wrong suffix before any work
-    data = write_evidence(open_registry(obj.workspace()), ModelRef.parse(target), output)
+    data = write_evidence(open_registry(open_workspace(obj)), ModelRef.parse(target), output)
     click.echo(f"wrote {output} (evidence report for {data['identity']['composite_id']})", err=True)
     _exit_on_problems(data["problems"]["count"], "the report lists")
 
@@ -197,7 +197,7 @@ def report_card(obj: Context, target: str, output: Path) -> None:
     """
 
     card_format(output)  # refuse a wrong suffix before any work
-    snapshot = open_registry(obj.workspace(), sheets=CARD_SHEETS)
+    snapshot = open_registry(open_workspace(obj), sheets=CARD_SHEETS)
     data = write_card(snapshot, ModelRef.parse(target), output)
     click.echo(f"wrote {output} (model card for {data['composite_id']})", err=True)
     if data["cards"]["notice"]:
@@ -226,7 +226,7 @@ def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
     """
 
     registry_format(output)  # refuse a wrong suffix before any work
-    data = write_registry(open_registry(obj.workspace()), output, artefacts=not no_artefacts)
+    data = write_registry(open_registry(open_workspace(obj)), output, artefacts=not no_artefacts)
     versions = len(data["production"])
     click.echo(f"wrote {output} (registry description, {versions} Production version(s))",
                err=True)  # fmt: skip
@@ -253,7 +253,7 @@ def report_pack(obj: Context, target: str, output: Path, as_json: bool) -> None:
       unzip credit-risk-7-evidence.zip && cd credit-risk-7-evidence && sha256sum -c MANIFEST.sha256
     """
 
-    pack = write_pack(obj.workspace(), ModelRef.parse(target), output)
+    pack = write_pack(open_workspace(obj), ModelRef.parse(target), output)
     if as_json:
         echo_json(pack.to_json())
     else:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from regbook.cli.common import open_workspace
 from regbook.cli.options import (
     Context,
     echo_json,
@@ -84,7 +85,7 @@ def keys_new(obj: Context, principal: str, roles: tuple[str, ...], out: Path | N
       regbook keys new ci@example.com --role ci --out keys/ci
     """
 
-    ws = obj.workspace()
+    ws = open_workspace(obj)
     key, line = add_new_key(ws, principal, roles, out=out)
     click.echo(f"wrote {key.path} (private, mode 0600) and {key.path}.pub")
     click.echo(f"added to {ws.settings.keyring}: {line}")
@@ -101,7 +102,7 @@ def keys_list(obj: Context, as_json: bool) -> None:
       regbook keys list --json
     """
 
-    ws = obj.workspace()
+    ws = open_workspace(obj)
     rows = keys_values(load_keyring(ws))
     if as_json:
         echo_json(rows)

@@ -1,4 +1,6 @@
-"""Loading the signing key a command is given (``--key`` or $REGBOOK_KEY)."""
+"""What the commands share that needs the library: the workspace the root command's
+options name, the signing key a command is given (``--key`` or $REGBOOK_KEY), and
+``--role``."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from pathlib import Path
 
 import click
 
-from regbook.cli.options import ENV_KEY
+from regbook.cli.options import ENV_KEY, Context
 from regbook.core.errors import InputError
+from regbook.core.schema import ROLES
+from regbook.core.workspace import Workspace
 from regbook.crypto.keys import SigningKey, load_private_key
 
 
@@ -28,3 +32,15 @@ def load_key(path: str | None) -> SigningKey:
         return click.prompt(f"Passphrase for {chosen}", hide_input=True, err=True)
 
     return load_private_key(Path(chosen).expanduser(), prompt)
+
+
+def open_workspace(obj: Context) -> Workspace:
+    """The workspace ``--workspace`` (or $REGBOOK_WORKSPACE, or the folders above) names."""
+    return Workspace.find(obj.workspace_option)
+
+
+role_option = click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    help="Role to act in when the key has several that would do.",
+)
