@@ -1,0 +1,228 @@
+"""The one builder of the registries that tests and benchmarks use: a workspace with
+named keys, any number of registered versions, and a history along the stage workflow.
+
+:func:`build` goes through the library's public functions, one call per step, as a
+person or a pipeline would: ``init_workspace``, ``add_new_key``, ``register``,
+``approve``, ``gate``, ``promote`` and ``archive``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
+CODE_COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
+CODE_COMMIT_2 = "0badc0de34567890abcdef1234567890abcdef12"
+# Key name -> principal; a key acts in the role it is named after.
+STAFF = {"sme": "alice@example.com", "governance-lead": "gina@example.com",
+         "ci": "ci@example.com"}  # fmt: skip
+METRICS = ("auc_roc=0.83", "demographic_parity_ratio=0.91")
+PASSING = (*METRICS, "security_high_findings=0")  # and every default gate passes
+
+# A workflow step: (action, MODEL@VERSION, target stage or None, key name[, note]), the
+# action one of approve, promote, gate, archive.
+Step = tuple
+# credit-risk@1 from None to Production, each step by the role the workflow asks for.
+TO_PRODUCTION = (
+    ("approve", "credit-risk@1", "Staging", "sme", "offline evaluation reviewed"),
+    ("promote", "credit-risk@1", "Staging", "sme"),
+    ("gate", "credit-risk@1", None, "ci"),
+    ("approve", "credit-risk@1", "Production", "governance-lead", "model risk review MR-7"),
+    ("promote", "credit-risk@1", "Production", "ci"),
+)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version to register. ``artefact`` is a file or folder to copy in, or the
+    bytes of a file called ``name`` (default ``MODEL-I.bin``, I its place in the
+    registry); None gives it bytes of its own. ``storage`` registers a path inside the
+    workspace where it lies instead. Metrics are ``NAME=VALUE`` texts or ``Metric``s."""
+
+    model: str = "credit-risk"
+    metrics: tuple[Any, ...] = METRICS
+    artefact: Path | bytes | None = None
+    name: str = ""
+    storage: str | None = None
+    data_version: str = DATA_VERSION
+    code_commit: str = CODE_COMMIT
+    pipeline_run: str = "run-1042"
+    data_repo: str = ""
+    code_repo: str = ""
+    trained_on: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    key: str = "sme"
+
+    def content(self, i: int) -> bytes:
+        if isinstance(self.artefact, bytes):
+            return self.artefact
+        return f"{self.model} model number {i}\n".encode() * 200
+
+    def file_name(self, i: int) -> str:
+        return self.name or f"{self.model}-{i}.bin"
+
+    def parsed_metrics(self) -> tuple[Any, ...]:
+        from regbook.workflow.lifecycle import Metric
+
+        return tuple(m if isinstance(m, Metric) else Metric.parse_option(m) for m in self.metrics)
+
+
+@dataclass
+class Built:
+    """A workspace at ``root``, its private keys by name, and the composite IDs of the
+    versions registered, in order. Artefacts to copy in are written to ``base``."""
+
+    root: Path
+    keys: dict[str, Path]
+    ids: list[str] = field(default_factory=list, init=False)
+
+    @classmethod
+    def at(cls, base: Path, names: Iterable[str] = STAFF) -> Built:
+        """The usual layout: the workspace in BASE/ws, the keys in BASE/keys/NAME."""
+        return cls(base / "ws", {name: base / "keys" / name for name in names})
+
+    @property
+    def base(self) -> Path:
+        return self.root.parent
+
+    @property
+    def ws(self) -> Any:
+        from regbook.core.workspace import Workspace
+
+        return Workspace.load(self.root)
+
+    def key(self, name: str) -> Any:
+        from regbook.crypto.keys import load_private_key
+
+        return load_private_key(self.keys[name])
+
+
+def build(
+    base: Path,
+    versions: Sequence[Version] = (),
+    history: Sequence[Step] = (),
+    *,
+    keys: Mapping[str, str] = STAFF,
+    times: Iterable[str] = (),
+    fixed_keys: bool = False,
+) -> Built:
+    """BASE/ws with a key per entry of ``keys`` in BASE/keys/, then ``versions``
+    registered and ``history`` walked. ``times`` pins the ledger's clock, one time per
+    event; ``fixed_keys`` makes the same keys on every run (for golden files)."""
+    made = workspace(base / "ws", keys, key_dir=base / "keys", fixed_keys=fixed_keys)
+    with ledger_clock(times):
+        register_all(made, versions)
+        advance(made, history)
+    return made
+
+
+def workspace(
+    root: Path,
+    keys: Mapping[str, str] = STAFF,
+    *,
+    key_dir: Path | None = None,
+    fixed_keys: bool = False,
+) -> Built:
+    """``init_workspace(root)`` and ``add_new_key`` for each (name, principal) of
+    ``keys``, written to KEY_DIR/NAME (default: keys/ beside the workspace)."""
+    from regbook.workflow.lifecycle import add_new_key
+    from regbook.workflow.setup import init_workspace
+
+    key_dir = root.parent / "keys" if key_dir is None else key_dir
+    made = Built(root, {name: key_dir / name for name in keys})
+    ws = init_workspace(root)
+    with _seeded_keys() if fixed_keys else nullcontext():
+        for name, principal in keys.items():
+            add_new_key(ws, principal, (name,), out=made.keys[name])
+    return made
+
+
+def register_all(made: Built, versions: Sequence[Version]) -> list[str]:
+    """Register each version with ``lifecycle.register``; their composite IDs."""
+    from regbook.workflow.lifecycle import RegistrationRequest, register
+
+    ws = made.ws
+    first = len(made.ids)
+    for v in versions:
+        i = len(made.ids)
+        artefact = v.artefact if isinstance(v.artefact, Path) else None
+        if artefact is None and v.storage is None:
+            artefact = made.base / "artefacts" / str(i) / v.file_name(i)
+            artefact.parent.mkdir(parents=True, exist_ok=True)
+            artefact.write_bytes(v.content(i))
+        request = RegistrationRequest(
+            model=v.model, data_version=v.data_version, code_commit=v.code_commit,
+            pipeline_run=v.pipeline_run, artefact=artefact, storage=v.storage,
+            data_repo=v.data_repo, code_repo=v.code_repo, trained_on=v.trained_on,
+            params=dict(v.params), metrics=v.parsed_metrics(),
+        )  # fmt: skip
+        made.ids.append(register(ws, request, made.key(v.key)).composite_id)
+    return made.ids[first:]
+
+
+def advance(made: Built, steps: Sequence[Step]) -> None:
+    """Walk the steps with ``approve``, ``promote``, ``gate`` and ``archive``."""
+    from regbook.core.ids import ModelRef
+    from regbook.workflow.archive import archive
+    from regbook.workflow.governance import approve, gate, promote
+
+    ws = made.ws
+    for action, ref, to, key_name, *note in steps:
+        target, key = ModelRef.parse(ref), made.key(key_name)
+        if action == "approve":
+            approve(ws, target, to, key, note=note[0] if note else "")
+        elif action == "promote":
+            promote(ws, target, to, key)
+        elif action == "gate":
+            gate(ws, target, key)
+        elif action == "archive":
+            archive(ws, target, key)
+        else:
+            raise ValueError(f"unknown workflow step {action!r}")
+
+
+@contextmanager
+def ledger_clock(times: Iterable[str]) -> Iterator[None]:
+    """While it lasts, each read of the clock (``fs.utc_now``: a new ledger event's At)
+    takes the next of ``times``."""
+    from regbook.core import fs
+
+    pinned = list(times)
+    clock = iter(pinned)
+    real = fs.utc_now
+    if pinned:
+        fs.utc_now = lambda: next(clock)
+    try:
+        yield
+    finally:
+        fs.utc_now = real
+
+
+class _Seeded:
+    """Stands in for Ed25519PrivateKey.generate: fixed keys, so signatures, fingerprints
+    and the keyring hash are the same on every run (Ed25519 signing is deterministic)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def generate(self) -> Any:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.count += 1
+        return Ed25519PrivateKey.from_private_bytes(bytes([self.count]) * 32)
+
+
+@contextmanager
+def _seeded_keys() -> Iterator[None]:
+    from regbook.crypto import keys
+
+    real = keys.Ed25519PrivateKey
+    keys.Ed25519PrivateKey = _Seeded()
+    try:
+        yield
+    finally:
+        keys.Ed25519PrivateKey = real
