@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 import browser
+from conftest import run
 from regbook.core import fs
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import open_registry
 from regbook.reports import evidence as reports
-from test_reports import REPORT_TIME, build_production, run
+from test_reports import REPORT_TIME, build_production
 
 pytestmark = pytest.mark.skipif(
     browser.CHROMIUM is None and not os.environ.get("CI"),
