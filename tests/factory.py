@@ -3,14 +3,23 @@ named keys, any number of registered versions, and a history along the stage wor
 
 :func:`build` goes through the library's public functions, one call per step, as a
 person or a pipeline would: ``init_workspace``, ``add_new_key``, ``register``,
-``approve``, ``gate``, ``promote`` and ``archive``.
+``approve``, ``gate``, ``promote`` and ``archive``. :func:`register_bulk` is the
+benchmarks' fast path for registries of 10,000 versions: it signs the same events with
+``ledger.events.new_event`` and writes every sheet in one save with the row builders of
+``regbook.registry.views``, where ``register`` would read the whole workbook again for
+each version.
+
+Tests import it from their own folder; bench/generate.py puts this folder on its path.
 """
 
 from __future__ import annotations
 
+import hashlib
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +235,134 @@ def _seeded_keys() -> Iterator[None]:
         yield
     finally:
         keys.Ed25519PrivateKey = real
+
+
+# --- the benchmarks' fast path --------------------------------------------------------
+
+
+def register_bulk(
+    made: Built,
+    versions: Iterable[Version],
+    start: datetime,
+    *,
+    staged: bool = False,
+    step: timedelta = timedelta(minutes=1),
+) -> list[str]:
+    """Register the versions as ``register`` would, signed at START, START + STEP, ...,
+    into a workspace whose ledger is still empty, and write the sheets in one save. Each
+    artefact (bytes) is written read-only straight into models/MODEL/VERSION/NAME. With
+    ``staged`` each version is also approved for Staging and promoted by its registering
+    key, and gated by the "ci" key, at the minute of its registration: four events per
+    version, as the workflow writes them."""
+    from regbook.ledger.gates import evaluate, parse_gates
+    from regbook.registry.transaction import acting_identity
+    from regbook.storage.hashing import ContentHash
+
+    ws = made.ws
+    signers: dict[str, Any] = {}
+
+    def signer(name: str, allowed: Iterable[str], action: str) -> Any:
+        if name not in signers:
+            signers[name] = acting_identity(ws, made.key(name), allowed, action)
+        return signers[name]
+
+    gates = parse_gates(ws.settings.gates)
+    events: list[Any] = []
+    next_version: dict[str, int] = {}
+    for i, v in enumerate(versions):
+        version = next_version.get(v.model, 1)
+        next_version[v.model] = version + 1
+        data = v.content(len(made.ids))
+        artefact = ws.models_dir / v.model / str(version) / v.file_name(len(made.ids))
+        artefact.parent.mkdir(parents=True, exist_ok=True)
+        artefact.write_bytes(data)
+        artefact.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # register's read-only copy
+        content = ContentHash("sha256", hashlib.sha256(data).hexdigest())
+        payload = register_payload(v, version, content, ws.display_path(artefact), len(data))
+        made.ids.append(payload["composite_id"])
+        sme = signer(v.key, ws.settings.register_roles, "register")
+        at = (start + i * step).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _sign(events, sme, "register", v.model, version, payload, at)
+        if staged:
+            moved = {"content_hash": str(content), "from": "None", "to": "Staging"}
+            approval = _sign(events, sme, "approve", v.model, version, {**moved, "note": ""}, at)
+            link = {"hash": approval.hash, "seq": approval.seq}
+            _sign(events, sme, "promote", v.model, version, {**moved, "approval": link}, at)
+            outcome = evaluate(gates, {m.metric: m.value for m in v.parsed_metrics()})
+            result = {"content_hash": str(content), "stage": "Staging", **outcome.to_json()}
+            ci = signer("ci", ("ci",), "gate")
+            _sign(events, ci, "gate", v.model, version, result, at)
+    write_sheets(made, events)
+    return made.ids
+
+
+def _sign(
+    events: list[Any], by: Any, kind: str, model: str, version: int, payload: Any, at: str
+) -> Any:
+    """Sign an event after the last of ``events`` and append it."""
+    from regbook.ledger.events import new_event
+
+    head = events[-1] if events else None
+    events.append(new_event(head, kind, model, version, payload, by.key, by.principal,
+                            by.role, at=at))  # fmt: skip
+    return events[-1]
+
+
+def register_payload(
+    v: Version, version: int, content: Any, storage: str, size: int, files: int = 1
+) -> dict[str, Any]:
+    """The ``register`` payload, field by field as docs/formats.md gives it."""
+    from regbook.core.ids import CompositeId
+
+    cid = CompositeId.build(v.model, version, content.hex, v.data_version, v.code_commit)
+    return {
+        "artefact": {"bytes": size, "files": files, "hash": str(content), "storage": storage},
+        "code_commit": v.code_commit,
+        "code_repo": v.code_repo,
+        "composite_id": str(cid),
+        "data_repo": v.data_repo,
+        "data_version": v.data_version,
+        "metrics": [m.to_json() for m in sorted(v.parsed_metrics(),
+                                                 key=lambda m: (m.metric, m.slice))],
+        "params": dict(sorted(v.params.items())),
+        "pipeline_run": v.pipeline_run,
+        "trained_on": v.trained_on or "",
+    }  # fmt: skip
+
+
+def write_sheets(made: Built, events: list[Any]) -> None:
+    """Append ``events`` to the Ledger and write the Models and Metrics rows of their
+    registrations and the derived sheets, with the row builders restore uses; one save.
+    The backup of the workbook before it is removed: it is of no use to anyone."""
+    from regbook.core.schema import LEDGER, METRICS, MODELS
+    from regbook.crypto.keys import Keyring
+    from regbook.ledger.state import Registry
+    from regbook.registry.transaction import append_ledger_rows, refresh_derived_views
+    from regbook.registry.views import metrics_values, models_values, write_row
+    from regbook.workbook.read import WorkbookWriter, read_workbook
+
+    ws = made.ws
+    with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
+        data = read_workbook(ws.workbook_path)
+        wb = writer.load()
+        append_ledger_rows(wb, data[LEDGER.name].row_numbers, events)
+        registry, findings = Registry.replay(events)
+        if findings:
+            raise RuntimeError(f"the events replay with findings: {findings[:3]}")
+        models_ws, metrics_ws = wb[MODELS.name], wb[METRICS.name]
+        model_row = max(data[MODELS.name].row_numbers, default=1) + 1
+        metric_row = max(data[METRICS.name].row_numbers, default=1) + 1
+        for event in (e for e in events if e.kind == "register"):
+            state = registry.get(event.model, event.version or 0)
+            assert state is not None
+            write_row(
+                models_ws, MODELS, model_row, models_values(state), style="sealed", keep=("notes",)
+            )
+            model_row += 1
+            for values in metrics_values(state):
+                write_row(metrics_ws, METRICS, metric_row, values, style="sealed")
+                metric_row += 1
+        refresh_derived_views(wb, registry, Keyring.load(ws.keyring_path))
+        writer.save(wb)
+    for backup in made.root.glob(f"{ws.workbook_path.name}.*.bak"):
+        backup.unlink()
