@@ -116,13 +116,6 @@ def env(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> E
     return Env.of(build(tmp_path), runner)
 
 
-@pytest.fixture
-def registered(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Env:
-    """env with credit-risk@1 and credit-risk@2 registered (artefact files)."""
-    unset_regbook_env(monkeypatch)
-    return Env.of(build(tmp_path, REGISTERED), runner)
-
-
 def edit_workbook(path: Path, change: Callable) -> None:
     """Edit the workbook the way a person in Excel would: open, change cells, save."""
     import openpyxl
@@ -175,7 +168,6 @@ def draft_values(env: Env) -> dict:
 
 @pytest.fixture(scope="session")
 def _registered_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What ``registered`` builds, built once per session (see ``registered_fast``)."""
     base = tmp_path_factory.mktemp("registered-master")
     build(base, REGISTERED)
     return base
@@ -185,9 +177,16 @@ def _registered_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registered_fast(
     _registered_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> Env:
-    """The same workspace as ``registered`` (credit-risk@1 and @2, three keys), copied
-    from one built per session: the tamper suites need a fresh one per test, quickly."""
+    """env with credit-risk@1 and credit-risk@2 registered (artefact files), copied from
+    a workspace built once per session: the tamper suites need a fresh one per test,
+    quickly."""
     return copied_env(_registered_master, tmp_path, runner, monkeypatch)
+
+
+@pytest.fixture
+def registered(registered_fast: Env) -> Env:
+    """The same as ``registered_fast``: every suite starts from the session's copy."""
+    return registered_fast
 
 
 def problems(report: dict) -> set[tuple[str, str]]:
