@@ -33,13 +33,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / ".out"
 TESTS = HERE.parent / "tests"
-sys.path.insert(0, str(TESTS))
-
-from factory import Version, register_bulk, workspace  # noqa: E402
+sys.path.insert(0, str(TESTS))  # for the fixture factory
 
 PRINCIPAL = "alice@example.com"
 KEY_RELPATH = Path(".bench") / "sme"
@@ -69,8 +68,9 @@ def _hex(seed: str, length: int) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:length]
 
 
-def _versions(n: int, names: tuple[str, ...], rng: random.Random) -> Iterator[Version]:
+def _versions(n: int, names: tuple[str, ...], rng: random.Random) -> Iterator[Any]:
     """The i-th of N versions: random artefact bytes, params and metrics from ``rng``."""
+    from factory import Version
     from regbook.workflow.lifecycle import Metric
 
     for i in range(n):
@@ -103,6 +103,10 @@ def generate(
     """Create the workspace ``root`` (which must not exist yet) with ``n`` sealed versions.
     With ``history`` each version also gets a signed approval to Staging, the promotion
     and a gate result: four events per version, as the governance workflow writes them."""
+    # The factory imports regbook: only now, so that importing this module (compare.py
+    # does, before it puts its checkout's toolkit/ on the path) imports no library.
+    from factory import register_bulk, workspace
+
     if n < 0:
         raise ValueError("n must be >= 0")
     root = Path(root)

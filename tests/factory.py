@@ -23,6 +23,30 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# regbook's own modules at the top, as the library imports them (docs/architecture.md).
+from regbook.core import fs, schema
+from regbook.core.ids import CompositeId, ModelRef
+from regbook.core.workspace import Workspace
+from regbook.crypto import keys as crypto_keys
+from regbook.crypto.keys import Keyring, load_private_key
+from regbook.ledger.events import new_event
+from regbook.ledger.gates import evaluate, parse_gates
+from regbook.ledger.state import Registry
+from regbook.registry.transaction import (
+    acting_identity,
+    append_ledger_rows,
+    refresh_derived_views,
+)
+from regbook.registry.views import metrics_values, models_values, write_row
+from regbook.storage.hashing import ContentHash
+from regbook.workbook.read import WorkbookWriter, read_workbook
+from regbook.workflow.archive import archive
+from regbook.workflow.governance import approve, gate, promote
+from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
+from regbook.workflow.setup import init_workspace
+
 DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
 CODE_COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
 CODE_COMMIT_2 = "0badc0de34567890abcdef1234567890abcdef12"
@@ -75,8 +99,6 @@ class Version:
         return self.name or f"{self.model}-{i}.bin"
 
     def parsed_metrics(self) -> tuple[Any, ...]:
-        from regbook.workflow.lifecycle import Metric
-
         return tuple(m if isinstance(m, Metric) else Metric.parse_option(m) for m in self.metrics)
 
 
@@ -100,13 +122,9 @@ class Built:
 
     @property
     def ws(self) -> Any:
-        from regbook.core.workspace import Workspace
-
         return Workspace.load(self.root)
 
     def key(self, name: str) -> Any:
-        from regbook.crypto.keys import load_private_key
-
         return load_private_key(self.keys[name])
 
 
@@ -138,9 +156,6 @@ def workspace(
 ) -> Built:
     """``init_workspace(root)`` and ``add_new_key`` for each (name, principal) of
     ``keys``, written to KEY_DIR/NAME (default: keys/ beside the workspace)."""
-    from regbook.workflow.lifecycle import add_new_key
-    from regbook.workflow.setup import init_workspace
-
     key_dir = root.parent / "keys" if key_dir is None else key_dir
     made = Built(root, {name: key_dir / name for name in keys})
     ws = init_workspace(root)
@@ -152,8 +167,6 @@ def workspace(
 
 def register_all(made: Built, versions: Sequence[Version]) -> list[str]:
     """Register each version with ``lifecycle.register``; their composite IDs."""
-    from regbook.workflow.lifecycle import RegistrationRequest, register
-
     ws = made.ws
     first = len(made.ids)
     for v in versions:
@@ -175,10 +188,6 @@ def register_all(made: Built, versions: Sequence[Version]) -> list[str]:
 
 def advance(made: Built, steps: Sequence[Step]) -> None:
     """Walk the steps with ``approve``, ``promote``, ``gate`` and ``archive``."""
-    from regbook.core.ids import ModelRef
-    from regbook.workflow.archive import archive
-    from regbook.workflow.governance import approve, gate, promote
-
     ws = made.ws
     for action, ref, to, key_name, *note in steps:
         target, key = ModelRef.parse(ref), made.key(key_name)
@@ -198,8 +207,6 @@ def advance(made: Built, steps: Sequence[Step]) -> None:
 def ledger_clock(times: Iterable[str]) -> Iterator[None]:
     """While it lasts, each read of the clock (``fs.utc_now``: a new ledger event's At)
     takes the next of ``times``."""
-    from regbook.core import fs
-
     pinned = list(times)
     clock = iter(pinned)
     real = fs.utc_now
@@ -219,22 +226,18 @@ class _Seeded:
         self.count = 0
 
     def generate(self) -> Any:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
         self.count += 1
         return Ed25519PrivateKey.from_private_bytes(bytes([self.count]) * 32)
 
 
 @contextmanager
 def _seeded_keys() -> Iterator[None]:
-    from regbook.crypto import keys
-
-    real = keys.Ed25519PrivateKey
-    keys.Ed25519PrivateKey = _Seeded()
+    real = crypto_keys.Ed25519PrivateKey
+    crypto_keys.Ed25519PrivateKey = _Seeded()
     try:
         yield
     finally:
-        keys.Ed25519PrivateKey = real
+        crypto_keys.Ed25519PrivateKey = real
 
 
 # --- the benchmarks' fast path --------------------------------------------------------
@@ -254,10 +257,6 @@ def register_bulk(
     ``staged`` each version is also approved for Staging and promoted by its registering
     key, and gated by the "ci" key, at the minute of its registration: four events per
     version, as the workflow writes them."""
-    from regbook.ledger.gates import evaluate, parse_gates
-    from regbook.registry.transaction import acting_identity
-    from regbook.storage.hashing import ContentHash
-
     ws = made.ws
     signers: dict[str, Any] = {}
 
@@ -300,8 +299,6 @@ def _sign(
     events: list[Any], by: Any, kind: str, model: str, version: int, payload: Any, at: str
 ) -> Any:
     """Sign an event after the last of ``events`` and append it."""
-    from regbook.ledger.events import new_event
-
     head = events[-1] if events else None
     events.append(new_event(head, kind, model, version, payload, by.key, by.principal,
                             by.role, at=at))  # fmt: skip
@@ -312,8 +309,6 @@ def register_payload(
     v: Version, version: int, content: Any, storage: str, size: int, files: int = 1
 ) -> dict[str, Any]:
     """The ``register`` payload, field by field as docs/formats.md gives it."""
-    from regbook.core.ids import CompositeId
-
     cid = CompositeId.build(v.model, version, content.hex, v.data_version, v.code_commit)
     return {
         "artefact": {"bytes": size, "files": files, "hash": str(content), "storage": storage},
@@ -334,33 +329,31 @@ def write_sheets(made: Built, events: list[Any]) -> None:
     """Append ``events`` to the Ledger and write the Models and Metrics rows of their
     registrations and the derived sheets, with the row builders restore uses; one save.
     The backup of the workbook before it is removed: it is of no use to anyone."""
-    from regbook.core.schema import LEDGER, METRICS, MODELS
-    from regbook.crypto.keys import Keyring
-    from regbook.ledger.state import Registry
-    from regbook.registry.transaction import append_ledger_rows, refresh_derived_views
-    from regbook.registry.views import metrics_values, models_values, write_row
-    from regbook.workbook.read import WorkbookWriter, read_workbook
-
     ws = made.ws
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
         data = read_workbook(ws.workbook_path)
         wb = writer.load()
-        append_ledger_rows(wb, data[LEDGER.name].row_numbers, events)
+        append_ledger_rows(wb, data[schema.LEDGER.name].row_numbers, events)
         registry, findings = Registry.replay(events)
         if findings:
             raise RuntimeError(f"the events replay with findings: {findings[:3]}")
-        models_ws, metrics_ws = wb[MODELS.name], wb[METRICS.name]
-        model_row = max(data[MODELS.name].row_numbers, default=1) + 1
-        metric_row = max(data[METRICS.name].row_numbers, default=1) + 1
+        models_ws, metrics_ws = wb[schema.MODELS.name], wb[schema.METRICS.name]
+        model_row = max(data[schema.MODELS.name].row_numbers, default=1) + 1
+        metric_row = max(data[schema.METRICS.name].row_numbers, default=1) + 1
         for event in (e for e in events if e.kind == "register"):
             state = registry.get(event.model, event.version or 0)
             assert state is not None
             write_row(
-                models_ws, MODELS, model_row, models_values(state), style="sealed", keep=("notes",)
+                models_ws,
+                schema.MODELS,
+                model_row,
+                models_values(state),
+                style="sealed",
+                keep=("notes",),
             )
             model_row += 1
             for values in metrics_values(state):
-                write_row(metrics_ws, METRICS, metric_row, values, style="sealed")
+                write_row(metrics_ws, schema.METRICS, metric_row, values, style="sealed")
                 metric_row += 1
         refresh_derived_views(wb, registry, Keyring.load(ws.keyring_path))
         writer.save(wb)
