@@ -168,9 +168,7 @@ def draft_values(env: Env) -> dict:
 
 @pytest.fixture(scope="session")
 def _registered_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("registered-master")
-    build(base, REGISTERED)
-    return base
+    return build(tmp_path_factory.mktemp("registered-master"), REGISTERED).base
 
 
 @pytest.fixture
@@ -243,9 +241,7 @@ def fresh(_lineage_master, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def _production_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from test_reports import build_production
 
-    base = tmp_path_factory.mktemp("reports-master")
-    build_production(base)
-    return base
+    return build_production(tmp_path_factory.mktemp("reports-master")).base
 
 
 @pytest.fixture

@@ -102,9 +102,7 @@ CHURN_TO_STAGING_WITH_PRODUCTION_APPROVAL = [
 
 @pytest.fixture(scope="session")
 def _gov_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("gov-master")
-    build(base, VERSIONS)
-    return base
+    return build(tmp_path_factory.mktemp("gov-master"), VERSIONS).base
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         mp.delenv("REGBOOK_WORKSPACE", raising=False)
         mp.delenv("REGBOOK_KEY", raising=False)
         mp.setattr(fs, "utc_now", lambda: REPORT_TIME)
-        root, _ = build_production(base)
+        root = build_production(base).root
         out = base / "evidence.html"
         result = run(root, "report", "evidence", "credit-risk@1", "-o", str(out))
         assert result.exit_code == 0, result.output

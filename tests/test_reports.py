@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import edit_workbook, run
-from factory import PASSING, TO_PRODUCTION, Version, build
+from factory import PASSING, TO_PRODUCTION, Built, Version, build
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import open_registry
@@ -31,15 +31,14 @@ TIMES = (
 REPORT_TIME = "2026-02-01T12:00:00Z"
 
 
-def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
+def build_production(base: Path) -> Built:
     """credit-risk@1 taken to Production on fixed dates with fixed keys; repositories
     recorded as URLs (not available here), so the trace is the same everywhere."""
-    made = build(base, [Version(
+    return build(base, [Version(
         artefact=b"a trained model\n" * 500, name="model.pkl", pipeline_run="train-0042",
         code_repo=CODE_URL, data_repo=DATA_URL, params={"max_depth": "6"}, metrics=PASSING,
         trained_on="2026-01-09",  # fixed: the default is today, which moves the goldens
     )], TO_PRODUCTION, times=TIMES, fixed_keys=True)  # fmt: skip
-    return made.root, made.keys
 
 
 def write_report(root: Path, name: str) -> tuple[object, str]:
