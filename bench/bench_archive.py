@@ -14,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from factory import Version, register_all, workspace  # noqa: E402
+
 GIB = 1 << 30
 CHUNK = 1 << 20
-DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"
-CODE_COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
 
 
 def _write_random(path: Path, size: int) -> None:
@@ -48,32 +51,22 @@ def _raw(paths: list[Path]) -> float:
     return time.perf_counter() - started
 
 
-def _workspace(root: Path):  # noqa: ANN202 - a tuple of library objects
-    from regbook.crypto.keys import load_private_key
-    from regbook.workflow.lifecycle import add_new_key
-    from regbook.workflow.setup import init_workspace
-
-    ws = init_workspace(root / "ws")
-    add_new_key(ws, "alice@example.com", ("sme",), out=root / "keys" / "sme")
-    return ws, load_private_key(root / "keys" / "sme")
-
-
 def _measure(label: str, root: Path, make_artefact) -> list[dict]:  # noqa: ANN001
     from regbook.core.ids import ModelRef
     from regbook.workflow.archive import archive, fixity
     from regbook.workflow.governance import approve
-    from regbook.workflow.lifecycle import RegistrationRequest, register
 
-    ws, key = _workspace(root)
+    made = workspace(root / "ws", {"sme": "alice@example.com"})
+    ws, key = made.ws, made.key("sme")
     stored = ws.models_dir / "bench" / "1" / "artefact"
     make_artefact(stored)
     paths = _files(stored)
     size = sum(p.stat().st_size for p in paths)
     _raw(paths)  # warm the page cache
     raw = min(_raw(paths) for _ in range(2))
-    register(ws, RegistrationRequest(
-        model="bench", data_version=DATA_VERSION, code_commit=CODE_COMMIT,
-        pipeline_run="bench", storage="models/bench/1/artefact"), key)  # fmt: skip
+    register_all(
+        made, [Version("bench", (), storage="models/bench/1/artefact", pipeline_run="bench")]
+    )
     ref = ModelRef("bench", 1)
     approve(ws, ref, "Archived", key)
     started = time.perf_counter()

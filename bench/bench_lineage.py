@@ -22,6 +22,10 @@ from pathlib import Path
 
 from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from factory import STAFF, TO_PRODUCTION, Version, build  # noqa: E402
+
 LINES = 1_000_000
 REPEATS = 2
 _TRAMPOLINE = """\
@@ -40,49 +44,19 @@ def _row(name: str, value: float, unit: str, target: str = "", ok: bool | None =
 
 
 def _workspace(workdir: Path) -> tuple[Path, str, str]:
-    from regbook.core import fs
-    from regbook.core.ids import ModelRef
-    from regbook.crypto.keys import load_private_key
-    from regbook.workflow.governance import approve, gate, promote
-    from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
-    from regbook.workflow.setup import init_workspace
-
-    ws = init_workspace(workdir / "ws")
-    keys = {}
-    for role in ("sme", "governance-lead", "ci"):
-        add_new_key(ws, f"{role}@example.com", (role,), out=workdir / "keys" / role)
-        keys[role] = load_private_key(workdir / "keys" / role)
-    model = workdir / "model.bin"
-    model.write_bytes(os.urandom(1 << 16))
-    metrics = tuple(
-        Metric.parse_option(m)
-        for m in ("auc_roc=0.83", "demographic_parity_ratio=0.9", "security_high_findings=0")
-    )
-    times = iter([f"2026-01-{day:02d}T09:00:00Z" for day in range(10, 20)])
-    real_now = fs.utc_now
-    fs.utc_now = lambda: next(times)
-    try:
-        ids = []
-        for run in ("train-1", "train-2"):
-            request = RegistrationRequest(
-                model="credit-risk",
-                artefact=model,
-                data_version="3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a",
-                code_commit="c0ffee1234567890abcdef1234567890abcdef12",
-                pipeline_run=run,
-                metrics=metrics,
-            )
-            ids.append(register(ws, request, keys["sme"]).composite_id)
-            model.write_bytes(os.urandom(1 << 16))
-        ref = ModelRef.parse("credit-risk@1")
-        approve(ws, ref, "Staging", keys["sme"])  # 01-12
-        promote(ws, ref, "Staging", keys["sme"])  # 01-13
-        gate(ws, ref, keys["ci"])  # 01-14
-        approve(ws, ref, "Production", keys["governance-lead"])  # 01-15
-        promote(ws, ref, "Production", keys["ci"])  # 01-16
-    finally:
-        fs.utc_now = real_now
-    return ws.root, ids[0], ids[1]
+    """credit-risk@1 and @2 registered on 01-10 and 01-11; @1 approved for Staging on
+    01-12, promoted 01-13, gated 01-14, approved for Production 01-15, promoted 01-16."""
+    made = build(
+        workdir,
+        [Version(artefact=os.urandom(1 << 16), name="model.bin", pipeline_run=run,
+                 metrics=("auc_roc=0.83", "demographic_parity_ratio=0.9",
+                          "security_high_findings=0"))
+         for run in ("train-1", "train-2")],
+        TO_PRODUCTION,
+        keys={role: f"{role}@example.com" for role in STAFF},
+        times=[f"2026-01-{day:02d}T09:00:00Z" for day in range(10, 20)],
+    )  # fmt: skip
+    return made.root, made.ids[0], made.ids[1]
 
 
 def _write_logs(workdir: Path, live: str, other: str) -> tuple[Path, Path]:

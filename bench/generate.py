@@ -1,18 +1,20 @@
 """Build a registry workspace of N sealed versions without running ``regbook register``
 N times: the benchmarks' fixture.
 
-The workspace is what N registrations would leave, built with the library's own pieces:
-``init_workspace``, an SME key from ``add_new_key``, N small read-only artefacts under
-``models/NAME/VERSION/``, N ``register`` events signed with ``ledger.new_event`` over
-payloads made by ``lifecycle._payload``, and the Ledger, Models, Metrics and derived
-sheets written with the same row builders restore uses (views.py), saved once
-through ``WorkbookWriter``. Versions are spread round-robin over a few models.
+The workspace is what N registrations would leave, built by the tests' fixture factory
+(tests/factory.py) from the library's public pieces: ``init_workspace``, an SME key from
+``add_new_key``, N small read-only artefacts under ``models/NAME/VERSION/``, N
+``register`` events signed with ``ledger.events.new_event`` over the payloads
+docs/formats.md spells out, and the Ledger, Models, Metrics and derived sheets written
+with the same row builders restore uses (registry/views.py), saved once through
+``WorkbookWriter``. Versions are spread round-robin over a few models.
 
     python bench/generate.py 1000 reg-1k      # then: regbook -w reg-1k verify
 
 The SME key is written inside the workspace, at ``.bench/sme`` (a benchmark fixture,
 not a pattern to copy). Benchmarks call :func:`cached`, which keeps one workspace per
-N under ``bench/.out/`` and rebuilds it when this file or the library changes.
+N under ``bench/.out/`` and rebuilds it when this file, the factory or the library
+changes.
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / ".out"
+TESTS = HERE.parent / "tests"
+sys.path.insert(0, str(TESTS))  # for the fixture factory
+
 PRINCIPAL = "alice@example.com"
 KEY_RELPATH = Path(".bench") / "sme"
 ARTEFACT_NAME = "model.bin"
@@ -61,67 +68,21 @@ def _hex(seed: str, length: int) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:length]
 
 
-def generate(
-    n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240611, history: bool = False
-) -> Generated:
-    """Create the workspace ``root`` (which must not exist yet) with ``n`` sealed versions.
-    With ``history`` each version also gets a signed approval to Staging, the promotion
-    and a gate result: four events per version, as the governance workflow writes them."""
-    from regbook.core.schema import LEDGER, METRICS, MODELS
-    from regbook.crypto.keys import Keyring
-    from regbook.ledger.events import new_event
-    from regbook.ledger.state import Registry
-    from regbook.registry.transaction import (
-        acting_identity,
-        append_ledger_rows,
-        refresh_derived_views,
-    )
-    from regbook.registry.views import metrics_values, models_values, write_row
-    from regbook.storage.hashing import ContentHash
-    from regbook.workbook.read import WorkbookWriter, read_workbook
-    from regbook.workflow.lifecycle import Metric, RegistrationRequest, _payload, add_new_key
-    from regbook.workflow.setup import init_workspace
+def _versions(n: int, names: tuple[str, ...], rng: random.Random) -> Iterator[Any]:
+    """The i-th of N versions: random artefact bytes, params and metrics from ``rng``."""
+    from factory import Version
+    from regbook.workflow.lifecycle import Metric
 
-    if n < 0:
-        raise ValueError("n must be >= 0")
-    root = Path(root)
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root}: exists and is not empty")
-    ws = init_workspace(root)
-    key_path = root / KEY_RELPATH
-    key, _line = add_new_key(ws, PRINCIPAL, ["sme"], out=key_path)
-    identity = acting_identity(ws, key, ws.settings.register_roles, "register")
-    if history:
-        from regbook.ledger.gates import evaluate, parse_gates
-
-        ci_key, _ = add_new_key(ws, "ci@bench.example", ["ci"], out=root / ".bench" / "ci")
-        ci = acting_identity(ws, ci_key, ("ci",), "gate")
-        gates = parse_gates(ws.settings.gates)
-    names = model_names(max(1, min(models, n or 1)))
-    rng = random.Random(seed)
-
-    # Artefacts and signed events, as `register` would make them one by one.
-    events = []
-    previous = None
-    next_version = dict.fromkeys(names, 1)
     for i in range(n):
-        model = names[i % len(names)]
-        version = next_version[model]
-        next_version[model] = version + 1
-        folder = ws.models_dir / model / str(version)
-        folder.mkdir(parents=True, exist_ok=True)
-        artefact = folder / ARTEFACT_NAME
-        data = rng.randbytes(rng.randint(256, 1024))
-        artefact.write_bytes(data)
-        artefact.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # register's read-only copy
-        content = ContentHash("sha256", hashlib.sha256(data).hexdigest())
         at = START + timedelta(minutes=i)
-        request = RegistrationRequest(
-            model=model,
+        artefact = rng.randbytes(rng.randint(256, 1024))
+        yield Version(
+            model=names[i % len(names)],
+            artefact=artefact,
+            name=ARTEFACT_NAME,
             data_version=_hex(f"data-{i}", 32),  # a DVC md5
             code_commit=_hex(f"code-{i}", 40),  # a git commit
             pipeline_run=f"run-{100000 + i}",
-            artefact=artefact,
             data_repo="https://git.example.com/data/credit.git",
             code_repo="https://git.example.com/ml/credit-model.git",
             trained_on=(at.date() - timedelta(days=1)).isoformat(),
@@ -134,77 +95,28 @@ def generate(
                 Metric.make("security_high_findings", rng.choice((0, 0, 0, 1)), None, "", "gen"),
             ),
         )
-        storage = ws.display_path(artefact)
-        payload = _payload(
-            request, model, version, content, storage, len(data), 1, request.trained_on or ""
-        )
-        previous = new_event(
-            previous,
-            "register",
-            model,
-            version,
-            payload,
-            identity.key,
-            identity.principal,
-            identity.role,
-            at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        events.append(previous)
-        if history:
-            stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-            steps = [
-                (
-                    "approve",
-                    identity,
-                    {"content_hash": str(content), "from": "None", "to": "Staging", "note": ""},
-                ),
-            ]
-            approval = None
-            for kind, who, body in steps:
-                approval = new_event(
-                    previous, kind, model, version, body, who.key, who.principal, who.role, at=stamp
-                )
-                events.append(approval)
-            previous = approval
-            assert previous is not None
-            promoted = new_event(previous, "promote", model, version, {
-                "approval": {"hash": previous.hash, "seq": previous.seq},
-                "content_hash": str(content), "from": "None", "to": "Staging",
-            }, identity.key, identity.principal, identity.role, at=stamp)  # fmt: skip
-            events.append(promoted)
-            outcome = evaluate(gates, {m.metric: m.value for m in request.metrics})
-            previous = new_event(promoted, "gate", model, version, {
-                "content_hash": str(content), "stage": "Staging", **outcome.to_json(),
-            }, ci.key, ci.principal, ci.role, at=stamp)  # fmt: skip
-            events.append(previous)
 
-    # The sheets, written with the row builders restore uses; one save.
-    with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
-        data = read_workbook(ws.workbook_path)
-        wb = writer.load()
-        append_ledger_rows(wb, data[LEDGER.name].row_numbers, events)
-        registry, findings = Registry.replay(events)
-        if findings:
-            raise RuntimeError(f"generated ledger replays with findings: {findings[:3]}")
-        models_ws, metrics_ws = wb[MODELS.name], wb[METRICS.name]
-        model_row = max(data[MODELS.name].row_numbers, default=1) + 1
-        metric_row = max(data[METRICS.name].row_numbers, default=1) + 1
-        for event in (e for e in events if e.kind == "register"):
-            state = registry.get(event.model, event.version or 0)
-            assert state is not None
-            write_row(
-                models_ws, MODELS, model_row, models_values(state), style="sealed", keep=("notes",)
-            )
-            model_row += 1
-            for values in metrics_values(state):
-                write_row(metrics_ws, METRICS, metric_row, values, style="sealed")
-                metric_row += 1
-        refresh_derived_views(wb, registry, Keyring.load(ws.keyring_path))
-        writer.save(wb)
-    # The backup of the empty workbook that save rotated in is of no use to anyone.
-    for backup in root.glob(f"{ws.workbook_path.name}.*.bak"):
-        backup.unlink()
-    return Generated(root, key_path, PRINCIPAL, n, names)
+
+def generate(
+    n: int, root: Path, models: int = DEFAULT_MODELS, seed: int = 20240611, history: bool = False
+) -> Generated:
+    """Create the workspace ``root`` (which must not exist yet) with ``n`` sealed versions.
+    With ``history`` each version also gets a signed approval to Staging, the promotion
+    and a gate result: four events per version, as the governance workflow writes them."""
+    # The factory imports regbook: only now, so that importing this module (compare.py
+    # does, before it puts its checkout's toolkit/ on the path) imports no library.
+    from factory import register_bulk, workspace
+
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root}: exists and is not empty")
+    keys = {"sme": PRINCIPAL, **({"ci": "ci@bench.example"} if history else {})}
+    made = workspace(root, keys, key_dir=root / KEY_RELPATH.parent)
+    names = model_names(max(1, min(models, n or 1)))
+    register_bulk(made, _versions(n, names, random.Random(seed)), START, staged=history)
+    return Generated(root, made.keys["sme"], PRINCIPAL, n, names)
 
 
 # --- running regbook and the cache ------------------------------------------------------
@@ -249,9 +161,12 @@ def clean_env() -> dict[str, str]:
 
 
 def _cache_key(n: int, models: int, history: bool = False) -> str:
+    """What the workspace is built from: this file, the factory, the library (but
+    ``_NOT_IN_CACHE_KEY``) and the arguments."""
     import regbook
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update((TESTS / "factory.py").read_bytes())
     package = Path(regbook.__file__).resolve().parent
     for path in sorted(package.rglob("*.py")):
         name = path.relative_to(package).as_posix()

@@ -1,8 +1,13 @@
-"""Shared fixtures: tiny workspaces, keys and artefacts built in tmp_path."""
+"""Shared fixtures: tiny workspaces, keys and artefacts built in tmp_path.
+
+Every workspace is built by the fixture factory (factory.py, shared with the benchmarks);
+the ones many tests start from are built once per session (``_..._master``) and copied
+per test with :func:`copy_master`."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,13 +15,26 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from factory import CODE_COMMIT, DATA_VERSION, Built, Version, build
+from factory import CODE_COMMIT_2 as CODE_COMMIT_2  # for the tests that import it from here
 from regbook.cli import cli
 from regbook.core import fs
 from regbook.core.workspace import Workspace
 
-DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
-CODE_COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
-CODE_COMMIT_2 = "0badc0de34567890abcdef1234567890abcdef12"
+
+def run(
+    root: Path,
+    *args: str,
+    key: Path | None = None,
+    env: dict | None = None,
+    runner: CliRunner | None = None,
+) -> Result:
+    """``regbook --workspace ROOT ARGS [--key KEY]`` in this process, with ``env`` set;
+    an exception regbook does not turn into a message fails the test."""
+    argv = ["--workspace", str(root), *args]
+    if key is not None:
+        argv += ["--key", str(key)]
+    return (runner or CliRunner()).invoke(cli, argv, env=env or {}, catch_exceptions=False)
 
 
 @dataclass
@@ -27,6 +45,10 @@ class Env:
     keys: dict[str, Path]
     runner: CliRunner
 
+    @classmethod
+    def of(cls, made: Built, runner: CliRunner) -> Env:
+        return cls(made.root, made.keys, runner)
+
     @property
     def ws(self) -> Workspace:
         return Workspace.load(self.root)
@@ -36,10 +58,8 @@ class Env:
         return self.root / "registry.xlsx"
 
     def run(self, *args: str, key: str | None = None, env: dict | None = None) -> Result:
-        argv = ["--workspace", str(self.root), *args]
-        if key is not None:
-            argv += ["--key", str(self.keys[key])]
-        return self.runner.invoke(cli, argv, env=env or {}, catch_exceptions=False)
+        signer = None if key is None else self.keys[key]
+        return run(self.root, *args, key=signer, env=env, runner=self.runner)
 
     def register(
         self,
@@ -59,6 +79,31 @@ class Env:
         )  # fmt: skip
 
 
+def unset_regbook_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key or workspace from the shell running the tests."""
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
+
+
+def copy_master(master: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of a workspace built once per session (its keys and artefacts
+    beside it) into ``target``, for a test that may change it; returns ``target``."""
+    unset_regbook_env(monkeypatch)
+    shutil.copytree(master, target, symlinks=True, dirs_exist_ok=True)
+    return target
+
+
+def copied_env(
+    master: Path, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> Env:
+    """An Env on a private copy of a master built with the usual layout (``Built.at``)."""
+    return Env.of(Built.at(copy_master(master, tmp_path, monkeypatch)), runner)
+
+
+# credit-risk@1 and credit-risk@2: artefact files, AUC-ROC and DPR, registered by the SME.
+REGISTERED = (Version(), Version())
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
@@ -67,45 +112,8 @@ def runner() -> CliRunner:
 @pytest.fixture
 def env(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Env:
     """An initialised workspace in tmp_path/ws with keys for sme, governance-lead, ci."""
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    root = tmp_path / "ws"
-    result = runner.invoke(cli, ["init", str(root)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    keys = {}
-    for role, principal in (
-        ("sme", "alice@example.com"),
-        ("governance-lead", "gina@example.com"),
-        ("ci", "ci@example.com"),
-    ):
-        path = tmp_path / "keys" / role
-        result = runner.invoke(
-            cli,
-            [
-                "--workspace",
-                str(root),
-                "keys",
-                "new",
-                principal,
-                "--role",
-                role,
-                "--out",
-                str(path),
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
-        keys[role] = path
-    return Env(root, keys, runner)
-
-
-@pytest.fixture
-def registered(env: Env) -> Env:
-    """env with credit-risk@1 (a file) and credit-risk@2 registered."""
-    for _ in range(2):
-        result = env.register()
-        assert result.exit_code == 0, result.output
-    return env
+    unset_regbook_env(monkeypatch)
+    return Env.of(build(tmp_path), runner)
 
 
 def edit_workbook(path: Path, change: Callable) -> None:
@@ -160,49 +168,23 @@ def draft_values(env: Env) -> dict:
 
 @pytest.fixture(scope="session")
 def _registered_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What ``registered`` builds, built once per session (see ``registered_fast``)."""
-    base = tmp_path_factory.mktemp("registered-master")
-    runner = CliRunner()
-    root = base / "ws"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("REGBOOK_KEY", raising=False)
-        mp.delenv("REGBOOK_WORKSPACE", raising=False)
-        result = runner.invoke(cli, ["init", str(root)], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        keys = {}
-        for role, principal in (
-            ("sme", "alice@example.com"),
-            ("governance-lead", "gina@example.com"),
-            ("ci", "ci@example.com"),
-        ):
-            keys[role] = base / "keys" / role
-            result = runner.invoke(
-                cli,
-                ["--workspace", str(root), "keys", "new", principal, "--role", role,
-                 "--out", str(keys[role])],
-                catch_exceptions=False,
-            )  # fmt: skip
-            assert result.exit_code == 0, result.output
-        made = Env(root, keys, runner)
-        for _ in range(2):
-            result = made.register()
-            assert result.exit_code == 0, result.output
-    return base
+    return build(tmp_path_factory.mktemp("registered-master"), REGISTERED).base
 
 
 @pytest.fixture
 def registered_fast(
     _registered_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> Env:
-    """The same workspace as ``registered`` (credit-risk@1 and @2, three keys), copied
-    from one built per session: the tamper suites need a fresh one per test, quickly."""
-    import shutil
+    """env with credit-risk@1 and credit-risk@2 registered (artefact files), copied from
+    a workspace built once per session: the tamper suites need a fresh one per test,
+    quickly."""
+    return copied_env(_registered_master, tmp_path, runner, monkeypatch)
 
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    shutil.copytree(_registered_master, tmp_path, symlinks=True, dirs_exist_ok=True)
-    keys = {role: tmp_path / "keys" / role for role in ("sme", "governance-lead", "ci")}
-    return Env(tmp_path / "ws", keys, runner)
+
+@pytest.fixture
+def registered(registered_fast: Env) -> Env:
+    """The same as ``registered_fast``: every suite starts from the session's copy."""
+    return registered_fast
 
 
 def problems(report: dict) -> set[tuple[str, str]]:
@@ -230,26 +212,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # --- the lineage workspace (built by test_lineage's helpers, shared with test_export) ----
 
 
+@pytest.fixture(scope="session")
+def _lineage_master(tmp_path_factory: pytest.TempPathFactory):
+    from test_lineage import build_lineage
+
+    return build_lineage(tmp_path_factory.mktemp("lineage-master"))
+
+
 @pytest.fixture
-def built(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+def built(_lineage_master, monkeypatch: pytest.MonkeyPatch):
     """The session's lineage workspace, read-only: tests that change it use ``fresh``."""
-    from test_lineage import shared_lineage
-
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    return shared_lineage(tmp_path_factory)
+    unset_regbook_env(monkeypatch)
+    return _lineage_master
 
 
 @pytest.fixture
-def fresh(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def fresh(_lineage_master, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A private copy of the lineage workspace and repositories."""
-    from test_lineage import copy_lineage, shared_lineage
+    from test_lineage import copy_lineage
 
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    return copy_lineage(shared_lineage(tmp_path_factory), tmp_path)
+    return copy_lineage(_lineage_master, copy_master(_lineage_master.base, tmp_path, monkeypatch))
 
 
 # --- the Production workspace of the evidence reports (built by test_reports) ----------
@@ -259,24 +241,17 @@ def fresh(
 def _production_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from test_reports import build_production
 
-    base = tmp_path_factory.mktemp("reports-master")
-    build_production(base)
-    return base
+    return build_production(tmp_path_factory.mktemp("reports-master")).base
 
 
 @pytest.fixture
 def prod(_production_master: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of the Production workspace (credit-risk@1 with two approvals,
     fixed dates and keys); the report's clock pinned to ``test_reports.REPORT_TIME``."""
-    import shutil
-
     from test_reports import REPORT_TIME
 
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
     monkeypatch.setattr(fs, "utc_now", lambda: REPORT_TIME)
-    shutil.copytree(_production_master, tmp_path, symlinks=True, dirs_exist_ok=True)
-    return tmp_path / "ws"
+    return copy_master(_production_master, tmp_path, monkeypatch) / "ws"
 
 
 def signing_material(folder: Path):

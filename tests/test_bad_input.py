@@ -32,12 +32,6 @@ from regbook.core.schema import MODELS
 from regbook.workbook import read as workbook_module
 
 
-@pytest.fixture
-def registered(registered_fast: Env) -> Env:
-    """conftest's ``registered`` workspace, copied from one built once per session."""
-    return registered_fast
-
-
 def one_line_error(result: Result, code: int, *parts: str) -> str:
     """The command failed with ``code`` and one stderr line holding every part."""
     assert "Traceback" not in result.output

@@ -270,8 +270,8 @@ def test_cli_export_provenance_bad_input(built: Lineage, args: tuple, message: s
 
 
 def test_regbook_key_in_the_environment_does_not_sign_unasked(built: Lineage):
-    result = built.runner_env(
-        {"REGBOOK_KEY": str(built.keys["ci"])}, "export", "provenance", "credit-risk@1"
+    result = built.run(
+        "export", "provenance", "credit-risk@1", env={"REGBOOK_KEY": str(built.keys["ci"])}
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["_type"] == "https://in-toto.io/Statement/v1"

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook, finding, problems, snapshot
-from regbook.cli import cli
+from conftest import Env, copied_env, edit_workbook, finding, problems, snapshot
+from factory import PASSING, STAFF, Built, Version, advance, build
 from regbook.core.schema import APPROVALS, HISTORY, LEDGER, MODELS, Sheet
 from regbook.crypto import keys
 from regbook.crypto.keys import load_keyring
@@ -35,21 +35,18 @@ from regbook.registry.transaction import append_ledger_rows, models_row_of, refr
 from regbook.registry.views import models_values, write_row
 from regbook.workbook.read import read_workbook
 
-ROLES = ("sme", "governance-lead", "ci")
-PRINCIPAL = {
-    "sme": "alice@example.com",
-    "governance-lead": "gina@example.com",
-    "ci": "ci@example.com",
-}
-PASSING = ("auc_roc=0.83", "demographic_parity_ratio=0.91", "security_high_findings=0")
+ROLES = tuple(STAFF)
+PRINCIPAL = STAFF  # key name (its role) -> principal
 # churn@1 fails performance and has no security scan result: a missing metric.
 FAILING = ("auc_roc=0.70", "demographic_parity_ratio=0.91")
-VERSIONS = (
-    ("credit-risk", PASSING),
-    ("credit-risk", PASSING),
-    ("fraud-score", PASSING),
-    ("churn", FAILING),
-)
+# Registered by the SME from artefacts/MODEL-N.bin in pipeline run run-N.
+VERSIONS = tuple(
+    Version(model, metrics, pipeline_run=f"run-{n}")
+    for n, (model, metrics) in enumerate(
+        (("credit-risk", PASSING), ("credit-risk", PASSING), ("fraud-score", PASSING),
+         ("churn", FAILING))
+    )
+)  # fmt: skip
 # The Models row of each version in both prepared workspaces.
 ROW = {"credit-risk@1": 2, "credit-risk@2": 3, "fraud-score@1": 4, "churn@1": 5}
 
@@ -103,63 +100,31 @@ CHURN_TO_STAGING_WITH_PRODUCTION_APPROVAL = [
 ]
 
 
-def _make_env(base: Path, runner: CliRunner) -> Env:
-    return Env(base / "ws", {role: base / "keys" / role for role in ROLES}, runner)
-
-
 @pytest.fixture(scope="session")
 def _gov_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("gov-master")
-    runner = CliRunner()
-    env = _make_env(base, runner)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("REGBOOK_KEY", raising=False)
-        mp.delenv("REGBOOK_WORKSPACE", raising=False)
-        ok(runner.invoke(cli, ["init", str(env.root)], catch_exceptions=False))
-        for role in ROLES:
-            args = ["keys", "new", PRINCIPAL[role], "--role", role, "--out", str(env.keys[role])]
-            ok(cli_run(env, *args))
-        (base / "artefacts").mkdir()
-        for n, (model, metrics) in enumerate(VERSIONS):
-            artefact = base / "artefacts" / f"{model}-{n}.bin"
-            artefact.write_bytes(f"{model} model number {n}\n".encode() * 200)
-            args = ["register", model, "--artefact", str(artefact), "--data-version",
-                    DATA_VERSION, "--code-commit", CODE_COMMIT, "--pipeline-run", f"run-{n}",
-                    *(x for m in metrics for x in ("--metric", m))]  # fmt: skip
-            ok(cli_run(env, *args, key="sme"))
-    return base
+    return build(tmp_path_factory.mktemp("gov-master"), VERSIONS).base
 
 
 @pytest.fixture(scope="session")
 def _flow_master(_gov_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("flow-master")
     shutil.copytree(_gov_master, base, symlinks=True, dirs_exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("REGBOOK_KEY", raising=False)
-        mp.delenv("REGBOOK_WORKSPACE", raising=False)
-        walk(_make_env(base, CliRunner()), FLOW)
+    advance(Built.at(base), FLOW)
     return base
-
-
-def _copy(master: Path, tmp_path: Path, runner: CliRunner, monkeypatch) -> Env:
-    monkeypatch.delenv("REGBOOK_KEY", raising=False)
-    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
-    shutil.copytree(master, tmp_path, symlinks=True, dirs_exist_ok=True)
-    return _make_env(tmp_path, runner)
 
 
 @pytest.fixture
 def gov(_gov_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch) -> Env:
     """credit-risk@1, credit-risk@2, fraud-score@1 (gates pass) and churn@1 (performance
     fails, security scan missing), all in None; keys for sme, governance-lead and ci."""
-    return _copy(_gov_master, tmp_path, runner, monkeypatch)
+    return copied_env(_gov_master, tmp_path, runner, monkeypatch)
 
 
 @pytest.fixture
 def flow(_flow_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch) -> Env:
     """gov moved along the workflow (FLOW): credit-risk@1 Production, credit-risk@2
     Staging, fraud-score@1 Staging with a PASS and a Production approval, churn@1 None."""
-    return _copy(_flow_master, tmp_path, runner, monkeypatch)
+    return copied_env(_flow_master, tmp_path, runner, monkeypatch)
 
 
 # --- helpers ---------------------------------------------------------------------------

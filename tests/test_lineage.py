@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
-from regbook.cli import cli
-from regbook.core import fs
+from conftest import run
+from factory import PASSING, TO_PRODUCTION, Version, build
 from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.workspace import Workspace
 from regbook.lineage import trace as lineage
@@ -107,89 +107,40 @@ class Lineage:
     def ws(self) -> Workspace:
         return Workspace.load(self.ws_root)
 
-    def run(self, *args: str) -> object:
-        return CliRunner().invoke(
-            cli, ["--workspace", str(self.ws_root), *args], catch_exceptions=False
-        )
-
-    def runner_env(self, env: dict[str, str], *args: str) -> object:
-        return CliRunner().invoke(
-            cli, ["--workspace", str(self.ws_root), *args], env=env, catch_exceptions=False
-        )
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return run(self.ws_root, *args, env=env)
 
 
 def build_lineage(base: Path) -> Lineage:
     """credit-risk@1 (a file; data = a git commit of the data registry; code repository
     recorded as a local folder; taken to Production on fixed dates), @2 (a folder; data =
     a DVC md5; repositories recorded as URLs) and @3 (commits no repository has)."""
-    from regbook.core.ids import ModelRef
-    from regbook.workflow.governance import approve, gate, promote
-    from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
-    from regbook.workflow.setup import init_workspace
-
     code, data, code_commit, data_commit = make_demo_repos(base / "repos")
     later = commit_files(
         data, {"data/holdout.csv.dvc": f"outs:\n- md5: {md5('holdout-2')}\n  size: 5\n"
                "  hash: md5\n  path: holdout.csv\n"}, "Refresh the holdout set")  # fmt: skip
-    ws = init_workspace(base / "ws")
-    keys = {}
-    for role, who in (("sme", "alice@example.com"), ("governance-lead", "gina@example.com"),
-                      ("ci", "ci@example.com")):  # fmt: skip
-        keys[role] = base / "keys" / role
-        add_new_key(ws, who, (role,), out=keys[role])
-    from regbook.crypto.keys import load_private_key
-
-    key = {role: load_private_key(path) for role, path in keys.items()}
-    model_file = base / "model.pkl"
-    model_file.write_bytes(b"a trained model\n" * 500)
+    model = b"a trained model\n" * 500
     tree = base / "fraud"
     (tree / "sub").mkdir(parents=True)
     (tree / "weights.bin").write_bytes(b"\x00\x01" * 4000)
     (tree / "sub" / "vocab.txt").write_text("amount\nmerchant\n", encoding="utf-8")
-    metrics = (Metric.parse_option("auc_roc=0.83"),
-               Metric.parse_option("demographic_parity_ratio=0.91"),
-               Metric.parse_option("security_high_findings=0"))  # fmt: skip
-    ids = {}
-    clock = iter(TIMES.values())
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fs, "utc_now", lambda: next(clock))
-        ids[1] = register(ws, RegistrationRequest(
-            model="credit-risk", artefact=model_file, data_version=data_commit,
-            code_commit=code_commit, pipeline_run="train-0042", code_repo=str(code),
-            data_repo=DATA_URL, params={"max_depth": "6"}, metrics=metrics,
-        ), key["sme"]).composite_id  # fmt: skip
-        ids[2] = register(ws, RegistrationRequest(
-            model="credit-risk", artefact=tree, data_version=md5("applications"),
-            code_commit=code_commit, pipeline_run="train-0043", code_repo=CODE_URL,
-            data_repo=DATA_URL, metrics=metrics,
-        ), key["sme"]).composite_id  # fmt: skip
-        ids[3] = register(ws, RegistrationRequest(
-            model="credit-risk", artefact=model_file, data_version=MISSING_DATA,
-            code_commit=MISSING_COMMIT, pipeline_run="train-0044", code_repo=str(code),
-            data_repo=str(data), metrics=metrics,
-        ), key["sme"]).composite_id  # fmt: skip
-        ref = ModelRef.parse("credit-risk@1")
-        approve(ws, ref, "Staging", key["sme"], note="offline evaluation reviewed")
-        promote(ws, ref, "Staging", key["sme"])
-        gate(ws, ref, key["ci"])
-        approve(ws, ref, "Production", key["governance-lead"], note="model risk review MR-7")
-        promote(ws, ref, "Production", key["ci"])
-    return Lineage(base, ws.root, keys, code, data, code_commit, data_commit, later, ids)
-
-
-_SHARED: dict[str, Lineage] = {}
-
-
-def shared_lineage(factory: pytest.TempPathFactory) -> Lineage:
-    """One lineage workspace per test session, for this module and test_export."""
-    if "master" not in _SHARED:
-        _SHARED["master"] = build_lineage(factory.mktemp("lineage-master"))
-    return _SHARED["master"]
+    made = build(base, [
+        Version(artefact=model, name="model.pkl", data_version=data_commit,
+                code_commit=code_commit, pipeline_run="train-0042", code_repo=str(code),
+                data_repo=DATA_URL, params={"max_depth": "6"}, metrics=PASSING),
+        Version(artefact=tree, data_version=md5("applications"), code_commit=code_commit,
+                pipeline_run="train-0043", code_repo=CODE_URL, data_repo=DATA_URL,
+                metrics=PASSING),
+        Version(artefact=model, name="model.pkl", data_version=MISSING_DATA,
+                code_commit=MISSING_COMMIT, pipeline_run="train-0044", code_repo=str(code),
+                data_repo=str(data), metrics=PASSING),
+    ], TO_PRODUCTION, times=TIMES.values())  # fmt: skip
+    ids = dict(enumerate(made.ids, start=1))
+    return Lineage(base, made.root, made.keys, code, data, code_commit, data_commit, later, ids)
 
 
 def copy_lineage(m: Lineage, target: Path) -> Lineage:
-    """A private copy of the workspace and its repositories, for tests that change them."""
-    shutil.copytree(m.base, target, symlinks=True, dirs_exist_ok=True)
+    """``m`` with its paths moved into ``target``, where a copy of ``m.base`` lies."""
 
     def moved(p: Path) -> Path:
         return target / p.relative_to(m.base)

@@ -24,14 +24,11 @@ from conftest import (
     draft_values,
     edit_workbook,
     finding,
+    run,
     snapshot,
 )
 from regbook.cli import cli
 from regbook.core.schema import LEDGER, MODELS
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--workspace", str(root), *args], catch_exceptions=False)
 
 
 def clean_end(result: Result) -> None:

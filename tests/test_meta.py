@@ -71,9 +71,17 @@ def test_every_finding_code_is_documented():
 
 
 def test_every_code_the_code_base_emits_is_known():
+    """Every module in every subpackage, but the catalogue itself: it names every code,
+    so with it in the scan no code would ever look unused nor the scan broken."""
+    import regbook
+    from regbook.core import findings
+
+    package = ROOT / "toolkit" / "regbook"
+    catalogue = package / Path(findings.__file__).relative_to(Path(regbook.__file__).parent)
     used = set()
-    for path in (ROOT / "toolkit" / "regbook").rglob("*.py"):
-        used |= set(re.findall(r'"(RB\d{3})"', path.read_text(encoding="utf-8")))
+    for path in package.rglob("*.py"):
+        if path != catalogue:
+            used |= set(re.findall(r'"(RB\d{3})"', path.read_text(encoding="utf-8")))
     assert used <= set(CODES), used - set(CODES)
     assert used, "no finding codes found: the scan is broken"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from conftest import snapshot
-from test_reports import REPORT_TIME, run, tamper_code_commit
+from conftest import run, snapshot
+from test_reports import REPORT_TIME, tamper_code_commit
 
 FOLDER = "credit-risk-1-evidence"
 FILES = {"README.txt", "evidence.html", "evidence.pdf", "model-card.md", "provenance.json",

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import snapshot
+from conftest import run, snapshot
 from regbook.core.workspace import Workspace
 from regbook.crypto.keys import load_keyring
 from regbook.registry.snapshot import open_registry
 from regbook.reports.registry import registry_data
-from test_reports import REPORT_TIME, run, tamper_code_commit
+from test_reports import REPORT_TIME, tamper_code_commit
 
 
 def write(root: Path, name: str, *extra: str) -> tuple[object, str]:

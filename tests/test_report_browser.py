@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 import browser
+from conftest import run
 from regbook.core import fs
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import open_registry
 from regbook.reports import evidence as reports
-from test_reports import REPORT_TIME, build_production, run
+from test_reports import REPORT_TIME, build_production
 
 pytestmark = pytest.mark.skipif(
     browser.CHROMIUM is None and not os.environ.get("CI"),
@@ -49,7 +50,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         mp.delenv("REGBOOK_WORKSPACE", raising=False)
         mp.delenv("REGBOOK_KEY", raising=False)
         mp.setattr(fs, "utc_now", lambda: REPORT_TIME)
-        root, _ = build_production(base)
+        root = build_production(base).root
         out = base / "evidence.html"
         result = run(root, "report", "evidence", "credit-risk@1", "-o", str(out))
         assert result.exit_code == 0, result.output

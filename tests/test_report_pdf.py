@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from conftest import run
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import open_registry
 from regbook.render.pdf import render_pdf, text
 from regbook.reports import evidence as reports
-from test_reports import REPORT_TIME, run, tamper_code_commit
+from test_reports import REPORT_TIME, tamper_code_commit
 
 A4 = (595.28, 841.89)  # points
 

@@ -9,11 +9,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import CODE_COMMIT, DATA_VERSION, edit_workbook
-from regbook.cli import cli
-from regbook.core import fs
+from conftest import edit_workbook, run
+from factory import PASSING, TO_PRODUCTION, Built, Version, build
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import open_registry
@@ -31,65 +29,16 @@ TIMES = (
     "2026-01-12T10:00:00Z",  # promote Production
 )
 REPORT_TIME = "2026-02-01T12:00:00Z"
-PRINCIPALS = {"sme": "alice@example.com", "governance-lead": "gina@example.com",
-              "ci": "ci@example.com"}  # fmt: skip
 
 
-class _SeededKeys:
-    """Stands in for Ed25519PrivateKey.generate: fixed keys, so signatures, fingerprints
-    and the keyring hash are the same on every run (Ed25519 signing is deterministic)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def generate(self):  # noqa: ANN201
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        self.count += 1
-        return Ed25519PrivateKey.from_private_bytes(bytes([self.count]) * 32)
-
-
-def build_production(base: Path) -> tuple[Path, dict[str, Path]]:
+def build_production(base: Path) -> Built:
     """credit-risk@1 taken to Production on fixed dates with fixed keys; repositories
     recorded as URLs (not available here), so the trace is the same everywhere."""
-    from regbook.crypto import keys as keys_module
-    from regbook.crypto.keys import load_private_key
-    from regbook.workflow.governance import approve, gate, promote
-    from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
-    from regbook.workflow.setup import init_workspace
-
-    ws = init_workspace(base / "ws")
-    paths = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(keys_module, "Ed25519PrivateKey", _SeededKeys())
-        for role, who in PRINCIPALS.items():
-            paths[role] = base / "keys" / role
-            add_new_key(ws, who, (role,), out=paths[role])
-    key = {role: load_private_key(path) for role, path in paths.items()}
-    model_file = base / "model.pkl"
-    model_file.write_bytes(b"a trained model\n" * 500)
-    metrics = tuple(Metric.parse_option(m) for m in (
-        "auc_roc=0.83", "demographic_parity_ratio=0.91", "security_high_findings=0"))  # fmt: skip
-    clock = iter(TIMES)
-    ref = ModelRef.parse("credit-risk@1")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fs, "utc_now", lambda: next(clock))
-        register(ws, RegistrationRequest(
-            model="credit-risk", artefact=model_file, data_version=DATA_VERSION,
-            code_commit=CODE_COMMIT, pipeline_run="train-0042", code_repo=CODE_URL,
-            data_repo=DATA_URL, params={"max_depth": "6"}, metrics=metrics,
-            trained_on="2026-01-09",  # fixed: the default is today, which moves the goldens
-        ), key["sme"])  # fmt: skip
-        approve(ws, ref, "Staging", key["sme"], note="offline evaluation reviewed")
-        promote(ws, ref, "Staging", key["sme"])
-        gate(ws, ref, key["ci"])
-        approve(ws, ref, "Production", key["governance-lead"], note="model risk review MR-7")
-        promote(ws, ref, "Production", key["ci"])
-    return ws.root, paths
-
-
-def run(root: Path, *args: str):
-    return CliRunner().invoke(cli, ["--workspace", str(root), *args], catch_exceptions=False)
+    return build(base, [Version(
+        artefact=b"a trained model\n" * 500, name="model.pkl", pipeline_run="train-0042",
+        code_repo=CODE_URL, data_repo=DATA_URL, params={"max_depth": "6"}, metrics=PASSING,
+        trained_on="2026-01-09",  # fixed: the default is today, which moves the goldens
+    )], TO_PRODUCTION, times=TIMES, fixed_keys=True)  # fmt: skip
 
 
 def write_report(root: Path, name: str) -> tuple[object, str]:

@@ -27,12 +27,6 @@ from conftest import (
 from regbook.core.schema import MODELS
 
 
-@pytest.fixture
-def registered(registered_fast: Env) -> Env:
-    """conftest's ``registered`` workspace, copied from one built once per session."""
-    return registered_fast
-
-
 def verify_report(env: Env) -> tuple[int, dict[str, Any]]:
     result = env.run("verify", "--json")
     return result.exit_code, json.loads(result.stdout)

@@ -43,12 +43,6 @@ needs_ssh_keygen = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def registered(registered_fast: Env) -> Env:
-    """conftest's ``registered`` workspace, copied from one built once per session."""
-    return registered_fast
-
-
 # --- helpers ---------------------------------------------------------------------------
 
 
