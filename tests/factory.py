@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # regbook's own modules at the top, as the library imports them (docs/architecture.md).
 from regbook.core import fs, schema
-from regbook.core.ids import CompositeId, ModelRef
+from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.crypto import keys as crypto_keys
 from regbook.crypto.keys import Keyring, load_private_key
@@ -44,7 +44,13 @@ from regbook.storage.hashing import ContentHash
 from regbook.workbook.read import WorkbookWriter, read_workbook
 from regbook.workflow.archive import archive
 from regbook.workflow.governance import approve, gate, promote
-from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register
+from regbook.workflow.lifecycle import (
+    Metric,
+    RegistrationRequest,
+    add_new_key,
+    register,
+    registration_payload,
+)
 from regbook.workflow.setup import init_workspace
 
 DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
@@ -308,21 +314,16 @@ def _sign(
 def register_payload(
     v: Version, version: int, content: Any, storage: str, size: int, files: int = 1
 ) -> dict[str, Any]:
-    """The ``register`` payload, field by field as docs/formats.md gives it."""
-    cid = CompositeId.build(v.model, version, content.hex, v.data_version, v.code_commit)
-    return {
-        "artefact": {"bytes": size, "files": files, "hash": str(content), "storage": storage},
-        "code_commit": v.code_commit,
-        "code_repo": v.code_repo,
-        "composite_id": str(cid),
-        "data_repo": v.data_repo,
-        "data_version": v.data_version,
-        "metrics": [m.to_json() for m in sorted(v.parsed_metrics(),
-                                                 key=lambda m: (m.metric, m.slice))],
-        "params": dict(sorted(v.params.items())),
-        "pipeline_run": v.pipeline_run,
-        "trained_on": v.trained_on or "",
-    }  # fmt: skip
+    """The ``register`` payload the library signs for ``v`` sealed as ``version``."""
+    request = RegistrationRequest(
+        model=v.model, data_version=v.data_version, code_commit=v.code_commit,
+        pipeline_run=v.pipeline_run, data_repo=v.data_repo, code_repo=v.code_repo,
+        params=dict(v.params), metrics=tuple(v.parsed_metrics()),
+    )  # fmt: skip
+    return registration_payload(
+        request, version=version, content=content, storage=storage, size=size, files=files,
+        trained_on=v.trained_on or "",
+    )  # fmt: skip
 
 
 def write_sheets(made: Built, events: list[Any]) -> None:

@@ -149,9 +149,9 @@ class Registered:
 # --- register ------------------------------------------------------------------------
 
 
-def _payload(
+def registration_payload(
     req: RegistrationRequest,
-    model: str,
+    *,
     version: int,
     content: ContentHash,
     storage: str,
@@ -159,7 +159,9 @@ def _payload(
     files: int,
     trained_on: str,
 ) -> dict[str, Any]:
-    cid = CompositeId.build(model, version, content.hex, req.data_version, req.code_commit)
+    """The ``register`` event's payload for ``req`` sealed as ``version`` (docs/formats.md):
+    what ``register`` and ``seal`` sign, and what a tool that builds ledgers signs too."""
+    cid = CompositeId.build(req.model, version, content.hex, req.data_version, req.code_commit)
     return {
         "artefact": {"bytes": size, "files": files, "hash": str(content), "storage": storage},
         "code_commit": req.code_commit,
@@ -300,7 +302,15 @@ def register(
             stored = located
         storage = ws.display_path(stored)
         trained_on = req.trained_on or datetime.now(UTC).date().isoformat()
-        payload = _payload(req, req.model, version, content, storage, size, files, trained_on)
+        payload = registration_payload(
+            req,
+            version=version,
+            content=content,
+            storage=storage,
+            size=size,
+            files=files,
+            trained_on=trained_on,
+        )
         payload_cell("register", payload)  # refused now, not after the copy
         if located is None:
             _copy_artefact(req.artefact, target_dir, content)  # type: ignore[arg-type]
@@ -353,8 +363,14 @@ def seal(ws: Workspace, key: Any, *, role: str | None = None) -> list[Registered
                 else str(d.located)
             )
             trained_on = d.request.trained_on or datetime.now(UTC).date().isoformat()
-            payload = _payload(
-                d.request, d.request.model, d.version, d.content, storage, size, files, trained_on
+            payload = registration_payload(
+                d.request,
+                version=d.version,
+                content=d.content,
+                storage=storage,
+                size=size,
+                files=files,
+                trained_on=trained_on,
             )
             event = tx.sign(identity, "register", d.request.model, d.version, payload)
             draft_rows[(d.request.model, d.version)] = (d.row, d.metric_rows)
