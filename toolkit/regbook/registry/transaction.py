@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from regbook.core.errors import InputError, KeyProblem, VerificationFailed
+from regbook.core.findings import Finding
 from regbook.core.ids import ModelRef
 from regbook.core.schema import (
     APPROVALS,
@@ -35,7 +36,13 @@ from regbook.core.workspace import Workspace
 from regbook.crypto.keys import load_keyring
 from regbook.ledger.events import LedgerEvent, new_event
 from regbook.ledger.state import Registry, VersionState
-from regbook.registry.diff import metrics_findings, models_findings, normalize_text, sheet_findings
+from regbook.registry.diff import (
+    metrics_findings,
+    models_findings,
+    normalize_text,
+    sheet_findings,
+    view_findings,
+)
 from regbook.registry.snapshot import CARD_SHEETS, Snapshot, open_registry
 from regbook.registry.views import (
     approval_row,
@@ -191,7 +198,14 @@ class Transaction:
         """The workbook package to append to, once the command's own checks have passed
         and the views are known to equal the ledger."""
 
-        _refuse_edited_views(self.data, self.registry)
+        # A checked transaction compared the views when it opened; else compare now.
+        snapshot = self.snapshot
+        edited = (
+            snapshot.view_findings
+            if snapshot.views_checked
+            else view_findings(self.data, self.registry)
+        )
+        _refuse_edited_views(edited)
         try:
             return PackagePatch(self.ws.workbook_path)
         except (OSError, KeyError, ValueError) as err:
@@ -203,18 +217,11 @@ class Transaction:
         self.writer.save(patch)
 
 
-def _refuse_edited_views(data: WorkbookData, registry: Registry) -> None:
+def _refuse_edited_views(differences: list[Finding]) -> None:
     """A writer rewrites view rows from the ledger; doing so over a hand edit would erase
     the evidence of it. So every writer refuses while a view differs from the ledger:
     `regbook verify` shows the edits, `regbook restore` repairs them deliberately."""
-
-    found = (
-        models_findings(data[MODELS.name], registry)
-        + metrics_findings(data[METRICS.name], registry)
-        + sheet_findings(data[APPROVALS.name], APPROVALS, approvals_values(registry))
-        + sheet_findings(data[HISTORY.name], HISTORY, history_values(registry))
-    )
-    found = [f for f in found if f.is_problem]
+    found = [f for f in differences if f.is_problem]
     if found:
         raise VerificationFailed(
             f"the workbook's views differ from the ledger in {len(found)} place"
