@@ -31,7 +31,7 @@ from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.crypto import keys as crypto_keys
 from regbook.crypto.keys import Keyring, load_private_key
-from regbook.ledger.events import new_event
+from regbook.ledger.events import new_event, read_events
 from regbook.ledger.gates import evaluate, parse_gates
 from regbook.ledger.state import Registry
 from regbook.registry.transaction import (
@@ -47,11 +47,11 @@ from regbook.workflow.governance import approve, gate, promote
 from regbook.workflow.lifecycle import (
     Metric,
     RegistrationRequest,
-    add_new_key,
     register,
     registration_payload,
 )
 from regbook.workflow.setup import init_workspace
+from regbook.workflow.trust import new_key
 
 DATA_VERSION = "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a"  # a DVC md5
 CODE_COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
@@ -59,6 +59,8 @@ CODE_COMMIT_2 = "0badc0de34567890abcdef1234567890abcdef12"
 # Key name -> principal; a key acts in the role it is named after.
 STAFF = {"sme": "alice@example.com", "governance-lead": "gina@example.com",
          "ci": "ci@example.com"}  # fmt: skip
+GOVERNANCE = "governance-lead"
+FIXED_REGISTRY_ID = "00000000-0000-4000-8000-000000000001"
 METRICS = ("auc_roc=0.83", "demographic_parity_ratio=0.91")
 PASSING = (*METRICS, "security_high_findings=0")  # and every default gate passes
 
@@ -146,7 +148,10 @@ def build(
     """BASE/ws with a key per entry of ``keys`` in BASE/keys/, then ``versions``
     registered and ``history`` walked. ``times`` pins the ledger's clock, one time per
     event; ``fixed_keys`` makes the same keys on every run (for golden files)."""
-    made = workspace(base / "ws", keys, key_dir=base / "keys", fixed_keys=fixed_keys)
+    times = list(times)
+    # The keyring events are dated at the first pinned time, ahead of the rest.
+    with ledger_clock(times[:1] * len(keys)):
+        made = workspace(base / "ws", keys, key_dir=base / "keys", fixed_keys=fixed_keys)
     with ledger_clock(times):
         register_all(made, versions)
         advance(made, history)
@@ -160,14 +165,23 @@ def workspace(
     key_dir: Path | None = None,
     fixed_keys: bool = False,
 ) -> Built:
-    """``init_workspace(root)`` and ``add_new_key`` for each (name, principal) of
-    ``keys``, written to KEY_DIR/NAME (default: keys/ beside the workspace)."""
+    """``init_workspace(root)`` and ``new_key`` for each (name, principal) of ``keys``,
+    written to KEY_DIR/NAME (default: keys/ beside the workspace). The governance lead's
+    key comes first and signs its own keyring event, then every other one's."""
     key_dir = root.parent / "keys" if key_dir is None else key_dir
     made = Built(root, {name: key_dir / name for name in keys})
     ws = init_workspace(root)
+    if fixed_keys:  # and a fixed registry ID, for the same bytes on every run
+        config = ws.config_path.read_text(encoding="utf-8")
+        drawn = ws.settings.registry_id
+        ws.config_path.write_text(config.replace(drawn, FIXED_REGISTRY_ID), encoding="utf-8")
+        ws = Workspace.load(root)
     with _seeded_keys() if fixed_keys else nullcontext():
-        for name, principal in keys.items():
-            add_new_key(ws, principal, (name,), out=made.keys[name])
+        lead = None
+        for name, principal in sorted(keys.items(), key=lambda k: k[0] != GOVERNANCE):
+            key = new_key(ws, principal, (name,), out=made.keys[name], gov_key=lead).key
+            if name == GOVERNANCE:
+                lead = key
     return made
 
 
@@ -258,7 +272,8 @@ def register_bulk(
     step: timedelta = timedelta(minutes=1),
 ) -> list[str]:
     """Register the versions as ``register`` would, signed at START, START + STEP, ...,
-    into a workspace whose ledger is still empty, and write the sheets in one save. Each
+    after the ledger's keyring events (a workspace with no version yet), and write the
+    sheets in one save. Each
     artefact (bytes) is written read-only straight into models/MODEL/VERSION/NAME. With
     ``staged`` each version is also approved for Staging and promoted by its registering
     key, and gated by the "ci" key, at the minute of its registration: four events per
@@ -268,11 +283,17 @@ def register_bulk(
 
     def signer(name: str, allowed: Iterable[str], action: str) -> Any:
         if name not in signers:
-            signers[name] = acting_identity(ws, made.key(name), allowed, action)
+            found = acting_identity(ws, made.key(name), allowed, action)
+            signers[name] = _Signer(found.principal, found.role, found.key, ws.settings.registry_id)
         return signers[name]
 
     gates = parse_gates(ws.settings.gates)
-    events: list[Any] = []
+    before, bad = read_events(read_workbook(ws.workbook_path, sheets=(schema.LEDGER,))[
+        schema.LEDGER.name])  # fmt: skip
+    assert not bad and all(e.kind == "keyring" for e in before), "a registry without versions"
+    events: list[Any] = list(before)
+    if before and before[-1].when > start:
+        start = before[-1].when  # the chain's clock never runs backwards
     next_version: dict[str, int] = {}
     for i, v in enumerate(versions):
         version = next_version.get(v.model, 1)
@@ -297,15 +318,25 @@ def register_bulk(
             result = {"content_hash": str(content), "stage": "Staging", **outcome.to_json()}
             ci = signer("ci", ("ci",), "gate")
             _sign(events, ci, "gate", v.model, version, result, at)
-    write_sheets(made, events)
+    write_sheets(made, events[len(before) :], before)
     return made.ids
+
+
+@dataclass(frozen=True)
+class _Signer:
+    principal: str
+    role: str
+    key: Any
+    registry_id: str
 
 
 def _sign(
     events: list[Any], by: Any, kind: str, model: str, version: int, payload: Any, at: str
 ) -> Any:
-    """Sign an event after the last of ``events`` and append it."""
+    """Sign an event after the last of ``events`` and append it; it carries the
+    registry's ID, as every event a writer signs does."""
     head = events[-1] if events else None
+    payload = {**payload, "registry": by.registry_id} if by.registry_id else payload
     events.append(new_event(head, kind, model, version, payload, by.key, by.principal,
                             by.role, at=at))  # fmt: skip
     return events[-1]
@@ -326,16 +357,17 @@ def register_payload(
     )  # fmt: skip
 
 
-def write_sheets(made: Built, events: list[Any]) -> None:
-    """Append ``events`` to the Ledger and write the Models and Metrics rows of their
-    registrations and the derived sheets, with the row builders restore uses; one save.
+def write_sheets(made: Built, events: list[Any], before: Sequence[Any] = ()) -> None:
+    """Append ``events`` to the Ledger (after ``before``, the events it holds) and write
+    the Models and Metrics rows of their registrations and the derived sheets, with the
+    row builders restore uses; one save.
     The backup of the workbook before it is removed: it is of no use to anyone."""
     ws = made.ws
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
         data = read_workbook(ws.workbook_path)
         wb = writer.load()
         append_ledger_rows(wb, data[schema.LEDGER.name].row_numbers, events)
-        registry, findings = Registry.replay(events)
+        registry, findings = Registry.replay([*before, *events])
         if findings:
             raise RuntimeError(f"the events replay with findings: {findings[:3]}")
         models_ws, metrics_ws = wb[schema.MODELS.name], wb[schema.METRICS.name]

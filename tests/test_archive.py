@@ -413,6 +413,7 @@ def in_production(registered_fast: Env) -> Env:
     config = env.root / "regbook.toml"
     text = config.read_text()
     config.write_text(text.replace('security = "security_high_findings == 0"\n', ""))
+    ok(env.run("policy", "sign", key="governance-lead"))
     for ref in ("credit-risk@1", "credit-risk@2"):
         ok(env.run("approve", ref, "--to", "Staging", key="sme"))
         ok(env.run("promote", ref, "--to", "Staging", key="sme"))
@@ -476,6 +477,7 @@ def test_an_archive_signed_by_ci_without_the_promotion_is_found(in_production: E
         "to": "Archived", "storage": "archive/credit-risk/1", "retain_until": "2036-01-01",
         "bag_tagmanifest_sha256": "0" * 64,
         "superseded_by": {"model": "credit-risk", "version": 2},
+        "registry": env.ws.settings.registry_id,  # as every event of this registry
     }  # fmt: skip
     key = keys.load_private_key(env.keys["ci"])
     event = new_event(events[-1], "archive", "credit-risk", 1, payload, key, "ci@example.com", "ci")

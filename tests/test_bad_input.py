@@ -61,9 +61,10 @@ def restore_cmd(env: Env) -> Result:
 
 
 def keys_new_cmd(env: Env) -> Result:
+    """A new key, with the governance lead's key that signs its keyring event."""
     return env.run(
         "keys", "new", "bob@example.com", "--role", "sme",
-        "--out", str(env.root.parent / "keys" / "bob"),
+        "--out", str(env.root.parent / "keys" / "bob"), key="governance-lead",
     )  # fmt: skip
 
 

@@ -13,10 +13,12 @@ import pytest
 
 from conftest import CODE_COMMIT, DATA_VERSION, Env, edit_workbook
 from regbook.core.ids import ModelRef
-from regbook.core.schema import CARDS, MODELS
+from regbook.core.schema import CARDS, LEDGER, MODELS
+from regbook.ledger.events import read_events
 from regbook.registry.snapshot import CARD_SHEETS, open_registry
 from regbook.render import card as card_text
 from regbook.reports import card as cards
+from regbook.workbook.read import read_workbook
 from regbook.workflow import archive as archiving
 
 REF = "credit-risk@1"
@@ -80,13 +82,19 @@ def test_every_section_has_real_values(gated: Env, name: str):
         assert f"{CARDS.ref(key, 2)}, the SME's text in the Cards sheet (not sealed)" in text
     payload = data["details"]["facts"]
     sealed = {f["label"]: f["value"] for f in payload}
+    # The registration's ledger event (after the keyring events of the workspace's keys).
+    events, _ = read_events(read_workbook(gated.workbook)[LEDGER.name])
+    (registration,) = [
+        e for e in events if (e.kind, e.model, e.version) == ("register", "credit-risk", 1)
+    ]
     assert sealed["Stage"] == "None" and sealed["Registered by"] == "alice@example.com"
     for value in (data["composite_id"], sealed["Content hash"], sealed["Seal"],
                   sealed["Registered at"], CODE_COMMIT, DATA_VERSION, "run-1042",
                   "alice@example.com", "demographic_parity_ratio", "0.91", "fairness",
                   "auc_roc", "0.83", ">= 0.8", ">= 0.75", "PASS", "FAIL",
                   "Latest gate result: ", "signed by ci@example.com",
-                  "the sealed registration, ledger event 1"):  # fmt: skip
+                  f"the sealed registration, ledger event {registration.seq}, signed by "
+                  "alice@example.com"):  # fmt: skip
         assert str(value) in text, value
     assert data["training_data"]["facts"]["rows"][2]["value"] in text  # training date
     assert "No problems found" in text and str(gated.root) not in text

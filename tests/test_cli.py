@@ -93,22 +93,36 @@ def test_keys_new_writes_key_keyring_and_keys_sheet(env: Env):
         for ln in (env.root / "allowed_signers").read_text().splitlines()
         if ln and not ln.startswith("#")
     ]
+    # The governance lead's key is made first (it signs its own keyring event), then
+    # the others, each added by a keyring event the lead signs.
     assert len(lines) == 3
-    assert lines[0].startswith('alice@example.com namespaces="regbook-sme" ssh-ed25519 ')
+    assert lines[0].startswith('gina@example.com namespaces="regbook-governance-lead" ssh-ed25519 ')
+    assert lines[1].startswith('alice@example.com namespaces="regbook-sme" ssh-ed25519 ')
     ws = openpyxl.load_workbook(env.workbook)["Keys"]
     principals = [ws.cell(row=r, column=1).value for r in range(2, 5)]
-    assert principals == ["alice@example.com", "gina@example.com", "ci@example.com"]
+    assert principals == ["gina@example.com", "alice@example.com", "ci@example.com"]
+    from regbook.core.schema import LEDGER
+    from regbook.ledger.events import read_events
+    from regbook.workbook.read import read_workbook
+
+    events, bad = read_events(read_workbook(env.workbook)[LEDGER.name])
+    assert not bad
+    assert [(e.kind, e.model, e.signer, e.payload["principal"]) for e in events] == [
+        ("keyring", "(registry)", "gina@example.com", p) for p in principals
+    ]
 
 
 def test_keys_new_several_roles_and_refuses_overwrite(env: Env, tmp_path):
     out = tmp_path / "keys" / "both"
     result = env.run(
-        "keys", "new", "bob@example.com", "--role", "sme", "--role", "ci", "--out", str(out)
-    )
+        "keys", "new", "bob@example.com", "--role", "sme", "--role", "ci", "--out", str(out),
+        key="governance-lead",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert 'namespaces="regbook-sme,regbook-ci"' in (env.root / "allowed_signers").read_text()
     before = snapshot(env.root)
-    result = env.run("keys", "new", "bob@example.com", "--role", "sme", "--out", str(out))
+    result = env.run("keys", "new", "bob@example.com", "--role", "sme", "--out", str(out),
+                     key="governance-lead")  # fmt: skip
     assert result.exit_code == 2
     assert str(out) in result.output
     assert snapshot(env.root) == before
@@ -126,7 +140,7 @@ def test_keys_list_text_and_json(env: Env):
     assert result.exit_code == 0
     assert "gina@example.com" in result.output and "governance-lead" in result.output
     rows = json.loads(env.run("keys", "list", "--json").output)
-    assert [r["roles"] for r in rows] == ["sme", "governance-lead", "ci"]
+    assert [r["roles"] for r in rows] == ["governance-lead", "sme", "ci"]  # the lead's first
     assert all(r["fingerprint"].startswith("SHA256:") for r in rows)
 
 
@@ -135,9 +149,10 @@ def test_keys_made_by_ssh_keygen_sign(env: Env, tmp_path):
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-C", "x", "-f", str(key)], check=True
     )
-    pub = Path(str(key) + ".pub").read_text().split()
-    with open(env.root / "allowed_signers", "a") as handle:
-        handle.write(f'dora@example.com namespaces="regbook-sme" {pub[0]} {pub[1]}\n')
+    # The lead adds the key dora already has (a hand edit of the keyring is RB116).
+    added = env.run("keys", "add", "dora@example.com", "--role", "sme", "--pubkey",
+                    str(key) + ".pub", key="governance-lead")  # fmt: skip
+    assert added.exit_code == 0, added.output
     artefact = tmp_path / "m.bin"
     artefact.write_bytes(b"model")
     result = env.run(

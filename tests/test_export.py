@@ -36,6 +36,7 @@ from test_lineage import (
     Lineage,
     md5,
     pytestmark,  # noqa: F401  (git is needed here too)
+    tamper_registration,
 )
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
@@ -278,14 +279,7 @@ def test_regbook_key_in_the_environment_does_not_sign_unasked(built: Lineage):
 
 
 def test_export_refuses_a_tampered_ledger(fresh: Lineage):
-    from conftest import edit_workbook
-    from regbook.core.schema import LEDGER
-
-    def change(wb):
-        cell = wb[LEDGER.name][f"{LEDGER.letter('payload')}2"]
-        cell.value = cell.value.replace("train-0042", "train-0666")
-
-    edit_workbook(fresh.ws_root / "registry.xlsx", change)
+    tamper_registration(fresh.ws_root)  # credit-risk@1's registration
     result = fresh.run("export", "provenance", "credit-risk@1")
     assert result.exit_code == 1 and "does not vouch" in result.output
 
@@ -371,22 +365,28 @@ def test_exported_signatures_check_with_ssh_keygen(built: Lineage, tmp_path: Pat
     dest = tmp_path / "signatures"
     result = built.run("export", "signatures", str(dest))
     assert result.exit_code == 0, result.output
-    assert "wrote 8 events" in result.output
+    # 3 keyring events (the workspace's keys), 3 registrations, 5 workflow events.
+    assert "wrote 11 events" in result.output
     files = sorted(p.name for p in (dest / "events").iterdir())
-    assert files[:2] == ["000001.json", "000001.json.sig"] and len(files) == 16
+    assert files[:2] == ["000001.json", "000001.json.sig"] and len(files) == 22
     assert (dest / "allowed_signers").read_bytes() == built.ws.keyring_path.read_bytes()
     tsv = (dest / "events.tsv").read_text(encoding="utf-8").splitlines()
-    assert tsv[1].split("\t")[:5] == ["1", "register", "credit-risk@1", "alice@example.com",
+    first = tsv[1].split("\t")
+    assert [first[i] for i in (0, 1, 3, 4)] == ["1", "keyring", "gina@example.com",
+                                                "regbook-governance-lead"]  # fmt: skip
+    assert tsv[4].split("\t")[:5] == ["4", "register", "credit-risk@1", "alice@example.com",
                                       "regbook-sme"]  # fmt: skip
     done = run_script(dest)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip().endswith("8 event(s) verified, 0 failed")
-    # Each event by hand, exactly as the script's header says.
+    assert done.stdout.strip().endswith("11 event(s) verified, 0 failed")
+    # Each event by hand, exactly as the script's header says: the lead's approval for
+    # Production (event 10).
+    assert tsv[10].split("\t")[:4] == ["10", "approve", "credit-risk@1", "gina@example.com"]
     one = subprocess.run(
         [SSH_KEYGEN, "-Y", "verify", "-f", str(dest / "allowed_signers"), "-I",
          "gina@example.com", "-n", "regbook-governance-lead", "-s",
-         str(dest / "events" / "000007.json.sig")],
-        input=(dest / "events" / "000007.json").read_bytes(), capture_output=True,
+         str(dest / "events" / "000010.json.sig")],
+        input=(dest / "events" / "000010.json").read_bytes(), capture_output=True,
     )  # fmt: skip
     assert one.returncode == 0, one.stderr
 
@@ -395,13 +395,15 @@ def test_exported_signatures_check_with_ssh_keygen(built: Lineage, tmp_path: Pat
 def test_the_script_catches_tampering(built: Lineage, tmp_path: Path):
     dest = tmp_path / "signatures"
     export_signatures(open_registry(built.ws, sheets=LEDGER_ONLY, signatures=False), dest)
-    event = dest / "events" / "000002.json"
+    # credit-risk@2's registration (event 5, after the 3 keyring events).
+    event = dest / "events" / "000005.json"
+    assert b"train-0043" in event.read_bytes()
     event.write_bytes(event.read_bytes().replace(b"train-0043", b"train-0666"))
     done = run_script(dest)
     assert done.returncode == 1
-    assert "BAD  event 000002: signature by alice@example.com in regbook-sme" in done.stdout
-    assert "BAD  event 000002: its bytes hash to" in done.stdout
-    assert done.stdout.strip().endswith("7 event(s) verified, 1 failed")
+    assert "BAD  event 000005: signature by alice@example.com in regbook-sme" in done.stdout
+    assert "BAD  event 000005: its bytes hash to" in done.stdout
+    assert done.stdout.strip().endswith("10 event(s) verified, 1 failed")
 
 
 @needs_ssh_keygen
@@ -425,7 +427,8 @@ def test_the_script_checks_keys_at_each_events_time(built: Lineage, tmp_path: Pa
     )  # fmt: skip
     done = run_script(dest, str(late))
     assert done.returncode == 1
-    assert done.stdout.count("BAD  event") == 1 and "event 000001" in done.stdout
+    # Only credit-risk@1's registration (event 4, 09:00) precedes the sme key's window.
+    assert done.stdout.count("BAD  event") == 1 and "event 000004" in done.stdout
 
 
 def test_export_signatures_refuses_a_non_empty_folder(built: Lineage, tmp_path: Path):
@@ -441,6 +444,6 @@ def test_export_signatures_refuses_a_non_empty_folder(built: Lineage, tmp_path: 
         json.loads(built.run("export", "signatures", str(tmp_path / "n"), "--json").output)[
             "events"
         ]
-        == 8
+        == 11
     )
     assert not list(tmp_path.glob(".*partial*"))

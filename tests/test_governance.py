@@ -161,12 +161,15 @@ def link(event: LedgerEvent) -> dict[str, Any]:
 def forge(env: Env, kind: str, ref: str, payload: dict[str, Any], role: str) -> int:
     """Sign an event as ``role``'s key would, after the ledger's head, and write it the
     way regbook writes: the Ledger row, the version's Models row and the regbook-only
-    sheets from the replayed ledger. Returns the event's Ledger row."""
+    sheets from the replayed ledger. The event carries the registry's ID, as every event
+    regbook signs does (an insider with the workspace reads it from regbook.toml).
+    Returns the event's Ledger row."""
     model, version = ref.split("@")
     data = read_workbook(env.workbook)
     events, bad = read_events(data[LEDGER.name])
     assert not bad
     key = keys.load_private_key(env.keys[role])
+    payload = {**payload, "registry": env.ws.settings.registry_id}
     event = new_event(events[-1], kind, model, int(version), payload, key, PRINCIPAL[role], role)
     registry, _ = Registry.replay([*events, event])
     state = registry.get(model, int(version))
@@ -192,22 +195,30 @@ def transition(ref_env: Env, ref: str, to: str, **extra: Any) -> dict[str, Any]:
     return {"content_hash": state.content_hash, "from": state.stage, "to": to, **extra}
 
 
-def revoke(env: Env, role: str, before: str = "20200101Z") -> None:
-    """Give the key of ``role`` a valid-before in the past in allowed_signers."""
-    ring = env.root / "allowed_signers"
-    text = ring.read_text()
-    old = f'{PRINCIPAL[role]} namespaces="regbook-{role}"'
-    assert old in text
-    new = f'{PRINCIPAL[role]} valid-before="{before}",namespaces="regbook-{role}"'
-    ring.write_text(text.replace(old, new))
+def revoke(env: Env, role: str, at: str = "2020-01-01T00:00:00Z") -> None:
+    """Revoke the key of ``role`` as from ``at`` (valid-before in the past), as a
+    governance lead does: `regbook keys revoke`, a signed keyring event. The lead's own
+    key is revoked by a second lead, whom the first adds beforehand."""
+    signer = "governance-lead"
+    if role == "governance-lead":
+        second = env.root.parent / "keys" / "second-lead"
+        ok(cli_run(env, "keys", "new", "gail@example.com", "--role", "governance-lead",
+                   "--out", str(second), key="governance-lead"))  # fmt: skip
+        env.keys["second-lead"] = second
+        signer = "second-lead"
+    ok(cli_run(env, "keys", "revoke", PRINCIPAL[role], "--at", at, key=signer))
 
 
-def set_setting(env: Env, section: str, line: str, new: str) -> None:
+def set_setting(env: Env, section: str, line: str, new: str, *, sign: bool = True) -> None:
+    """Change a line of regbook.toml; a policy setting is then signed into the ledger by
+    the governance lead (unless ``sign`` is False), as the policy's owner does."""
     config = env.root / "regbook.toml"
     text = config.read_text()
     head, sep, tail = text.partition(f"[{section}]\n")
     assert sep and line in tail, f"{line!r} not in [{section}]"
     config.write_text(head + sep + tail.replace(line, new, 1))
+    if sign and section in ("roles", "transitions", "gates"):
+        ok(env.run("policy", "sign", key="governance-lead"))
 
 
 def rows(env: Env, sheet: Sheet) -> list[dict[str, Any]]:
@@ -748,7 +759,15 @@ def test_approval_signed_with_a_revoked_key(gov: Env):
         "governance-lead",
     )
     code, report = run_verify(gov)
-    assert code == 1 and problems(report) == {("RB107", f"Ledger!K{row}")}
+    # Every event of the lead's is outside the window (valid-before 2020): this one, and
+    # the keyring events it signed since (revoked as from 2020, the key vouches for
+    # nothing after it). This one also comes after the revocation in the chain (RB115).
+    lead_rows = {e.row for e in ledger_events(gov) if e.signer == PRINCIPAL["governance-lead"]}
+    assert row in lead_rows and len(lead_rows) == 5
+    assert code == 1 and problems(report) == {
+        *{("RB107", f"Ledger!K{r}") for r in lead_rows},
+        ("RB115", f"Ledger!K{row}"),
+    }
     assert (
         "valid until 2020-01-01T00:00:00Z" in finding(report, "RB107", f"Ledger!K{row}")["message"]
     )
@@ -762,7 +781,9 @@ def test_transition_signed_with_a_revoked_key(flow: Env):
     # The lead approves retiring credit-risk@2; the sme, whose key has since been revoked,
     # signs the transition anyway (the CLI refuses; made by hand here).
     ok(cli_run(flow, "approve", "credit-risk@2", "--to", "Archived", key="governance-lead"))
-    revoke(flow, "sme")
+    # The lead revokes the sme's key as regbook keys does: a signed keyring event.
+    ok(cli_run(flow, "keys", "revoke", PRINCIPAL["sme"], "--at", "2020-01-01T00:00:00Z",
+               key="governance-lead"))  # fmt: skip
     payload = transition(
         flow,
         "credit-risk@2",
@@ -774,7 +795,10 @@ def test_transition_signed_with_a_revoked_key(flow: Env):
     # Every event of the sme's is outside the window (valid-before 2020), this one too.
     sme_rows = {e.row for e in ledger_events(flow) if e.signer == PRINCIPAL["sme"]}
     assert row in sme_rows
-    assert code == 1 and problems(report) == {("RB107", f"Ledger!K{r}") for r in sme_rows}
+    # And this one comes after the keyring event that revoked the key (RB115).
+    assert code == 1 and problems(report) == {("RB107", f"Ledger!K{r}") for r in sme_rows} | {
+        ("RB115", f"Ledger!K{row}")
+    }
 
 
 def test_two_production_versions(flow: Env):
@@ -811,7 +835,7 @@ def test_gate_result_stale_after_thresholds_tightened(flow: Env):
     gates = {ref: last_event(flow, "gate", ref).row for ref in ("credit-risk@1", "fraud-score@1")}
     assert problems(report) == {("RB505", f"Ledger!F{row}") for row in gates.values()}
     message = finding(report, "RB505", f"Ledger!F{gates['credit-risk@1']}")["message"]
-    assert "is PASS, but the thresholds in regbook.toml give FAIL on the sealed metrics" in message
+    assert "is PASS, but the thresholds in force give FAIL on the sealed metrics" in message
     # The version in Production may not be deployed on a result that no longer holds.
     result = cli_run(flow, "verify", "--for-deploy", "credit-risk@1")
     assert result.exit_code == 1 and "RB505" in result.stdout
@@ -854,7 +878,7 @@ def test_forged_gate_with_a_result_that_does_not_follow(gov: Env):
     assert {(f["code"], f["where"]) for f in report["findings"]} == {("RB505", f"Ledger!F{row}")}
     messages = " | ".join(f["message"] for f in report["findings"])
     assert "gate performance recorded PASS for auc_roc >= 0.75 with value 0.7" in messages
-    assert "thresholds in regbook.toml give FAIL" in messages
+    assert "thresholds in force give FAIL" in messages
 
 
 @pytest.mark.parametrize(
@@ -954,7 +978,12 @@ def test_views_after_each_step_of_the_full_path(gov: Env):
         None,
     )
     assert rows(gov, APPROVALS) == []
-    assert [h["event"] for h in rows(gov, HISTORY)] == ["register"] * 4
+    # The three keyring events of the keys made with the workspace, then 4 registrations.
+    assert [(h["event"], h["model"]) for h in rows(gov, HISTORY)] == [
+        ("keyring", "(registry)")
+    ] * 3 + [
+        ("register", model) for model in ("credit-risk", "credit-risk", "fraud-score", "churn")
+    ]
 
     def step(command: str, to: str | None, role: str) -> LedgerEvent:
         walk(gov, [(command, ref, to, role)])
@@ -1026,7 +1055,7 @@ def test_views_after_each_step_of_the_full_path(gov: Env):
     assert row["stage"] == "Archived"
     assert row["approval"] == f"gina@example.com (governance-lead) {retire.at[:10]}"
     assert row["deployed_on"].date().isoformat() == live.at[:10]  # when it went live
-    assert [h["event"] for h in rows(gov, HISTORY)] == ["register"] * 4 + [
+    assert [h["event"] for h in rows(gov, HISTORY)] == ["keyring"] * 3 + ["register"] * 4 + [
         "promote",
         "gate",
         "promote",
@@ -1099,7 +1128,8 @@ def test_malformed_gate_payload_is_a_finding_not_a_traceback(gov: Env, gates: An
 def test_a_key_with_several_roles_acts_in_the_one_needed(gov: Env, tmp_path: Path):
     multi = tmp_path / "keys" / "multi"
     roles = [x for role in ROLES for x in ("--role", role)]
-    ok(cli_run(gov, "keys", "new", "max@example.com", *roles, "--out", str(multi)))
+    ok(cli_run(gov, "keys", "new", "max@example.com", *roles, "--out", str(multi),
+               key="governance-lead"))  # fmt: skip
     gov.keys["multi"] = multi
     acting = "max@example.com ({})"
     # Where two roles would do, the first in regbook.toml's order; --role chooses.

@@ -150,6 +150,28 @@ def copy_lineage(m: Lineage, target: Path) -> Lineage:
                    m.later_data_commit, dict(m.ids))  # fmt: skip
 
 
+def tamper_registration(ws_root: Path, old: str = "train-0042", new: str = "train-0666") -> int:
+    """Type over the Ledger payload of the one registration that holds ``old`` (by
+    default credit-risk@1's pipeline run), as a person in Excel would; returns its row.
+    The row is found, not assumed: keyring events come first in the ledger."""
+    from conftest import edit_workbook
+    from regbook.core.schema import LEDGER
+
+    rows: list[int] = []
+
+    def change(wb) -> None:
+        sheet = wb[LEDGER.name]
+        for row in range(2, sheet.max_row + 1):
+            cell = sheet[f"{LEDGER.letter('payload')}{row}"]
+            if isinstance(cell.value, str) and old in cell.value:
+                cell.value = cell.value.replace(old, new)
+                rows.append(row)
+
+    edit_workbook(ws_root / "registry.xlsx", change)
+    assert len(rows) == 1, f"{old!r} is in Ledger rows {rows}, not in exactly one"
+    return rows[0]
+
+
 def statuses(trace) -> dict[str, str]:
     return {link.name: link.status for link in trace.links}
 
@@ -342,15 +364,7 @@ def test_a_changed_artefact_is_broken(fresh: Lineage):
 
 
 def test_a_tampered_ledger_breaks_the_sealed_link(fresh: Lineage):
-    from conftest import edit_workbook
-    from regbook.core.schema import LEDGER
-
-    def change(wb):
-        sheet = wb[LEDGER.name]
-        cell = sheet[f"{LEDGER.letter('payload')}2"]
-        cell.value = cell.value.replace("train-0042", "train-0666")
-
-    edit_workbook(fresh.ws_root / "registry.xlsx", change)
+    tamper_registration(fresh.ws_root)
     trace = trace_version(open_registry(fresh.ws, sheets=LEDGER_ONLY), "credit-risk@1")
     link = next(x for x in trace.links if x.name == "sealed version")
     assert link.status == BROKEN and "chain is broken" in link.reason
@@ -468,14 +482,8 @@ def test_composite_id_api(built: Lineage):
 
 def test_composite_id_refuses_a_tampered_ledger(fresh: Lineage):
     import regbook
-    from conftest import edit_workbook
-    from regbook.core.schema import LEDGER
 
-    def change(wb):
-        cell = wb[LEDGER.name][f"{LEDGER.letter('payload')}2"]
-        cell.value = cell.value.replace("train-0042", "train-0666")
-
-    edit_workbook(fresh.ws_root / "registry.xlsx", change)
+    tamper_registration(fresh.ws_root)
     with pytest.raises(VerificationFailed):
         regbook.composite_id(fresh.ws_root, "credit-risk@1")
 

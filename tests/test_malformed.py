@@ -561,9 +561,13 @@ def test_an_empty_gates_table_is_no_gates_not_the_defaults(prod: Path):
     assert Settings.parse("").gates  # no table at all: the defaults of DESIGN section 6
     config = prod / "regbook.toml"
     text = config.read_text(encoding="utf-8")
-    start = text.index("[gates]")
-    end = text.index("[links]")
+    # The tables themselves, not their names in the header comment.
+    start = text.index("\n[gates]\n") + 1
+    end = text.index("\n[links]\n") + 1
     config.write_text(text[:start] + "[gates]\n\n" + text[end:], encoding="utf-8")
+    # A governance lead signs the policy without gates, so it is the one in force.
+    signed = run(prod, "policy", "sign", "--key", str(prod.parent / "keys" / "governance-lead"))
+    assert signed.exit_code == 0, signed.output
     result = run(prod, "gate", "credit-risk@1", "--key", str(prod.parent / "keys" / "ci"))
     one_line_refusal(result, "[gates] is empty")
 
@@ -571,20 +575,25 @@ def test_an_empty_gates_table_is_no_gates_not_the_defaults(prod: Path):
 def test_keys_new_takes_back_its_key_when_the_keyring_cannot_be_written(
     registered_fast: Env, monkeypatch: pytest.MonkeyPatch
 ):
-    from regbook.workflow import lifecycle
+    from regbook.core import fs
 
-    def refused(*_args: Any, **_kwargs: Any) -> None:
-        raise PermissionError(1, "Operation not permitted", "allowed_signers")
+    real_write = fs.atomic_write
+
+    def refused(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == "allowed_signers":  # the keyring, and only it
+            raise PermissionError(1, "Operation not permitted", "allowed_signers")
+        return real_write(path, *args, **kwargs)
 
     env = registered_fast
-    monkeypatch.setattr(lifecycle, "append_signer", refused)
+    monkeypatch.setattr(fs, "atomic_write", refused)
     out = env.root.parent / "zoe"
     before = snapshot(env.root)
-    result = env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out))
+    result = env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out),
+                     key="governance-lead")  # fmt: skip
     one_line_refusal(result, "Operation not permitted")
     assert not out.exists() and not out.with_name("zoe.pub").exists()
-    assert snapshot(env.root) == before
+    assert snapshot(env.root) == before  # no keyring line, no keyring event
     monkeypatch.undo()
-    assert (
-        env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out)).exit_code == 0
-    )
+    result = env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out),
+                     key="governance-lead")  # fmt: skip
+    assert result.exit_code == 0, result.output

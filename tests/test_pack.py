@@ -45,7 +45,8 @@ def test_pack_holds_every_file_and_sha256sum_checks_it(prod: Path, tmp_path: Pat
     names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     assert FILES <= names
     events = sorted(n for n in names if n.startswith("signatures/events/"))
-    assert len(events) == 2 * 6  # six ledger events, each with its .sig
+    # nine ledger events (3 keyring events, 1 registration, 5 workflow), each with its .sig
+    assert len(events) == 2 * 9
     assert set(summary["files"]) == names
     assert summary["composite_id"].startswith("credit-risk@1+")
 
@@ -63,7 +64,7 @@ def test_pack_holds_every_file_and_sha256sum_checks_it(prod: Path, tmp_path: Pat
     script = subprocess.run(["sh", "signatures/verify-signatures.sh", "allowed_signers"],
                             cwd=folder, capture_output=True, text=True)  # fmt: skip
     assert script.returncode == 0, script.stdout + script.stderr
-    assert "6 event(s) verified, 0 failed" in script.stdout
+    assert "9 event(s) verified, 0 failed" in script.stdout
 
 
 def test_pack_reports_name_the_version_and_its_approvals(prod: Path, tmp_path: Path):

@@ -17,6 +17,13 @@ from regbook.reports.registry import registry_data
 from test_reports import REPORT_TIME, tamper_code_commit
 
 
+def sign_policy(root: Path) -> None:
+    """The governance lead signs regbook.toml's policy into the ledger: only then is it
+    in force, and only the policy in force is what the description states."""
+    result = run(root, "policy", "sign", key=root.parent / "keys" / "governance-lead")
+    assert result.exit_code == 0, result.output
+
+
 def write(root: Path, name: str, *extra: str) -> tuple[object, str]:
     out = root.parent / name
     result = run(root, "report", "registry", "-o", str(out), *extra)
@@ -73,12 +80,23 @@ def test_rules_are_read_from_regbook_toml(prod: Path):
         assert old in text
         text = text.replace(old, new)
     config.write_text(text)
+    # Not signed yet: the policy in force is still the old one, and the edited file is
+    # a problem the report states first (the retention period is no policy setting).
+    result, unsigned = write(prod, "unsigned.md", "--no-artefacts")
+    assert result.exit_code == 1, result.output
+    assert unsigned.index("PROBLEMS FOUND") < unsigned.index("Role in the architecture")
+    assert "RB117" in unsigned and "RB505" not in unsigned
+    assert row(unsigned, "None → Staging").startswith("| None → Staging | sme, governance-lead |")
+    assert "`auc_roc >= 0.75`" in unsigned and "`auc_roc >= 0.9`" not in unsigned
+    assert "archived for 12 years" in unsigned
+    sign_policy(prod)
     result, after = write(prod, "after.md", "--no-artefacts")
-    # stricter rules than those in force when credit-risk@1 was approved and gated:
-    # its sme approval and its PASS no longer follow, and the report says so first
+    # stricter thresholds than those credit-risk@1 was gated under: its PASS no longer
+    # holds, and the report says so first (its sme approval was right under the policy
+    # in force when it was signed)
     assert result.exit_code == 1, result.output
     assert after.index("PROBLEMS FOUND") < after.index("Role in the architecture")
-    assert "RB505" in after
+    assert "RB505" in after and "RB117" not in after
     assert row(after, "None → Staging").startswith("| None → Staging | governance-lead |")
     assert "`auc_roc >= 0.9`" in after and "`auc_roc >= 0.75`" not in after
     assert row(after, "recall") == "| recall | `recall > 0.6` |"
@@ -111,6 +129,7 @@ def test_html_is_escaped_and_self_contained(prod: Path):
     hostile = '"<script>alert(1)</script>" = "auc_roc >= 0.5"'
     old = 'performance = "auc_roc >= 0.75"'
     config.write_text(config.read_text().replace(old, f"{old}\n{hostile}"))
+    sign_policy(prod)
     result, page = write(prod, "registry.html")
     assert result.exit_code == 0, result.output
     assert "<script>" not in page

@@ -24,7 +24,9 @@ from conftest import (
     edit_workbook,
     snapshot,
 )
-from regbook.core.schema import MODELS
+from regbook.core.schema import LEDGER, MODELS
+from regbook.ledger.events import read_events
+from regbook.workbook.read import read_workbook
 
 
 def verify_report(env: Env) -> tuple[int, dict[str, Any]]:
@@ -222,54 +224,68 @@ def test_restore_keeps_notes_and_drafts(registered: Env):
     assert sheet(registered, "Models")["N4"].value == 0.81
 
 
-def _edit_payload(wb: Any) -> None:
-    wb["Ledger"]["F2"] = wb["Ledger"]["F2"].value.replace('"value":0.83', '"value":0.93', 1)
+def _edit_payload(wb: Any) -> int:
+    """Change credit-risk@1's AUC-ROC in its registration's payload; that row."""
+    led = wb["Ledger"]
+    # Both registrations hold 0.83, keyring events none: the first is credit-risk@1's.
+    row = next(r for r in range(2, led.max_row + 1) if '"value":0.83' in str(led[f"F{r}"].value))
+    led[f"F{row}"] = led[f"F{row}"].value.replace('"value":0.83', '"value":0.93', 1)
+    return row
 
 
-def _swap_ledger_rows(wb: Any) -> None:
+def _swap_ledger_rows(wb: Any) -> int:
     led = wb["Ledger"]
     two, three = [c.value for c in led[2]], [c.value for c in led[3]]
     for col, (a, b) in enumerate(zip(two, three, strict=True), start=1):
         led.cell(row=2, column=col, value=b)
         led.cell(row=3, column=col, value=a)
+    return 2
+
+
+def _delete_ledger_row(wb: Any) -> int:
+    wb["Ledger"].delete_rows(2)
+    return 2
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (_edit_payload, "RB102 error Ledger!H2"),
-        (_swap_ledger_rows, "RB103 error Ledger!A2"),
-        (lambda wb: wb["Ledger"].delete_rows(2), "RB103 error Ledger!A2"),
+        (_edit_payload, "RB102 error Ledger!H{row}"),
+        (_swap_ledger_rows, "RB103 error Ledger!A{row}"),
+        (_delete_ledger_row, "RB103 error Ledger!A{row}"),
     ],
     ids=["payload-edited", "rows-swapped", "row-deleted"],
 )
 def test_restore_refuses_broken_ledger(registered: Env, edit: Any, expected: str):
+    rows: list[int] = []
+
     def change(wb: Any) -> None:
-        edit(wb)
+        rows.append(edit(wb))
         wb["Models"]["I3"] = CODE_COMMIT_2  # a view edit restore would otherwise repair
 
     edit_workbook(registered.workbook, change)
     before = snapshot(registered.root)
     result = restore(registered)
     assert result.exit_code == 1
-    assert expected in result.stdout
+    assert expected.format(row=rows[0]) in result.stdout
     assert "nothing was written" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert snapshot(registered.root) == before
 
 
 def test_restore_refuses_ledger_signed_by_revoked_key(registered: Env):
-    ring = registered.root / "allowed_signers"
-    ring.write_text(
-        ring.read_text().replace(
-            'alice@example.com namespaces="regbook-sme"',
-            'alice@example.com valid-before="20200101Z",namespaces="regbook-sme"',
-        )
-    )
+    # The lead revokes alice's key from before she signed anything (a keyring event).
+    revoked = registered.run("keys", "revoke", "alice@example.com", "--at",
+                             "2020-01-01T00:00:00Z", key="governance-lead")  # fmt: skip
+    assert revoked.exit_code == 0, revoked.output
+    events, _ = read_events(read_workbook(registered.workbook)[LEDGER.name])
+    alice = [e.row for e in events if e.signer == "alice@example.com"]
+    assert len(alice) == 2  # her two registrations
     before = snapshot(registered.root)
     result = restore(registered)
     assert result.exit_code == 1
-    assert "RB107 error Ledger!K2" in result.stdout
+    for row in alice:
+        assert f"RB107 error Ledger!K{row}" in result.stdout
     assert snapshot(registered.root) == before
 
 

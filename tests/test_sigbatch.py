@@ -20,7 +20,7 @@ from regbook.ledger import events as ledger
 from regbook.ledger import signatures
 from regbook.ledger.events import new_event
 from regbook.ledger.signatures import check_signatures, check_signatures_in_background
-from test_verify import forge_register, load_key, run_verify, set_cell
+from test_verify import event_row, forge_register, load_key, run_verify, set_cell
 
 
 @pytest.fixture(scope="module")
@@ -270,11 +270,15 @@ def test_verify_in_workers_clean(through_workers: Env):
 def test_verify_in_workers_catches_an_edited_payload(through_workers: Env):
     from test_verify import cell_value
 
-    payload = cell_value(through_workers, "Ledger!F2")
-    set_cell(through_workers, "Ledger!F2", payload.replace('"value":0.83', '"value":0.93', 1))
+    row = event_row(through_workers)  # credit-risk@1's registration
+    payload = cell_value(through_workers, f"Ledger!F{row}")
+    assert '"value":0.83' in payload
+    set_cell(through_workers, f"Ledger!F{row}",
+             payload.replace('"value":0.83', '"value":0.93', 1))  # fmt: skip
     code, report = run_verify(through_workers)
     assert code == 1
-    assert "does not match the signed bytes" in finding(report, "RB104", "Ledger!K2")["message"]
+    message = finding(report, "RB104", f"Ledger!K{row}")["message"]
+    assert "does not match the signed bytes" in message
 
 
 def test_verify_in_workers_catches_a_wrong_key(through_workers: Env, tmp_path: Path):

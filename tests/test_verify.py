@@ -69,6 +69,35 @@ def ledger_events(env: Env) -> list[LedgerEvent]:
     return events
 
 
+def event_of(
+    env: Env, kind: str = "register", model: str = "credit-risk", version: int = 1
+) -> LedgerEvent:
+    """The one event of ``kind`` for MODEL@VERSION (the workspace's keyring events come
+    first, so registrations are not at Ledger row 2 / seq 1)."""
+    (event,) = [e for e in ledger_events(env)
+                if (e.kind, e.model, e.version) == (kind, model, version)]  # fmt: skip
+    return event
+
+
+def event_row(
+    env: Env, kind: str = "register", model: str = "credit-risk", version: int = 1
+) -> int:
+    """The Ledger row of that event."""
+    return event_of(env, kind, model, version).row
+
+
+def view_row(env: Env, sheet: str, key: str, value: Any) -> int:
+    """The one row of view ``sheet`` whose column ``key`` holds ``value``."""
+    import openpyxl
+
+    from regbook.core.schema import SHEETS_BY_NAME
+
+    column = SHEETS_BY_NAME[sheet].index(key) + 1
+    ws = openpyxl.load_workbook(env.workbook)[sheet]
+    (row,) = [r for r in range(2, ws.max_row + 1) if ws.cell(r, column).value == value]
+    return row
+
+
 def load_key(env: Env, role: str) -> keys.SigningKey:
     return keys.load_private_key(env.keys[role])
 
@@ -140,7 +169,13 @@ def artefact(env: Env, version: int) -> Path:
 def test_clean_registry_verifies(registered: Env):
     result = registered.run("verify")
     assert result.exit_code == 0, result.output
-    assert "verify: ok (2 ledger events, 2 versions, 2 artefacts)" in result.stdout
+    # 3 keyring events (the workspace's keys) and 2 registrations.
+    registry_id = registered.ws.settings.registry_id
+    assert registry_id and len(ledger_events(registered)) == 5
+    assert (
+        f"verify: ok (5 ledger events, 2 versions, 2 artefacts; registry {registry_id})"
+        in result.stdout
+    )
 
 
 def test_notes_stay_editable(registered: Env):
@@ -225,7 +260,7 @@ def test_edit_code_commit_message_reads_well(registered: Env):
         "RB301 error Models!I2: code commit changed after sealing: sealed c0ffee123456..., "
         "now c0ffe3123456..."
     ) in result.stdout
-    assert "verify: 1 problem in 2 ledger events, 2 versions, 2 artefacts" in result.stdout
+    assert "verify: 1 problem in 5 ledger events, 2 versions, 2 artefacts" in result.stdout
 
 
 def test_formula_in_sealed_cell(registered: Env):
@@ -279,15 +314,18 @@ def test_copy_above_the_sealed_row_is_the_copy(registered: Env):
 
 
 def test_two_cells_of_one_history_row(registered: Env):
+    # The History row of credit-risk@1's registration (after the keyring events' rows).
+    row = view_row(registered, "History", "seq", event_of(registered).seq)
+
     def change(wb):
-        wb["History"]["H2"] = "mallory@example.com"
-        wb["History"]["J2"] = "registered something else"
+        wb["History"][f"H{row}"] = "mallory@example.com"
+        wb["History"][f"J{row}"] = "registered something else"
 
     edit_workbook(registered.workbook, change)
     code, report = run_verify(registered)
     assert code == 1
-    assert problems(report) == {("RB309", "History!H2"), ("RB309", "History!J2")}
-    message = finding(report, "RB309", "History!H2")["message"]
+    assert problems(report) == {("RB309", f"History!H{row}"), ("RB309", f"History!J{row}")}
+    message = finding(report, "RB309", f"History!H{row}")["message"]
     assert "ledger says alice@example.com, cell says mallory@example.com" in message
 
 
@@ -380,13 +418,16 @@ def test_add_metric_row_to_sealed_version(registered: Env):
 
 
 def test_edit_ledger_payload(registered: Env):
-    payload = cell_value(registered, "Ledger!F2")
+    row = event_row(registered)  # credit-risk@1's registration
+    payload = cell_value(registered, f"Ledger!F{row}")
     assert '"value":0.83' in payload
-    set_cell(registered, "Ledger!F2", payload.replace('"value":0.83', '"value":0.93', 1))
+    set_cell(registered, f"Ledger!F{row}", payload.replace('"value":0.83', '"value":0.93', 1))
     code, report = run_verify(registered)
     assert code == 1
-    assert "was altered" in finding(report, "RB102", "Ledger!H2")["message"]
-    assert "does not match the signed bytes" in finding(report, "RB104", "Ledger!K2")["message"]
+    assert "was altered" in finding(report, "RB102", f"Ledger!H{row}")["message"]
+    assert (
+        "does not match the signed bytes" in finding(report, "RB104", f"Ledger!K{row}")["message"]
+    )
     # The views still show what was sealed, so they now differ from the edited ledger.
     assert {("RB301", "Models!N2"), ("RB301", "Metrics!D2")} <= problems(report)
 
@@ -421,13 +462,17 @@ def test_swap_ledger_rows(registered: Env):
 
 def test_delete_middle_ledger_row(registered: Env):
     assert registered.register().exit_code == 0
-    edit_workbook(registered.workbook, lambda wb: wb["Ledger"].delete_rows(3))
+    # Delete credit-risk@2's registration, between credit-risk@1's and credit-risk@3's.
+    deleted = event_of(registered, version=2)
+    row, seq = deleted.row, deleted.seq
+    edit_workbook(registered.workbook, lambda wb: wb["Ledger"].delete_rows(row))
     code, report = run_verify(registered)
     assert code == 1
-    assert "seq 3 stands where seq 2" in finding(report, "RB103", "Ledger!A3")["message"]
-    finding(report, "RB101", "Ledger!G3")
-    # Replayed without event 2, credit-risk@3 skips a version.
-    finding(report, "RB202", "Ledger!E3")
+    message = finding(report, "RB103", f"Ledger!A{row}")["message"]
+    assert f"seq {seq + 1} stands where seq {seq}" in message
+    finding(report, "RB101", f"Ledger!G{row}")
+    # Replayed without credit-risk@2's registration, credit-risk@3 skips a version.
+    finding(report, "RB202", f"Ledger!E{row}")
 
 
 def test_forged_row_signed_by_unknown_key(registered: Env, tmp_path: Path):
@@ -486,13 +531,18 @@ def test_revoked_key(registered: Env):
     )
     code, report = run_verify(registered)
     assert code == 1
-    for row in (2, 3):
+    rows = [event_row(registered, version=v) for v in (1, 2)]  # alice's registrations
+    for row in rows:
         message = finding(report, "RB107", f"Ledger!K{row}")["message"]
         assert "valid until 2020-01-01T00:00:00Z" in message
-    assert problems(report) == {("RB107", "Ledger!K2"), ("RB107", "Ledger!K3")}
+    # Edited by hand, the keyring is no longer the one the latest keyring event names.
+    assert problems(report) == {("RB107", f"Ledger!K{row}") for row in rows} | {
+        ("RB116", "allowed_signers")
+    }
     # The Keys sheet shows allowed_signers, which changed under it: a note, since the
     # keyring file is the trust anchor and the next write refreshes the view.
-    keys_finding = finding(report, "RB308", "Keys!F2")
+    alice = view_row(registered, "Keys", "principal", "alice@example.com")
+    keys_finding = finding(report, "RB308", f"Keys!F{alice}")
     assert keys_finding["severity"] == "info"
     message = keys_finding["message"]
     assert "allowed_signers says 2020-01-01T00:00:00Z, cell says (empty)" in message
@@ -587,7 +637,8 @@ def test_no_artefacts_skips_them(registered: Env):
     assert code == 0 and report["ok"] and report["artefacts_checked"] == 0
     result = registered.run("verify", "--no-artefacts")
     assert result.exit_code == 0
-    assert "verify: ok (2 ledger events, 2 versions)" in result.stdout
+    registry_id = registered.ws.settings.registry_id
+    assert f"verify: ok (5 ledger events, 2 versions; registry {registry_id})" in result.stdout
 
 
 # --- the keyring pin -------------------------------------------------------------------
@@ -626,12 +677,14 @@ def test_keyring_pin_that_is_not_hex_is_bad_input(registered: Env):
 
 
 def test_scope_reports_that_versions_views_and_every_ledger_finding(registered: Env):
+    row = event_row(registered)  # credit-risk@1's registration
+
     def change(wb):
         wb["Models"]["I2"] = CODE_COMMIT_2  # credit-risk@1
         wb["Models"]["I3"] = CODE_COMMIT_2  # credit-risk@2
         wb["Metrics"]["D2"] = 0.1  # credit-risk@1
-        payload = wb["Ledger"]["F2"].value  # credit-risk@1's registration
-        wb["Ledger"]["F2"] = payload.replace('"pipeline_run":"run-1042"', '"pipeline_run":"x"')
+        payload = wb["Ledger"][f"F{row}"].value
+        wb["Ledger"][f"F{row}"] = payload.replace('"pipeline_run":"run-1042"', '"pipeline_run":"x"')
 
     edit_workbook(registered.workbook, change)
     code, everything = run_verify(registered)
@@ -645,8 +698,8 @@ def test_scope_reports_that_versions_views_and_every_ledger_finding(registered: 
     assert scoped["versions"] == 1 and scoped["artefacts_checked"] == 1
     assert problems(scoped) == {
         ("RB301", "Models!I3"),
-        ("RB102", "Ledger!H2"),
-        ("RB104", "Ledger!K2"),
+        ("RB102", f"Ledger!H{row}"),
+        ("RB104", f"Ledger!K{row}"),
     }
 
 
@@ -669,11 +722,14 @@ def test_json_shape(registered: Env):
     assert code == 1
     assert set(report) == {
         "ok", "scope", "events", "versions", "artefacts_checked", "ledger_head",
-        "keyring_sha256", "findings",
+        "keyring_sha256", "registry_id", "findings",
     }  # fmt: skip
     assert report["ok"] is False and report["scope"] is None
-    assert (report["events"], report["versions"], report["artefacts_checked"]) == (2, 2, 2)
-    assert report["ledger_head"] == cell_value(registered, "Ledger!H3")
+    # 3 keyring events and 2 registrations.
+    assert (report["events"], report["versions"], report["artefacts_checked"]) == (5, 2, 2)
+    head = ledger_events(registered)[-1]
+    assert head.seq == 5 and report["ledger_head"] == cell_value(registered, f"Ledger!H{head.row}")
+    assert report["registry_id"] == registered.ws.settings.registry_id
     ring = (registered.root / "allowed_signers").read_bytes()
     assert report["keyring_sha256"] == hashlib.sha256(ring).hexdigest()
     assert report["findings"] == [
@@ -710,7 +766,7 @@ def test_chain_and_signature_recheck_independently(registered: Env, tmp_path: Pa
 
     sheet = openpyxl.load_workbook(registered.workbook)["Ledger"]
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
-    assert [r[0] for r in rows] == [1, 2]
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5]  # 3 keyring events, 2 registrations
     prev = "0" * 64
     for seq, at, kind, model, version, payload, prev_cell, hash_cell, signer, fp, _sig in rows:
         assert payload == _canonical(json.loads(payload)).decode()
@@ -724,8 +780,10 @@ def test_chain_and_signature_recheck_independently(registered: Env, tmp_path: Pa
         assert hashlib.sha256(signed).hexdigest() == hash_cell
         assert prev_cell == prev
         prev = hash_cell
-    # One event, checked by stock OpenSSH against the workspace's keyring.
-    seq, at, kind, model, version, payload, prev_cell, _hash, signer, fp, sig = rows[1]
+    # One event, checked by stock OpenSSH against the workspace's keyring: alice's
+    # registration of credit-risk@2.
+    seq, at, kind, model, version, payload, prev_cell, _hash, signer, fp, sig = rows[4]
+    assert (kind, model, version, signer) == ("register", "credit-risk", 2, "alice@example.com")
     signed = _canonical(
         {
             "at": at, "fingerprint": fp, "kind": kind, "model": model,

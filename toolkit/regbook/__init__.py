@@ -42,7 +42,12 @@ _API = {
     "Report": "regbook.check.verify",
     # write
     "load_private_key": "regbook.crypto.keys",
-    "add_new_key": "regbook.workflow.lifecycle",
+    "new_key": "regbook.workflow.trust",
+    "add_key": "regbook.workflow.trust",
+    "revoke_key": "regbook.workflow.trust",
+    "sign_policy": "regbook.workflow.trust",
+    "take_witness": "regbook.workflow.trust",
+    "Witness": "regbook.registry.witness",
     "RegistrationRequest": "regbook.workflow.lifecycle",
     "Metric": "regbook.workflow.lifecycle",
     "register": "regbook.workflow.lifecycle",

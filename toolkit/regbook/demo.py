@@ -23,7 +23,7 @@ from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.schema import CARDS, METRICS, MODELS
 from regbook.core.workspace import Workspace
-from regbook.crypto.keys import load_private_key
+from regbook.crypto.keys import SigningKey, load_private_key
 from regbook.lineage.trace import (
     audit_log,
     make_demo_repos,
@@ -32,6 +32,7 @@ from regbook.lineage.trace import (
     trace_version,
 )
 from regbook.registry.snapshot import CARD_SHEETS, LEDGER_ONLY, open_registry
+from regbook.registry.witness import Witness
 from regbook.reports.card import write_card
 from regbook.reports.evidence import write_evidence
 from regbook.reports.listing import list_versions, to_text
@@ -39,8 +40,10 @@ from regbook.reports.pack import MANIFEST, write_pack
 from regbook.reports.registry import write_registry
 from regbook.workflow.archive import archive, fixity, retrieve
 from regbook.workflow.governance import PromotionRefused, approve, gate, promote
-from regbook.workflow.lifecycle import Metric, RegistrationRequest, add_new_key, register, seal
+from regbook.workflow.lifecycle import Metric, RegistrationRequest, register, seal
+from regbook.workflow.restore import restore
 from regbook.workflow.setup import init_workspace
+from regbook.workflow.trust import new_key, policy_status, revoke_key, sign_policy, take_witness
 
 MARKER = ".regbook-demo"
 SME, LEAD, CI = "alice@example.com", "gina@example.com", "ci@example.com"
@@ -111,17 +114,21 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     )
 
     say("2. Keys: one ed25519 SSH key per person or pipeline, its role in the keyring.")
-    keys = {}
+    say("   The governance lead's key comes first and signs its own keyring event; every")
+    say("   later key is a keyring event in the ledger that the lead signs.")
+    keys: dict[str, SigningKey] = {}
     for principal, role, name in (
-        (SME, "sme", "alice"),
         (LEAD, "governance-lead", "gina"),
+        (SME, "sme", "alice"),
         (CI, "ci", "ci"),
     ):
         path = target / "keys" / name
-        say(f"   $ regbook keys new {principal} --role {role} --out keys/{name}")
-        key, _line = add_new_key(ws, principal, (role,), out=path)
-        keys[name] = key
-        say(f"     {key.public.fingerprint}")
+        by_lead = " --key keys/gina" if keys else ""
+        say(f"   $ regbook keys new {principal} --role {role} --out keys/{name}{by_lead}")
+        made = new_key(ws, principal, (role,), out=path, gov_key=keys.get("gina"))
+        assert made.key is not None
+        keys[name] = made.key
+        say(f"     {made.key.public.fingerprint} (keyring event {made.seqs[0]})")
     say("")
 
     model_file, model_dir = _training_outputs(target / "training")
@@ -192,6 +199,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
 
     pack = _evidence(ws, target, say)
     _archive(ws, target, say)
+    rolled_back = _trust(ws, target, say)
 
     say("Where things are:")
     say(f"   workbook   {ws.workbook_path}   (open it in Excel or LibreOffice)")
@@ -201,6 +209,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say(f"   evidence   {pack}   (for auditors)")
     say(f"   keys       {target / 'keys'}   (demo keys; real ones live in ~/.ssh)")
     say(f"   tampered   {tampered}")
+    say(f"   rollback   {rolled_back}   (caught by the witness in ci-only/)")
     say("Try: regbook --workspace " + str(root) + " verify --json")
     if not report.ok or bad.ok:
         raise InputError("the demo did not behave as expected; see the output above")
@@ -325,6 +334,91 @@ def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     )
     if not report.ok:
         raise InputError("the demo's fixity check failed; see the output above")
+
+
+def _trust(ws: Workspace, target: Path, say: Callable[[str], None]) -> Path:
+    """The trust anchors: a witness CI keeps, a rollback it catches, a signed policy
+    change and a key rotated by signed keyring events. Returns the rolled-back copy."""
+
+    key = {name: load_private_key(target / "keys" / name) for name in ("gina", "ci")}
+    ci_only = target / "ci-only"  # in real life: where only CI may write (docs/ci.md)
+    ci_only.mkdir(exist_ok=True)
+    witness = ci_only / "regbook.witness"
+    say("11. Trust anchors. CI keeps a witness of the ledger head it verified, signed by")
+    say("   its key, where only CI can write (a protected branch, a protected variable).")
+    say("   $ regbook witness --key keys/ci -o ci-only/regbook.witness")
+    taken = take_witness(ws, key["ci"], witness)
+    say(f"   witnessed event {taken.seq} ({taken.hash[:16]}...) of registry {taken.registry_id}")
+    say("   In a copy, an insider undoes the archive: deletes the last two Ledger rows,")
+    say("   puts the model back from its bag, and runs `regbook restore`.")
+    copy = _rolled_back_copy(ws.root, target / "rolled-back")
+    restore(Workspace.load(copy))
+    ref = ModelRef.parse("credit-risk@1")
+    alone = verify(open_registry(Workspace.load(copy)), scope=ref, for_deploy=True)
+    say("   $ regbook --workspace rolled-back verify --for-deploy credit-risk@1")
+    verdict = "may be deployed" if alone.ok else "must NOT be deployed"
+    say(f"   {verdict}   (the chain that is left is whole)")
+    say("   $ regbook --workspace rolled-back verify --for-deploy credit-risk@1 \\")
+    say("         --witness ci-only/regbook.witness")
+    caught = verify(
+        open_registry(Workspace.load(copy), witness=Witness.load(witness)),
+        scope=ref,
+        for_deploy=True,
+    )
+    for finding in caught.problems:
+        say(f"   {finding}")
+    say(f"   {'may be deployed' if caught.ok else 'must NOT be deployed'}\n")
+    say("   The policy (roles, transitions, gates) is in force only once signed. The")
+    say("   governance lead raises the performance gate in regbook.toml and signs it:")
+    config = ws.config_path.read_text(encoding="utf-8")
+    ws.config_path.write_text(
+        config.replace('performance = "auc_roc >= 0.75"', 'performance = "auc_roc >= 0.78"'),
+        encoding="utf-8",
+    )
+    ws = Workspace.load(ws.root)
+    say("   $ regbook policy show")
+    for line in policy_status(open_registry(ws, sheets=LEDGER_ONLY, signatures=False)).differences:
+        say(f"   regbook.toml differs: {line}")
+    say("   $ regbook policy sign --key keys/gina")
+    signed = sign_policy(ws, key["gina"])
+    say(f"   policy {signed.policy.sha256[:16]}... signed into the ledger (event {signed.seq})")
+    say("   The ci key is rotated: a new key, the old one revoked, each a keyring event")
+    say("   the governance lead signs. The old key signs nothing after its revocation.")
+    say("   $ regbook keys new ci2@example.com --role ci --out keys/ci2 --key keys/gina")
+    rotated = new_key(ws, "ci2@example.com", ("ci",), out=target / "keys" / "ci2",
+                      gov_key=key["gina"])  # fmt: skip
+    say(f"   keyring event {rotated.seqs[0]}: {rotated.lines[0][:60]}...")
+    say(f"   $ regbook keys revoke {CI} --key keys/gina")
+    revoked = revoke_key(ws, CI, gov_key=key["gina"])
+    say(f"   keyring event {revoked.seqs[0]}: {CI} revoked")
+    assert rotated.key is not None
+    say("   $ regbook verify --witness ci-only/regbook.witness")
+    say("        --witness-out ci-only/regbook.witness --key keys/ci2   (CI, each run)")
+    after = verify(open_registry(ws, witness=Witness.load(witness)), artefacts=False)
+    for finding in after.problems:
+        say(f"   {finding}")
+    again = take_witness(ws, rotated.key, witness)
+    say(f"   verify: {'ok' if after.ok else 'PROBLEMS'}; witnessed event {again.seq}\n")
+    if alone.ok is False or caught.ok or not after.ok:
+        raise InputError("the demo's trust anchors did not behave as expected; see above")
+    return copy
+
+
+def _rolled_back_copy(root: Path, copy: Path) -> Path:
+    """A copy of the registry with its last two Ledger rows deleted (the archive of
+    credit-risk@1 and its approval) and the model put back from its bag."""
+    import openpyxl
+
+    shutil.copytree(root, copy)
+    wb = openpyxl.load_workbook(copy / "registry.xlsx")
+    sheet = wb["Ledger"]
+    sheet.delete_rows(sheet.max_row - 1, 2)
+    wb.save(copy / "registry.xlsx")
+    back = copy / "models" / "credit-risk" / "1"
+    back.mkdir(parents=True, exist_ok=True)
+    for item in (copy / "archive" / "credit-risk" / "1" / "data").iterdir():
+        shutil.copy2(item, back / item.name)
+    return copy
 
 
 def _evidence(ws: Any, target: Path, say: Callable[[str], None]) -> Path:

@@ -37,6 +37,7 @@ class Report:
     artefacts_checked: int = 0
     ledger_head: str = ""
     keyring_sha256: str = ""
+    registry_id: str = ""
     scope: str = ""
     deploy: dict[str, Any] | None = None
 
@@ -57,6 +58,7 @@ class Report:
             "artefacts_checked": self.artefacts_checked,
             "ledger_head": self.ledger_head or None,
             "keyring_sha256": self.keyring_sha256,
+            "registry_id": self.registry_id or None,
             "findings": [f.to_json() for f in self.findings],
             **({"deployable": self.ok, **self.deploy} if self.deploy is not None else {}),
         }
@@ -100,6 +102,7 @@ def verify(
         events=len(snapshot.events),
         ledger_head=snapshot.ledger_head,
         keyring_sha256=snapshot.keyring.sha256,
+        registry_id=snapshot.registry_id,
     )
     states = [s for s in registry.versions.values() if in_scope(s.model, s.version)]
     report.versions = len(states)

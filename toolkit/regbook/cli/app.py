@@ -71,7 +71,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": (
         "regbook.cli.setup",
         "keys",
-        "Make and list signing keys (the allowed_signers keyring).",
+        "Make, add, revoke and list signing keys (the allowed_signers keyring).",
+    ),
+    "policy": (
+        "regbook.cli.trust",
+        "policy",
+        "Sign regbook.toml's policy into the ledger, or show the policy in force.",
     ),
     "list": ("regbook.cli.registering", "list_", "List the sealed versions, from the ledger."),
     "promote": (
@@ -114,6 +119,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "regbook.cli.checking",
         "verify",
         "Check the ledger, every view cell and every artefact; list every finding.",
+    ),
+    "witness": (
+        "regbook.cli.trust",
+        "witness",
+        "After a clean verify, write a witness of the ledger head signed by a ci key.",
     ),
 }
 

@@ -9,20 +9,23 @@ from pathlib import Path
 import click
 
 from regbook.check.verify import verify as do_verify
-from regbook.cli.common import open_workspace
+from regbook.cli.common import load_key, open_workspace
 from regbook.cli.options import (
     Context,
     color,
     echo_json,
     json_option,
+    key_option,
     pass_ctx,
 )
+from regbook.cli.trust import load_witness, witness_option
 from regbook.core.errors import (
     InputError,
 )
 from regbook.core.ids import ModelRef
 from regbook.lineage.trace import LogAudit, audit_log, render_audit, render_trace, trace_version
 from regbook.registry.snapshot import LEDGER_ONLY, open_registry
+from regbook.workflow.trust import take_witness
 
 # --- verify / restore ------------------------------------------------------------------
 
@@ -46,6 +49,14 @@ from regbook.registry.snapshot import LEDGER_ONLY, open_registry
     type=click.Path(path_type=Path),
     help="With --for-deploy: the artefact about to be deployed (default: its storage location).",
 )
+@witness_option
+@click.option(
+    "--witness-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="With --for-deploy and --key CI_KEY: after a clean check, write the next witness.",
+)
+@key_option
 @json_option
 @pass_ctx
 def verify(
@@ -55,6 +66,9 @@ def verify(
     keyring_sha256: str | None,
     for_deploy: bool,
     artefact: Path | None,
+    witness_file: Path | None,
+    witness_out: Path | None,
+    key_path: str | None,
     as_json: bool,
 ) -> None:
     """Check the ledger, every view cell and every artefact; list every finding.
@@ -65,7 +79,9 @@ def verify(
     Example:
       regbook verify --keyring-sha256 $(sha256sum allowed_signers | cut -c1-64)
       regbook verify credit-risk@7 --json
-      regbook verify --for-deploy credit-risk@7 --artefact build/model.pkl
+      regbook verify --for-deploy credit-risk@7 --artefact build/model.pkl \
+          --witness witness/regbook.witness --witness-out witness/regbook.witness \
+          --key "$RUNNER_TEMP/ci_key"
     """
 
     ws = open_workspace(obj)
@@ -78,7 +94,11 @@ def verify(
         raise InputError(
             f"--keyring-sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
         )
-    snapshot = open_registry(ws, keyring_sha256=keyring_sha256)
+    if witness_out is not None and not for_deploy:
+        raise InputError("--witness-out goes with --for-deploy (or use `regbook witness`)")
+    key = load_key(key_path) if witness_out is not None else None
+    witness = load_witness(witness_file)
+    snapshot = open_registry(ws, keyring_sha256=keyring_sha256, witness=witness)
     report = do_verify(
         snapshot,
         scope=scope,
@@ -86,8 +106,11 @@ def verify(
         for_deploy=for_deploy,
         deploy_artefact=artefact,
     )
+    witnessed = None
+    if witness_out is not None and key is not None and report.ok:
+        witnessed = take_witness(ws, key, witness_out, snapshot=snapshot)
     if as_json:
-        echo_json(report.to_json())
+        echo_json(report.to_json() | ({"witness": witnessed.to_json()} if witnessed else {}))
     else:
         for finding in report.findings:
             style = {"error": "red", "warning": "yellow"}.get(finding.severity)
@@ -99,10 +122,12 @@ def verify(
         if problems:
             click.echo(f"verify: {problems} problem{'s' if problems != 1 else ''} in {what}")
         else:
-            click.echo(f"verify: ok ({what})")
+            click.echo(f"verify: ok ({what}; registry {report.registry_id or '(no ID)'})")
         if report.deploy is not None:
             verdict = "may be deployed" if report.ok else "must NOT be deployed"
             click.echo(f"{report.deploy['composite_id']} ({report.deploy['stage']}) {verdict}")
+        if witnessed is not None:
+            click.echo(f"witnessed event {witnessed.seq}: wrote {witnessed.path}")
     if not report.ok:
         sys.exit(1)
 
@@ -139,6 +164,7 @@ def verify(
     metavar="NAME",
     help="With --log: the field or column holding the composite ID.",
 )
+@witness_option
 @json_option
 @pass_ctx
 def trace(
@@ -148,6 +174,7 @@ def trace(
     data_repo: Path | None,
     log_file: Path | None,
     id_field: str,
+    witness_file: Path | None,
     as_json: bool,
 ) -> None:
     """Walk a version's provenance chain, or audit an inference log.
@@ -171,10 +198,11 @@ def trace(
     if log_file is not None:
         if code_repo is not None or data_repo is not None:
             raise InputError("--code-repo and --data-repo go with a target, not --log")
-        snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY)
+    witness = load_witness(witness_file)
+    snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY, witness=witness)
+    if log_file is not None:
         report = audit_log(snapshot, log_file, id_field=id_field)
     else:
-        snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY)
         report = trace_version(snapshot, target or "", code_repo=code_repo, data_repo=data_repo)
     if as_json:
         echo_json(report.to_json())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -18,9 +19,13 @@ from regbook.cli.options import (
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.schema import STAGES
+from regbook.core.workspace import refuse_own_files
+from regbook.registry.transaction import acting_identity
+from regbook.registry.witness import WITNESS_ROLE
 from regbook.workflow.governance import approve as do_approve
 from regbook.workflow.governance import gate as do_gate
 from regbook.workflow.governance import promote as do_promote
+from regbook.workflow.trust import take_witness
 
 # --- governance ------------------------------------------------------------------------
 
@@ -109,6 +114,12 @@ def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_j
     help="With --to Production: archive the model's Production version into its bag in "
     "the same command (it needs a signed approval to Archived).",
 )
+@click.option(
+    "--witness-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="With a ci key: after the promotion, verify and write the next witness.",
+)
 @key_option
 @role_option
 @json_option
@@ -118,6 +129,7 @@ def promote(
     target: str,
     to_stage: str,
     archive_previous: bool,
+    witness_out: Path | None,
     key_path: str | None,
     role: str | None,
     as_json: bool,
@@ -136,9 +148,14 @@ def promote(
     ws, ref, key = open_workspace(obj), ModelRef.parse(target), load_key(key_path)
     if archive_previous and to_stage != "Production":
         raise InputError("--archive-previous goes with --to Production")
+    if witness_out is not None:
+        # Refused before anything is written: the witness needs a ci key and a place.
+        refuse_own_files(witness_out, "--witness-out")
+        acting_identity(ws, key, (WITNESS_ROLE,), "--witness-out (taking a witness)")
     done = do_promote(ws, ref, to_stage, key, role=role, archive_previous=archive_previous)
+    witnessed = take_witness(ws, key, witness_out) if witness_out is not None else None
     if as_json:
-        echo_json(done.to_json())
+        echo_json(done.to_json() | ({"witness": witnessed.to_json()} if witnessed else {}))
         return
     for previous in done.archived:
         click.echo(f"archived {previous} into its bag (archive/{previous.replace('@', '/')})")
@@ -146,3 +163,5 @@ def promote(
         f"promoted {done.ref}: {done.from_stage} -> {done.to_stage} (signed by "
         f"{done.principal}, ledger event {done.seq})"
     )
+    if witnessed is not None:
+        click.echo(f"witnessed event {witnessed.seq}: wrote {witnessed.path}")

@@ -16,6 +16,7 @@ from regbook.cli.options import (
     key_option,
     pass_ctx,
 )
+from regbook.cli.trust import load_witness, witness_option
 from regbook.core.errors import (
     InputError,
 )
@@ -236,9 +237,12 @@ def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
 @report_group.command("pack")
 @click.argument("target", metavar="MODEL@VERSION")
 @output_option("FILE.zip", metavar="FILE.zip")
+@witness_option
 @json_option
 @pass_ctx
-def report_pack(obj: Context, target: str, output: Path, as_json: bool) -> None:
+def report_pack(
+    obj: Context, target: str, output: Path, witness_file: Path | None, as_json: bool
+) -> None:
     """Write the evidence pack of MODEL@VERSION: one zip with the evidence report (HTML
     and PDF), the model card, the provenance statement, every ledger signature with a
     script to re-check them with ssh-keygen, copies of the workbook and the keyring, and
@@ -253,7 +257,9 @@ def report_pack(obj: Context, target: str, output: Path, as_json: bool) -> None:
       unzip credit-risk-7-evidence.zip && cd credit-risk-7-evidence && sha256sum -c MANIFEST.sha256
     """
 
-    pack = write_pack(open_workspace(obj), ModelRef.parse(target), output)
+    pack = write_pack(
+        open_workspace(obj), ModelRef.parse(target), output, witness=load_witness(witness_file)
+    )
     if as_json:
         echo_json(pack.to_json())
     else:

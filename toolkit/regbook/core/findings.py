@@ -29,6 +29,16 @@ CODES: dict[str, tuple[str, str]] = {
     "RB109": (ERROR, "Ledger time runs backwards"),
     "RB110": (ERROR, "Keyring does not match the pinned hash"),
     "RB111": (ERROR, "Key fingerprint cell disagrees with the signature"),
+    # the trust anchors: registry identity, clock, keyring history, policy, witness
+    "RB112": (ERROR, "Event of another registry"),
+    "RB113": (INFO, "Registry has no ID"),
+    "RB114": (ERROR, "Event dated in the future"),
+    "RB115": (ERROR, "Signed by a key revoked earlier in the chain"),
+    "RB116": (ERROR, "Keyring edited outside regbook keys"),
+    "RB117": (ERROR, "regbook.toml differs from the policy in force"),
+    "RB118": (ERROR, "Policy or keyring event unreadable"),
+    "RB119": (ERROR, "Ledger does not hold the witnessed head"),
+    "RB120": (ERROR, "Witness not signed by a ci key"),
     # versions
     "RB201": (ERROR, "Version reused"),
     "RB202": (ERROR, "Version skipped"),

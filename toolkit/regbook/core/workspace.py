@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,26 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from regbook.core.errors import InputError, cut
-from regbook.core.schema import ROLES, STAGES
+from regbook.core.policy import (
+    DEFAULT_GATES,
+    DEFAULT_TRANSITIONS,
+    Policy,
+    check_transition,
+    role_list,
+)
 
 CONFIG_NAME = "regbook.toml"
 ENV_WORKSPACE = "REGBOOK_WORKSPACE"
 
-DEFAULT_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "None->Staging": ("sme", "governance-lead"),
-    "Staging->Production": ("governance-lead",),
-    "Production->Archived": ("governance-lead",),
-    "*->Archived": ("sme", "governance-lead"),
-}
-DEFAULT_GATES = {
-    "performance": "auc_roc >= 0.75",
-    "fairness": "demographic_parity_ratio >= 0.80",
-    "security": "security_high_findings == 0",
-}
-
 CONFIG_TEMPLATE = """\
 # regbook workspace settings. Every setting is shown with its default value.
 # The workbook, keyring and storage paths are relative to this file's folder.
+# The policy ([roles], [transitions], [gates]) is in force only once a governance lead
+# signs it into the ledger: `regbook policy sign --key GOV_KEY` after any change.
+
+[registry]
+# This registry's identity, drawn by `regbook init`; every signed event carries it.
+id = "{registry_id}"
 
 [paths]
 # The registry workbook (the Ledger sheet inside it is the source of truth).
@@ -109,6 +110,12 @@ class Settings:
     )
     gates: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_GATES))
     pipeline_link: str = ""
+    registry_id: str = ""
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this file states (in force only once signed into the ledger)."""
+        return Policy(self.register_roles, self.gate_roles, self.transitions, self.gates)
 
     @classmethod
     def parse(cls, text: str, source: str = CONFIG_NAME) -> Settings:
@@ -116,12 +123,29 @@ class Settings:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise InputError(f"{source}: not valid TOML: {err}") from None
-        known = {"paths", "workbook", "retention", "roles", "transitions", "gates", "links"}
+        known = {
+            "registry",
+            "paths",
+            "workbook",
+            "retention",
+            "roles",
+            "transitions",
+            "gates",
+            "links",
+        }
         for name in data:
             if name not in known:
                 raise InputError(f"{source}: unknown section [{name}]")
         paths = _table(data, "paths", source, ("workbook", "keyring", "models", "archive"))
         out: dict[str, Any] = {}
+        registry = _table(data, "registry", source, ("id",))
+        if "id" in registry:
+            if not isinstance(registry["id"], str) or not REGISTRY_ID.fullmatch(registry["id"]):
+                raise InputError(
+                    f"{source}: [registry] id: expected the ID `regbook init` drew, "
+                    "like 0b6f3c2e-5d1a-4c8e-9f2a-7e4b1d6c9a30"
+                )
+            out["registry_id"] = registry["id"]
         for key in ("workbook", "keyring", "models", "archive"):
             if key in paths:
                 out[key] = _relative_path(paths[key], f"{source}: [paths] {key}")
@@ -135,15 +159,15 @@ class Settings:
             )
         roles = _table(data, "roles", source, ("register", "gate"))
         if "register" in roles:
-            out["register_roles"] = _roles(roles["register"], f"{source}: [roles] register")
+            out["register_roles"] = role_list(roles["register"], f"{source}: [roles] register")
         if "gate" in roles:
-            out["gate_roles"] = _roles(roles["gate"], f"{source}: [roles] gate")
+            out["gate_roles"] = role_list(roles["gate"], f"{source}: [roles] gate")
         transitions = _table(data, "transitions", source)
         if transitions:
             merged = dict(DEFAULT_TRANSITIONS)
             for name, value in transitions.items():
-                _check_transition(name, f"{source}: [transitions]")
-                merged[name] = _roles(value, f"{source}: [transitions] {name}")
+                check_transition(name, f"{source}: [transitions]")
+                merged[name] = role_list(value, f"{source}: [transitions] {name}")
             out["transitions"] = merged
         gates = _table(data, "gates", source)
         if "gates" in data:  # an empty [gates] is no gates (gate refuses), not the defaults
@@ -161,14 +185,14 @@ class Settings:
         return cls(**out)
 
     def transition_roles(self, from_stage: str, to_stage: str) -> tuple[str, ...]:
-        specific = self.transitions.get(f"{from_stage}->{to_stage}")
-        if specific is not None:
-            return specific
-        return self.transitions.get(f"*->{to_stage}", ())
+        return self.policy.transition_roles(from_stage, to_stage)
 
 
 # [links]: the pipeline URL template (here), local clones of the repositories (trace)
 # and the builder ID of exported provenance (export).
+# A registry ID: what `regbook init` draws (a random UUID), in lower case.
+REGISTRY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 LINK_KEYS = ("pipeline", "code_repo", "data_repo", "builder", "repositories")
 
 
@@ -193,22 +217,6 @@ def _int(value: object, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InputError(f"{where}: expected a whole number from {low} to {high}")
     return value
-
-
-def _roles(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InputError(f'{where}: expected a list of roles like ["sme", "ci"]')
-    for role in value:
-        if role not in ROLES:
-            raise InputError(f"{where}: unknown role {role!r} (roles: {', '.join(ROLES)})")
-    return tuple(value)
-
-
-def _check_transition(name: str, where: str) -> None:
-    parts = name.split("->")
-    ok = len(parts) == 2 and (parts[0] in STAGES or parts[0] == "*") and parts[1] in STAGES
-    if not ok:
-        raise InputError(f'{where}: {name!r} is not a transition like "None->Staging"')
 
 
 def _relative_path(value: object, where: str) -> str:

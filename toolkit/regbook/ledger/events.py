@@ -34,9 +34,11 @@ from regbook.crypto.keys import SigningKey, namespace_for, sign
 from regbook.workbook.read import CellValue, Table
 
 # The codes of a ledger whose rows or chain are broken (read_events, check_chain).
-CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109")
+# A ledger of another registry (RB112) or with an event dated in the future (RB114) is no
+# place to append either: the new event would carry the wrong ID or a wrong time.
+CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109", "RB112", "RB114")
 GENESIS = "0" * 64
-EVENT_KINDS = ("register", "approve", "gate", "promote", "archive")
+EVENT_KINDS = ("register", "approve", "gate", "promote", "archive", "policy", "keyring")
 
 
 def canonical(obj: Any) -> str:

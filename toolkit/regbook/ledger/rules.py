@@ -1,7 +1,8 @@
 """The workflow rules: which stage transitions exist, what approval a transition needs,
 and every rule broken anywhere in a replayed ledger.
 
-``verify`` reports ``workflow_findings(registry, settings)``; the writers (approve,
+``verify`` reports ``workflow_findings(registry, anchors)``, judging each event under
+the signed policy in force at its place in the chain; the writers (approve,
 gate, promote, archive) ask the same questions before they sign, through
 ``transition_problem`` and ``usable_approval``, so a writer never signs what verify
 would then reject.
@@ -12,8 +13,9 @@ from __future__ import annotations
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.schema import STAGES
-from regbook.core.workspace import Settings, Workspace
+from regbook.core.workspace import Workspace
 from regbook.crypto.keys import Keyring, check_signature, namespace_for
+from regbook.ledger.anchors import REGISTRY_MODEL, Anchors
 from regbook.ledger.events import LedgerEvent
 from regbook.ledger.gates import FAIL, PASS, evaluate, parse_gates, recorded_outcome
 from regbook.ledger.signatures import signer_role
@@ -100,8 +102,9 @@ def usable_approval(
     return None, reasons
 
 
-def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
-    """Every workflow rule broken anywhere in the ledger, event by event."""
+def workflow_findings(registry: Registry, anchors: Anchors) -> list[Finding]:
+    """Every workflow rule broken anywhere in the ledger, event by event, each under the
+    policy in force where it stands."""
     findings: list[Finding] = []
     stage: dict[tuple[str, int], str] = {}
     stage_seq: dict[tuple[str, int], int] = {}
@@ -109,6 +112,8 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
     last_gate: dict[tuple[str, int], LedgerEvent] = {}
     for event in registry.events:
         key = (event.model, event.version or 0)
+        if event.kind in ("policy", "keyring") and event.model == REGISTRY_MODEL:
+            continue  # the anchors' to judge
         if event.kind == "register":
             stage.setdefault(key, "None")
             stage_seq.setdefault(key, event.seq)
@@ -133,7 +138,7 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
                     f"not this version's {state.content_hash[:24]}... (a replayed approval)",
                 )
         elif event.kind == "gate":
-            findings.extend(gate_findings(event, state, label))
+            findings.extend(gate_findings(event, state, label, anchors.policy_at(event.seq).gates))
             last_gate[key] = event
         elif event.kind in ("promote", "archive"):
             current, target = stage.get(key, "None"), p.get("to")
@@ -175,7 +180,7 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
                     current,
                     str(target),
                     stage_seq.get(key, 0),
-                    settings,
+                    anchors.policy_at(event.seq).transition_roles(current, str(target)),
                     label,
                 )
             )
@@ -214,7 +219,7 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
     # Thresholds in force: the latest PASS of each live version must still hold. (A FAIL
     # that looser thresholds would now pass is harmless: promotion needs a new gate run.)
     try:
-        gates = parse_gates(settings.gates)
+        gates = parse_gates(anchors.policy.gates)
     except InputError:
         gates = ()
     for key, event in last_gate.items():
@@ -228,7 +233,7 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
                     "RB505",
                     event.where("payload"),
                     f"the latest gate result of {state.model}@{state.version} (event {event.seq}) "
-                    f"is {event.payload.get('result')}, but the thresholds in regbook.toml give "
+                    f"is {event.payload.get('result')}, but the thresholds in force give "
                     f"{now.result} on the sealed metrics",
                     state.model,
                     state.version,
@@ -237,7 +242,11 @@ def workflow_findings(registry: Registry, settings: Settings) -> list[Finding]:
     return findings
 
 
-def gate_findings(event: LedgerEvent, state: VersionState, label: str) -> list[Finding]:
+def gate_findings(
+    event: LedgerEvent, state: VersionState, label: str, in_force: dict[str, str]
+) -> list[Finding]:
+    """A gate result must follow from the sealed metrics and the thresholds of the policy
+    in force at the gate (``in_force``, its [gates])."""
     out = []
 
     def add(text: str) -> None:
@@ -255,6 +264,16 @@ def gate_findings(event: LedgerEvent, state: VersionState, label: str) -> list[F
     except InputError as err:
         add(str(err))
         return out
+    try:
+        wanted = {str(g): g.name for g in parse_gates(in_force)}
+    except InputError:
+        wanted = {}
+    used = {str(r.gate): r.gate.name for r in recorded.results}
+    if used != wanted:
+        add(
+            f"the gates recorded ({_gate_list(used)}) are not the gates of the policy in "
+            f"force at the gate ({_gate_list(wanted)})"
+        )
     metrics = sealed_metrics(state)
     for r in recorded.results:
         sealed = metrics.get(r.gate.metric)
@@ -270,6 +289,10 @@ def gate_findings(event: LedgerEvent, state: VersionState, label: str) -> list[F
     return out
 
 
+def _gate_list(gates: dict[str, str]) -> str:
+    return "; ".join(f"{name} {rule}" for rule, name in sorted(gates.items())) or "none"
+
+
 def _approval_findings(
     event: LedgerEvent,
     registry: Registry,
@@ -277,7 +300,7 @@ def _approval_findings(
     current: str,
     target: str,
     since: int,
-    settings: Settings,
+    roles: tuple[str, ...],
     label: str,
 ) -> list[Finding]:
     ref = event.payload.get("approval")
@@ -316,7 +339,6 @@ def _approval_findings(
             else f"the approval it uses (event {approval.seq}) is for "
             f"{p.get('from')} -> {p.get('to')}, not {current} -> {target}",
         )
-    roles = settings.transition_roles(current, target)
     if signer_role(approval) not in roles:
         return finding(
             "RB501",

@@ -5,7 +5,7 @@ The Ed25519 work runs in batches (``regbook.crypto.sigbatch``), on worker proces
 large ledgers; the keyring's rules (principal, namespace, validity window) and the
 role each kind of event needs (``allowed_roles_for``) are applied to each result::
 
-    wait = check_signatures_in_background(events, keyring, allowed_roles_for(settings))
+    wait = check_signatures_in_background(events, keyring, allowed_roles_for(anchors.policy_at))
     findings = wait()
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
-from regbook.core.workspace import Settings
+from regbook.core.policy import GOVERNANCE_ONLY, Policy
 from regbook.crypto import (
     keys,  # here, not at import: it loads cryptography
     sigbatch,
@@ -56,12 +56,13 @@ def check_signatures_in_background(
 class SignatureChecks:
     """Signature checks started event by event: the Ed25519 work runs on ``pool``
     (worker processes, see sigbatch.py) as events are added, else on ``threads``
-    threads once ``started``; the keyring and role rules are applied while waiting."""
+    threads once ``started``; the keyring and role rules are applied while waiting.
+    ``allowed_roles`` may be set after the events are added, before waiting."""
 
     def __init__(
         self,
         keyring: Keyring,
-        allowed_roles: AllowedRoles,
+        allowed_roles: AllowedRoles | None,
         threads: int = 2,
         pool: Executor | None = None,
     ) -> None:
@@ -88,6 +89,7 @@ class SignatureChecks:
 
         def wait() -> list[Finding]:
             results = sigbatch.gather(chunks, self._items)
+            assert self.allowed_roles is not None, "set allowed_roles before waiting"
             rules = _SignatureRules(self.keyring, self.allowed_roles)
             return [f for e, got in zip(events, results, strict=True) for f in rules(e, got)]
 
@@ -190,10 +192,14 @@ def _role_of_signature(armored: str) -> str | None:
         return None
 
 
-def allowed_roles_for(settings: Settings) -> AllowedRoles:
-    """The roles that may sign each kind of event, from regbook.toml."""
+def allowed_roles_for(policy_at: Callable[[int], Policy]) -> AllowedRoles:
+    """The roles that may sign each kind of event, under the policy in force at the
+    event's seq (``policy_at``). Policy and keyring changes need a governance lead."""
 
     def roles(event: LedgerEvent) -> tuple[str, ...]:
+        if event.kind in ("policy", "keyring"):
+            return GOVERNANCE_ONLY
+        settings = policy_at(event.seq)
         if event.kind == "register":
             return settings.register_roles
         if event.kind == "gate":

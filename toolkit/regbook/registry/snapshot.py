@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.ids import ModelRef
@@ -26,11 +27,13 @@ from regbook.core.schema import CARDS, LEDGER, READ_SHEETS, Sheet
 from regbook.core.workspace import Workspace
 from regbook.crypto import sigbatch
 from regbook.crypto.keys import Keyring, load_keyring
+from regbook.ledger.anchors import Anchors
 from regbook.ledger.events import CHAIN_CODES, LedgerEvent, check_chain, read_events
 from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import keys_findings, view_findings
+from regbook.registry.witness import Witness, signatures_sha256, witness_findings
 from regbook.workbook.read import Table, WorkbookData, read_workbook
 
 LEDGER_ONLY: tuple[Sheet, ...] = (LEDGER,)
@@ -49,6 +52,7 @@ class Snapshot:
     keyring: Keyring
     events: list[LedgerEvent]
     registry: Registry
+    anchors: Anchors
     ledger_findings: list[Finding] = field(default_factory=list)
     rule_findings: list[Finding] = field(default_factory=list)
     view_findings: list[Finding] = field(default_factory=list)
@@ -64,6 +68,11 @@ class Snapshot:
     def chain_findings(self) -> list[Finding]:
         """The ledger's rows and chain: what makes a ledger unfit to write to."""
         return [f for f in self.ledger_findings if f.code in CHAIN_CODES]
+
+    @property
+    def registry_id(self) -> str:
+        """The registry's ID: the one its events carry, else regbook.toml's."""
+        return self.anchors.registry_id or self.workspace.settings.registry_id
 
     @property
     def head(self) -> LedgerEvent | None:
@@ -94,13 +103,19 @@ def open_registry(
     keyring_sha256: str | None = None,
     threads: int = 2,
     meanwhile: Callable[[], object] | None = None,
+    witness: Witness | None = None,
 ) -> Snapshot:
     """Read ``sheets`` of the workbook once and check the registry: the ledger's rows and
     chain, the keyring pin, and with ``signatures`` every signature and workflow rule;
     with ``views`` every view cell against the ledger (where those sheets were read).
     The signatures are checked on worker threads or processes while the rest runs;
     ``meanwhile`` (the caller's own preparation, such as loading a PDF's fonts) runs on
-    a thread of its own, started once the worker processes exist, and is waited for."""
+    a thread of its own, started once the worker processes exist, and is waited for.
+
+    With a ``witness`` the ledger must hold the witnessed head (RB119, RB120). When the
+    witness is a ci key's and the keyring is the one it names, the signatures of the
+    events up to the witnessed head are not checked again: the chain proves they are
+    the bytes CI verified, under the same keys and the same policy."""
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
         raise InputError(
             f"keyring sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
@@ -112,7 +127,9 @@ def open_registry(
     try:
         prepared = side.submit(meanwhile) if side is not None and meanwhile else None
         with gc_paused():
-            snapshot = _open(ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool)
+            snapshot = _open(
+                ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool, witness
+            )
         if prepared is not None:
             prepared.result()  # its error, if any, is the caller's
         return snapshot
@@ -145,6 +162,7 @@ def _open(
     keyring_sha256: str | None,
     threads: int,
     pool: sigbatch.Executor | None,
+    witness: Witness | None,
 ) -> Snapshot:
     findings: list[Finding] = []
     if keyring_sha256 is not None and keyring.sha256 != keyring_sha256.strip().lower():
@@ -152,18 +170,50 @@ def _open(
             "RB110", ws.settings.keyring,
             f"the keyring's sha256 is {keyring.sha256}, the pin says "
             f"{keyring_sha256.strip().lower()}: someone changed who may sign"))  # fmt: skip
-    checks = SignatureChecks(keyring, allowed_roles_for(ws.settings), threads, pool)
+    # The roles each event needs are known once the ledger's policy events are read.
+    checks = SignatureChecks(keyring, None, threads, pool)
     parsed: list[tuple[list[LedgerEvent], list[Finding]]] = []
+    # Events up to a trusted witness's head need no signature check if the chain holds it.
+    trusted = (
+        witness.seq
+        if witness is not None
+        and signatures
+        and witness.keyring_sha256 == keyring.sha256
+        and witness.signed_by_ci(keyring) is None
+        else 0
+    )
+    skipped: list[LedgerEvent] = []
+
+    def check(event: LedgerEvent) -> None:
+        if event.seq <= trusted:
+            skipped.append(event)
+        else:
+            checks.add(event)
 
     def parse_ledger(table: Table) -> None:
         # While the other sheets are read, parse the ledger and start the signature checks.
-        parsed.append(read_events(table, checks.add if signatures else None))
+        parsed.append(read_events(table, check if signatures else None))
 
     data = read_workbook(ws.workbook_path, sheets=sheets, first=LEDGER, on_first=parse_ledger)
     events, bad_rows = parsed[0]
-    waiting = checks.started() if signatures else None
     findings += bad_rows
     findings += check_chain(events)
+    anchors = Anchors.replay(events, keyring)
+    findings += anchors.findings
+    findings += anchors.file_findings(ws.settings, keyring, events, fs.verifier_now())
+    registry_id = anchors.registry_id or ws.settings.registry_id
+    if witness is not None:
+        findings += witness_findings(witness, events, keyring, anchors, registry_id)
+    vouched = (
+        trusted
+        and not any(f.code in CHAIN_CODES or f.code in ("RB119", "RB120") for f in findings)
+        and signatures_sha256(events, trusted) == witness.signatures_sha256
+    ) if witness is not None else False  # fmt: skip
+    if not vouched:
+        for event in skipped:  # the witness vouches for none of them: check them all
+            checks.add(event)
+    checks.allowed_roles = allowed_roles_for(anchors.policy_at)
+    waiting = checks.started() if signatures else None
     registry, replayed = Registry.replay(events)
     findings += replayed
     rules: list[Finding] = []
@@ -174,8 +224,19 @@ def _open(
         compared = view_findings(data, registry)
         keys = keys_findings(data, keyring)
     if waiting is not None:
-        rules = workflow_findings(registry, ws.settings)
+        rules = workflow_findings(registry, anchors)
         findings += waiting()
     return Snapshot(
-        ws, data, keyring, events, registry, findings, rules, compared, keys, signatures, views
+        ws,
+        data,
+        keyring,
+        events,
+        registry,
+        anchors,
+        findings,
+        rules,
+        compared,
+        keys,
+        signatures,
+        views,
     )

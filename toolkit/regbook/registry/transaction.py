@@ -120,11 +120,16 @@ class Transaction:
 
     With ``checked`` the snapshot is checked in full first (signatures, workflow rules,
     views), for a writer that puts what it found into evidence (an archive's model card).
+
+    A transaction refuses a regbook.toml whose policy is not the one in force (the one a
+    governance lead signed last): a writer acts under the signed policy or not at all.
+    Only the commands that change the policy or the keyring pass ``any_policy``.
     """
 
-    def __init__(self, ws: Workspace, *, checked: bool = False):
+    def __init__(self, ws: Workspace, *, checked: bool = False, any_policy: bool = False):
         self.ws = ws
         self.checked = checked
+        self.any_policy = any_policy
         self.writer = WorkbookWriter(ws.workbook_path, ws.settings.backups)
         self.snapshot: Snapshot
         self.data: WorkbookData
@@ -149,6 +154,9 @@ class Transaction:
                     "`regbook verify` for details and restore the workbook from a backup",
                     findings,
                 )
+            if not self.any_policy:
+                _refuse_unsigned_policy(snapshot)
+                _refuse_hand_edited_keyring(snapshot)
             self.snapshot = snapshot
             self.data, self.registry = snapshot.data, snapshot.registry
             self.events = list(snapshot.events)
@@ -180,6 +188,9 @@ class Transaction:
         version: int | None,
         payload: dict[str, Any],
     ) -> LedgerEvent:
+        registry_id = self.ws.settings.registry_id
+        if registry_id:  # every event carries the registry's ID (not one made before IDs)
+            payload = {**payload, "registry": registry_id}
         event = new_event(
             self.head,
             kind,
@@ -215,6 +226,34 @@ class Transaction:
 
     def save(self, patch: Any) -> None:
         self.writer.save(patch)
+
+
+def _refuse_unsigned_policy(snapshot: Snapshot) -> None:
+    anchors = snapshot.anchors
+    differences = anchors.policy.differences(snapshot.workspace.settings.policy)
+    if differences:
+        source = anchors.policy_event
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        raise InputError(
+            "regbook.toml's policy is not the one in force ("
+            + (f"signed in ledger event {source.seq}" if source else "the built-in defaults")
+            + f"): {differences[0]}{more}; nothing was written. A governance lead signs "
+            "it with `regbook policy sign --key GOV_KEY` (`regbook policy show` lists the "
+            "differences), or undo the edit"
+        )
+
+
+def _refuse_hand_edited_keyring(snapshot: Snapshot) -> None:
+    """A writer signs with a key of the keyring the ledger names, or not at all: a key
+    added to allowed_signers by hand is trusted by nobody who verifies."""
+    found = [f for f in snapshot.ledger_findings if f.code == "RB116"]
+    if found:
+        raise VerificationFailed(
+            f"{found[0].where} was edited outside `regbook keys` (its sha256 is not the one "
+            "the latest keyring event names); nothing was written. Undo the edit, or make "
+            "the change with `regbook keys new|add|revoke --key GOV_KEY`",
+            found,
+        )
 
 
 def _refuse_edited_views(differences: list[Finding]) -> None:

@@ -136,6 +136,17 @@ def _history_detail(kind: str, p: dict[str, Any]) -> str:
         if kind == "archive" and p.get("storage"):
             parts.append(f"bag: {p.get('storage')}; retain until {p.get('retain_until')}")
         return "; ".join(parts)
+    if kind == "policy":
+        changes = p.get("changes")
+        changes = [str(c) for c in changes] if isinstance(changes, list) else []
+        return f"policy {str(p.get('policy_sha256'))[:12]} signed" + (
+            f": {'; '.join(changes)}" if changes else ""
+        )
+    if kind == "keyring":
+        roles = p.get("roles")
+        roles = f" ({', '.join(map(str, roles))})" if isinstance(roles, list) else ""
+        until = f" from {p.get('valid_before')}" if p.get("change") == "revoke" else ""
+        return f"{p.get('change')} {p.get('principal')}{roles} key {p.get('key')}{until}"
     return str(p.get("detail", ""))
 
 

@@ -486,8 +486,9 @@ def signature_files(snapshot: Snapshot, keyring: bytes) -> dict[str, bytes]:
         namespace = _namespace(event.signature)
         rows.append((stem, event.signer, namespace, _verify_time(event.at), event.hash,
                      event.prev))  # fmt: skip
+        about = event.model if event.version is None else f"{event.model}@{event.version}"
         tsv.append(
-            f"{event.seq}\t{event.kind}\t{event.model}@{event.version}\t{event.signer}\t"
+            f"{event.seq}\t{event.kind}\t{about}\t{event.signer}\t"
             f"{namespace}\t{event.at}\t{event.hash}\n"
         )
     files["events.tsv"] = "".join(tsv).encode("utf-8")

@@ -34,6 +34,7 @@ from regbook.core.errors import InputError, VerificationFailed
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import CARD_SHEETS, Snapshot, open_registry
+from regbook.registry.witness import Witness
 from regbook.render.card import build_card, render_card_markdown
 from regbook.render.pdf import prepare as prepare_pdf
 from regbook.render.pdf import render_pdf
@@ -124,14 +125,16 @@ def _readme(folder: str, composite_id: str, problems: int, missing: dict[str, st
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def build_pack(ws: Workspace, ref: ModelRef) -> tuple[dict[str, bytes], Pack]:
+def build_pack(
+    ws: Workspace, ref: ModelRef, *, witness: Witness | None = None
+) -> tuple[dict[str, bytes], Pack]:
     """Every file of the pack (name inside the folder -> bytes) and its summary. The
     registry is opened and verified once; every file is made from that one snapshot."""
     if ref.version is None:
         raise InputError(f"{ref}: name a version (MODEL@VERSION)")
     workbook, keyring = _read(ws.workbook_path), _read(ws.keyring_path)
     # The PDF's fonts load while the registry is read and checked.
-    snapshot = open_registry(ws, sheets=CARD_SHEETS, meanwhile=prepare_pdf)
+    snapshot = open_registry(ws, sheets=CARD_SHEETS, meanwhile=prepare_pdf, witness=witness)
     report = verify(snapshot, scope=ref)  # serves the evidence report and the card
     data = evidence_data(snapshot, ref, report=report)
     card = build_card(snapshot, snapshot.version(ref), report.findings)
@@ -186,11 +189,14 @@ def zip_bytes(folder: str, files: dict[str, bytes], when: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_pack(ws: Workspace, ref: ModelRef, output: Path) -> Pack:
-    """Build the pack for ``ref`` and write it atomically to ``output`` (a .zip)."""
+def write_pack(
+    ws: Workspace, ref: ModelRef, output: Path, *, witness: Witness | None = None
+) -> Pack:
+    """Build the pack for ``ref`` and write it atomically to ``output`` (a .zip); with
+    ``witness`` the ledger must hold the head it names."""
 
     format_of(output, {".zip": "zip"}, "an evidence pack is a .zip file")
-    files, summary = build_pack(ws, ref)
+    files, summary = build_pack(ws, ref, witness=witness)
     write_atomic(output, zip_bytes(summary.folder, files, summary.generated_at))
     summary.path = output
     return summary

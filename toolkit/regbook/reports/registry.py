@@ -59,6 +59,7 @@ def registry_data(snapshot: Snapshot, *, artefacts: bool = True) -> dict[str, An
     report = verify(snapshot, artefacts=artefacts)
     ws, registry, keyring = snapshot.workspace, snapshot.registry, snapshot.keyring
     settings = ws.settings
+    policy = snapshot.anchors.policy  # the signed policy in force, not the file's word
     findings = [f.to_json() for f in report.findings]
     problems = [f for f in findings if f["severity"] in ("error", "warning")]
     versions = list(registry.versions.values())
@@ -73,8 +74,10 @@ def registry_data(snapshot: Snapshot, *, artefacts: bool = True) -> dict[str, An
             "models": settings.models,
             "archive": settings.archive,
             "backups": settings.backups,
-            "register_roles": list(settings.register_roles),
-            "gate_roles": list(settings.gate_roles),
+            "register_roles": list(policy.register_roles),
+            "gate_roles": list(policy.gate_roles),
+            "registry_id": snapshot.registry_id or None,
+            "policy_sha256": policy.sha256,
         },
         "counts": {
             "models": len({v.model for v in versions}),
@@ -90,17 +93,17 @@ def registry_data(snapshot: Snapshot, *, artefacts: bool = True) -> dict[str, An
                 "from": source,
                 "to": target,
                 "command": command,
-                "approvers": list(settings.transition_roles(source, target)),
+                "approvers": list(policy.transition_roles(source, target)),
                 "signers": ["ci"]
                 if target == "Production"
-                else list(settings.transition_roles(source, target)),
+                else list(policy.transition_roles(source, target)),
                 "checks": list(checks),
             }
             for source, target, command, checks in TRANSITIONS
         ],
         "gates": [
             {"gate": g.name, "metric": g.metric, "rule": str(g)}
-            for g in (parse_gates(settings.gates) if settings.gates else ())
+            for g in (parse_gates(policy.gates) if policy.gates else ())
         ],
         "retention_years": settings.retention_years,
         "keys": [

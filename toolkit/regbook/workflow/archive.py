@@ -253,8 +253,10 @@ def _bag_info(ws: Workspace, state: VersionState, principal: str, role: str) -> 
     at = fs.utc_now()
     day = datetime.strptime(at[:10], "%Y-%m-%d").date()
     p = state.payload
+    registry_id = state.register.payload.get("registry") or ws.settings.registry_id
     return {
         "External-Identifier": state.composite_id,
+        **({"Registry-ID": str(registry_id)} if registry_id else {}),
         "Bagging-Date": day.isoformat(),
         "Content-Hash": state.content_hash,
         "Training-Data-Version": p.get("data_version", ""),

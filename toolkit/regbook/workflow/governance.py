@@ -232,7 +232,9 @@ def promote(
                     f"the latest gate result (ledger event {gate_event.seq}) is for "
                     "another content hash"
                 )
-            elif gate_findings(gate_event, state, ""):
+            elif gate_findings(
+                gate_event, state, "", tx.snapshot.anchors.policy_at(gate_event.seq).gates
+            ):
                 unmet.append(
                     f"the latest gate result (ledger event {gate_event.seq}) does not "
                     "follow from the sealed metrics (run `regbook verify`)"

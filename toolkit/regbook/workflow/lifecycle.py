@@ -16,13 +16,12 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from regbook.core.errors import DraftProblems, InputError, cut
+from regbook.core.errors import DraftProblems, InputError
 from regbook.core.ids import (
     CompositeId,
     check_code_commit,
@@ -30,7 +29,6 @@ from regbook.core.ids import (
     check_model_name,
 )
 from regbook.core.schema import (
-    KEYS,
     KNOWN_METRICS,
     METRIC_KINDS,
     METRIC_NAME_RE,
@@ -41,12 +39,9 @@ from regbook.core.schema import (
     normalize,
 )
 from regbook.core.workspace import Workspace
-from regbook.crypto.keys import append_signer, format_signer_line, generate_key, load_keyring
 from regbook.ledger.events import payload_cell
-from regbook.registry.transaction import Transaction, acting_identity, refresh_keys, write_changes
+from regbook.registry.transaction import Transaction, acting_identity, write_changes
 from regbook.storage.hashing import ContentHash, hash_path
-from regbook.workbook.patch import PackagePatch
-from regbook.workbook.read import WorkbookWriter, read_workbook
 
 
 @dataclass(frozen=True)
@@ -644,47 +639,3 @@ def parse_params(text: str) -> dict[str, str]:
             raise InputError(f"hyperparameter {name.strip()!r} is given twice")
         out[name.strip()] = value.strip()
     return out
-
-
-# --- keys ----------------------------------------------------------------------------
-
-
-def add_new_key(
-    ws: Workspace, principal: str, roles: Iterable[str], *, out: Path | None = None
-) -> tuple[Any, str]:
-    """Make an ed25519 key, add it to the keyring with its roles, refresh the Keys sheet.
-
-    The workbook is checked first, so a workbook open in Excel refuses the whole command
-    before any key is written."""
-    import re
-
-    if not re.fullmatch(r"[^\s,\"'*?!#\x00-\x1f\x7f]{1,256}", principal or ""):
-        raise InputError(
-            f"principal {cut(principal or '')!r}: use one name of at most 256 characters "
-            "without spaces, commas, quotes, wildcards or control characters, e.g. "
-            "alice@example.com"
-        )
-    roles = tuple(dict.fromkeys(roles))
-    if out is not None and out.name in ("", ".", ".."):
-        raise InputError(
-            f"out {str(out)!r}: give the path of the private key file to write", option="out"
-        )
-    if out is None:
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", principal)
-        out = Path.home() / ".ssh" / f"regbook_{safe}"
-    with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
-        data = read_workbook(ws.workbook_path, sheets=(KEYS,))
-        patch = PackagePatch(ws.workbook_path)  # first: no key for a workbook we can't write
-        key = generate_key(out, comment=principal)
-        line = format_signer_line(principal, key.public, roles)
-        try:
-            append_signer(ws.keyring_path, line)
-        except BaseException:
-            # A key the keyring never named signs nothing: take back the two files this
-            # command just made, so that running it again is not refused.
-            for made in (out, out.with_name(out.name + ".pub")):
-                made.unlink(missing_ok=True)
-            raise
-        refresh_keys(patch, data, load_keyring(ws))
-        writer.save(patch)
-    return key, line

@@ -6,6 +6,7 @@ workbook made from the template.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from regbook.core.errors import InputError
@@ -35,5 +36,7 @@ def init_workspace(target: Path) -> Workspace:
         encoding="utf-8",
     )
     write_template(target / settings.workbook)
-    (target / CONFIG_NAME).write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    # The registry's identity: random, so that no two registries share one.
+    config = CONFIG_TEMPLATE.replace("{registry_id}", str(uuid.uuid4()))
+    (target / CONFIG_NAME).write_text(config, encoding="utf-8")
     return Workspace.load(target)

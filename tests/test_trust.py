@@ -1,0 +1,594 @@
+"""The trust anchors (DESIGN section 13), tried as an attacker with write access to the
+workspace would: by editing the workbook with openpyxl, regbook.toml and the keyring
+with a text editor, and by running regbook itself under a shifted clock (libfaketime).
+
+Each attack must end in a finding and exit 1: a rollback, a removed gate FAIL, a `.bak`
+swap and another registry's workbook against the witness CI keeps; an unsigned policy;
+backdating with a revoked key; future dates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import Env, copied_env, edit_workbook, problems
+from factory import PASSING, TO_PRODUCTION, Version, build
+from regbook.core.schema import LEDGER, MODELS
+from regbook.core.workspace import Workspace
+from regbook.crypto import keys
+from regbook.ledger.events import LedgerEvent, new_event, read_events
+from regbook.ledger.state import Registry
+from regbook.registry.transaction import append_ledger_rows, models_row_of, refresh_derived_views
+from regbook.registry.views import models_values, write_row
+from regbook.registry.witness import Witness, witness_text
+from regbook.workbook.read import read_workbook
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKETIME = shutil.which("faketime")
+# CI installs libfaketime (.ci/run): there these tests run, never skip.
+needs_faketime = pytest.mark.skipif(
+    FAKETIME is None and not os.environ.get("CI"), reason="libfaketime is not installed"
+)
+PRINCIPAL = {"sme": "alice@example.com", "governance-lead": "gina@example.com",
+             "ci": "ci@example.com"}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def _production_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """credit-risk@1 in Production, credit-risk@2 registered; every gate passes."""
+    versions = [Version(metrics=PASSING), Version(metrics=PASSING)]
+    return build(tmp_path_factory.mktemp("trust-master"), versions, TO_PRODUCTION).base
+
+
+@pytest.fixture
+def prod(_production_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch) -> Env:
+    return copied_env(_production_master, tmp_path, runner, monkeypatch)
+
+
+def ok(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def verify(env: Env, *args: str) -> tuple[int, dict[str, Any]]:
+    result = env.run("verify", "--json", "--no-artefacts", *args)
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def codes(report: dict[str, Any]) -> set[str]:
+    return {code for code, _where in problems(report)}
+
+
+def pin(env: Env) -> str:
+    return keys.Keyring.load(env.root / "allowed_signers").sha256
+
+
+def take_witness(env: Env, name: str = "witness") -> Path:
+    out = env.root.parent / "ci-only" / name
+    out.parent.mkdir(exist_ok=True)
+    ok(env.run("witness", "-o", str(out), key="ci"))
+    return out
+
+
+def ledger(env: Env) -> list[LedgerEvent]:
+    events, bad = read_events(read_workbook(env.workbook, sheets=(LEDGER,))[LEDGER.name])
+    assert not bad
+    return events
+
+
+def delete_ledger_rows(env: Env, count: int) -> None:
+    """Delete the last ``count`` Ledger rows, as in Excel."""
+
+    def change(wb: Any) -> None:
+        sheet = wb[LEDGER.name]
+        sheet.delete_rows(sheet.max_row - count + 1, count)
+
+    edit_workbook(env.workbook, change)
+
+
+def forge(env: Env, role: str, kind: str, ref: str, payload: dict[str, Any], **kw: Any) -> int:
+    """Sign an event with ``role``'s key after the ledger's head and write it, with the
+    views regbook derives, straight into the workbook: what an insider holding that key
+    can do without regbook. The event carries the registry's ID. Its Ledger row."""
+    model, version = ref.split("@")
+    data = read_workbook(env.workbook)
+    events = ledger(env)
+    key = keys.load_private_key(env.keys[role])
+    payload = {**payload, "registry": env.ws.settings.registry_id}
+    event = new_event(events[-1], kind, model, int(version), payload, key, PRINCIPAL[role],
+                      role, **kw)  # fmt: skip
+    registry, _ = Registry.replay([*events, event])
+    state = registry.get(model, int(version))
+
+    def change(wb: Any) -> None:
+        append_ledger_rows(wb, data[LEDGER.name].row_numbers, [event])
+        if state is not None:
+            at = models_row_of(data[MODELS.name], state)
+            write_row(wb[MODELS.name], MODELS, at, models_values(state), "sealed", ("notes",))
+        refresh_derived_views(wb, registry, keys.Keyring.load(env.root / "allowed_signers"))
+
+    edit_workbook(env.workbook, change)
+    return max(data[LEDGER.name].row_numbers) + 1
+
+
+def faketime_run(env: Env, when: str, *args: str, key: str | None = None) -> Any:
+    """regbook itself, in a process whose clock libfaketime sets to ``when``."""
+    assert FAKETIME is not None, "libfaketime (faketime) is needed"
+    argv = [FAKETIME, when, sys.executable, "-m", "regbook", "--workspace", str(env.root), *args]
+    if key is not None:
+        argv += ["--key", str(env.keys[key])]
+    pythonpath = os.pathsep.join(
+        filter(None, [str(ROOT / "toolkit"), os.environ.get("PYTHONPATH")])
+    )
+    return subprocess.run(argv, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": pythonpath, "TZ": "UTC"})  # fmt: skip
+
+
+# --- a clean registry -------------------------------------------------------------------
+
+
+def test_a_clean_witnessed_registry_verifies_and_checks_with_ssh_keygen(prod: Env):
+    witness = take_witness(prod)
+    code, report = verify(prod, "--witness", str(witness), "--keyring-sha256", pin(prod))
+    assert code == 0, report["findings"]
+    assert report["registry_id"] == prod.ws.settings.registry_id
+    data = json.loads(witness.read_bytes().split(b"-----BEGIN SSH SIGNATURE-----")[0])
+    head = ledger(prod)[-1]
+    assert (data["seq"], data["hash"], data["registry"]) == (
+        head.seq, head.hash, prod.ws.settings.registry_id)  # fmt: skip
+    # Stock ssh-keygen checks the witness as docs/formats.md says, and every event.
+    body, _sep, _rest = witness.read_bytes().partition(b"-----BEGIN SSH SIGNATURE-----")
+    (prod.root.parent / "w.json").write_bytes(body)
+    (prod.root.parent / "w.sig").write_bytes(witness.read_bytes()[len(body) :])
+    check = subprocess.run(
+        ["ssh-keygen", "-Y", "verify", "-f", str(prod.root / "allowed_signers"), "-I",
+         data["signer"], "-n", "regbook-ci", "-s", str(prod.root.parent / "w.sig")],
+        input=body, capture_output=True,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    ok(prod.run("export", "signatures", str(prod.root.parent / "sigs")))
+    script = subprocess.run(["sh", str(prod.root.parent / "sigs" / "verify-signatures.sh")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert script.returncode == 0 and " 0 failed" in script.stdout, script.stdout + script.stderr
+
+
+def test_every_event_carries_the_registry_id_shown_by_verify_and_bag_info(prod: Env):
+    registry_id = prod.ws.settings.registry_id
+    assert all(e.payload.get("registry") == registry_id for e in ledger(prod))
+    result = ok(prod.run("verify", "--no-artefacts"))
+    assert f"registry {registry_id}" in result.output
+    ok(prod.run("approve", "credit-risk@2", "--to", "Archived", key="sme"))
+    ok(prod.run("archive", "credit-risk@2", key="sme"))
+    bag_info = (prod.root / "archive" / "credit-risk" / "2" / "bag-info.txt").read_text()
+    assert f"Registry-ID: {registry_id}" in bag_info
+
+
+# --- attack 1: rollback ------------------------------------------------------------------
+
+
+def test_rollback_of_an_archive_is_caught_by_the_witness(prod: Env):
+    ok(prod.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
+    ok(prod.run("archive", "credit-risk@1", key="governance-lead"))
+    witness = take_witness(prod)
+    sealed = keys.Keyring.load(prod.root / "allowed_signers").sha256
+    # The attack: delete the two rows, put the artefact back from its bag, restore.
+    delete_ledger_rows(prod, 2)
+    bag = prod.root / "archive" / "credit-risk" / "1"
+    back = prod.root / "models" / "credit-risk" / "1"
+    back.mkdir(parents=True, exist_ok=True)
+    for item in (bag / "data").iterdir():
+        shutil.copy2(item, back / item.name)
+    ok(prod.run("restore"))
+    # Without the witness the rollback passes: the chain that is left is whole.
+    assert prod.run("verify", "--for-deploy", "credit-risk@1", "--keyring-sha256",
+                    sealed).exit_code == 0  # fmt: skip
+    result = prod.run("verify", "--for-deploy", "credit-risk@1", "--keyring-sha256", sealed,
+                      "--witness", str(witness))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "RB119" in result.output and "rolled back or truncated" in result.output
+    assert "must NOT be deployed" in result.output
+
+
+def test_removing_a_later_gate_fail_is_caught(prod: Env, tmp_path: Path):
+    weak = tmp_path / "weak.bin"
+    weak.write_bytes(b"a weaker model\n" * 50)
+    ok(prod.run("register", "credit-risk", "--artefact", str(weak), "--data-version",
+                "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a", "--code-commit", "c0ffee12" * 5,
+                "--pipeline-run", "run-7", "--metric", "auc_roc=0.5", "--metric",
+                "demographic_parity_ratio=0.91", "--metric", "security_high_findings=0",
+                key="sme"))  # fmt: skip
+    assert prod.run("gate", "credit-risk@3", key="ci").exit_code == 1  # FAIL, recorded
+    witness = take_witness(prod)
+    delete_ledger_rows(prod, 1)
+    ok(prod.run("restore"))
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and "RB119" in codes(report)
+
+
+def test_a_bak_swap_is_caught(prod: Env):
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    witness = take_witness(prod)
+    shutil.copy2(prod.root / "registry.xlsx.1.bak", prod.workbook)
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and codes(report) == {"RB119"}
+
+
+def _second_registry(prod: Env, tmp_path: Path) -> Path:
+    """Another registry of the same team, with the same keys (the keyring copied)."""
+    other = tmp_path / "other"
+    ok(prod.run("init", str(other)))
+    shutil.copy2(prod.root / "allowed_signers", other / "allowed_signers")
+    artefact = tmp_path / "other-model.bin"
+    artefact.write_bytes(b"another model\n" * 100)
+    env = Env(other, prod.keys, prod.runner)
+    ok(env.register("credit-risk", artefact, key="sme"))
+    return other
+
+
+def test_a_workbook_from_another_registry_with_the_same_keys_is_caught(prod: Env, tmp_path):
+    witness = take_witness(prod)
+    other = _second_registry(prod, tmp_path)
+    # The workbook alone: its events carry the other registry's ID.
+    shutil.copy2(other / "registry.xlsx", prod.workbook)
+    code, report = verify(prod)
+    assert code == 1 and "RB112" in codes(report)
+    # The workbook and regbook.toml together agree with each other; the witness does not.
+    shutil.copy2(other / "regbook.toml", prod.root / "regbook.toml")
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and codes(report) == {"RB119"}
+    assert any("another registry" in f["message"] for f in report["findings"])
+
+
+def test_a_forked_ledger_is_caught(prod: Env):
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    witness = take_witness(prod)
+    witnessed = ledger(prod)[-1]
+    delete_ledger_rows(prod, 1)
+    ok(prod.run("restore"))
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    forge(prod, "sme", "approve", "credit-risk@2", {
+        "content_hash": state.content_hash, "from": "None", "to": "Staging",
+        "note": "a different approval at the same seq"})  # fmt: skip
+    assert ledger(prod)[-1].seq == witnessed.seq and ledger(prod)[-1].hash != witnessed.hash
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and codes(report) == {"RB119"}
+    assert any("forked" in f["message"] for f in report["findings"])
+
+
+def test_a_witness_signed_by_a_key_without_the_ci_role_is_refused(prod: Env):
+    events = ledger(prod)
+    ring = keys.Keyring.load(prod.root / "allowed_signers")
+    sme = keys.load_private_key(prod.keys["sme"])
+    text = witness_text(prod.ws.settings.registry_id, events, ring.sha256, "0" * 64,
+                        PRINCIPAL["sme"], events[-1].at, sme)  # fmt: skip
+    forged = prod.root.parent / "forged-witness"
+    forged.write_bytes(text)
+    code, report = verify(prod, "--witness", str(forged))
+    assert code == 1 and codes(report) == {"RB120"}
+
+
+def test_a_tampered_witness_is_refused(prod: Env):
+    witness = take_witness(prod)
+    head = ledger(prod)[-1]
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    newer = ledger(prod)[-1]
+    # Roll the ledger back, and move the witness back with it by editing its JSON.
+    delete_ledger_rows(prod, 1)
+    ok(prod.run("restore"))
+    assert newer.seq == head.seq + 1
+    raw = witness.read_text()
+    witness.write_text(raw.replace(f'"seq": {head.seq}', f'"seq": {head.seq - 1}'))
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and codes(report) == {"RB120"}
+    # Not a witness at all is bad input: exit 2, one line.
+    witness.write_text("{}\n")
+    result = prod.run("verify", "--witness", str(witness))
+    assert result.exit_code == 2 and "no SSH signature after the JSON" in result.output
+
+
+def test_a_witness_vouches_for_signature_cells_too(prod: Env):
+    """Events up to the witnessed head are not checked again, but only while their
+    signature cells are the ones CI checked."""
+    witness = take_witness(prod)
+
+    def change(wb: Any) -> None:
+        sheet = wb[LEDGER.name]
+        cell = sheet[f"{LEDGER.letter('signature')}3"]
+        other = sheet[f"{LEDGER.letter('signature')}4"].value
+        cell.value = other
+
+    edit_workbook(prod.workbook, change)
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and "RB104" in codes(report)
+
+
+def test_witness_out_writes_the_next_witness_after_a_clean_deploy_check(prod: Env):
+    first = take_witness(prod)
+    nxt = prod.root.parent / "ci-only" / "next"
+    result = prod.run("verify", "--for-deploy", "credit-risk@1", "--witness", str(first),
+                      "--witness-out", str(nxt), key="ci")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert Witness.load(nxt).seq == ledger(prod)[-1].seq
+    # promote --witness-out too, CI's usual promotion with --archive-previous.
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("gate", "credit-risk@2", key="ci"))
+    ok(prod.run("approve", "credit-risk@2", "--to", "Production", key="governance-lead"))
+    ok(prod.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
+    after = prod.root.parent / "ci-only" / "after-promote"
+    ok(prod.run("promote", "credit-risk@2", "--to", "Production", "--archive-previous",
+                "--witness-out", str(after), key="ci"))  # fmt: skip
+    assert Witness.load(after).seq == ledger(prod)[-1].seq
+    code, report = verify(prod, "--witness", str(after))
+    assert code == 0, report["findings"]
+
+
+def test_no_witness_is_written_for_a_registry_that_does_not_verify(prod: Env):
+    config = prod.root / "regbook.toml"
+    config.write_text(config.read_text().replace("auc_roc >= 0.75", "auc_roc >= 0.5"))
+    out = prod.root.parent / "w"
+    result = prod.run("witness", "-o", str(out), key="ci")
+    assert result.exit_code == 1 and not out.exists()
+    result = prod.run("witness", "-o", str(prod.root.parent / "w2"), key="sme")
+    assert result.exit_code == 2 and "role ci" in result.output
+
+
+# --- attack 2: an unsigned policy ---------------------------------------------------------
+
+
+def test_an_unsigned_policy_is_not_in_force(prod: Env):
+    """With only an SME key: loosen regbook.toml, sign a gate PASS and a Production
+    approval for a version that failed the real gates, and let CI promote."""
+    config = prod.root / "regbook.toml"
+    text = config.read_text()
+    for old, new in (
+        ('"Staging->Production" = ["governance-lead"]', '"Staging->Production" = ["sme"]'),
+        ('gate = ["ci"]', 'gate = ["sme", "ci"]'),
+        ('auc_roc >= 0.75', 'auc_roc >= 0.1'),
+    ):  # fmt: skip
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text)
+    # regbook itself refuses to act on it, and names the fix.
+    result = prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme")
+    assert result.exit_code == 2 and "regbook policy sign" in result.output
+    ok_policy = prod.run("policy", "show")
+    assert "regbook.toml differs" in ok_policy.output
+    # So the SME forges the events by hand: credit-risk@2 fails the real gate (0.83 is
+    # below the 0.9 the attacker's forged gate ignores; here: the forged gate's rules).
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    h = state.content_hash
+    forge(prod, "sme", "approve", "credit-risk@2", {"content_hash": h, "from": "None",
+          "to": "Staging", "note": ""})  # fmt: skip
+    approval = ledger(prod)[-1]
+    forge(prod, "sme", "promote", "credit-risk@2", {"content_hash": h, "from": "None",
+          "to": "Staging", "approval": {"hash": approval.hash, "seq": approval.seq}})  # fmt: skip
+    forge(prod, "sme", "gate", "credit-risk@2", {
+        "content_hash": h, "stage": "Staging", "result": "PASS",
+        "gates": [{"gate": "performance", "metric": "auc_roc", "op": ">=", "threshold": 0.1,
+                   "value": 0.83, "result": "PASS"}]})  # fmt: skip
+    forge(prod, "sme", "approve", "credit-risk@2", {"content_hash": h, "from": "Staging",
+          "to": "Production", "note": ""})  # fmt: skip
+    result = prod.run("promote", "credit-risk@2", "--to", "Production", "--archive-previous",
+                      key="ci")  # fmt: skip
+    assert result.exit_code == 2 and "regbook policy sign" in result.output
+    code, report = verify(prod, "--keyring-sha256", pin(prod))
+    assert code == 1
+    assert {"RB117", "RB106", "RB505"} <= codes(report)
+    result = prod.run("verify", "--for-deploy", "credit-risk@1", "--keyring-sha256", pin(prod))
+    assert result.exit_code == 1 and "RB117" in result.output
+
+
+def test_policy_sign_and_show(prod: Env):
+    config = prod.root / "regbook.toml"
+    config.write_text(config.read_text().replace("auc_roc >= 0.75", "auc_roc >= 0.8"))
+    assert "auc_roc >= 0.8" in prod.run("policy", "show").output
+    result = prod.run("policy", "sign", key="sme")
+    assert result.exit_code == 2 and "governance-lead" in result.output
+    ok(prod.run("policy", "sign", key="governance-lead"))
+    shown = json.loads(ok(prod.run("policy", "show", "--json")).stdout)
+    assert shown["policy"]["gates"]["performance"] == "auc_roc >= 0.8"
+    assert shown["file_differs"] == [] and shown["signed"]["signer"] == PRINCIPAL["governance-lead"]
+    assert verify(prod)[0] == 0
+    # Signing again with nothing changed writes nothing.
+    events = len(ledger(prod))
+    assert "already in force" in ok(prod.run("policy", "sign", key="governance-lead")).output
+    assert len(ledger(prod)) == events
+
+
+def test_a_gate_judged_under_the_thresholds_in_force_at_it(prod: Env):
+    """A gate recorded under the policy in force stays valid when a later signed policy
+    tightens nothing for it; one recorded with thresholds not in force is RB505."""
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    forge(prod, "ci", "gate", "credit-risk@2", {
+        "content_hash": state.content_hash, "stage": "None", "result": "PASS",
+        "gates": [{"gate": "performance", "metric": "auc_roc", "op": ">=", "threshold": 0.1,
+                   "value": 0.83, "result": "PASS"}]})  # fmt: skip
+    code, report = verify(prod)
+    assert code == 1 and codes(report) == {"RB505"}
+    assert any("not the gates of the policy in force" in f["message"] for f in report["findings"])
+
+
+# --- attack 3: backdating with a revoked key --------------------------------------------
+
+
+def _rotate_ci(prod: Env) -> Path:
+    """Rotate the ci key as docs/ci.md says: a new key, the old one revoked."""
+    new = prod.root.parent / "keys" / "ci2"
+    ok(prod.run("keys", "new", "ci2@example.com", "--role", "ci", "--out", str(new),
+                key="governance-lead"))  # fmt: skip
+    ok(prod.run("keys", "revoke", "ci@example.com", key="governance-lead"))
+    return new
+
+
+def test_backdating_with_a_revoked_key_is_caught_by_chain_position(prod: Env):
+    _rotate_ci(prod)
+    new_pin = pin(prod)
+    assert verify(prod, "--keyring-sha256", new_pin)[0] == 0
+    last = ledger(prod)[-1]
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    row = forge(prod, "ci", "gate", "credit-risk@2", {
+        "content_hash": state.content_hash, "stage": "None", "result": "PASS",
+        "gates": [{"gate": g, "metric": m, "op": op, "threshold": t, "value": v,
+                   "result": "PASS"} for g, m, op, t, v in (
+            ("fairness", "demographic_parity_ratio", ">=", 0.8, 0.91),
+            ("performance", "auc_roc", ">=", 0.75, 0.83),
+            ("security", "security_high_findings", "==", 0, 0.0))]},
+        at=last.at)  # fmt: skip
+    code, report = verify(prod, "--keyring-sha256", new_pin)
+    assert code == 1 and ("RB115", f"Ledger!K{row}") in problems(report)
+    assert codes(report) == {"RB115"}  # its date is inside the old key's window
+
+
+@needs_faketime
+def test_a_revoked_key_under_a_clock_set_back_is_caught(prod: Env):
+    """regbook itself, run with the old ci key under a clock set to before the
+    revocation: the key looks valid to it, but the chain says it was revoked."""
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    first = ledger(prod)[0].at  # long before the revocation
+    _rotate_ci(prod)
+    when = first.replace("T", " ").rstrip("Z")
+    done = faketime_run(prod, when, "gate", "credit-risk@2", key="ci")
+    assert done.returncode in (0, 1), done.stderr
+    code, report = verify(prod, "--keyring-sha256", pin(prod))
+    assert code == 1 and "RB115" in codes(report)
+
+
+def test_keyring_changes_are_signed_keyring_events(prod: Env, tmp_path: Path):
+    bob = tmp_path / "bob"
+    result = prod.run("keys", "new", "bob@example.com", "--role", "sme", "--out", str(bob))
+    assert result.exit_code == 2 and "--key GOV_KEY" in result.output and not bob.exists()
+    result = prod.run("keys", "new", "bob@example.com", "--role", "sme", "--out", str(bob),
+                      key="sme")  # fmt: skip
+    assert result.exit_code == 2 and not bob.exists()
+    ok(prod.run("keys", "new", "bob@example.com", "--role", "sme", "--out", str(bob),
+                key="governance-lead"))  # fmt: skip
+    event = ledger(prod)[-1]
+    assert (event.kind, event.model, event.payload["change"]) == ("keyring", "(registry)", "add")
+    assert event.payload["principal"] == "bob@example.com"
+    assert event.payload["keyring_sha256"] == pin(prod)
+    # A key someone already has, then its revocation by fingerprint at a given time.
+    carol = tmp_path / "carol"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(carol)], check=True)
+    ok(prod.run("keys", "add", "carol@example.com", "--role", "sme", "--pubkey",
+                f"{carol}.pub", key="governance-lead"))  # fmt: skip
+    fingerprint = keys.PublicKey.parse(Path(f"{carol}.pub").read_text()).fingerprint
+    ok(prod.run("keys", "revoke", fingerprint, "--at", "2026-01-01T00:00:00Z",
+                key="governance-lead"))  # fmt: skip
+    assert 'valid-before="20260101000000Z"' in (prod.root / "allowed_signers").read_text()
+    revoked = ledger(prod)[-1]
+    assert revoked.payload["change"] == "revoke" and revoked.payload["key"] == fingerprint
+    assert verify(prod, "--keyring-sha256", pin(prod))[0] == 0
+    history = ok(prod.run("keys", "list")).output
+    assert "carol@example.com" in history
+
+
+def test_the_first_governance_lead_key_signs_its_own_event(tmp_path: Path, runner: CliRunner):
+    env = Env(tmp_path / "ws", {}, runner)
+    ok(env.run("init", str(env.root)))
+    ok(env.run("keys", "new", "sam@example.com", "--role", "sme", "--out",
+               str(tmp_path / "sam")))  # fmt: skip
+    assert ledger(env) == []  # no lead yet: no event, as a team starting out needs
+    ok(env.run("keys", "new", "gina@example.com", "--role", "governance-lead", "--out",
+               str(tmp_path / "gina")))  # fmt: skip
+    (first,) = ledger(env)
+    assert first.kind == "keyring" and first.signer == "gina@example.com"
+    result = env.run("keys", "new", "ci@example.com", "--role", "ci", "--out",
+                     str(tmp_path / "ci"))  # fmt: skip
+    assert result.exit_code == 2 and "governance lead" in result.output
+    code, report = verify(env)
+    assert code == 0, report["findings"]
+
+
+def test_a_keyring_edited_by_hand_is_found(prod: Env, tmp_path: Path):
+    mallory = tmp_path / "mallory"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(mallory)],
+                   check=True)  # fmt: skip
+    line = f'mallory@example.com namespaces="regbook-ci" {Path(f"{mallory}.pub").read_text()}'
+    with (prod.root / "allowed_signers").open("a") as ring:
+        ring.write(line)
+    code, report = verify(prod)
+    assert code == 1 and codes(report) == {"RB116"}
+    result = prod.run("keys", "new", "x@example.com", "--role", "sme", "--out",
+                      str(tmp_path / "x"), key="governance-lead")  # fmt: skip
+    assert result.exit_code == 2 and "edited outside" in result.output
+    # No writer signs with a keyring the ledger does not name.
+    result = prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme")
+    assert result.exit_code == 1 and "edited outside" in result.output
+
+
+def test_an_event_without_the_registry_id_is_found(prod: Env):
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    data = read_workbook(prod.workbook)
+    events = ledger(prod)
+    key = keys.load_private_key(prod.keys["sme"])
+    payload = {"content_hash": state.content_hash, "from": "None", "to": "Staging", "note": ""}
+    event = new_event(events[-1], "approve", "credit-risk", 2, payload, key, PRINCIPAL["sme"],
+                      "sme")  # fmt: skip
+    registry, _ = Registry.replay([*events, event])
+
+    def change(wb: Any) -> None:
+        append_ledger_rows(wb, data[LEDGER.name].row_numbers, [event])
+        refresh_derived_views(wb, registry, keys.Keyring.load(prod.root / "allowed_signers"))
+
+    edit_workbook(prod.workbook, change)
+    row = max(data[LEDGER.name].row_numbers) + 1
+    code, report = verify(prod)
+    assert code == 1 and problems(report) == {("RB112", f"Ledger!F{row}")}
+
+
+def test_a_registry_made_before_ids_gets_one_by_a_signed_policy(tmp_path: Path, runner):
+    env = Env(tmp_path / "ws", {}, runner)
+    ok(env.run("init", str(env.root)))
+    config = env.root / "regbook.toml"
+    text = config.read_text()
+    start, end = text.index("[registry]"), text.index("[paths]")
+    config.write_text(text[:start] + text[end:])  # as regbook.toml was before IDs
+    for name, role in (("sam", "sme"), ("ci", "ci")):
+        ok(env.run("keys", "new", f"{name}@example.com", "--role", role, "--out",
+                   str(tmp_path / name)))  # fmt: skip
+    env.keys.update({"sme": tmp_path / "sam", "ci": tmp_path / "ci"})
+    ok(env.register("credit-risk", key="sme"))
+    assert "registry" not in ledger(env)[0].payload
+    code, report = verify(env)
+    assert code == 0 and {f["code"] for f in report["findings"]} == {"RB113"}
+    ok(env.run("keys", "new", "gina@example.com", "--role", "governance-lead", "--out",
+               str(tmp_path / "gina")))  # fmt: skip
+    env.keys["governance-lead"] = tmp_path / "gina"
+    ok(env.run("policy", "sign", key="governance-lead"))
+    registry_id = Workspace.load(env.root).settings.registry_id
+    assert registry_id and ledger(env)[-1].payload["registry"] == registry_id
+    ok(env.register("credit-risk", key="sme"))
+    assert ledger(env)[-1].payload["registry"] == registry_id
+    code, report = verify(env)
+    assert code == 0 and report["findings"] == [], report["findings"]
+
+
+# --- attack 4: future dates --------------------------------------------------------------
+
+
+@needs_faketime
+def test_an_event_dated_in_the_future_is_found_and_nothing_is_appended_after_it(prod: Env):
+    done = faketime_run(prod, "2099-12-31 12:00:00", "approve", "credit-risk@2", "--to",
+                        "Staging", key="sme")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert ledger(prod)[-1].at.startswith("2099-12-31")
+    code, report = verify(prod)
+    assert code == 1 and codes(report) == {"RB114"}
+    result = prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme")
+    assert result.exit_code == 1 and "nothing was written" in result.output
