@@ -592,3 +592,26 @@ def test_an_event_dated_in_the_future_is_found_and_nothing_is_appended_after_it(
     assert code == 1 and codes(report) == {"RB114"}
     result = prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme")
     assert result.exit_code == 1 and "nothing was written" in result.output
+
+
+def test_a_witnessed_verify_still_judges_what_came_after_the_witness(prod: Env):
+    """The witness spares the checks of the events CI verified, not of the later ones,
+    nor the chain: an edit before the witnessed head is still caught."""
+    witness = take_witness(prod)
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    row = forge(prod, "sme", "promote", "credit-risk@2", {
+        "content_hash": state.content_hash, "from": "None", "to": "Staging"})  # fmt: skip
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and problems(report) == {("RB501", f"Ledger!F{row}")}
+    delete_ledger_rows(prod, 1)
+    ok(prod.run("restore"))
+
+    def change(wb: Any) -> None:
+        cell = wb[LEDGER.name][f"{LEDGER.letter('at')}3"]
+        seconds = "00" if cell.value[17:19] != "00" else "01"
+        cell.value = f"{cell.value[:17]}{seconds}Z"
+
+    edit_workbook(prod.workbook, change)
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and "RB102" in codes(report)

@@ -32,6 +32,7 @@ REGISTRY_MODEL = "(registry)"
 # How far ahead of the verifier's clock an event may be dated (clocks drift).
 CLOCK_SLACK = timedelta(minutes=5)
 KEYRING_CHANGES = ("add", "revoke")
+DEFAULT_POLICY = Policy()  # the built-in defaults, in force until a policy is signed
 
 
 @dataclass
@@ -118,13 +119,18 @@ class Anchors:
 
     def policy_at(self, seq: int) -> Policy:
         """The policy in force for the event at ``seq``: the latest signed before it."""
-        i = bisect.bisect_left([s for s, _p, _e in self.policies], seq)
-        return self.policies[i - 1][1] if i else Policy()
+        policies = self.policies
+        if not policies or seq <= policies[0][0]:
+            return DEFAULT_POLICY
+        if seq > policies[-1][0]:
+            return policies[-1][1]
+        i = bisect.bisect_left([s for s, _p, _e in policies], seq)
+        return policies[i - 1][1]
 
     @property
     def policy(self) -> Policy:
         """The policy in force now."""
-        return self.policies[-1][1] if self.policies else Policy()
+        return self.policies[-1][1] if self.policies else DEFAULT_POLICY
 
     @property
     def policy_event(self) -> LedgerEvent | None:

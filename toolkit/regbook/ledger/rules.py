@@ -10,6 +10,8 @@ would then reject.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.schema import STAGES
@@ -17,7 +19,7 @@ from regbook.core.workspace import Workspace
 from regbook.crypto.keys import Keyring, check_signature, namespace_for
 from regbook.ledger.anchors import REGISTRY_MODEL, Anchors
 from regbook.ledger.events import LedgerEvent
-from regbook.ledger.gates import FAIL, PASS, evaluate, parse_gates, recorded_outcome
+from regbook.ledger.gates import FAIL, PASS, Gate, evaluate, parse_gates, recorded_outcome
 from regbook.ledger.signatures import signer_role
 from regbook.ledger.state import Registry, VersionState
 
@@ -102,9 +104,12 @@ def usable_approval(
     return None, reasons
 
 
-def workflow_findings(registry: Registry, anchors: Anchors) -> list[Finding]:
+def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0) -> list[Finding]:
     """Every workflow rule broken anywhere in the ledger, event by event, each under the
-    policy in force where it stands."""
+    policy in force where it stands. The events up to ``vouched`` are the ones a witness
+    vouches for (CI found them clean, and the chain proves they are the same bytes under
+    the same keys): their rules depend on nothing after them, so only the state they
+    leave is followed."""
     findings: list[Finding] = []
     stage: dict[tuple[str, int], str] = {}
     stage_seq: dict[tuple[str, int], int] = {}
@@ -117,6 +122,9 @@ def workflow_findings(registry: Registry, anchors: Anchors) -> list[Finding]:
         if event.kind == "register":
             stage.setdefault(key, "None")
             stage_seq.setdefault(key, event.seq)
+            continue
+        if event.seq <= vouched:
+            _follow(event, key, stage, stage_seq, production, last_gate)
             continue
         state = registry.get(*key)
         label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
@@ -242,6 +250,27 @@ def workflow_findings(registry: Registry, anchors: Anchors) -> list[Finding]:
     return findings
 
 
+def _follow(
+    event: LedgerEvent,
+    key: tuple[str, int],
+    stage: dict[tuple[str, int], str],
+    stage_seq: dict[tuple[str, int], int],
+    production: dict[str, set[int]],
+    last_gate: dict[tuple[str, int], LedgerEvent],
+) -> None:
+    """What a vouched event changes in workflow_findings' state, without its checks."""
+    if event.kind == "gate":
+        last_gate[key] = event
+    elif event.kind in ("promote", "archive"):
+        target = str(event.payload.get("to"))
+        if target == "Production":
+            production.setdefault(event.model, set()).add(event.version or 0)
+        elif stage.get(key, "None") == "Production":
+            production.get(event.model, set()).discard(event.version or 0)
+        stage[key] = target
+        stage_seq[key] = event.seq
+
+
 def gate_findings(
     event: LedgerEvent, state: VersionState, label: str, in_force: dict[str, str]
 ) -> list[Finding]:
@@ -264,11 +293,8 @@ def gate_findings(
     except InputError as err:
         add(str(err))
         return out
-    try:
-        wanted = {str(g): g.name for g in parse_gates(in_force)}
-    except InputError:
-        wanted = {}
-    used = {str(r.gate): r.gate.name for r in recorded.results}
+    wanted = _gate_set(tuple(in_force.items()))
+    used = frozenset(r.gate for r in recorded.results)
     if used != wanted:
         add(
             f"the gates recorded ({_gate_list(used)}) are not the gates of the policy in "
@@ -289,8 +315,17 @@ def gate_findings(
     return out
 
 
-def _gate_list(gates: dict[str, str]) -> str:
-    return "; ".join(f"{name} {rule}" for rule, name in sorted(gates.items())) or "none"
+@lru_cache(maxsize=64)
+def _gate_set(gates: tuple[tuple[str, str], ...]) -> frozenset[Gate]:
+    """The gates of a policy's [gates] (none if they do not parse)."""
+    try:
+        return frozenset(parse_gates(dict(gates)))
+    except InputError:
+        return frozenset()
+
+
+def _gate_list(gates: frozenset[Gate]) -> str:
+    return "; ".join(sorted(f"{g.name} {g}" for g in gates)) or "none"
 
 
 def _approval_findings(

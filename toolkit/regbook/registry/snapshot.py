@@ -121,7 +121,8 @@ def open_registry(
             f"keyring sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
         )
     keyring = load_keyring(ws)
-    pool = signature_pool(ws.workbook_path, threads) if signatures else None
+    # With a witness most signatures need no check: no worker processes for the rest.
+    pool = signature_pool(ws.workbook_path, threads) if signatures and witness is None else None
     # Only now may a thread start: the worker processes are forked above.
     side = ThreadPoolExecutor(max_workers=1) if meanwhile is not None else None
     try:
@@ -224,7 +225,7 @@ def _open(
         compared = view_findings(data, registry)
         keys = keys_findings(data, keyring)
     if waiting is not None:
-        rules = workflow_findings(registry, anchors)
+        rules = workflow_findings(registry, anchors, vouched=trusted if vouched else 0)
         findings += waiting()
     return Snapshot(
         ws,
