@@ -615,3 +615,23 @@ def test_a_witnessed_verify_still_judges_what_came_after_the_witness(prod: Env):
     edit_workbook(prod.workbook, change)
     code, report = verify(prod, "--witness", str(witness))
     assert code == 1 and "RB102" in codes(report)
+
+
+def test_trace_and_report_pack_take_the_witness(prod: Env, tmp_path: Path):
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    witness = take_witness(prod)
+    ok(prod.run("trace", "credit-risk@1", "--witness", str(witness)))
+    shutil.copy2(prod.root / "registry.xlsx.1.bak", prod.workbook)  # rolled back
+    traced = prod.run("trace", "credit-risk@1", "--witness", str(witness))
+    assert traced.exit_code == 1 and "RB119" in traced.output
+    pack = tmp_path / "pack.zip"
+    packed = prod.run("report", "pack", "credit-risk@1", "-o", str(pack), "--witness", str(witness))
+    assert packed.exit_code == 1 and pack.exists()
+    assert "RB119" in packed.output or "problem" in packed.output
+
+
+def test_a_lead_cannot_sign_the_revocation_of_their_own_key_from_the_past(prod: Env):
+    result = prod.run("keys", "revoke", "gina@example.com", "--at", "2020-01-01T00:00:00Z",
+                      key="governance-lead")  # fmt: skip
+    assert result.exit_code == 2 and "another governance lead" in result.output
+    assert verify(prod)[0] == 0  # nothing was written

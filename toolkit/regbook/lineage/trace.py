@@ -32,12 +32,12 @@ import shutil
 import subprocess
 import tomllib
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO, final
 from urllib.parse import quote, unquote, urlparse
 
 import orjson
@@ -47,9 +47,11 @@ from regbook.core.findings import CODES, Finding
 from regbook.core.ids import CompositeId, ModelRef
 from regbook.core.schema import DVC_MD5_RE, FULL_COMMIT_RE
 from regbook.core.workspace import Workspace, path_is
-from regbook.ledger.events import CHAIN_CODES
+from regbook.ledger.events import CHAIN_CODES, LedgerEvent
 from regbook.ledger.signatures import signer_role
+from regbook.ledger.state import Registry, VersionState
 from regbook.registry.snapshot import LEDGER_ONLY, Snapshot, open_registry
+from regbook.registry.witness import WITNESS_CODES
 from regbook.storage.hashing import ContentHash, hash_path
 
 __all__ = [
@@ -83,18 +85,21 @@ UNLISTED_KEPT = 100_000  # distinct unlisted problems told apart (past it: "at l
 MAX_LINE = 1 << 20  # a log line longer than this is unreadable (bounded memory)
 SIGNATURE_CODES = ("RB104", "RB105", "RB106", "RB107", "RB111")
 
+# A workspace, or the folder that holds one (a path or its text).
+WorkspaceLike = Workspace | str | os.PathLike[str]
+
 
 # --- the ledger, read for lineage ---------------------------------------------------------
 
 
-def _workspace(workspace: Any) -> Any:
+def _workspace(workspace: WorkspaceLike) -> Workspace:
 
     if isinstance(workspace, Workspace):
         return workspace
     return Workspace.load(Path(workspace))
 
 
-def composite_id(workspace: Any, ref: str) -> str:
+def composite_id(workspace: WorkspaceLike, ref: str) -> str:
     """The composite ID a service writes into its prediction log, e.g.
     ``composite_id("registry", "credit-risk@7")``; ``ref`` may also be just the model
     name, meaning its version in Production now.
@@ -318,7 +323,7 @@ def parse_dvc_file(path: str, text: bytes | str) -> list[DvcOutput]:
     return _outs(data.get("outs"), base, path, path)
 
 
-def _outs(entries: Any, base: str, source: str, where: str) -> list[DvcOutput]:
+def _outs(entries: object, base: str, source: str, where: str) -> list[DvcOutput]:
     if entries is None:
         return []
     if not isinstance(entries, list):
@@ -392,7 +397,7 @@ def local_path(text: str, root: Path) -> Path | None:
     return path if path.is_absolute() else root / path
 
 
-def links_table(ws: Any) -> dict[str, Any]:
+def links_table(ws: Workspace) -> dict[str, Any]:
     try:
         data = tomllib.loads(ws.config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -402,7 +407,7 @@ def links_table(ws: Any) -> dict[str, Any]:
 
 
 def choose_repo(
-    ws: Any, kind: str, explicit: Path | None, recorded: str
+    ws: Workspace, kind: str, explicit: Path | None, recorded: str
 ) -> tuple[Path | None, str]:
     """The local repository for ``kind`` ("code" or "data"), and where it came from:
     ``--KIND-repo``, else the sealed column when it is a local folder, else regbook.toml
@@ -555,7 +560,7 @@ def trace_version(
     return trace
 
 
-def _composite_link(state: Any, cid: CompositeId | None, findings: list[Finding]) -> Link:
+def _composite_link(state: VersionState, cid: CompositeId | None, findings: list[Finding]) -> Link:
     own = [f for f in findings if f.code == "RB203" and f.version == state.version
            and f.model == state.model]  # fmt: skip
     if own:
@@ -600,10 +605,11 @@ def _id_differences(cid: CompositeId, sealed: CompositeId) -> list[str]:
     return out
 
 
-def _sealed_link(state: Any, findings: list[Finding]) -> Link:
+def _sealed_link(state: VersionState, findings: list[Finding]) -> Link:
 
     event = state.register
-    chain = [f for f in findings if f.code in CHAIN_CODES]
+    # A broken chain, or a ledger that is not the one CI witnessed, vouches for nothing.
+    chain = [f for f in findings if f.code in CHAIN_CODES or f.code in WITNESS_CODES]
     own = [f for f in findings if f.code in SIGNATURE_CODES and f.where in _cells(event)]
     details = {
         "seq": event.seq,
@@ -631,11 +637,11 @@ def _sealed_link(state: Any, findings: list[Finding]) -> Link:
     return Link("sealed version", VERIFIED, summary + "; signature good", details=details)
 
 
-def _cells(event: Any) -> tuple[str, str]:
+def _cells(event: LedgerEvent) -> tuple[str, str]:
     return event.where("signature"), event.where("fingerprint")
 
 
-def _artefact_link(ws: Any, state: Any) -> Link:
+def _artefact_link(ws: Workspace, state: VersionState) -> Link:
 
     label = f"{state.model}@{state.version}"
     sealed = ContentHash.parse(state.content_hash)
@@ -669,7 +675,7 @@ def _artefact_link(ws: Any, state: Any) -> Link:
     return Link("artefact", VERIFIED, f"{sealed} at {where}", details=details)
 
 
-def _bag_payload(bag: Path, state: Any, algorithm: str) -> Path:
+def _bag_payload(bag: Path, state: VersionState, algorithm: str) -> Path:
     """The artefact inside a BagIt bag: ``data/NAME`` (its stored name), else the one
     file of ``data/`` for a file hash, else ``data/`` itself."""
     data = bag / "data"
@@ -692,7 +698,7 @@ def _repo_or_reason(path: Path | None, source: str) -> tuple[GitRepo | None, str
         return None, str(err)
 
 
-def _code_link(state: Any, path: Path | None, source: str) -> Link:
+def _code_link(state: VersionState, path: Path | None, source: str) -> Link:
     commit = state.payload["code_commit"]
     details: dict[str, Any] = {
         "commit": commit,
@@ -723,7 +729,7 @@ def _code_link(state: Any, path: Path | None, source: str) -> Link:
     )
 
 
-def _data_link(state: Any, path: Path | None, source: str) -> Link:
+def _data_link(state: VersionState, path: Path | None, source: str) -> Link:
     version = state.payload["data_version"]
     is_md5 = isinstance(version, str) and bool(DVC_MD5_RE.fullmatch(version))
     details: dict[str, Any] = {
@@ -764,7 +770,9 @@ def _data_link(state: Any, path: Path | None, source: str) -> Link:
     return Link("training data", VERIFIED, _data_summary(version, found, outputs), details=details)
 
 
-def _data_by_md5(repo: GitRepo, md5: str, details: dict[str, Any], broken: Any) -> Link:
+def _data_by_md5(
+    repo: GitRepo, md5: str, details: dict[str, Any], broken: Callable[[str], Link]
+) -> Link:
     """A DVC md5 as the data version: the oldest commit whose DVC files record it."""
     for sha in repo.commits_mentioning(md5):
         outputs, unreadable = dvc_outputs(repo, sha)
@@ -803,7 +811,7 @@ def pipeline_url(template: str, run: str) -> str | None:
     return template.replace("{id}", quote(run, safe=""))
 
 
-def _pipeline_link(state: Any, template: str) -> Link:
+def _pipeline_link(state: VersionState, template: str) -> Link:
     run = str(state.payload.get("pipeline_run") or "")
     url = pipeline_url(template, run)
     details = {"pipeline_run": run, "url": url}
@@ -815,7 +823,7 @@ def _pipeline_link(state: Any, template: str) -> Link:
                 details=details)  # fmt: skip
 
 
-def _evaluation_link(state: Any, workflow: list[Finding]) -> Link:
+def _evaluation_link(state: VersionState, workflow: list[Finding]) -> Link:
     metrics = state.metrics
     shown = ", ".join(
         f"{m['metric']}{'[' + m['slice'] + ']' if m.get('slice') else ''}={m['value']}"
@@ -841,7 +849,7 @@ def _evaluation_link(state: Any, workflow: list[Finding]) -> Link:
     return Link("evaluation", VERIFIED, summary, details=details)
 
 
-def _approvals_link(state: Any, workflow: list[Finding]) -> Link:
+def _approvals_link(state: VersionState, workflow: list[Finding]) -> Link:
 
     approvals = [
         {
@@ -911,6 +919,7 @@ def render_trace(trace: Trace) -> str:
 # --- the inference-log audit ---------------------------------------------------------------
 
 
+@final  # the audit tells a _Track from a _Problem by its exact type
 @dataclass
 class _Track:
     """A sealed version as the audit sees it: its stage over time, and its counts."""
@@ -1020,11 +1029,15 @@ class LogAudit:
         }
 
 
+# A log ID that names no sealed version as it is written: (kind, subject, code, message).
+_Problem = tuple[str, str, str, str]
+
+
 class _Auditor:
     """Counts records per version and collects problems, in bounded memory."""
 
-    def __init__(self, registry: Any):
-        self.exact: dict[Any, Any] = {}  # ID (str or bytes) -> _Track or a problem key
+    def __init__(self, registry: Registry):
+        self.exact: dict[str | bytes, _Track | _Problem] = {}  # a log ID -> what it is
         self.tracks: list[_Track] = []
         self.by_ref: dict[tuple[str, int], _Track] = {}
         for state in registry.versions.values():
@@ -1053,7 +1066,9 @@ class _Auditor:
         self._dates: dict[str | bytes, bool] = {}  # the fast path's days are bytes
 
     # problems
-    def problem(self, key: tuple[str, str], number: int, code: str, message: Any) -> None:
+    def problem(
+        self, key: tuple[str, str], number: int, code: str, message: Callable[[], str]
+    ) -> None:
         found = self.problems.get(key)
         if found is None:
             if len(self.problems) >= PROBLEMS_KEPT:
@@ -1067,8 +1082,8 @@ class _Auditor:
             found.lines.append(number)
             self.kept += 1
 
-    def classify(self, raw: str | bytes) -> Any:
-        """A _Track, or a (kind, subject, code, message) problem, for an ID not seen yet."""
+    def classify(self, raw: str | bytes) -> _Problem:
+        """The problem with an ID not seen yet that names no sealed version as written."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         try:
             cid = CompositeId.parse(text)
@@ -1085,14 +1100,14 @@ class _Auditor:
                 f"{cid} disagrees with the sealed {track.composite_id}: "
                 + "; ".join(differ))  # fmt: skip
 
-    def count(self, number: int, cid: Any, ts: Any) -> None:
+    def count(self, number: int, cid: str | bytes, ts: str | None) -> None:
         self.records += 1
         found = self.exact.get(cid)
         if found is None:
             found = self.classify(cid)
             if len(self.exact) < 100_000:
                 self.exact[cid] = found
-        if found.__class__ is not _Track:
+        if type(found) is not _Track:
             kind, subject, code, message = found
             self.problem((kind, subject), number, code, lambda: message)
             return
@@ -1126,10 +1141,10 @@ class _Auditor:
                 ),
             )
 
-    def utc_second(self, ts: Any) -> str | None:
+    def utc_second(self, ts: str | bytes) -> str | None:
         """``yyyy-mm-ddThh:mm:ss`` in UTC, or None when ``ts`` is not ISO 8601. A
         timestamp without an offset is taken as UTC."""
-        if ts.__class__ is bytes:
+        if isinstance(ts, bytes):
             ts = ts.decode("ascii", "replace")
         if _CANONICAL_TS.fullmatch(ts):
             day = ts[:10]
@@ -1227,7 +1242,11 @@ def audit_log(snapshot: Snapshot, path: Path, *, id_field: str = "composite_id")
     return audit
 
 
-def _is_json(line: bytes, loads: Any = orjson.loads, error: Any = orjson.JSONDecodeError) -> bool:
+def _is_json(
+    line: bytes,
+    loads: Callable[[bytes], object] = orjson.loads,
+    error: type[ValueError] = orjson.JSONDecodeError,
+) -> bool:
     """Whether orjson reads the line (a sixth of json.loads's time). A line it refuses
     goes to json.loads, which decides as before: orjson also refuses NaN and integers
     past 64 bits, which json accepts."""
@@ -1238,7 +1257,7 @@ def _is_json(line: bytes, loads: Any = orjson.loads, error: Any = orjson.JSONDec
     return True
 
 
-def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
+def _audit_jsonl(handle: BinaryIO, auditor: _Auditor, id_field: str) -> int:
     key = json.dumps(id_field).encode()
     key_re = re.compile(re.escape(key) + rb'[ \t]*:[ \t]*"([^"]*)"')
     ts_key = b'"timestamp"'
@@ -1285,7 +1304,7 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
                         when = t.group(1)
                         if cid is not last_cid and cid != last_cid:
                             found = exact.get(cid)
-                            if found.__class__ is _Track:
+                            if type(found) is _Track:
                                 last_cid, last_track = cid, found
                             else:
                                 count(number, cid, when.decode())
@@ -1324,7 +1343,7 @@ def _audit_jsonl(handle: Any, auditor: _Auditor, id_field: str) -> int:
     return number
 
 
-def _audit_csv(handle: Any, auditor: _Auditor, id_field: str, path: Path) -> int:
+def _audit_csv(handle: BinaryIO, auditor: _Auditor, id_field: str, path: Path) -> int:
     import io
 
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
@@ -1366,7 +1385,7 @@ def _audit_csv(handle: Any, auditor: _Auditor, id_field: str, path: Path) -> int
     return last
 
 
-def _bounded_text(text: Any) -> Iterator[str]:
+def _bounded_text(text: TextIO) -> Iterator[str]:
     while True:
         line = text.readline(MAX_LINE)
         if not line:

@@ -33,10 +33,13 @@ from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import keys_findings, view_findings
-from regbook.registry.witness import Witness, signatures_sha256, witness_findings
+from regbook.registry.witness import WITNESS_CODES, Witness, signatures_sha256, witness_findings
 from regbook.workbook.read import Table, WorkbookData, read_workbook
 
 LEDGER_ONLY: tuple[Sheet, ...] = (LEDGER,)
+# A witness vouches for nothing in a ledger it does not match, or where the keyring is not
+# the pinned one or the one the ledger names.
+_NOT_VOUCHED = (*WITNESS_CODES, "RB110", "RB116")
 # Every sheet, the Cards prose included: what a model card is made from.
 CARD_SHEETS: tuple[Sheet, ...] = (*READ_SHEETS, CARDS)
 
@@ -207,7 +210,7 @@ def _open(
         findings += witness_findings(witness, events, keyring, anchors, registry_id)
     vouched = (
         trusted
-        and not any(f.code in CHAIN_CODES or f.code in ("RB119", "RB120") for f in findings)
+        and not any(f.code in _NOT_VOUCHED or f.code in CHAIN_CODES for f in findings)
         and signatures_sha256(events, trusted) == witness.signatures_sha256
     ) if witness is not None else False  # fmt: skip
     if not vouched:

@@ -29,6 +29,8 @@ from regbook.ledger.anchors import Anchors
 from regbook.ledger.events import GENESIS, LedgerEvent, parse_at
 
 FORMAT = "regbook-witness/1"
+# The findings of a ledger held against a witness.
+WITNESS_CODES = ("RB119", "RB120")
 WITNESS_ROLE = "ci"
 _FIELDS = (
     "format", "registry", "seq", "hash", "signatures_sha256", "keyring_sha256",

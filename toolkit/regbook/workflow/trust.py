@@ -291,6 +291,14 @@ def _change_keyring(
             assert revoke_at is not None
             new_raw, changes = _revoked(before, principal, revoke_at)
         new = Keyring.parse(new_raw, source=before.source)  # never write one that won't parse
+        if signer is not None and not any(
+            GOVERNANCE in e.roles and e.valid_at(datetime.now(UTC))
+            for e in new.entries_for_key(signer.key.public)
+        ):
+            raise KeyProblem(
+                f"{signer.principal}'s key would sign this keyring event after the time it "
+                "revokes it from, which no verifier accepts; another governance lead signs it"
+            )
         old_raw = before.raw
         fs.atomic_write(ws.keyring_path, new_raw)
         try:
