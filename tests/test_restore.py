@@ -134,6 +134,20 @@ def test_copied_sealed_row_becomes_a_draft_with_a_note(registered: Env):
     assert [f["code"] for f in after["findings"]] == ["RB310"]
 
 
+def test_a_number_typed_into_notes_is_kept_when_the_row_becomes_a_draft(registered: Env):
+    def change(wb: Any) -> None:
+        _copy_row(wb)
+        wb["Models"]["V4"] = 42
+
+    edit_workbook(registered.workbook, change)
+    result = restore(registered)
+    assert result.exit_code == 0, result.output
+    note = sheet(registered, "Models")["V4"].value
+    assert note.startswith("[restore] row turned back into a draft: copy of ") and note.endswith(
+        ". 42"
+    )
+
+
 def test_copy_above_the_sealed_row_becomes_the_draft(registered: Env):
     """The row with the seal stays the version's row; the copy above it, with the
     person's changes, becomes the draft, whatever the order of the rows."""

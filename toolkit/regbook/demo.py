@@ -16,7 +16,6 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from regbook.check.verify import verify
 from regbook.core.errors import InputError
@@ -74,7 +73,7 @@ def _prepare(target: Path) -> None:
     )
 
 
-def _force_writable(func: Callable, path: str, _exc: object) -> None:
+def _force_writable(func: Callable[[str], object], path: str, _exc: object) -> None:
     # Registered artefact copies are read-only; the demo folder is the demo's own.
     Path(path).chmod(stat.S_IWRITE | stat.S_IREAD | stat.S_IEXEC)
     func(path)
@@ -215,7 +214,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         raise InputError("the demo did not behave as expected; see the output above")
 
 
-def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
+def _governance(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
     """The stage workflow: approvals, a gate, CI-only Production, the deploy check."""
 
     ref = ModelRef.parse("credit-risk@1")
@@ -266,7 +265,7 @@ def _governance(ws: Any, target: Path, say: Callable[[str], None]) -> None:
         raise InputError("the demo's deploy check failed; see the output above")
 
 
-def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
+def _lineage(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
     """The provenance walk, and an inference log audited against the ledger."""
 
     say("7. Lineage: from the composite ID an inference log carries back to the code")
@@ -302,7 +301,7 @@ def _lineage(ws: Any, target: Path, say: Callable[[str], None]) -> None:
     say("")
 
 
-def _archive(ws: Any, target: Path, say: Callable[[str], None]) -> None:
+def _archive(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
     """Retirement: a signed approval, a BagIt bag kept for the retention period, and the
     bag retrieved and checked again."""
 
@@ -421,7 +420,7 @@ def _rolled_back_copy(root: Path, copy: Path) -> Path:
     return copy
 
 
-def _evidence(ws: Any, target: Path, say: Callable[[str], None]) -> Path:
+def _evidence(ws: Workspace, target: Path, say: Callable[[str], None]) -> Path:
     """What goes to an auditor: the model card the SME wrote, the evidence report, and
     the evidence pack of the Production version. Returns the pack's path."""
 

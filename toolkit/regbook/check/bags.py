@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
 
 from regbook.core.errors import InputError, cut
 from regbook.core.findings import Finding
@@ -18,7 +17,7 @@ from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.crypto.keys import check_signature, load_keyring, namespace_for
 from regbook.ledger.signatures import signer_role
-from regbook.ledger.state import VersionState
+from regbook.ledger.state import Registry, VersionState
 from regbook.storage.hashing import ContentHash, manifest_bytes, tree_manifest
 
 TAGMANIFEST = "tagmanifest-sha256.txt"
@@ -252,7 +251,7 @@ def _sealed_problems(entries: list[tuple[str, str]], state: VersionState) -> lis
     return []
 
 
-def archived_states(registry: Any) -> list[VersionState]:
+def archived_states(registry: Registry) -> list[VersionState]:
     """The versions whose current stage was set by an archive event (they have a bag)."""
     return [
         s

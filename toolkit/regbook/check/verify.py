@@ -39,7 +39,7 @@ class Report:
     keyring_sha256: str = ""
     registry_id: str = ""
     scope: str = ""
-    deploy: dict[str, Any] | None = None
+    deploy: dict[str, str] | None = None  # a deploy check's version: ID, stage, hash
 
     @property
     def problems(self) -> list[Finding]:
@@ -87,7 +87,7 @@ def verify(
         ):
             raise InputError(f"{scope}: no such sealed version in the ledger")
 
-    def in_scope(model: Any, version: Any) -> bool:
+    def in_scope(model: str, version: int | None) -> bool:
         if scope is None:
             return True
         return model == scope.name and (scope.version is None or version == scope.version)

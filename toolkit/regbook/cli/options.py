@@ -8,7 +8,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -26,14 +25,15 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-def echo_json(data: Any) -> None:
+def echo_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def color(text: str, **style: Any) -> str:
+def color(text: str, *, fg: str) -> str:
+    """``text`` in the colour ``fg`` on a terminal, unless NO_COLOR is set."""
     if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
         return text
-    return click.style(text, **style)
+    return click.style(text, fg=fg)
 
 
 key_option = click.option(

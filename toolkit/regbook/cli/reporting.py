@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -121,7 +122,11 @@ def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
 # --- reports ---------------------------------------------------------------------------
 
 
-def output_option(what: str, metavar: str = "FILE") -> Callable:
+# A command's function, as click's decorators take and give it.
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def output_option(what: str, metavar: str = "FILE") -> Callable[[F], F]:
     return click.option(
         "-o",
         "--output",

@@ -863,8 +863,10 @@ def _approvals_link(state: VersionState, workflow: list[Finding]) -> Link:
         }
         for e in state.approvals
     ]
-    history = [{"seq": state.register.seq, "at": state.register.at, "from": None, "to": "None",
-                "signer": state.register.signer}]  # fmt: skip
+    history: list[dict[str, Any]] = [
+        {"seq": state.register.seq, "at": state.register.at, "from": None, "to": "None",
+         "signer": state.register.signer}
+    ]  # fmt: skip
     for e in state.events:
         if e.kind in ("promote", "archive"):
             history.append({"seq": e.seq, "at": e.at, "from": e.payload.get("from"),
@@ -1293,7 +1295,7 @@ def _audit_jsonl(handle: BinaryIO, auditor: _Auditor, id_field: str) -> int:
         ):
             m = key_re.search(line)
             if m is not None:
-                cid = m.group(1)
+                cid: bytes = m.group(1)
                 n_ts = line.count(ts_key)
                 if n_ts == 0:
                     count(number, cid, None)
@@ -1331,14 +1333,14 @@ def _audit_jsonl(handle: BinaryIO, auditor: _Auditor, id_field: str) -> int:
         if not isinstance(record, dict):
             auditor.unreadable(number, "that are not JSON objects")
             continue
-        cid = record.get(id_field)
-        if not isinstance(cid, str):
+        text_id = record.get(id_field)
+        if not isinstance(text_id, str):
             auditor.missing(number, id_field)
             continue
         ts = record.get("timestamp")
         if ts is not None and not isinstance(ts, str):
             ts = ""  # a number (epoch seconds) is not ISO 8601
-        count(number, cid, ts)
+        count(number, text_id, ts)
     auditor.fold_live()
     return number
 

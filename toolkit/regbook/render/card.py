@@ -13,6 +13,7 @@ version with verify findings says so at the top, as the evidence report does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +25,10 @@ from regbook.core.version import __version__
 from regbook.ledger.state import VersionState
 from regbook.registry.snapshot import Snapshot
 from regbook.render.text import render_text
-from regbook.workbook.read import Table
+from regbook.workbook.read import CellValue, Table
 
 
-def evaluation_data(state: Any) -> dict[str, Any]:
+def evaluation_data(state: VersionState) -> dict[str, Any]:
     gate = state.gate_event
     recorded = gate.payload.get("gates") if gate is not None else None
     gates = recorded if isinstance(recorded, list) else []  # verify names a malformed one
@@ -110,7 +111,7 @@ def card_row(table: Table | None, model: str) -> CardRow:
     return CardRow(model, "row", text, refs)
 
 
-def _prose(value: Any) -> str | None:
+def _prose(value: CellValue) -> str | None:
     text = normalize(TEXT, value)
     if text is None:
         return None
@@ -178,14 +179,14 @@ def _prose_section(row: CardRow, key: str) -> dict[str, Any]:
     return {"title": CARDS.header(key), "text": text, "source": source}
 
 
-def _sealed_source(state: Any) -> str:
+def _sealed_source(state: VersionState) -> str:
     event = state.register
     return (
         f"the sealed registration, ledger event {event.seq}, signed by {event.signer} at {event.at}"
     )
 
 
-def _details(state: Any) -> dict[str, Any]:
+def _details(state: VersionState) -> dict[str, Any]:
     p = state.payload
     params = p.get("params") or {}
     if isinstance(params, dict):
@@ -217,7 +218,7 @@ def _details(state: Any) -> dict[str, Any]:
     }
 
 
-def _training_facts(state: Any) -> dict[str, Any]:
+def _training_facts(state: VersionState) -> dict[str, Any]:
     p = state.payload
     facts = [
         ("Training data version", p.get("data_version"), True),
@@ -230,17 +231,17 @@ def _training_facts(state: Any) -> dict[str, Any]:
     }
 
 
-def render_card_markdown(data: dict[str, Any]) -> str:
+def render_card_markdown(data: Mapping[str, object]) -> str:
 
     return render_text("card", "markdown", data, not_documented=NOT_DOCUMENTED)
 
 
-def render_card_html(data: dict[str, Any]) -> str:
+def render_card_html(data: Mapping[str, object]) -> str:
 
     return render_text("card", "html", data, not_documented=NOT_DOCUMENTED)
 
 
-def _evaluation(state: Any) -> dict[str, Any]:
+def _evaluation(state: VersionState) -> dict[str, Any]:
 
     found = evaluation_data(state)
     gate = found["gate"]

@@ -19,18 +19,22 @@ from __future__ import annotations
 import logging
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 # (family, style, pymupdf-fonts name): body text, bold, and the monospace face for hashes.
 _FONTS = (("body", "", "figo"), ("body", "B", "figbo"), ("mono", "", "cascadia"))
 _MARGIN = 15  # mm, all round
 _RED, _GREEN, _GREY = (176, 0, 32), (27, 94, 32), (238, 238, 238)
 _RED_FILL, _GREEN_FILL = (253, 231, 234), (232, 245, 233)
+Color = tuple[int, int, int]  # red, green, blue
 
 
 def render_pdf(data: dict[str, Any]) -> bytes:
@@ -95,7 +99,7 @@ def _drawable() -> frozenset[int]:
     return frozenset(regular.keys() & bold.keys())
 
 
-def text(value: Any) -> str:
+def text(value: object) -> str:
     """A value as printable text: "-" for nothing; each character no embedded font can
     draw as ``[U+XXXX]``; control characters other than newline as a space."""
     if value is None or value == "":
@@ -123,11 +127,14 @@ def _when(stamp: str) -> datetime:
 
 
 @cache
-def _document_class() -> type:
+def _document_class() -> Callable[[str], FPDF]:
+    """The A4 document class, called with the report's generation time for its footer."""
     from fpdf import FPDF
 
     class EvidencePDF(FPDF):
-        generated = ""
+        def __init__(self, generated: str) -> None:
+            super().__init__(orientation="portrait", unit="mm", format="A4")
+            self.generated = generated
 
         def footer(self) -> None:
             self.set_y(-12)
@@ -141,15 +148,14 @@ def _document_class() -> type:
     return EvidencePDF
 
 
-def _new_document(data: dict[str, Any], tmp: Path) -> Any:
-    pdf = _document_class()(orientation="portrait", unit="mm", format="A4")
+def _new_document(data: dict[str, Any], tmp: Path) -> FPDF:
+    footer = data["footer"]
+    pdf = _document_class()(footer["generated_at"])
     for family, style, name in _FONTS:
         path = tmp / f"{name}.ttf"
         path.write_bytes(_font_bytes(name))
         pdf.add_font(family, style, path)
     pdf.set_fallback_fonts(["body"])  # the mono face lacks some scripts; body has them
-    footer = data["footer"]
-    pdf.generated = footer["generated_at"]
     pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
     pdf.set_auto_page_break(True, margin=18)
     pdf.set_title(text(data["title"]))
@@ -161,13 +167,13 @@ def _new_document(data: dict[str, Any], tmp: Path) -> Any:
     return pdf
 
 
-def _title(pdf: Any, data: dict[str, Any]) -> None:
+def _title(pdf: FPDF, data: dict[str, Any]) -> None:
     pdf.set_font("body", "B", 16)
     pdf.multi_cell(0, 8, text(data["title"]), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
 
 
-def _heading(pdf: Any, title: str) -> None:
+def _heading(pdf: FPDF, title: str) -> None:
     if pdf.will_page_break(30):  # keep a heading with the start of its section
         pdf.add_page()
     pdf.ln(4)
@@ -180,14 +186,14 @@ def _heading(pdf: Any, title: str) -> None:
     pdf.set_font("body", size=9.5)
 
 
-def _paragraph(pdf: Any, line: str, *, bold: bool = False) -> None:
+def _paragraph(pdf: FPDF, line: str, *, bold: bool = False) -> None:
     pdf.set_font("body", "B" if bold else "", 9.5)
     pdf.multi_cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("body", size=9.5)
     pdf.ln(1)
 
 
-def _box(pdf: Any, lines: list[str], border: tuple, fill: tuple) -> None:
+def _box(pdf: FPDF, lines: list[str], border: Color, fill: Color) -> None:
     """A coloured, framed box: the first line bold, the others as a bulleted list."""
     pdf.set_draw_color(*border)
     pdf.set_fill_color(*fill)
@@ -209,7 +215,11 @@ def _box(pdf: Any, lines: list[str], border: tuple, fill: tuple) -> None:
 
 
 def _table(
-    pdf: Any, headings: tuple[str, ...], rows: list[list[Any]], widths: tuple, size: float = 9
+    pdf: FPDF,
+    headings: tuple[str, ...],
+    rows: list[list[object]],
+    widths: tuple[float, ...],
+    size: float = 9,
 ) -> None:
     """A table with a heading row; a cell given as ``("mono", value)`` is set in the
     monospace face (hashes, IDs), and long unbroken values wrap by character."""
@@ -238,7 +248,7 @@ def _table(
 CELL_CHARACTERS = 800
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     shown = text(value)
     if len(shown) <= CELL_CHARACTERS:
         return shown
@@ -246,18 +256,18 @@ def _cell(value: Any) -> str:
     return f"{shown[:CELL_CHARACTERS]}... ({left:,} more characters in the HTML report)"
 
 
-def _fields(pdf: Any, pairs: list[tuple[str, Any]]) -> None:
+def _fields(pdf: FPDF, pairs: list[tuple[str, object]]) -> None:
     _table(pdf, ("Field", "Value"), [list(pair) for pair in pairs], (1, 3.2))
 
 
-def _yesno(flag: Any) -> str:
+def _yesno(flag: object) -> str:
     return "yes" if flag else "no"
 
 
 # --- sections ---------------------------------------------------------------------------
 
 
-def _banner(pdf: Any, problems: dict[str, Any]) -> None:
+def _banner(pdf: FPDF, problems: dict[str, Any]) -> None:
     if not problems["count"]:
         _box(pdf, ["No problems found: regbook verify reports no error or warning for this "
                    "version, and no provenance link is broken."], _GREEN, _GREEN_FILL)  # fmt: skip
@@ -272,7 +282,7 @@ def _banner(pdf: Any, problems: dict[str, Any]) -> None:
     _box(pdf, lines, _RED, _RED_FILL)
 
 
-def _identity(pdf: Any, identity: dict[str, Any]) -> None:
+def _identity(pdf: FPDF, identity: dict[str, Any]) -> None:
     _heading(pdf, "Identity")
     _fields(pdf, [
         ("Composite ID", ("mono", identity["composite_id"])),
@@ -284,7 +294,7 @@ def _identity(pdf: Any, identity: dict[str, Any]) -> None:
     ])  # fmt: skip
 
 
-def _artefact(pdf: Any, artefact: dict[str, Any]) -> None:
+def _artefact(pdf: FPDF, artefact: dict[str, Any]) -> None:
     _heading(pdf, "Artefact integrity")
     result = "PASS: matches the sealed content hash" if artefact["ok"] else "FAIL"
     _fields(pdf, [
@@ -297,7 +307,7 @@ def _artefact(pdf: Any, artefact: dict[str, Any]) -> None:
         _paragraph(pdf, text(f"{f['code']} {f['where']}: {f['message']}"))
 
 
-def _provenance(pdf: Any, links: list[dict[str, Any]]) -> None:
+def _provenance(pdf: FPDF, links: list[dict[str, Any]]) -> None:
     _heading(pdf, "Provenance chain")
     rows = [[link["name"], link["status"],
              link["summary"] + (f" ({link['reason']})" if link["reason"] else "")]
@@ -305,7 +315,7 @@ def _provenance(pdf: Any, links: list[dict[str, Any]]) -> None:
     _table(pdf, ("Link", "Status", "Detail"), rows, (1.2, 1, 3.6))
 
 
-def _evaluation(pdf: Any, evaluation: dict[str, Any]) -> None:
+def _evaluation(pdf: FPDF, evaluation: dict[str, Any]) -> None:
     _heading(pdf, "Metrics and validation gates")
     gate = evaluation["gate"]
     if gate:
@@ -323,7 +333,7 @@ def _evaluation(pdf: Any, evaluation: dict[str, Any]) -> None:
            (2.2, 1, 1, 1, 1.4, 1.1, 0.9))  # fmt: skip
 
 
-def _history(pdf: Any, history: list[dict[str, Any]]) -> None:
+def _history(pdf: FPDF, history: list[dict[str, Any]]) -> None:
     _heading(pdf, "Stage history and approvals")
     rows = []
     for h in history:
@@ -343,12 +353,12 @@ def _approval_label(h: dict[str, Any], a: dict[str, Any]) -> str:
     return label + (f": {a['note']}" if a["note"] else "")
 
 
-def _signed_row(label: str, sig: dict[str, Any]) -> list[Any]:
+def _signed_row(label: str, sig: dict[str, Any]) -> list[object]:
     return [label, sig["at"], sig["principal"], sig["role"], ("mono", sig["fingerprint"]),
             _yesno(sig["verified"])]  # fmt: skip
 
 
-def _archive(pdf: Any, archive: dict[str, Any]) -> None:
+def _archive(pdf: FPDF, archive: dict[str, Any]) -> None:
     _heading(pdf, "Archive and retention")
     if not archive["archived"]:
         _paragraph(pdf, "Not archived.")
@@ -360,7 +370,7 @@ def _archive(pdf: Any, archive: dict[str, Any]) -> None:
     ])  # fmt: skip
 
 
-def _findings(pdf: Any, findings: list[dict[str, Any]]) -> None:
+def _findings(pdf: FPDF, findings: list[dict[str, Any]]) -> None:
     _heading(pdf, "Verify findings")
     if not findings:
         _paragraph(pdf, "None.")
@@ -369,7 +379,7 @@ def _findings(pdf: Any, findings: list[dict[str, Any]]) -> None:
     _table(pdf, ("Code", "Severity", "Where", "Finding"), rows, (0.8, 0.9, 1.6, 4.2))
 
 
-def _closing(pdf: Any, footer: dict[str, Any]) -> None:
+def _closing(pdf: FPDF, footer: dict[str, Any]) -> None:
     _heading(pdf, "Report")
     _fields(pdf, [
         ("Generated", footer["generated_at"]),

@@ -6,11 +6,15 @@ Markdown escaping, and the output format a file name asks for::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from regbook.core.errors import InputError
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEXT_FORMATS = {".md": "markdown", ".html": "html"}
 
@@ -18,7 +22,7 @@ TEXT_FORMATS = {".md": "markdown", ".html": "html"}
 FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
 
 
-def _template(name: str, autoescape: bool) -> Any:
+def _template(name: str, autoescape: bool) -> jinja2.Template:
     import jinja2
 
     def load(template: str) -> str:
@@ -39,7 +43,7 @@ def _template(name: str, autoescape: bool) -> Any:
     return env.get_template(name)
 
 
-def _md_cell(value: Any) -> str:
+def _md_cell(value: object) -> str:
     """A value safe inside a Markdown table cell: pipes escaped, one line."""
     if value is None or value == "":
         return "-"
@@ -47,7 +51,7 @@ def _md_cell(value: Any) -> str:
     return " ".join(text.split())
 
 
-def _md_prose(value: Any) -> str:
+def _md_prose(value: object) -> str:
     """Free text as Markdown paragraphs: its lines kept, and a line that would start a
     heading, a quote or a rule escaped, so the text cannot fake the document's structure."""
     import re
@@ -61,7 +65,7 @@ def _md_prose(value: Any) -> str:
     return "\n".join(lines)
 
 
-def render_text(stem: str, kind: str, data: dict[str, Any], **extra: Any) -> str:
+def render_text(stem: str, kind: str, data: Mapping[str, object], **extra: object) -> str:
     """``STEM.md.j2`` or, for ``kind`` "html", ``STEM.html.j2`` (autoescaped) rendered
     over ``data``: every report's text formats go through here."""
     html = kind == "html"

@@ -16,6 +16,7 @@ counted at the top (``data["problems"]``) as well as listed in their sections.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,11 @@ from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.version import __version__
-from regbook.crypto.keys import check_signature
+from regbook.core.workspace import Workspace
+from regbook.crypto.keys import Keyring, check_signature
+from regbook.ledger.events import LedgerEvent
 from regbook.ledger.signatures import signer_role
+from regbook.ledger.state import Registry, VersionState
 from regbook.lineage.trace import BROKEN, trace_version
 from regbook.registry.snapshot import Snapshot
 from regbook.render.card import evaluation_data
@@ -100,7 +104,7 @@ def evidence_data(
     }
 
 
-def _signature(event: Any, keyring: Any) -> dict[str, Any]:
+def _signature(event: LedgerEvent, keyring: Keyring) -> dict[str, Any]:
 
     try:
         check = check_signature(
@@ -120,16 +124,18 @@ def _signature(event: Any, keyring: Any) -> dict[str, Any]:
     }
 
 
-def _approval(event: Any, keyring: Any) -> dict[str, Any]:
+def _approval(event: LedgerEvent, keyring: Keyring) -> dict[str, Any]:
     return dict(
         _signature(event, keyring), to=event.payload.get("to"), note=event.payload.get("note", "")
     )
 
 
-def _history(state: Any, registry: Any, keyring: Any) -> list[dict[str, Any]]:
+def _history(state: VersionState, registry: Registry, keyring: Keyring) -> list[dict[str, Any]]:
     """Each stage the version entered, with the approvals given for that transition."""
-    out = [{"from": None, "to": "None", "kind": "register", "at": state.register.at,
-            "by": _signature(state.register, keyring), "approvals": []}]  # fmt: skip
+    out: list[dict[str, Any]] = [
+        {"from": None, "to": "None", "kind": "register", "at": state.register.at,
+         "by": _signature(state.register, keyring), "approvals": []}
+    ]  # fmt: skip
     pending = list(state.approvals)
     for event in state.events:
         if event.kind not in ("promote", "archive"):
@@ -150,7 +156,7 @@ def _history(state: Any, registry: Any, keyring: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _archive(ws: Any, state: Any) -> dict[str, Any]:
+def _archive(ws: Workspace, state: VersionState) -> dict[str, Any]:
 
     event = state.stage_event
     if event is None or event.kind != "archive":
@@ -173,11 +179,11 @@ def _archive(ws: Any, state: Any) -> dict[str, Any]:
 # --- rendering -------------------------------------------------------------------------
 
 
-def render_markdown(data: dict[str, Any]) -> str:
+def render_markdown(data: Mapping[str, object]) -> str:
     return render_text("evidence", "markdown", data)
 
 
-def render_html(data: dict[str, Any]) -> str:
+def render_html(data: Mapping[str, object]) -> str:
     return render_text("evidence", "html", data)
 
 

@@ -34,10 +34,12 @@ from regbook.core.ids import ModelRef
 from regbook.core.schema import DVC_MD5_RE
 from regbook.core.workspace import Workspace, refuse_own_files
 from regbook.crypto import sigbatch
-from regbook.crypto.keys import Signature
+from regbook.crypto.keys import PublicKey, Signature, SigningKey
 from regbook.ledger.events import CHAIN_CODES, canonical
+from regbook.ledger.state import VersionState
 from regbook.lineage.trace import (
     SIGNATURE_CODES,
+    DvcOutput,
     GitRepo,
     RepoUnavailable,
     choose_repo,
@@ -60,13 +62,13 @@ SCRIPT_NAME = "verify-signatures.sh"
 # --- in-toto / SLSA ---------------------------------------------------------------------
 
 
-def canonical_bytes(obj: Any) -> bytes:
+def canonical_bytes(obj: object) -> bytes:
     """RFC 8785 (JCS) bytes: the same statement always serialises the same way."""
 
     return canonical(obj).encode("utf-8")
 
 
-def statement_bytes(statement: dict[str, Any]) -> bytes:
+def statement_bytes(statement: dict[str, object]) -> bytes:
     return canonical_bytes(statement)
 
 
@@ -92,7 +94,7 @@ def resource_uri(recorded: str, root: Path) -> str | None:
     return rebuilt if scheme.startswith("git+") else f"git+{rebuilt}"
 
 
-def _builder_id(ws: Any, principal: str) -> str:
+def _builder_id(ws: Workspace, principal: str) -> str:
 
     links = links_table(ws)
     if isinstance(links.get("builder"), str) and links["builder"].strip():
@@ -105,7 +107,7 @@ def _builder_id(ws: Any, principal: str) -> str:
     return "urn:regbook:registrant:" + quote(principal, safe="@.")
 
 
-def evaluation_bytes(state: Any) -> bytes:
+def evaluation_bytes(state: VersionState) -> bytes:
     """The evaluation byproduct: the sealed metrics and the latest gate result, as RFC
     8785 JSON (its SHA-256 is the byproduct's digest)."""
     gate = state.gate_event
@@ -231,7 +233,7 @@ def provenance_statement(
 
 
 def _dependencies(
-    ws: Any, p: dict[str, Any], code_recorded: str, data_recorded: str, data_repo: Path | None
+    ws: Workspace, p: dict[str, Any], code_recorded: str, data_recorded: str, data_repo: Path | None
 ) -> list[dict[str, Any]]:
     """resolvedDependencies: the code at its commit; the data registry at its commit
     with the DVC outputs there (or, for a DVC md5, the data by md5 and the commit of the
@@ -273,8 +275,13 @@ def _dependencies(
     return deps
 
 
-def _out(o: Any) -> dict[str, Any]:
-    entry = {"path": o.path, "md5": o.md5, "hash": o.hash, "source": o.source}
+def _out(o: DvcOutput) -> dict[str, str | bool | int | None]:
+    entry: dict[str, str | bool | int | None] = {
+        "path": o.path,
+        "md5": o.md5,
+        "hash": o.hash,
+        "source": o.source,
+    }
     if o.is_dir:
         entry["dir"] = True
     if o.size is not None:
@@ -294,7 +301,9 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def dsse_envelope(payload: bytes, key: Any, payload_type: str = PAYLOAD_TYPE) -> dict[str, Any]:
+def dsse_envelope(
+    payload: bytes, key: SigningKey, payload_type: str = PAYLOAD_TYPE
+) -> dict[str, Any]:
     """Sign ``payload`` as a DSSE envelope with an Ed25519 key (``keys.SigningKey``);
     the keyid is the key's SHA256 fingerprint as ``ssh-keygen -l`` prints it."""
     signature = key.private.sign(pae(payload_type, payload))
@@ -307,7 +316,7 @@ def dsse_envelope(payload: bytes, key: Any, payload_type: str = PAYLOAD_TYPE) ->
     }
 
 
-def _b64(text: Any, what: str) -> bytes:
+def _b64(text: object, what: str) -> bytes:
     if not isinstance(text, str):
         raise InputError(f"DSSE envelope: {what} is not a string")
     try:
@@ -319,7 +328,7 @@ def _b64(text: Any, what: str) -> bytes:
         raise InputError(f"DSSE envelope: {what} is not base64") from None
 
 
-def verify_envelope(envelope: dict[str, Any], public_key: Any) -> bytes:
+def verify_envelope(envelope: dict[str, Any], public_key: PublicKey) -> bytes:
     """The payload of a DSSE envelope that ``public_key`` (``keys.PublicKey``) signed;
     InputError otherwise. The type is checked inside the signature, never beside it."""
     from cryptography.exceptions import InvalidSignature
@@ -349,7 +358,7 @@ def export_provenance(
     snapshot: Snapshot,
     ref: ModelRef,
     *,
-    key: Any | None = None,
+    key: SigningKey | None = None,
     data_repo: Path | None = None,
 ) -> bytes:
     """The bytes of the export: the statement as indented JSON, or with ``key`` a DSSE

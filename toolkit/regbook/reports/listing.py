@@ -7,7 +7,7 @@ print(to_csv(frame))     # safe to open in Excel: no cell is read as a formula
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from regbook.registry.snapshot import Snapshot
 
@@ -38,7 +38,7 @@ def list_versions(snapshot: Snapshot, *, stage: str | None = None) -> tuple[pd.D
     import pandas as pd
 
     registry, bad = snapshot.registry, snapshot.chain_findings
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, str | int | float | None]] = []
     for state in registry.versions.values():
         if stage is not None and state.stage != stage:
             continue
@@ -61,7 +61,7 @@ def list_versions(snapshot: Snapshot, *, stage: str | None = None) -> tuple[pd.D
     return frame, warning
 
 
-def escape_cell(value: Any) -> Any:
+def escape_cell(value: object) -> object:
     """Prefix text that a spreadsheet would run as a formula with a single quote."""
     if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
         return "'" + value

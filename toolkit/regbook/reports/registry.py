@@ -23,7 +23,9 @@ from regbook.check.verify import verify
 from regbook.core import fs
 from regbook.core.schema import GUIDE, LEDGER, SHEETS
 from regbook.core.version import __version__
+from regbook.crypto.keys import SignerEntry
 from regbook.ledger.gates import parse_gates
+from regbook.ledger.state import VersionState
 from regbook.registry.snapshot import Snapshot
 from regbook.registry.views import keys_values, models_values
 from regbook.render.text import TEXT_FORMATS, format_of, render_text
@@ -125,7 +127,7 @@ def registry_data(snapshot: Snapshot, *, artefacts: bool = True) -> dict[str, An
     }
 
 
-def _key_status(entry: Any, at: str) -> str:
+def _key_status(entry: SignerEntry, at: str) -> str:
     """Whether the key can sign for regbook at ``at`` (the report's time)."""
     from datetime import UTC, datetime
 
@@ -139,7 +141,7 @@ def _key_status(entry: Any, at: str) -> str:
     return "expired"
 
 
-def _tags(state: Any) -> dict[str, Any]:
+def _tags(state: VersionState) -> dict[str, Any]:
     """A Production version's AISDP traceability tags, from the ledger."""
 
     values = models_values(state)

@@ -24,10 +24,11 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from regbook.check.bags import (
     CARD_FILE,
@@ -48,12 +49,12 @@ from regbook.core.errors import InputError, Listed, RegbookError, VerificationFa
 from regbook.core.findings import Finding
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace, refuse_own_files
-from regbook.crypto.keys import check_signature, load_keyring, namespace_for, sign
+from regbook.crypto.keys import SigningKey, check_signature, load_keyring, namespace_for, sign
 from regbook.ledger.events import LedgerEvent, canonical
 from regbook.ledger.rules import transition_problem, usable_approval
 from regbook.ledger.state import VersionState
 from regbook.registry.snapshot import LEDGER_ONLY, Snapshot, open_registry
-from regbook.registry.transaction import Transaction, acting_identity, write_changes
+from regbook.registry.transaction import Identity, Transaction, acting_identity, write_changes
 from regbook.render.card import build_card, render_card_markdown
 from regbook.storage.hashing import ContentHash, hash_path, hash_tree, progress_bar
 
@@ -65,6 +66,14 @@ STEPS = ("after-bag", "after-validate", "after-rename", "after-event")
 # bagit logs every problem it finds as a warning; regbook reports them as findings.
 logging.getLogger("bagit").addHandler(logging.NullHandler())
 logging.getLogger("bagit").propagate = False
+
+PathText = str | os.PathLike[str]
+
+
+class Progress(Protocol):
+    """What a copy reports its bytes to: a ``ProgressBar``, or the stand-in for none."""
+
+    def advance(self, n: int) -> None: ...
 
 
 def step_done(step: str) -> None:
@@ -119,7 +128,7 @@ def retain_until(day: date, years: int) -> date:
 # --- archive -------------------------------------------------------------------------
 
 
-def archive(ws: Workspace, ref: ModelRef, key: Any, *, role: str | None = None) -> Archived:
+def archive(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None = None) -> Archived:
     """Move ``ref``'s artefact into its bag and record the move; finish an interrupted one."""
 
     with Transaction(ws, checked=True) as tx:
@@ -168,7 +177,7 @@ def archive(ws: Workspace, ref: ModelRef, key: Any, *, role: str | None = None) 
 
 
 def bag_version(
-    tx: Transaction, state: VersionState, identity: Any, approval: LedgerEvent
+    tx: Transaction, state: VersionState, identity: Identity, approval: LedgerEvent
 ) -> tuple[dict[str, Any], list[str]]:
     """Put ``state``'s bag in place (build it, or reuse one an interrupted run left) and
     return the archive event's payload; the caller signs and saves it, then calls
@@ -297,7 +306,7 @@ def _build_bag(
     state: VersionState,
     original: Path,
     dest: Path,
-    identity: Any,
+    identity: Identity,
     namespace: str,
     card: bytes | None,
 ) -> dict[str, str]:
@@ -353,11 +362,11 @@ def _build_bag(
     return info
 
 
-def _counting_copy(bar: Any) -> Any:
+def _counting_copy(bar: Progress) -> Callable[[PathText, PathText], PathText]:
     """A copy function for shutil that advances the progress bar (only the bytes, never
     the permissions: the bag's copy must stay writable until bagit has moved it)."""
 
-    def copy(src: Any, dst: Any) -> Any:
+    def copy(src: PathText, dst: PathText) -> PathText:
         with open(src, "rb") as fin, open(dst, "wb") as fout:
             while chunk := fin.read(1 << 20):
                 fout.write(chunk)
@@ -367,7 +376,9 @@ def _counting_copy(bar: Any) -> Any:
     return copy
 
 
-def _reuse_bag(ws: Workspace, state: VersionState, dest: Path, identity: Any) -> dict[str, str]:
+def _reuse_bag(
+    ws: Workspace, state: VersionState, dest: Path, identity: Identity
+) -> dict[str, str]:
     """A bag already in place (a run interrupted after the rename): use it only if it is a
     valid bag of exactly this version, signed by the key archiving it now."""
 
@@ -437,7 +448,7 @@ def _unlink(path: Path) -> None:
         path.unlink()
 
 
-def _writable_and_retry(func: Any, path: str, _exc: Any) -> None:
+def _writable_and_retry(func: Callable[[str], object], path: str, _exc: object) -> None:
     os.chmod(path, stat.S_IWRITE | stat.S_IREAD | stat.S_IEXEC)
     func(path)
 
@@ -478,7 +489,7 @@ class Retrieved:
         }
 
 
-def _archived_state(ws: Workspace, ref: ModelRef) -> tuple[Any, VersionState]:
+def _archived_state(ws: Workspace, ref: ModelRef) -> tuple[Snapshot, VersionState]:
 
     checked = open_registry(ws, sheets=LEDGER_ONLY)
     state = checked.registry.get(ref.name, ref.version or 0)

@@ -22,7 +22,7 @@ from typing import Any
 from regbook.core.errors import InputError, Listed, RegbookError
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
-from regbook.crypto.keys import load_keyring
+from regbook.crypto.keys import SigningKey, load_keyring
 from regbook.ledger.events import LedgerEvent
 from regbook.ledger.gates import PASS, Outcome, evaluate, parse_gates
 from regbook.ledger.rules import (
@@ -80,7 +80,7 @@ def approve(
     ws: Workspace,
     ref: ModelRef,
     to_stage: str,
-    key: Any,
+    key: SigningKey,
     *,
     note: str = "",
     role: str | None = None,
@@ -124,7 +124,7 @@ class Gated:
         }
 
 
-def gate(ws: Workspace, ref: ModelRef, key: Any, *, role: str | None = None) -> Gated:
+def gate(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None = None) -> Gated:
     """Evaluate the gates in regbook.toml over the sealed metrics; record the result as a
     signed event, PASS or FAIL alike."""
     gates = parse_gates(ws.settings.gates)
@@ -168,7 +168,7 @@ def promote(
     ws: Workspace,
     ref: ModelRef,
     to_stage: str,
-    key: Any,
+    key: SigningKey,
     *,
     role: str | None = None,
     archive_previous: bool = False,

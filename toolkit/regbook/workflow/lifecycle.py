@@ -39,9 +39,11 @@ from regbook.core.schema import (
     normalize,
 )
 from regbook.core.workspace import Workspace
+from regbook.crypto.keys import SigningKey
 from regbook.ledger.events import payload_cell
 from regbook.registry.transaction import Transaction, acting_identity, write_changes
 from regbook.storage.hashing import ContentHash, hash_path
+from regbook.workbook.read import CellValue
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,10 @@ class Metric:
     @classmethod
     def make(
         cls,
-        name: Any,
-        value: Any,
-        kind: Any,
-        slice_: Any,
+        name: CellValue,
+        value: CellValue,
+        kind: CellValue,
+        slice_: str,
         where: str,
         cells: dict[str, str] | None = None,
     ) -> Metric:
@@ -91,7 +93,7 @@ class Metric:
         if number is None:
             raise InputError(f"{cells.get('value', where)}: metric {name} has no value")
         kind = kind or KNOWN_METRICS.get(name, (None, "performance"))[1]
-        if kind not in METRIC_KINDS:
+        if not isinstance(kind, str) or kind not in METRIC_KINDS:
             raise InputError(
                 f"{cells.get('kind', where)}: kind {kind!r} is not one of {', '.join(METRIC_KINDS)}"
             )
@@ -261,7 +263,7 @@ def _make_read_only(path: Path) -> None:
 
 
 def register(
-    ws: Workspace, request: RegistrationRequest, key: Any, *, role: str | None = None
+    ws: Workspace, request: RegistrationRequest, key: SigningKey, *, role: str | None = None
 ) -> Registered:
     """Register and seal one version in one step."""
     req = _validated(request)
@@ -337,7 +339,7 @@ class _Draft:
     metric_rows: list[int] = field(default_factory=list)
 
 
-def seal(ws: Workspace, key: Any, *, role: str | None = None) -> list[Registered]:
+def seal(ws: Workspace, key: SigningKey, *, role: str | None = None) -> list[Registered]:
     """Seal every draft row typed into Models, with its Metrics rows. Every problem in
     every draft is collected and reported by cell; then nothing at all is written."""
     identity = acting_identity(ws, key, ws.settings.register_roles, "seal", role)
@@ -508,13 +510,13 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
     return drafts, problems
 
 
-def _replace_metrics(req: RegistrationRequest, metrics: tuple[Metric, ...]) -> Any:
+def _replace_metrics(req: RegistrationRequest, metrics: tuple[Metric, ...]) -> RegistrationRequest:
     from dataclasses import replace
 
     return replace(req, metrics=metrics)
 
 
-def _text(value: Any) -> str:
+def _text(value: CellValue) -> str:
     out = normalize("text", value)
     return out if isinstance(out, str) else ""
 
@@ -523,7 +525,7 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
     models = tx.data[MODELS.name]
     row_number = models.row_numbers[i]
 
-    def cell(key: str, kind: str = "text") -> Any:
+    def read(key: str, kind: str) -> str | int | float | None:
         if models.has_formula(i, key):
             problems.append(f"{models.ref(i, key)}: a formula; type the value itself")
             return None
@@ -532,6 +534,11 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
         except BadValue as err:
             problems.append(f"{models.ref(i, key)}: {err}")
             return None
+
+    def cell(key: str, kind: str = "text") -> str | None:
+        """A text or a date cell: ``normalize`` gives both as text."""
+        value = read(key, kind)
+        return value if isinstance(value, str) else None
 
     def missing(key: str) -> bool:
         """Empty, not a formula (that problem is reported already)."""
@@ -561,7 +568,7 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
                 located = None
         except InputError as err:
             problems.append(str(err))
-    values: dict[str, Any] = {}
+    values: dict[str, str] = {}
     for key, check, label in (
         ("data_version", check_data_version, "training data version"),
         ("code_commit", check_code_commit, "code commit"),
@@ -595,7 +602,7 @@ def _read_draft(ws: Workspace, tx: Transaction, i: int, problems: list[str]) -> 
     for name, (col, _kind) in KNOWN_METRICS.items():
         if col is None:
             continue
-        value = cell(col, "float")
+        value = read(col, "float")
         if value is not None:
             metrics.append(Metric.make(name, value, None, "", models.ref(i, col)))
     for key in ("data_repo", "code_repo"):

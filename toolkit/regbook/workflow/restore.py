@@ -11,12 +11,13 @@ launder the forgery::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regbook.core.errors import VerificationFailed
 from regbook.core.findings import Finding
 from regbook.core.schema import METRICS, MODELS, BadValue, normalize
 from regbook.core.workspace import Workspace
+from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import claimed_version, normalize_text, sealed_rows
 from regbook.registry.snapshot import open_registry
 from regbook.registry.transaction import refresh_derived_views
@@ -25,8 +26,11 @@ from regbook.registry.views import (
     models_values,
     write_row,
 )
-from regbook.workbook.read import WorkbookWriter
+from regbook.workbook.read import Table, WorkbookWriter
 from regbook.workbook.template import style_open_cell
+
+if TYPE_CHECKING:  # openpyxl is imported where a workbook is written
+    from openpyxl.worksheet.worksheet import Worksheet
 
 # Models cells that only regbook writes: cleared when a row turns back into a draft.
 _REGBOOK_CELLS = (
@@ -110,7 +114,7 @@ def restore(ws: Workspace) -> RestoreResult:
     return result
 
 
-def _to_draft(ws: Any, row: int, state: Any) -> None:
+def _to_draft(ws: Worksheet, row: int, state: VersionState | None) -> None:
     """A row that claims a seal it cannot have becomes a draft again, with a note."""
 
     for column in MODELS.columns:
@@ -124,10 +128,12 @@ def _to_draft(ws: Any, row: int, state: Any) -> None:
         if state is not None
         else "its seal is not in the ledger"
     )
-    notes.value = f"[restore] row turned back into a draft: {why}. " + (notes.value or "")
+    # Whatever was typed into Notes is kept, as text (a number typed there included).
+    note = "" if notes.value is None else str(notes.value)
+    notes.value = f"[restore] row turned back into a draft: {why}. " + note
 
 
-def _rewrite_metrics(ws: Any, table: Any, registry: Any) -> None:
+def _rewrite_metrics(ws: Worksheet, table: Table, registry: Registry) -> None:
     """Sealed metrics exactly as the ledger has them, then the drafts' rows as typed."""
 
     drafts = []
