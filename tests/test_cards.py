@@ -141,7 +141,7 @@ def test_no_metrics_and_no_prose_still_has_every_section():
                     "source": "s"},
         **{k: {"title": k, "text": None, "source": "s"} for k in card_text.PROSE},
         "footer": {"generated_at": "t", "regbook_version": "0", "ledger_head": "",
-                   "keyring_sha256": "k"},
+                   "keyring_sha256": "k", "registry_id": ""},
     }  # fmt: skip
     data["training_data"]["facts"] = {"rows": [], "source": "s"}
     data["evaluation"].update(metrics=[], gates=[], gate=None, metrics_source="s")

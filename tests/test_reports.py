@@ -180,7 +180,7 @@ def test_html_values_are_escaped():
         "evaluation": {"metrics": [], "gates": [], "gate": None},
         "findings": [],
         "footer": {"generated_at": "t", "regbook_version": "0", "ledger_head": "",
-                   "keyring_sha256": "k"},
+                   "keyring_sha256": "k", "registry_id": ""},
     }  # fmt: skip
     html = reports.render_html(data)
     assert "<script>" not in html and "&lt;script&gt;" in html

@@ -146,6 +146,7 @@ def build_card(
             "regbook_version": __version__,
             "ledger_head": snapshot.ledger_head,
             "keyring_sha256": snapshot.keyring.sha256,
+            "registry_id": snapshot.registry_id,
         },
     }
 

@@ -386,4 +386,5 @@ def _closing(pdf: FPDF, footer: dict[str, Any]) -> None:
         ("regbook version", footer["regbook_version"]),
         ("Ledger head", ("mono", footer["ledger_head"] or "(empty ledger)")),
         ("Keyring sha256", ("mono", footer["keyring_sha256"])),
+        ("Registry ID", ("mono", footer["registry_id"] or "(none: made before registry IDs)")),
     ])  # fmt: skip

@@ -100,6 +100,7 @@ def evidence_data(
             "regbook_version": __version__,
             "ledger_head": report.ledger_head,
             "keyring_sha256": report.keyring_sha256,
+            "registry_id": report.registry_id,
         },
     }
 

@@ -123,6 +123,7 @@ def registry_data(snapshot: Snapshot, *, artefacts: bool = True) -> dict[str, An
             "regbook_version": __version__,
             "ledger_head": report.ledger_head,
             "keyring_sha256": report.keyring_sha256,
+            "registry_id": report.registry_id,
         },
     }
 
