@@ -50,6 +50,7 @@ def test_pdf_holds_the_report(prod: Path):
     squashed = flat(whole)
     for value in (data["identity"]["composite_id"], data["artefact"]["content_hash"],
                   data["footer"]["ledger_head"], data["footer"]["keyring_sha256"],
+                  data["footer"]["registry_id"],
                   "models/credit-risk/1/model.pkl", REPORT_TIME, "Not archived.", "None.",
                   ">= 0.75", "0.83"):  # fmt: skip
         assert flat(value) in squashed, value
@@ -134,7 +135,7 @@ def minimal_data(**changes) -> dict:
         "evaluation": {"metrics": [], "gates": [], "gate": None},
         "findings": [],
         "footer": {"generated_at": "2026-01-02T00:00:00Z", "regbook_version": "0",
-                   "ledger_head": "", "keyring_sha256": "k" * 64},
+                   "ledger_head": "", "keyring_sha256": "k" * 64, "registry_id": "r" * 36},
     }  # fmt: skip
     for section, values in changes.items():
         data[section].update(values)

@@ -18,7 +18,7 @@ from regbook.cli.options import (
     key_option,
     pass_ctx,
 )
-from regbook.cli.trust import load_witness, witness_option
+from regbook.cli.trust import load_witness, witness_option, witness_out_option
 from regbook.core.errors import (
     InputError,
 )
@@ -50,12 +50,7 @@ from regbook.workflow.trust import take_witness
     help="With --for-deploy: the artefact about to be deployed (default: its storage location).",
 )
 @witness_option
-@click.option(
-    "--witness-out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="With --for-deploy and --key CI_KEY: after a clean check, write the next witness.",
-)
+@witness_out_option("With --for-deploy: after a clean check")
 @key_option
 @json_option
 @pass_ctx
@@ -79,8 +74,8 @@ def verify(
     Example:
       regbook verify --keyring-sha256 $(sha256sum allowed_signers | cut -c1-64)
       regbook verify credit-risk@7 --json
-      regbook verify --for-deploy credit-risk@7 --artefact build/model.pkl \
-          --witness witness/regbook.witness --witness-out witness/regbook.witness \
+      regbook verify --for-deploy credit-risk@7 --artefact build/model.pkl \\
+          --witness witness/regbook.witness --witness-out witness/regbook.witness \\
           --key "$RUNNER_TEMP/ci_key"
     """
 

@@ -16,6 +16,7 @@ from regbook.cli.options import (
     key_option,
     pass_ctx,
 )
+from regbook.cli.trust import witness_out_option
 from regbook.core.errors import InputError
 from regbook.core.ids import ModelRef
 from regbook.core.schema import STAGES
@@ -53,7 +54,7 @@ def approve(
 
     \b
     Example:
-      regbook approve credit-risk@7 --to Production --note "fairness review FR-12" \
+      regbook approve credit-risk@7 --to Production --note "fairness review FR-12" \\
           --key ~/.ssh/regbook_gina
     """
 
@@ -114,12 +115,7 @@ def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_j
     help="With --to Production: archive the model's Production version into its bag in "
     "the same command (it needs a signed approval to Archived).",
 )
-@click.option(
-    "--witness-out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="With a ci key: after the promotion, verify and write the next witness.",
-)
+@witness_out_option("After the promotion and a clean verify")
 @key_option
 @role_option
 @json_option

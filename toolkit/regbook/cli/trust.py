@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -12,6 +14,8 @@ from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 from regbook.registry.witness import Witness
 from regbook.workflow.trust import policy_status, sign_policy, take_witness
 
+FC = TypeVar("FC", bound=Callable[..., object])
+
 witness_option = click.option(
     "--witness",
     "witness_file",
@@ -19,6 +23,16 @@ witness_option = click.option(
     metavar="FILE",
     help="The newest witness CI keeps: the ledger must hold the head it names.",
 )
+
+
+def witness_out_option(when: str) -> Callable[[FC], FC]:
+    """``--witness-out FILE``: write the next witness ``when`` the command succeeds."""
+    return click.option(
+        "--witness-out",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help=f"{when}, write the next witness (signed by the ci key given as --key).",
+    )
 
 
 def load_witness(path: Path | None) -> Witness | None:
