@@ -252,6 +252,19 @@ def test_edit_derived_cell_of_sealed_row(registered: Env, key: str, new: Any):
     assert shows(f["message"], sealed) and shows(f["message"], now), f["message"]
 
 
+def test_a_date_cell_that_gains_a_time_of_day_is_an_edit(registered: Env):
+    """Training date is a date: the same day at 14:30 is not what was sealed."""
+    from regbook.core.schema import DATE, normalize
+
+    ref = MODELS.ref("trained_on", 2)
+    day = date.fromisoformat(normalize(DATE, cell_value(registered, ref)))
+    set_cell(registered, ref, datetime(day.year, day.month, day.day, 14, 30))
+    code, report = run_verify(registered)
+    assert code == 1 and problems(report) == {("RB301", ref)}
+    set_cell(registered, ref, datetime(day.year, day.month, day.day))  # midnight: the day
+    assert run_verify(registered)[0] == 0
+
+
 def test_edit_code_commit_message_reads_well(registered: Env):
     set_cell(registered, "Models!I2", CODE_COMMIT.replace("c0ffee12", "c0ffe312"))
     result = registered.run("verify")

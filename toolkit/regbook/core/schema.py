@@ -788,20 +788,29 @@ def _show(value: object) -> str:
 
 
 def _to_date(value: object) -> date:
+    """A date, and only a date: a time of day (in a datetime, a day number's fraction or
+    the text) is not part of it, and a cell that gained one was edited."""
     if isinstance(value, datetime):
+        if value.time() != time():
+            raise BadValue(f"expected a date without a time of day, found {_show(value)}")
         return value.date()
     if isinstance(value, date):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         if 1 <= value < 2958466:
+            if value != int(value):
+                raise BadValue(f"expected a date without a time of day, found {_show(value)}")
             return (EXCEL_EPOCH + timedelta(days=int(value))).date()
     if isinstance(value, str):
         text = value.strip()
-        for parse in (date.fromisoformat, lambda t: datetime.fromisoformat(t).date()):
-            try:
-                return parse(text)
-            except ValueError:
-                pass
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+        try:
+            return _to_date(datetime.fromisoformat(text))
+        except ValueError:
+            pass
     raise BadValue(f"expected a date (yyyy-mm-dd), found {_show(value)}")
 
 
