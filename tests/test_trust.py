@@ -635,3 +635,14 @@ def test_a_lead_cannot_sign_the_revocation_of_their_own_key_from_the_past(prod: 
                       key="governance-lead")  # fmt: skip
     assert result.exit_code == 2 and "another governance lead" in result.output
     assert verify(prod)[0] == 0  # nothing was written
+
+
+@pytest.mark.parametrize("name", ["Credit-risk", "credit\u2010risk", "credit-risk\u200b"])
+def test_a_look_alike_model_name_in_a_signed_event_is_a_finding(prod: Env, name: str):
+    first = next(e for e in ledger(prod) if e.kind == "register")
+    payload = {k: v for k, v in first.payload.items() if k != "registry"}
+    row = forge(prod, "sme", "register", f"{name}@1", payload)
+    code, report = verify(prod)
+    assert code == 1 and ("RB203", f"Ledger!F{row}") in problems(report)
+    listed = prod.run("list", "--json").stdout  # no new model: the version is not replayed
+    assert name not in json.dumps(json.loads(listed), ensure_ascii=False)

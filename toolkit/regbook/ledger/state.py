@@ -14,7 +14,7 @@ from typing import Any
 from regbook.core.errors import cut
 from regbook.core.findings import Finding
 from regbook.core.ids import CompositeId
-from regbook.core.schema import finite_number
+from regbook.core.schema import MODEL_NAME_RE, finite_number
 from regbook.ledger.events import LedgerEvent
 from regbook.ledger.signatures import signer_role
 from regbook.storage.hashing import CONTENT_HASH_RE
@@ -151,7 +151,12 @@ class Registry:
                 "max+1 over every version ever sealed", event.model, event.version))  # fmt: skip
         # A version number is used up even by a registration that cannot be replayed.
         self.highest[event.model] = max(self.highest.get(event.model, 0), event.version or 0)
-        problem = payload_problem(event.payload)
+        problem = (
+            None
+            if MODEL_NAME_RE.fullmatch(event.model)
+            else f"the model name {event.model!r} is not one register accepts (lower case "
+            "a-z 0-9 . _ -): a look-alike of another name, or a name no reader can tell apart"
+        ) or payload_problem(event.payload)
         if problem is not None:
             # Everything downstream reads these fields; such a version is not replayed.
             findings.append(Finding.make(
