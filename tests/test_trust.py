@@ -646,3 +646,28 @@ def test_a_look_alike_model_name_in_a_signed_event_is_a_finding(prod: Env, name:
     assert code == 1 and ("RB203", f"Ledger!F{row}") in problems(report)
     listed = prod.run("list", "--json").stdout  # no new model: the version is not replayed
     assert name not in json.dumps(json.loads(listed), ensure_ascii=False)
+
+
+def test_list_marks_what_it_cannot_vouch_for_and_exits_1(prod: Env):
+    """A chained Ledger row with a garbage signature that moves a version to Production
+    and points its storage elsewhere: `list` must not show it as verified."""
+    listed = json.loads(ok(prod.run("list", "--json")).stdout)
+    assert all(r["verified"] for r in listed)
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    row = forge(prod, "sme", "promote", "credit-risk@2", {
+        "content_hash": state.content_hash, "from": "None", "to": "Production",
+        "storage": "/elsewhere/model.bin"})  # fmt: skip
+
+    def garble(wb: Any) -> None:
+        cell = wb[LEDGER.name][f"{LEDGER.letter('signature')}{row}"]
+        cell.value = cell.value.replace("A", "B", 3)
+
+    edit_workbook(prod.workbook, garble)
+    result = prod.run("list", "--stage", "Production", "--json")
+    assert result.exit_code == 1 and "not verified" in result.stderr
+    rows = {r["version"]: r for r in json.loads(result.stdout)}
+    assert rows[2]["stage"] == "Production" and rows[2]["verified"] is False
+    assert rows[1]["verified"] is True
+    text = prod.run("list")
+    assert text.exit_code == 1 and "NO" in text.stdout

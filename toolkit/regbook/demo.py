@@ -179,7 +179,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
         f"{report.versions} versions, {report.artefacts_checked} artefacts)\n"
     )
     say("   $ regbook list")
-    frame, _ = list_versions(open_registry(ws, sheets=LEDGER_ONLY, signatures=False))
+    frame, _ = list_versions(open_registry(ws, sheets=LEDGER_ONLY))
     for line in to_text(frame).splitlines():
         say(f"   {line}")
     say("")

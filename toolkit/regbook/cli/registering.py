@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -21,7 +22,7 @@ from regbook.core.errors import (
 )
 from regbook.core.schema import STAGES
 from regbook.registry.snapshot import LEDGER_ONLY, open_registry
-from regbook.reports.listing import list_versions, to_csv, to_text
+from regbook.reports.listing import list_versions, to_csv, to_text, unvouched
 from regbook.workflow.lifecycle import Metric, RegistrationRequest, parse_params
 from regbook.workflow.lifecycle import register as do_register
 from regbook.workflow.lifecycle import seal as do_seal
@@ -206,7 +207,8 @@ def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
 
     if as_csv and as_json:
         raise InputError("--csv and --json: choose one")
-    snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY, signatures=False)
+    # Every row is checked before it is shown: signatures and workflow included.
+    snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY)
     frame, warning = list_versions(snapshot, stage=stage)
     if warning:
         click.echo(f"regbook: warning: {warning}", err=True)
@@ -216,3 +218,5 @@ def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
         click.echo(to_csv(frame), nl=False)
     else:
         click.echo(to_text(frame))
+    if unvouched(snapshot) != set():  # the ledger has findings (listed or not)
+        sys.exit(1)

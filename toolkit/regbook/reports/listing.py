@@ -1,7 +1,12 @@
-"""``regbook list``: the sealed versions as a table, from the ledger (not the views).
+"""``regbook list``: the sealed versions as a table, from the ledger (not the views),
+each marked verified or not.
 
-frame, warning = list_versions(Workspace.find(), stage="Production")
+frame, warning = list_versions(open_registry(ws, sheets=LEDGER_ONLY), stage="Production")
 print(to_csv(frame))     # safe to open in Excel: no cell is read as a formula
+
+A version is verified when nothing the snapshot found is about it, and nothing is about
+the ledger or the keyring as a whole (a broken chain, a keyring edited by hand or
+another than the pinned one, a witness the ledger does not match): then no row is.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from regbook.ledger.events import CHAIN_CODES
 from regbook.registry.snapshot import Snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,19 +32,39 @@ COLUMNS = [
     "gate",
     "registered_by",
     "registered_at",
+    "verified",
 ]
 
 # A cell starting with one of these is read as a formula by spreadsheet programs.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def unvouched(snapshot: Snapshot) -> set[tuple[str, int]] | None:
+    """The versions a reader cannot take on trust, from what the snapshot found about
+    the ledger and its workflow; None when that is every version (a problem about the
+    ledger or the keyring as a whole)."""
+    if not snapshot.signatures_checked:
+        return None  # a snapshot whose signatures were not checked vouches for nothing
+    found: set[tuple[str, int]] = set()
+    for f in snapshot.ledger_findings + snapshot.rule_findings:
+        if not f.is_problem:
+            continue
+        if f.model is None or f.code in CHAIN_CODES:
+            if f.code != "RB117":  # regbook.toml's word is not what judges the ledger
+                return None
+            continue
+        found.add((f.model, f.version or 0))
+    return found
+
+
 def list_versions(snapshot: Snapshot, *, stage: str | None = None) -> tuple[pd.DataFrame, str]:
-    """The sealed versions (in ``stage``) as a table, and a warning when the ledger's
-    rows or chain are broken."""
+    """The sealed versions (in ``stage``) as a table, each marked ``verified`` or not,
+    and a warning naming how many are not."""
     import pandas as pd
 
-    registry, bad = snapshot.registry, snapshot.chain_findings
-    rows: list[dict[str, str | int | float | None]] = []
+    registry = snapshot.registry
+    doubtful = unvouched(snapshot)
+    rows: list[dict[str, str | int | float | bool | None]] = []
     for state in registry.versions.values():
         if stage is not None and state.stage != stage:
             continue
@@ -49,15 +75,20 @@ def list_versions(snapshot: Snapshot, *, stage: str | None = None) -> tuple[pd.D
             "demographic_parity_ratio": state.metric("demographic_parity_ratio"),
             "gate": state.gate, "registered_by": state.register.signer,
             "registered_at": state.register.at,
+            "verified": doubtful is not None
+            and (state.model, state.version) not in doubtful,
         })  # fmt: skip
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = frame.sort_values(["model", "version"], kind="stable").reset_index(drop=True)
     warning = ""
-    if bad:
+    if doubtful is None:
         warning = (
-            f"the ledger has {len(bad)} problem(s); this list may not be trustworthy: "
-            "run `regbook verify`"
+            "the ledger does not verify as a whole: no row of this list is verified "
+            "(`regbook verify` says why)"
         )
+    elif not frame.empty and not frame["verified"].all():
+        count = int((~frame["verified"]).sum())
+        warning = f"{count} version(s) not verified (marked): `regbook verify` says why"
     return frame, warning
 
 
@@ -91,6 +122,8 @@ def to_text(frame: pd.DataFrame) -> str:
             "gate",
             "registered_by",
             "registered_at",
+            "verified",
         ]
     ].fillna("")
+    shown = shown.assign(verified=shown["verified"].map({True: "yes", False: "NO"}))
     return shown.to_string(index=False)
