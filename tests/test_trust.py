@@ -671,3 +671,21 @@ def test_list_marks_what_it_cannot_vouch_for_and_exits_1(prod: Env):
     assert rows[1]["verified"] is True
     text = prod.run("list")
     assert text.exit_code == 1 and "NO" in text.stdout
+
+
+def test_trace_log_does_not_count_a_forged_stage_as_verified(prod: Env, tmp_path: Path):
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    # Signed with a real key, but no approval and not by ci: a rule breach, not a bad
+    # signature.
+    forge(prod, "sme", "promote", "credit-risk@2", {
+        "content_hash": state.content_hash, "from": "None", "to": "Production"})  # fmt: skip
+    log = tmp_path / "predictions.jsonl"
+    log.write_text(json.dumps({"composite_id": state.composite_id,
+                               "ts": "2026-12-01T00:00:00Z"}) + "\n")  # fmt: skip
+    result = prod.run("trace", "--log", str(log))
+    assert result.exit_code == 1, result.output
+    assert "in the ledger: the stages above are not verified" in result.output
+    assert "audit: ok" not in result.output and "RB706" not in result.output
+    assert "audit: 0 problem(s) in the log, and" in result.output, result.output
+    assert "RB502" in result.output  # the promotion not signed by ci, named

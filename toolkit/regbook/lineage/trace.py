@@ -1240,7 +1240,9 @@ def audit_log(snapshot: Snapshot, path: Path, *, id_field: str = "composite_id")
     )
     audit.problems_not_listed = len(auditor.not_listed_keys)
     audit.records_not_listed = auditor.not_listed_records
-    audit.ledger_findings = [f for f in findings if f.is_problem]
+    # The stages a record is judged against come from the ledger: what verify finds
+    # in it, its workflow rules included, is the audit's problem too.
+    audit.ledger_findings = [f for f in findings + snapshot.rule_findings if f.is_problem]
     return audit
 
 
@@ -1434,7 +1436,14 @@ def render_audit(audit: LogAudit, shown: int = 10) -> str:
             f"({audit.records_not_listed} records) not listed"
         )
     total = len(audit.problems) + audit.problems_not_listed
-    lines.append(f"audit: {'ok' if audit.ok else f'{total} problem(s)'}")
+    ledger = sum(1 for f in audit.ledger_findings if f.is_problem)
+    if ledger:
+        lines.append(
+            f"audit: {total} problem(s) in the log, and {ledger} in the ledger: the stages "
+            "above are not verified (`regbook verify` says why)"
+        )
+    else:
+        lines.append(f"audit: {'ok' if audit.ok else f'{total} problem(s)'}")
     return "\n".join(lines)
 
 
