@@ -597,3 +597,69 @@ def test_models_shows_the_bag_and_the_retention_date(archived: Env):
     ws.parent.save(archived.workbook)
     code, report = verify_json(archived)
     assert code == 1 and codes(report) == {"RB311"}
+
+
+# --- only the workspace's own storage is emptied (issue 14 item 6) --------------------
+
+
+def _register_in_place(env: Env, where: Path) -> None:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_bytes(b"registered in place\n" * 40)
+    ok(env.run(
+        "register", "credit-risk", "--storage", str(where), "--data-version", DATA_VERSION,
+        "--code-commit", CODE_COMMIT, "--pipeline-run", "run-9", key="sme",
+    ))  # fmt: skip
+    approve_archive(env, "credit-risk@3")
+
+
+def test_models_set_to_the_root_by_hand_cannot_delete_an_artefact_on_a_share(
+    registered_fast: Env, tmp_path: Path
+):
+    env = registered_fast
+    share = tmp_path / "share" / "model.bin"
+    _register_in_place(env, share)
+    config = env.root / "regbook.toml"
+    config.write_text(config.read_text().replace('models = "models"', 'models = "/"'))
+    result = env.run("archive", "credit-risk@3", key="sme")
+    assert result.exit_code == 2, result.output
+    assert "[paths] models: '/' is outside the workspace" in result.output
+    assert share.read_bytes() == b"registered in place\n" * 40
+    assert not bag(env, "credit-risk@3").exists()
+
+
+def test_an_artefact_in_the_workspace_but_outside_models_is_left_in_place(
+    registered_fast: Env,
+):
+    env = registered_fast
+    kept = env.root / "share" / "model.bin"
+    _register_in_place(env, kept)
+    result = ok(env.run("archive", "credit-risk@3", key="sme"))
+    assert "copied, left in place" in result.output
+    assert kept.read_bytes() == b"registered in place\n" * 40
+    assert verify_json(env)[0] == 0
+
+
+def test_inside_models_does_not_rely_on_the_settings(registered_fast: Env, tmp_path: Path):
+    """The guard archive removes by holds even for settings Workspace.load would refuse
+    (a Workspace made in code), and for links either way across the models/ boundary."""
+    from regbook.check.bags import inside_models
+    from regbook.core.workspace import Settings, Workspace
+
+    env = registered_fast
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "model.bin").write_bytes(b"x")
+    own = original(env)
+    assert inside_models(env.ws, own)
+    for models in ("/", ".", "..", str(tmp_path)):
+        ws = Workspace(env.root, Settings(models=models))
+        assert not inside_models(ws, share / "model.bin"), models
+        assert not inside_models(ws, env.root / "registry.xlsx"), models
+    assert not inside_models(env.ws, env.root / "models")
+    try:
+        (env.root / "models" / "link").symlink_to(share, target_is_directory=True)
+        (share / "into-models").symlink_to(own)
+    except OSError:
+        pytest.skip("symlinks not permitted here")
+    assert not inside_models(env.ws, env.root / "models" / "link" / "model.bin")
+    assert not inside_models(env.ws, share / "into-models")

@@ -261,12 +261,22 @@ def archived_states(registry: Registry) -> list[VersionState]:
 
 
 def inside_models(ws: Workspace, path: Path) -> bool:
-    models = ws.models_dir.resolve()
+    """Whether ``path`` is in the workspace's own artefact storage, the only place
+    ``archive`` removes an original from (DESIGN section 9): both as written and as it
+    resolves, so that neither a link in models/ to a share nor a link on a share into
+    models/ counts; and only while models/ is a folder inside the workspace, whatever
+    regbook.toml says (Workspace.load refuses such settings; this does not rely on it)."""
+    root = ws.root.resolve()
+    models = Path(os.path.abspath(ws.models_dir))
     try:
-        rel = path.resolve().relative_to(models)
-    except (ValueError, OSError):
+        real = models.resolve()
+        if real == root or not real.is_relative_to(root):
+            return False
+        lexical = Path(os.path.abspath(path)).relative_to(models)
+        resolved = path.resolve().relative_to(real)
+    except (ValueError, OSError, RuntimeError):
         return False
-    return rel != Path(".")
+    return lexical != Path(".") and resolved != Path(".")
 
 
 def original_findings(ws: Workspace, state: VersionState) -> list[Finding]:
