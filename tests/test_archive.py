@@ -597,3 +597,200 @@ def test_models_shows_the_bag_and_the_retention_date(archived: Env):
     ws.parent.save(archived.workbook)
     code, report = verify_json(archived)
     assert code == 1 and codes(report) == {"RB311"}
+
+
+# --- only the workspace's own storage is emptied (issue 14 item 6) --------------------
+
+
+def _register_in_place(env: Env, where: Path) -> None:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_bytes(b"registered in place\n" * 40)
+    ok(env.run(
+        "register", "credit-risk", "--storage", str(where), "--data-version", DATA_VERSION,
+        "--code-commit", CODE_COMMIT, "--pipeline-run", "run-9", key="sme",
+    ))  # fmt: skip
+    approve_archive(env, "credit-risk@3")
+
+
+def test_models_set_to_the_root_by_hand_cannot_delete_an_artefact_on_a_share(
+    registered_fast: Env, tmp_path: Path
+):
+    env = registered_fast
+    share = tmp_path / "share" / "model.bin"
+    _register_in_place(env, share)
+    config = env.root / "regbook.toml"
+    config.write_text(config.read_text().replace('models = "models"', 'models = "/"'))
+    result = env.run("archive", "credit-risk@3", key="sme")
+    assert result.exit_code == 2, result.output
+    assert "[paths] models: '/' is outside the workspace" in result.output
+    assert share.read_bytes() == b"registered in place\n" * 40
+    assert not bag(env, "credit-risk@3").exists()
+
+
+def test_an_artefact_in_the_workspace_but_outside_models_is_left_in_place(
+    registered_fast: Env,
+):
+    env = registered_fast
+    kept = env.root / "share" / "model.bin"
+    _register_in_place(env, kept)
+    result = ok(env.run("archive", "credit-risk@3", key="sme"))
+    assert "copied, left in place" in result.output
+    assert kept.read_bytes() == b"registered in place\n" * 40
+    assert verify_json(env)[0] == 0
+
+
+def test_inside_models_does_not_rely_on_the_settings(registered_fast: Env, tmp_path: Path):
+    """The guard archive removes by holds even for settings Workspace.load would refuse
+    (a Workspace made in code), and for links either way across the models/ boundary."""
+    from regbook.check.bags import inside_models
+    from regbook.core.workspace import Settings, Workspace
+
+    env = registered_fast
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "model.bin").write_bytes(b"x")
+    own = original(env)
+    assert inside_models(env.ws, own)
+    for models in ("/", ".", "..", str(tmp_path)):
+        ws = Workspace(env.root, Settings(models=models))
+        assert not inside_models(ws, share / "model.bin"), models
+        assert not inside_models(ws, env.root / "registry.xlsx"), models
+    assert not inside_models(env.ws, env.root / "models")
+    try:
+        (env.root / "models" / "link").symlink_to(share, target_is_directory=True)
+        (share / "into-models").symlink_to(own)
+    except OSError:
+        pytest.skip("symlinks not permitted here")
+    assert not inside_models(env.ws, env.root / "models" / "link" / "model.bin")
+    assert not inside_models(env.ws, share / "into-models")
+
+
+# --- every model name register accepts can be archived (issue 14 item 7) ----------------
+
+# Names that look like bag files or manifests: bagit-python reads a manifest's algorithm
+# from the bag's whole path, so a folder named tagmanifest-x made it fail.
+BAG_LIKE_NAMES = (
+    "manifest-x", "tagmanifest-x", "x.manifest-sha256.txt", "tagmanifest-sha256.txt",
+    "bag-info", "bagit.txt", "data", "a..b", "0", "a_b.c-d", "a" * 64, "z" + "._-" * 21,
+)  # fmt: skip
+
+
+def _independently_valid(root: Path, tmp_path: Path) -> None:
+    """The bag checked without regbook: bagit's validator (from a path without
+    "manifest-" in it, which it would misread) and ``sha256sum -c``."""
+    neutral = tmp_path / "neutral" / "bag"
+    shutil.rmtree(neutral.parent, ignore_errors=True)
+    shutil.copytree(root, neutral)
+    bagit.Bag(str(neutral)).validate()
+    if shutil.which("sha256sum"):
+        for manifest in ("manifest-sha256.txt", "tagmanifest-sha256.txt"):
+            check = subprocess.run(
+                ["sha256sum", "-c", manifest], cwd=root, capture_output=True, text=True
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_kind_of_model_name_archives_retrieves_and_verifies(
+    registered_fast: Env, tmp_path: Path
+):
+    env = registered_fast
+    cwd = os.getcwd()
+    for name in BAG_LIKE_NAMES:
+        ok(env.register(name))
+        approve_archive(env, f"{name}@1")
+        result = env.run("archive", f"{name}@1", key="sme")
+        assert result.exit_code == 0, (name, result.output)
+        assert os.getcwd() == cwd  # bagit changes directory; nothing may leave it changed
+        _independently_valid(bag(env, f"{name}@1"), tmp_path)
+        out = tmp_path / "restored" / name
+        ok(env.run("retrieve", f"{name}@1", "--to", str(out)))
+        assert [p.read_bytes() for p in out.iterdir()] == [
+            p.read_bytes() for p in (bag(env, f"{name}@1") / "data").iterdir()
+        ]
+    code, report = verify_json(env)
+    assert code == 0, report["findings"]
+    for mode in ((), ("--fast",)):
+        fixed = json.loads(ok(env.run("fixity", "--json", *mode)).stdout)
+        assert fixed["ok"] and fixed["checked"] == len(BAG_LIKE_NAMES), fixed["findings"]
+    assert env.register("-x").exit_code == 2  # the grammar's one refusal here: no leading -
+
+
+def test_a_bag_under_any_name_and_any_folder_validates(tmp_path: Path):
+    """The bag code against the whole name grammar, in a folder whose own path holds
+    "tagmanifest-" (a workspace under such a folder is as likely as such a model)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from regbook.check.bags import validate_bag, write_tagmanifest
+    from regbook.core.schema import MODEL_NAME_RE
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.from_regex(MODEL_NAME_RE, fullmatch=True))
+    def check(name: str) -> None:
+        base = tmp_path / "tagmanifest-sha256.txt-ws" / "archive"
+        shutil.rmtree(base, ignore_errors=True)
+        root = base / name / "1"
+        root.mkdir(parents=True)
+        (root / f"{name}.bin").write_bytes(name.encode() * 3)
+        bagit.make_bag(str(root), {"External-Identifier": f"{name}@1"}, checksums=["sha256"])
+        (root / "ledger-events.jsonl").write_text("{}\n")
+        write_tagmanifest(root)
+        assert validate_bag(root) == [] and validate_bag(root, fast=True) == []
+        (root / "bag-info.txt").write_text("Payload-Oxum: 1.1\n")
+        assert validate_bag(root, fast=True)  # and a broken one still fails
+
+    check()
+
+
+# --- no symbolic links in a bag (issue 14 item 7) ----------------------------------------
+
+TAG_FILES = (
+    "bag-info.txt", "manifest-sha256.txt", "bagit.txt", "ledger-events.jsonl",
+    "allowed_signers", "model-card.md", "tagmanifest-sha256.txt", "tagmanifest-sha256.txt.sig",
+)  # fmt: skip
+
+
+def _link_to_a_copy(root: Path, name: str, elsewhere: Path) -> None:
+    """Replace ``root/name`` by a symlink to an identical copy outside the bag: every
+    digest still matches, but the bag no longer holds what it vouches for."""
+    copy = elsewhere / name.replace("/", "_")
+    elsewhere.mkdir(exist_ok=True)
+    shutil.move(root / name, copy)
+    try:
+        (root / name).symlink_to(copy, target_is_directory=copy.is_dir())
+    except OSError:
+        pytest.skip("symlinks not permitted here")
+
+
+def _rb802_naming(report: dict, name: str) -> list[dict]:
+    return [
+        f for f in report["findings"]
+        if f["code"] == "RB802" and f"{name} is a symbolic link" in f["message"]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", TAG_FILES)
+def test_a_tag_file_replaced_by_a_symlink_is_refused(archived: Env, tmp_path: Path, name: str):
+    _link_to_a_copy(bag(archived), name, tmp_path / "copies")
+    for args in ((), ("--no-artefacts",)):
+        code, report = verify_json(archived, *args)
+        assert code == 1 and _rb802_naming(report, name), (args, report["findings"])
+    for args in ((), ("--fast",)):
+        report = json.loads(archived.run("fixity", "--json", *args).stdout)
+        assert not report["ok"] and _rb802_naming(report, name), (args, report["findings"])
+    result = archived.run("retrieve", REF, "--to", str(tmp_path / "out"))
+    assert result.exit_code == 1 and f"{name} is a symbolic link" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["payload-file", "data-folder"])
+def test_a_payload_symlink_is_refused(archived: Env, tmp_path: Path, where: str):
+    root = bag(archived)
+    name = "data" if where == "data-folder" else f"data/{next((root / 'data').iterdir()).name}"
+    _link_to_a_copy(root, name, tmp_path / "copies")
+    code, report = verify_json(archived)
+    assert code == 1 and _rb802_naming(report, name), report["findings"]
+    for args in ((), ("--fast",)):
+        report = json.loads(archived.run("fixity", "--json", *args).stdout)
+        assert not report["ok"] and _rb802_naming(report, name), (args, report["findings"])
+    assert archived.run("retrieve", REF, "--to", str(tmp_path / "out")).exit_code == 1

@@ -8,6 +8,7 @@ error". Built from the Production workspace of the evidence reports (``prod``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -597,3 +598,69 @@ def test_keys_new_takes_back_its_key_when_the_keyring_cannot_be_written(
     result = env.run("keys", "new", "zoe@example.com", "--role", "sme", "--out", str(out),
                      key="governance-lead")  # fmt: skip
     assert result.exit_code == 0, result.output
+
+
+# --- [paths]: inside the workspace, or refused (issue 14 item 6) -------------------------
+
+
+def _set_path(prod: Path, key: str, value: str) -> None:
+    """Edit regbook.toml by hand, as anyone who can write the workspace can."""
+    config = prod / "regbook.toml"
+    text = config.read_text(encoding="utf-8")
+    start = text.index(f"\n{key} = ", text.index("[paths]"))
+    end = text.index("\n", start + 1)
+    config.write_text(f"{text[:start]}\n{key} = {json.dumps(value)}{text[end:]}", "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("models", "/", "[paths] models: '/' is outside the workspace"),
+        ("archive", "/tmp/bags", "[paths] archive: '/tmp/bags' is outside the workspace"),
+        ("models", "../share", "[paths] models: '../share' is outside the workspace"),
+        ("models", "models/../../share", "is outside the workspace (it climbs out with '..')"),
+        ("workbook", "..\\registry.xlsx", "[paths] workbook: '..\\\\registry.xlsx' is outside"),
+        ("keyring", "C:/keys/allowed_signers", "[paths] keyring: 'C:/keys/allowed_signers' is"),
+        ("models", "\\\\server\\share", "[paths] models: '\\\\\\\\server\\\\share' is outside"),
+        ("models", ".", "[paths] models: '.' is the workspace folder itself"),
+        ("archive", "./", "[paths] archive: './' is the workspace folder itself"),
+        ("archive", "models", "[paths] archive: 'models' is inside the models folder"),
+        ("models", "archive/models", "[paths] models: 'archive/models' is inside the archive"),
+        ("workbook", "models/registry.xlsx", "[paths] workbook: 'models/registry.xlsx' is inside"),
+    ],
+)
+def test_a_path_setting_outside_the_workspace_is_refused(
+    prod: Path, key: str, value: str, message: str
+):
+    _set_path(prod, key, value)
+    one_line_refusal(run(prod, "list"), message)
+    one_line_refusal(run(prod, "verify"), message)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_a_path_setting_through_a_symlink_out_of_the_workspace_is_refused(
+    prod: Path, tmp_path: Path
+):
+    share = tmp_path / "share"
+    share.mkdir()
+    try:
+        (prod / "store").symlink_to(share, target_is_directory=True)
+    except OSError:
+        pytest.skip("symlinks not permitted here")
+    _set_path(prod, "models", "store")
+    one_line_refusal(run(prod, "list"), "[paths] models: 'store' is outside the workspace",
+                     "through a symlink")  # fmt: skip
+    _set_path(prod, "models", "store/sub")  # does not exist yet: resolves through the link
+    one_line_refusal(run(prod, "list"), "[paths] models: 'store/sub' is outside the workspace")
+    (prod / "store").unlink()
+    (prod / "store").symlink_to(prod / "models", target_is_directory=True)
+    _set_path(prod, "models", "store")  # a link that stays inside is the workspace's own
+    assert run(prod, "list").exit_code == 0
+
+
+def test_paths_inside_the_workspace_are_accepted():
+    from regbook.core.workspace import Settings
+
+    text = '[paths]\nmodels = "store/models"\narchive = "./store/archive"\nworkbook = "book.xlsx"\n'
+    settings = Settings.parse(text)
+    assert (settings.models, settings.archive) == ("store/models", "./store/archive")

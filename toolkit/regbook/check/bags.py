@@ -53,24 +53,59 @@ def read_bag_info(path: Path) -> dict[str, str]:
     return out
 
 
-def validate_bag(path: Path, fast: bool = False) -> list[str]:
-    """Every problem bagit's validator finds, one sentence each (empty: valid)."""
-    import bagit
+# bagit-python's Bag reads a manifest's algorithm from its absolute path: in a bag whose
+# path holds "tagmanifest-" anywhere (a model named tagmanifest-x, or a workspace under
+# such a folder) it takes manifest-sha256.txt for a tag manifest of the algorithm
+# "manifest-sha256", and saving or validating then fails. So regbook opens no bag with
+# bagit.Bag: it writes the tag manifest itself (write_tagmanifest) and checks bags with
+# the code below, which reads names relative to the bag only. bagit's make_bag, which
+# works inside the bag's folder, builds the rest; bagit's validator stays usable by hand.
 
-    try:
-        bag = bagit.Bag(str(path))
-        bag.validate(fast=fast)
-    except bagit.BagValidationError as err:
-        return [str(d) for d in err.details] or [str(err.message)]
-    except (bagit.BagError, OSError, UnicodeDecodeError, ValueError) as err:
-        return [str(err)]
-    return []
+
+def write_tagmanifest(path: Path) -> None:
+    """``tagmanifest-sha256.txt`` of the bag at ``path``, as bagit writes one: the sha256
+    of every file outside ``data/`` but the tag manifests themselves (and the signature,
+    which is made over it afterwards)."""
+    lines = []
+    for name in sorted(_tag_files(path)):
+        digest = hashlib.sha256((path / name).read_bytes()).hexdigest()
+        lines.append(f"{digest} {name}\n")
+    (path / TAGMANIFEST).write_bytes("".join(lines).encode("utf-8"))  # LF on every system
+
+
+def _tag_files(path: Path) -> list[str]:
+    out = []
+    for folder, dirs, files in os.walk(path):
+        rel = Path(folder).relative_to(path)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if d != "data"]
+        for name in files:
+            if rel == Path(".") and (_is_tagmanifest(name) or name == SIGNATURE):
+                continue
+            out.append((rel / name).as_posix())
+    return out
+
+
+def _is_tagmanifest(name: str) -> bool:
+    return name.startswith("tagmanifest-") and name.endswith(".txt")
+
+
+def validate_bag(path: Path, fast: bool = False) -> list[str]:
+    """Every problem a BagIt validator finds in the bag at ``path``, and every symbolic
+    link in it, one sentence each (empty: valid). ``fast``: the tag files, the
+    structure and Payload-Oxum, without hashing the payload."""
+    problems = list(dict.fromkeys(_link_problems(path, payload=True) + _tag_problems(path)))
+    problems += [p for p in _structure_problems(path) if p not in problems]
+    if fast or problems:
+        return problems
+    return _manifest_problems(path)[0]
 
 
 def full_check(path: Path, state: VersionState) -> list[str]:
-    """A bag validated in full, and its payload the sealed artefact: bagit for the
-    structure and Payload-Oxum, then one hashing pass over the payload."""
-    problems = _tag_problems(path) + _structure_problems(path)
+    """A bag validated in full, and its payload the sealed artefact: ``validate_bag``'s
+    checks with one hashing pass over the payload, then its digests against the sealed
+    content hash."""
+    problems = validate_bag(path, fast=True)
     if problems:
         return problems
     problems, entries = _manifest_problems(path)
@@ -91,7 +126,13 @@ def _tag_problems(path: Path) -> list[str]:
         name = name.strip().lstrip("*")
         if not name:
             continue
+        if _unsafe(name):
+            problems.append(f"{TAGMANIFEST} names {cut(name)!r}, which is outside the bag")
+            continue
         target = path / name
+        if target.is_symlink():  # never read through a link: its target is not the bag's
+            problems.append(_link_message(name))
+            continue
         try:
             now = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
         except OSError:  # a name longer than the file system allows, say
@@ -104,11 +145,44 @@ def _tag_problems(path: Path) -> list[str]:
     return problems
 
 
+def _unsafe(name: str) -> bool:
+    """A manifest name that would lead out of the bag: absolute, a drive, or ``..``."""
+    posix = name.replace("\\", "/")
+    return posix.startswith("/") or ":" in posix.split("/")[0] or ".." in posix.split("/")
+
+
+def _link_message(name: str) -> str:
+    return f"{cut(name)} is a symbolic link; a bag holds only its own files and folders"
+
+
+def _link_problems(path: Path, *, payload: bool) -> list[str]:
+    """Every symbolic link in the bag (only the tag files and the data/ folder itself
+    unless ``payload``): a tag file replaced by a link to an identical copy elsewhere
+    would hash right today and change with that copy tomorrow."""
+    problems = []
+    stack = [path]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as err:
+            problems.append(f"{cut(str(folder))}: cannot be listed: {err.strerror}")
+            continue
+        for entry in entries:
+            rel = Path(entry.path).relative_to(path).as_posix()
+            if entry.is_symlink() or getattr(entry, "is_junction", lambda: False)():
+                problems.append(_link_message(rel))
+            elif entry.is_dir(follow_symlinks=False) and (payload or rel != "data"):
+                stack.append(Path(entry.path))
+    return problems
+
+
 def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> list[Finding]:
     """Findings about an archived version's bag. ``level``: "tags" (the bag is there, its
-    tag manifest is the one the ledger recorded and signed, its tag files match it),
-    "fast" (also bagit's Payload-Oxum check) or "full" (also every payload checksum and
-    the sealed content hash)."""
+    tag manifest is the one the ledger recorded and signed, its tag files match it, no
+    tag file or folder is a symbolic link), "fast" (also no link in the payload, the
+    structure and Payload-Oxum, as a BagIt validator's fast mode) or "full" (also every
+    payload checksum and the sealed content hash)."""
 
     event = state.stage_event
     label = f"{state.model}@{state.version}"
@@ -153,18 +227,16 @@ def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> lis
             )
             if not check.ok:
                 out.append(finding("RB804", f"{SIGNATURE}: {check.detail}", f"{where}/{SIGNATURE}"))
-    problems = _tag_problems(path)
-    if level == "fast":
-        problems += [p for p in validate_bag(path, fast=True) if p not in problems]
+    if level == "tags":
+        problems = list(dict.fromkeys(_link_problems(path, payload=False) + _tag_problems(path)))
+    else:
+        problems = validate_bag(path, fast=True)
     payload: list[tuple[str, str]] | None = None
-    if level == "full":
-        # The checks of a BagIt validator, with each payload file hashed once (large
-        # files in parallel); the same digests then say whether the payload is the
-        # sealed artefact, without reading it a second time.
-        problems += [p for p in _structure_problems(path) if p not in problems]
-        if not problems:
-            manifest_problems, payload = _manifest_problems(path)
-            problems += manifest_problems
+    if level == "full" and not problems:
+        # The rest of a BagIt validator's checks, with each payload file hashed once
+        # (large files in parallel); the same digests then say whether the payload is
+        # the sealed artefact, without reading it a second time.
+        problems, payload = _manifest_problems(path)
     out += [finding("RB802", p) for p in problems]
     if level == "full" and not problems and payload is not None:
         out += [finding("RB803", p, f"{where}/data") for p in _sealed_problems(payload, state)]
@@ -261,12 +333,22 @@ def archived_states(registry: Registry) -> list[VersionState]:
 
 
 def inside_models(ws: Workspace, path: Path) -> bool:
-    models = ws.models_dir.resolve()
+    """Whether ``path`` is in the workspace's own artefact storage, the only place
+    ``archive`` removes an original from (DESIGN section 9): both as written and as it
+    resolves, so that neither a link in models/ to a share nor a link on a share into
+    models/ counts; and only while models/ is a folder inside the workspace, whatever
+    regbook.toml says (Workspace.load refuses such settings; this does not rely on it)."""
+    root = ws.root.resolve()
+    models = Path(os.path.abspath(ws.models_dir))
     try:
-        rel = path.resolve().relative_to(models)
-    except (ValueError, OSError):
+        real = models.resolve()
+        if real == root or not real.is_relative_to(root):
+            return False
+        lexical = Path(os.path.abspath(path)).relative_to(models)
+        resolved = path.resolve().relative_to(real)
+    except (ValueError, OSError, RuntimeError):
         return False
-    return rel != Path(".")
+    return lexical != Path(".") and resolved != Path(".")
 
 
 def original_findings(ws: Workspace, state: VersionState) -> list[Finding]:

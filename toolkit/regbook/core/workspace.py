@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from regbook.core.errors import InputError, cut
@@ -220,8 +220,20 @@ def _int(value: object, where: str, low: int, high: int) -> int:
 
 
 def _relative_path(value: object, where: str) -> str:
+    """A [paths] setting: a path relative to the workspace that stays inside it. An
+    absolute path, a drive, or a ``..`` could point the settings at a share, and
+    ``archive`` empties what lies in the models folder (issue 14)."""
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise InputError(f"{where}: expected a path")
+    shown = cut(value)
+    windows = PureWindowsPath(value)  # a drive or a leading (back)slash, on any system
+    if Path(value).is_absolute() or windows.drive or windows.root:
+        raise InputError(f"{where}: {shown!r} is outside the workspace (an absolute path)")
+    parts = [p for p in PurePosixPath(value.replace("\\", "/")).parts if p != "."]
+    if ".." in parts:
+        raise InputError(f"{where}: {shown!r} is outside the workspace (it climbs out with '..')")
+    if not parts:
+        raise InputError(f"{where}: {shown!r} is the workspace folder itself; name one inside it")
     return value
 
 
@@ -314,7 +326,37 @@ class Workspace:
             raise InputError(f"{root}: not a regbook workspace (no {CONFIG_NAME})") from None
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(f"{config}: cannot read: {err}") from None
-        return cls(root.resolve(), Settings.parse(text, str(config)))
+        ws = cls(root.resolve(), Settings.parse(text, str(config)))
+        ws._check_paths(str(config))
+        return ws
+
+    def _check_paths(self, source: str) -> None:
+        """The [paths] settings as they resolve on disk: none may lead out of the
+        workspace through a symlink, and the storage folders may not hold each other or
+        the workspace's own files (archive would take a bag, or the workbook, for an
+        artefact it owns)."""
+        where = {}
+        for key in ("workbook", "keyring", "models", "archive"):
+            text = getattr(self.settings, key)
+            target = _resolved(self.root / text)
+            if not target.is_relative_to(self.root):
+                raise InputError(
+                    f"{source}: [paths] {key}: {cut(text)!r} is outside the workspace "
+                    f"(through a symlink, to {cut(str(target))})"
+                )
+            if target == self.root:
+                raise InputError(
+                    f"{source}: [paths] {key}: {cut(text)!r} is the workspace folder "
+                    "itself; name one inside it"
+                )
+            where[key] = target
+        for key in ("archive", "models", "workbook", "keyring"):
+            for store in ("models", "archive"):
+                if key != store and where[key].is_relative_to(where[store]):
+                    raise InputError(
+                        f"{source}: [paths] {key}: {cut(getattr(self.settings, key))!r} is "
+                        f"inside the {store} folder ({cut(getattr(self.settings, store))!r})"
+                    )
 
     @classmethod
     def find(cls, explicit: Path | None = None, start: Path | None = None) -> Workspace:

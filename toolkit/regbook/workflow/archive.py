@@ -42,6 +42,7 @@ from regbook.check.bags import (
     full_check,
     inside_models,
     read_bag_info,
+    write_tagmanifest,
 )
 from regbook.check.verify import artefact_findings, verify
 from regbook.core import fs
@@ -333,7 +334,9 @@ def _build_bag(
         bar.close()
     info = _bag_info(ws, state, identity.principal, identity.role)
     try:
-        bag = bagit.make_bag(str(staging), dict(info), checksums=["sha256"])
+        # make_bag works inside the folder with relative names; regbook never opens the
+        # bag with bagit.Bag, which misreads a path holding "tagmanifest-" (check.bags).
+        bagit.make_bag(str(staging), dict(info), checksums=["sha256"])
     except (bagit.BagError, OSError) as err:
         raise InputError(f"cannot build the bag for {state.model}@{state.version}: {err}") from None
     (staging / "bagit.txt").write_text(
@@ -343,8 +346,7 @@ def _build_bag(
     (staging / KEYRING_FILE).write_bytes(ws.keyring_path.read_bytes())
     if card is not None:  # None: a bag as made before model cards, which stays valid
         (staging / CARD_FILE).write_bytes(card)
-    bag = bagit.Bag(str(staging))
-    bag.save()  # the tag manifest now covers every tag file
+    write_tagmanifest(staging)  # the tag manifest now covers every tag file
     manifest = (staging / TAGMANIFEST).read_bytes()
     (staging / SIGNATURE).write_text(sign(manifest, identity.key, namespace), encoding="utf-8")
     step_done("after-bag")
