@@ -264,3 +264,13 @@ def test_registry_resaved_by_libreoffice_stays_clean(registered_fast: Env, tmp_p
     shutil.copyfile(saved, registered_fast.workbook)
     code, report = verify(registered_fast)
     assert code == 0, report["findings"]
+
+
+def test_whole_number_spelt_otherwise_behind_attributes_is_a_finding(registered_fast: Env):
+    def change(data: bytes) -> bytes:
+        return re.sub(rb'(<c r="A5"[^>]*>)<v>4</v>', rb'\1<v xml:space="preserve">4.0</v>', data)
+
+    rewrite_ledger_xml(registered_fast, change)
+    code, report = verify(registered_fast)
+    assert code == 1
+    assert "spelt '4.0'" in only_rb121(report, "Ledger!A5")

@@ -366,31 +366,33 @@ def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, _Scanned]:
     return out
 
 
-# Inside a <v>: what no plain whole number has (a point, an exponent, a sign, a blank, a
-# leading zero). Literal-prefixed, so the search runs at C speed over megabytes.
-_ODD_VALUE_HINT = re.compile(rb"v>(?:0[0-9]|[0-9]*[^0-9<])")
+# Inside a <v> (or <x:v>): what no plain whole number has (a point, an exponent, a sign,
+# a blank, a leading zero); or a <v> with attributes, which calamine reads too. One
+# literal-prefixed search, at C speed over megabytes (a hit in text only costs time).
+_ODD_VALUE_HINT = re.compile(rb"v(?:>(?:0[0-9]|[0-9]*[^0-9<])|\s[^<>]*>)")
 _PLAIN_WHOLE = re.compile(r"0|-?[1-9][0-9]*")
 
 
 def _spelt_numbers(data: bytes) -> dict[tuple[int, int], str]:
     """Number cells whose XML text is not a plain whole number, by (row, col index).
     Excel, LibreOffice and regbook write 5 as ``<v>5</v>``; ``5.0`` reads the same.
-    Most sheets are decided by a few C-speed searches; a hint of anything else (or a
-    <v> with attributes or a prefix) has the part parsed, cell by cell."""
-    if (
-        data.count(b"<v>") == data.count(b"</v>")
-        and b":v>" not in data
-        and not _ODD_VALUE_HINT.search(data)
-    ):
+    Most sheets are decided by one C-speed search; a hint of anything else has the part
+    parsed, cell by cell."""
+    if not _ODD_VALUE_HINT.search(data):
         return {}
     import xml.etree.ElementTree as ET  # the rare case: parse the part (no DTD: checked)
 
     out: dict[tuple[int, int], str] = {}
     row_no = 0
-    for row in ET.fromstring(data).iter():
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return {}  # not XML: calamine refuses the sheet
+    for row in root.iter():
         if row.tag.rsplit("}", 1)[-1] != "row":
             continue
-        row_no = int(row.get("r") or row_no + 1)
+        number = row.get("r") or ""
+        row_no = int(number) if number.isdigit() else row_no + 1
         col = -1
         for cell in row:
             if cell.tag.rsplit("}", 1)[-1] != "c":
