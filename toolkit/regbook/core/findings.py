@@ -39,6 +39,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RB118": (ERROR, "Policy or keyring event unreadable"),
     "RB119": (ERROR, "Ledger does not hold the witnessed head"),
     "RB120": (ERROR, "Witness not signed by a ci key"),
+    "RB121": (ERROR, "Ledger cell not as regbook wrote it"),
     # versions
     "RB201": (ERROR, "Version reused"),
     "RB202": (ERROR, "Version skipped"),

@@ -66,6 +66,7 @@ __all__ = [
     "SignerEntry",
     "SigningKey",
     "append_signer",
+    "armored_as_written",
     "check_signature",
     "format_signer_line",
     "generate_key",
@@ -384,6 +385,18 @@ class SignerEntry:
         """Whether ``principal`` matches one of the patterns (case-sensitive, as OpenSSH)."""
         return _pattern_list(self.principals).fullmatch(principal) is not None
 
+    @functools.cached_property
+    def has_wildcard(self) -> bool:
+        """Whether a principal of the line is a pattern (``*``, ``?``)."""
+        return any(_has_wildcard(p) for p in self.principals)
+
+    def signs_as(self, principal: str) -> bool:
+        """Whether the line lets its key sign regbook events as ``principal``: it must
+        name that principal exactly, and a line with a wildcard principal grants no
+        signer at all (``*@bank.example`` would let one key sign as anyone there, and
+        writers never sign as such a line)."""
+        return principal in self.principals and not self.has_wildcard
+
     def allows_namespace(self, namespace: str) -> bool:
         """Whether the line lets its key sign in ``namespace``; never without namespaces=."""
         if not self.namespaces:
@@ -656,7 +669,7 @@ class Keyring:
         """The roles ``principal`` holds with ``key`` (at ``when``, if given)."""
         roles: set[str] = set()
         for entry in self.by_blob.get(key.blob, ()):
-            if entry.matches_principal(principal) and (when is None or entry.valid_at(when)):
+            if entry.signs_as(principal) and (when is None or entry.valid_at(when)):
                 roles.update(entry.roles)
         return roles
 
@@ -1007,6 +1020,33 @@ class Signature:
         return True
 
 
+_ARMOR_HEAD = SIG_BEGIN + "\n"
+_ARMOR_TAIL = "\n" + SIG_END + "\n"
+
+
+def armored_as_written(text: object) -> bool:
+    """Whether ``text`` is laid out exactly as ``Signature.armor`` (and ``ssh-keygen -Y
+    sign``) writes it: the BEGIN line, base64 in lines of 70 (the last one shorter), the
+    END line and a line break. Re-wrapped lines, blank lines or blanks around it read as
+    the same signature but are not what regbook wrote. With the signature check, which
+    decodes the base64 strictly, this leaves one spelling of the blob: the unused bits
+    of the last base64 character, which decoders ignore, must be zero too."""
+    if type(text) is not str or not text.startswith(_ARMOR_HEAD) or not text.endswith(_ARMOR_TAIL):
+        return False
+    body = text[len(_ARMOR_HEAD) : -len(_ARMOR_TAIL)]
+    lines, last = divmod(len(body), _ARMOR_WIDTH + 1)
+    if not 0 < last <= _ARMOR_WIDTH or body.count("\n") != lines:
+        return False
+    if body[_ARMOR_WIDTH :: _ARMOR_WIDTH + 1] != "\n" * lines:
+        return False
+    tail = body[-5:].replace("\n", "")  # the padding may start a line of its own
+    if tail.endswith("=="):
+        return tail[-3] in "AQgw"  # 4 bits unused
+    if tail.endswith("="):
+        return tail[-2] in "AEIMQUYcgkosw048"  # 2 bits unused
+    return True
+
+
 def sign(message: bytes, key: SigningKey, namespace: str) -> str:
     """Sign ``message`` in ``namespace``; the same text ``ssh-keygen -Y sign`` writes."""
     if not namespace:
@@ -1102,7 +1142,7 @@ def quick_check(
     entries = keyring.by_blob.get(key_blob, ())
     at = floor_utc(when, "the check time")
     if not any(
-        e.matches_principal(principal) and e.allows_namespace(ns) and e.window_problem(at) is None
+        e.signs_as(principal) and e.allows_namespace(ns) and e.window_problem(at) is None
         for e in entries
     ):
         return None
@@ -1126,8 +1166,9 @@ def check_signature(
 
     Agrees with ``ssh-keygen -Y verify -f allowed_signers -I PRINCIPAL -n NAMESPACE``
     (with ``-Overify-time``), except that a key line without ``namespaces=`` allows no
-    namespace. ``namespace=None`` accepts the regbook namespace the signature carries if
-    the keyring allows it for the key; ``SigCheck.role`` then names the role. A bad
+    namespace and a line with a wildcard principal allows no principal.
+    ``namespace=None`` accepts the regbook namespace the signature carries if the
+    keyring allows it for the key; ``SigCheck.role`` then names the role. A bad
     signature never raises; the first problem found, in the order of PROBLEMS, is
     reported. Thread-safe.
     """
@@ -1151,7 +1192,16 @@ def check_signature(
     entries = keyring.by_blob.get(sig.public_key.blob, ())
     if not entries:
         return fail("unknown-key", f"key {fp} is not in {keyring.source}.")
-    entries = tuple(e for e in entries if e.matches_principal(principal))
+    patterns = tuple(e for e in entries if e.has_wildcard and e.matches_principal(principal))
+    entries = tuple(e for e in entries if e.signs_as(principal))
+    if not entries and patterns:
+        where = f"{keyring.source}:{patterns[0].line_no}"
+        return fail(
+            "principal-mismatch",
+            f"key {fp} is listed for {principal} only on a line with a wildcard principal "
+            f"({where}), and such a line grants no regbook signer.",
+            patterns[0],
+        )
     if not entries:
         listed = ", ".join(keyring.principals_for_key(sig.public_key))
         return fail(

@@ -30,13 +30,15 @@ from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.schema import CELL_TEXT_LIMIT, INT, LEDGER, TEXT, BadValue, normalize
-from regbook.crypto.keys import SigningKey, namespace_for, sign
+from regbook.crypto.keys import SigningKey, armored_as_written, namespace_for, sign
 from regbook.workbook.read import CellValue, Table
 
 # The codes of a ledger whose rows or chain are broken (read_events, check_chain).
 # A ledger of another registry (RB112) or with an event dated in the future (RB114) is no
 # place to append either: the new event would carry the wrong ID or a wrong time.
-CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109", "RB112", "RB114")
+# A cell not as regbook wrote it (RB121) is no place to append either: whoever edited it
+# can edit more, and the workbook should come back from a backup first.
+CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109", "RB112", "RB114", "RB121")
 GENESIS = "0" * 64
 EVENT_KINDS = ("register", "approve", "gate", "promote", "archive", "policy", "keyring")
 
@@ -50,6 +52,62 @@ def canonical(obj: Any) -> str:
 
 
 _encode_string = json.encoder.encode_basestring
+
+
+class _NotPlain(ValueError):
+    """A number in a payload that the quick canonical check does not decide."""
+
+
+def _plain_float(text: str) -> float:
+    # Python writes these floats as RFC 8785 does (the same shortest digits, no
+    # exponent): not whole (5.0 is "5" there), and between 1e-4 and 1e16.
+    value = float(text)
+    if "e" in text or "E" in text or value.is_integer() or repr(value) != text:
+        raise _NotPlain(text)
+    return value
+
+
+def _plain_int(text: str) -> int:
+    value = int(text)
+    if not -_SAFE_INT < value < _SAFE_INT:
+        raise _NotPlain(text)  # beyond what RFC 8785 (and so regbook) writes
+    return value
+
+
+def _no_constant(text: str) -> None:
+    raise _NotPlain(text)  # NaN and Infinity are not JSON
+
+
+_quick_loads = json.JSONDecoder(
+    parse_float=_plain_float, parse_int=_plain_int, parse_constant=_no_constant
+).decode
+_quick_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False,
+    check_circular=False,
+).encode  # fmt: skip
+
+
+def parse_payload(text: str) -> tuple[Any, bool]:
+    """The payload cell's JSON value, and whether the text is its own RFC 8785 form
+    (so no duplicate keys, no other spelling of a number, no blanks). Most payloads are
+    decided by Python's C encoder, which writes text, whole numbers and the floats
+    regbook writes as RFC 8785 does; the rest by rfc8785 itself. ValueError (and
+    RecursionError) where the text is not JSON."""
+    try:
+        value = _quick_loads(text)
+        # RFC 8785 sorts keys by UTF-16 code units, Python by code points: they differ
+        # only where characters beyond U+FFFF (two units in UTF-16) meet U+E000-U+FFFF.
+        if _quick_dumps(value) == text and (
+            text.isascii() or len(text.encode("utf-16-le")) == 2 * len(text)
+        ):
+            return value, True
+    except (_NotPlain, ValueError):  # NaN or Infinity (allow_nan=False), and the like
+        pass
+    value = json.loads(text)
+    try:
+        return value, rfc8785.dumps(value).decode("utf-8") == text
+    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        return value, False
 
 
 def _jcs(value: str | int | None) -> bytes:
@@ -275,11 +333,15 @@ def read_events(
     table: Table, on_event: Callable[[LedgerEvent], object] | None = None
 ) -> tuple[list[LedgerEvent], list[Finding]]:
     """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
-    rows holding formulas too: the ledger is plain values. ``on_event`` is called with
-    each event as soon as it is read (verify starts its signature check)."""
+    rows holding formulas too: the ledger is plain values. A cell that reads as its
+    event but is not what regbook wrote (blanks around text, a Seq spelt 5.0, a
+    re-wrapped signature, a payload not in its RFC 8785 form) is RB121, and its event
+    is kept: the chain stays checked past it. ``on_event`` is called with each event as
+    soon as it is read (verify starts its signature check)."""
     events: list[LedgerEvent] = []
     findings: list[Finding] = []
     formula_rows = {r for (r, _c) in table.formulas}
+    spelt_rows = {r for (r, c) in table.spelt if c in (0, _COL_VERSION)}
     for i, row in table.indexed():
         number = table.row_numbers[i]
         formula_cols = (
@@ -300,7 +362,7 @@ def read_events(
             for col in (0, _COL_VERSION):
                 if values[col] is not None and not -_SAFE_INT < values[col] < _SAFE_INT:
                     raise BadValue(f"{LEDGER.columns[col].header} {values[col]} is out of range")
-            payload = json.loads(values[_COL_PAYLOAD])
+            payload, canonical_payload = parse_payload(values[_COL_PAYLOAD])
             if not isinstance(payload, dict):
                 raise BadValue("payload is not a JSON object")
             when = parse_at(values[_COL_AT])
@@ -316,6 +378,19 @@ def read_events(
                 )
             )
             continue
+        # Texts as read (not stripped, not numbers) compare equal by identity: cheap.
+        if (
+            not canonical_payload
+            or values[1:4] != row[1:4]
+            or values[5:-1] != row[5:-1]
+            or type(row[0]) is str
+            or type(row[_COL_VERSION]) is str
+            or number in spelt_rows
+            or not armored_as_written(row[-1])  # kept stripped in the event
+        ):
+            problem = _not_as_written(row, values, number, canonical_payload, table.spelt)
+            if problem is not None:
+                findings.append(problem)
         event = LedgerEvent._read(values, number, payload, when)
         events.append(event)
         if on_event is not None:
@@ -359,6 +434,59 @@ def _usual_row(row: list[CellValue]) -> list[Any] | None:
             and signature):  # fmt: skip
         return None
     return [seq, at, kind, model, version, payload, prev, hash_, signer, fingerprint, signature]
+
+
+def _not_as_written(
+    row: list[CellValue],
+    values: list[Any],
+    number: int,
+    canonical_payload: bool,
+    spelt: dict[tuple[int, int], str] | None = None,
+) -> Finding | None:
+    """RB121 for the first cell of a readable row that is not what regbook wrote."""
+    problem: tuple[str, str] | None = None
+    for col, key in enumerate(_LEDGER_KEYS):
+        raw, header = row[col], LEDGER.header(key)
+        if _LEDGER_KINDS[col] == INT:
+            if isinstance(raw, str):
+                problem = key, f"{header} holds the text {raw[:40]!r}; regbook writes a number"
+            elif spelt and (number, col) in spelt:
+                problem = (
+                    key,
+                    (
+                        f"{header} is spelt {spelt[number, col][:40]!r} in the sheet's XML; "
+                        f"regbook writes the whole number {values[col]}"
+                    ),
+                )
+        elif not isinstance(raw, str):
+            problem = key, f"{header} holds {raw!r}, not text; regbook writes text"
+        elif key == "signature":
+            if not armored_as_written(raw):
+                problem = (
+                    key,
+                    (
+                        "Signature is not laid out as regbook and ssh-keygen write it (base64 "
+                        "in lines of 70 between the BEGIN and END lines, and nothing else)"
+                    ),
+                )
+        elif raw != values[col]:
+            problem = key, f"{header} has blanks around its text; regbook writes none"
+        elif key == "payload" and not canonical_payload:
+            problem = (
+                key,
+                (
+                    "Payload is JSON but not its own RFC 8785 form (keys out of order or "
+                    "repeated, blanks, or a number spelt otherwise); regbook writes that form"
+                ),
+            )
+        if problem is not None:
+            break
+    if problem is None:
+        return None
+    key, sentence = problem
+    return Finding.make(
+        "RB121", LEDGER.ref(key, number), f"{sentence}: someone edited the ledger cell"
+    )
 
 
 def _row_values(row: list[CellValue]) -> list[Any]:

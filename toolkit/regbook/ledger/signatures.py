@@ -121,7 +121,7 @@ class _SignatureRules:
             entries = tuple(
                 e
                 for e in self.keyring.by_blob.get(key_blob, ())
-                if e.matches_principal(event.signer) and e.allows_namespace(namespace)
+                if e.signs_as(event.signer) and e.allows_namespace(namespace)
             )
             if self.keys.role_for_namespace(namespace) is None:
                 entries = ()

@@ -147,6 +147,9 @@ class Table:
     row_numbers: list[int]  # the Excel row number of each entry of rows
     formulas: set[tuple[int, int]] = field(default_factory=set)  # (row number, col index)
     width: int = 0  # columns present, including any extra ones to the right
+    # Ledger only: number cells whose XML text is not a plain whole number ("5.0" for 5),
+    # by (row number, col index); calamine reads both as the same float.
+    spelt: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def ref(self, i: int, key: str) -> str:
         return self.sheet.ref(key, self.row_numbers[i])
@@ -199,7 +202,7 @@ def read_workbook(
         x for s in rest for x in ((s, s.name) if s in FORMULA_SHEETS else (s,))
     ]
     lock = threading.Lock()
-    formulas: dict[str, set[tuple[int, int]]] = {}
+    formulas: dict[str, _Scanned] = {}
 
     def take_all(book: CalamineWorkbook) -> dict[str, Table]:
         out: dict[str, Table] = {}
@@ -218,7 +221,7 @@ def read_workbook(
             _formula_cells, path, [first.name] if first in FORMULA_SHEETS else []
         )
         table = _read_tables(path, book, (first,))[first.name]
-        table.formulas = scanning.result().get(first.name, set())
+        table.formulas, table.spelt = scanning.result().get(first.name, (set(), {}))
         others = pool.submit(lambda: take_all(_open(path)))
         try:
             on_first(table)
@@ -230,9 +233,9 @@ def read_workbook(
         tables = take_all(book)
         tables.update(others.result())
     tables[first.name] = table
-    for name, cells in formulas.items():
+    for name, (cells, spelt) in formulas.items():
         if name in tables:
-            tables[name].formulas = cells
+            tables[name].formulas, tables[name].spelt = cells, spelt
     return WorkbookData(path, {s.name: tables[s.name] for s in sheets if s.name in tables})
 
 
@@ -255,9 +258,9 @@ def _read_in_two(path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...]) 
             tables.update(other.result())
         tables = {s.name: tables[s.name] for s in sheets if s.name in tables}
         formulas = scanning.result()
-    for name, cells in formulas.items():
+    for name, (cells, spelt) in formulas.items():
         if name in tables:
-            tables[name].formulas = cells
+            tables[name].formulas, tables[name].spelt = cells, spelt
     return tables
 
 
@@ -336,9 +339,14 @@ def _table(
     return Table(sheet, rows, numbers, formulas, len(header))
 
 
-def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, set[tuple[int, int]]]:
-    """Cells that hold a formula, per sheet: calamine only gives their cached values."""
-    out: dict[str, set[tuple[int, int]]] = {}
+# A sheet's formula cells and (the Ledger's) numbers spelt otherwise than plain digits.
+_Scanned = tuple[set[tuple[int, int]], dict[tuple[int, int], str]]
+
+
+def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, _Scanned]:
+    """Cells that hold a formula, per sheet: calamine only gives their cached values;
+    and in the Ledger, number cells not spelt as plain whole numbers (``Table.spelt``)."""
+    out: dict[str, _Scanned] = {}
     with zipfile.ZipFile(path) as zf:
         parts = _sheet_parts(zf)
         for name in sheet_names:
@@ -346,12 +354,62 @@ def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, set[tuple[in
             if part is None or part not in zf.namelist():
                 continue
             data = zf.read(part)
+            spelt = _spelt_numbers(data) if name == LEDGER.name else {}
             if not _may_hold_formulas(data):
+                if spelt:
+                    out[name] = (set(), spelt)
                 continue  # the common case: a literal-prefixed search over megabytes
             cells = set()
             for match in _CELL_WITH_FORMULA.finditer(data):
                 cells.add((int(match.group(2)), _col_index(match.group(1).decode())))
-            out[name] = cells
+            out[name] = (cells, spelt)
+    return out
+
+
+# Inside a <v> (or <x:v>): what no plain whole number has (a point, an exponent, a sign,
+# a blank, a leading zero); or a <v> with attributes, which calamine reads too. One
+# literal-prefixed search, at C speed over megabytes (a hit in text only costs time).
+_ODD_VALUE_HINT = re.compile(rb"v(?:>(?:0[0-9]|[0-9]*[^0-9<])|\s[^<>]*>)")
+_PLAIN_WHOLE = re.compile(r"0|-?[1-9][0-9]*")
+
+
+def _spelt_numbers(data: bytes) -> dict[tuple[int, int], str]:
+    """Number cells whose XML text is not a plain whole number, by (row, col index).
+    Excel, LibreOffice and regbook write 5 as ``<v>5</v>``; ``5.0`` reads the same.
+    Most sheets are decided by one C-speed search; a hint of anything else has the part
+    parsed, cell by cell."""
+    if not _ODD_VALUE_HINT.search(data):
+        return {}
+    import xml.etree.ElementTree as ET  # the rare case: parse the part (no DTD: checked)
+
+    out: dict[tuple[int, int], str] = {}
+    row_no = 0
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return {}  # not XML: calamine refuses the sheet
+    for row in root.iter():
+        if row.tag.rsplit("}", 1)[-1] != "row":
+            continue
+        number = row.get("r") or ""
+        row_no = int(number) if number.isdigit() else row_no + 1
+        col = -1
+        for cell in row:
+            if cell.tag.rsplit("}", 1)[-1] != "c":
+                continue
+            ref = cell.get("r")
+            if ref:
+                match = re.fullmatch(r"([A-Z]{1,3})([0-9]+)", ref)
+                col = _col_index(match.group(1)) if match else col + 1
+            else:
+                col += 1
+            if cell.get("t", "n") != "n":
+                continue
+            for value in cell:
+                if value.tag.rsplit("}", 1)[-1] == "v":
+                    text = value.text or ""
+                    if not _PLAIN_WHOLE.fullmatch(text):
+                        out[row_no, col] = text
     return out
 
 
