@@ -660,8 +660,15 @@ def test_list_marks_what_it_cannot_vouch_for_and_exits_1(prod: Env):
         "storage": "/elsewhere/model.bin"})  # fmt: skip
 
     def garble(wb: Any) -> None:
+        # One character of the signature's own bytes, the armor laid out as written.
         cell = wb[LEDGER.name][f"{LEDGER.letter('signature')}{row}"]
-        cell.value = cell.value.replace("A", "B", 3)
+        lines = cell.value.split("\n")
+        last = next(
+            i for i in range(len(lines) - 1, -1, -1) if lines[i] and "-----" not in lines[i]
+        )
+        text = lines[last]
+        lines[last] = text[:5] + ("B" if text[5] != "B" else "C") + text[6:]
+        cell.value = "\n".join(lines)
 
     edit_workbook(prod.workbook, garble)
     result = prod.run("list", "--stage", "Production", "--json")
