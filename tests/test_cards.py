@@ -165,6 +165,29 @@ def test_html_escapes_the_smes_text_and_markdown_keeps_its_structure(registered_
         "# Model card: credit-risk@1", *(f"## {h}" for h in HEADINGS)]  # fmt: skip
 
 
+def test_nothing_typed_into_cards_changes_the_markdown_around_it(registered_fast: Env):
+    """Read with a CommonMark parser, as a Markdown viewer would: no HTML the SME typed
+    takes effect, and an unclosed code fence swallows none of the sections after it."""
+    from markdown_it import MarkdownIt
+
+    fill_cards(registered_fast, {
+        "model": "credit-risk",
+        "intended_use": "<script>alert(1)</script> <img src=x onerror=alert(2)> <!-- hide",
+        "out_of_scope": "```\nan unclosed fence",
+        "limitations": "~~~\n<div>block</div>\n   ```python",
+    })  # fmt: skip
+    result, md = write_card(registered_fast, "card.md")
+    assert result.exit_code == 0, result.output
+    tokens = MarkdownIt("commonmark").parse(md)
+    assert not [t for t in tokens if t.type in ("html_block", "fence", "code_block")]
+    inline = [c for t in tokens if t.children for c in t.children]
+    assert not [c for c in inline if c.type == "html_inline"]
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings == ["Model card: credit-risk@1", *HEADINGS]
+    html = MarkdownIt("commonmark").render(md)
+    assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
+
+
 @pytest.mark.parametrize("name", ["card.md", "card.html"])
 def test_findings_shown_at_the_top(registered_fast: Env, name: str):
     def change(wb):

@@ -6,6 +6,7 @@ Markdown escaping, and the output format a file name asks for::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -51,14 +52,20 @@ def _md_cell(value: object) -> str:
     return " ".join(text.split())
 
 
-def _md_prose(value: object) -> str:
-    """Free text as Markdown paragraphs: its lines kept, and a line that would start a
-    heading, a quote or a rule escaped, so the text cannot fake the document's structure."""
-    import re
+# A line that would open a heading, a quote, a rule or a fenced code block.
+_MD_BLOCK = re.compile(r"\s*(#|>|=+\s*$|-{2,}\s*$|\*{3,}\s*$|`{3,}|~{3,})")
 
+
+def _md_prose(value: object) -> str:
+    """Free text as Markdown paragraphs, its lines kept and nothing in it able to change
+    the document around it: HTML is shown as text (``<`` and ``&`` escaped, so no tag,
+    comment or entity takes effect), and a line that would open a heading, a quote, a
+    rule or a code fence (which, left open, would swallow every section after it) starts
+    with a backslash instead."""
     lines = []
     for line in str(value).split("\n"):
-        if re.match(r"\s*(#|>|=+\s*$|-{2,}\s*$|\*{3,}\s*$)", line):
+        line = line.replace("&", "&amp;").replace("<", "&lt;")
+        if _MD_BLOCK.match(line):
             indent = len(line) - len(line.lstrip())
             line = line[:indent] + "\\" + line[indent:]
         lines.append(line)
