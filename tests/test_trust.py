@@ -696,3 +696,26 @@ def test_trace_log_does_not_count_a_forged_stage_as_verified(prod: Env, tmp_path
     assert "audit: ok" not in result.output and "RB706" not in result.output
     assert "audit: 0 problem(s) in the log, and" in result.output, result.output
     assert "RB502" in result.output  # the promotion not signed by ci, named
+
+
+def test_exports_say_when_the_ledger_has_findings(prod: Env, tmp_path: Path):
+    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
+    assert state is not None
+    forge(prod, "sme", "promote", "credit-risk@2", {
+        "content_hash": state.content_hash, "from": "None", "to": "Production"})  # fmt: skip
+    sigs = tmp_path / "sigs"
+    result = prod.run("export", "signatures", str(sigs))
+    assert result.exit_code == 1 and "the ledger has" in result.stderr
+    assert (sigs / "verify-signatures.sh").exists()  # written all the same: it is evidence
+    # A keyring edited by hand vouches for no version: no provenance is written.
+    mallory = tmp_path / "mallory"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(mallory)],
+                   check=True)  # fmt: skip
+    with (prod.root / "allowed_signers").open("a") as ring:
+        ring.write(
+            f'mallory@example.com namespaces="regbook-ci" {Path(f"{mallory}.pub").read_text()}'
+        )
+    out = tmp_path / "prov.json"
+    result = prod.run("export", "provenance", "credit-risk@1", "-o", str(out))
+    assert result.exit_code == 1 and not out.exists()
+    assert "no provenance written" in result.output

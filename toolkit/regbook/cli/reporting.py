@@ -108,15 +108,24 @@ def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
       regbook export signatures evidence/signatures && sh evidence/signatures/verify-signatures.sh
     """
 
-    snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY, signatures=False)
+    # Exported as they are, bad ones included (the script names them); but the ledger is
+    # checked first, and the command says so and exits 1 when it has findings.
+    snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY)
     done = do_export_signatures(snapshot, directory)
+    problems = [f for f in snapshot.ledger_findings + snapshot.rule_findings if f.is_problem]
     if as_json:
-        echo_json(done.to_json())
-        return
-    click.echo(f"wrote {done.events} events to {done.folder}")
-    if done.unreadable_rows:
-        click.echo(f"regbook: warning: {done.unreadable_rows} ledger row(s) unreadable", err=True)
-    click.echo(f"check them: sh {done.script}")
+        echo_json(done.to_json() | {"ledger_problems": len(problems)})
+    else:
+        click.echo(f"wrote {done.events} events to {done.folder}")
+        if done.unreadable_rows:
+            click.echo(
+                f"regbook: warning: {done.unreadable_rows} ledger row(s) unreadable", err=True
+            )
+        click.echo(f"check them: sh {done.script}")
+    if problems:
+        click.echo(f"regbook: warning: the ledger has {len(problems)} problem(s); "
+                   "`regbook verify` lists them", err=True)  # fmt: skip
+        sys.exit(1)
 
 
 # --- reports ---------------------------------------------------------------------------
