@@ -134,6 +134,46 @@ def xml_bomb(path: Path, padding: int = 0, bom: bool = False) -> None:
     _rezip(path, change, {"xl/sharedStrings.xml": _billion_laughs(padding, bom)})
 
 
+MODELS_PART = "xl/worksheets/sheet1.xml"
+
+
+def _swap_part(path: Path, name: str, change: Callable[[bytes], bytes]) -> None:
+    """Replace one part of the package, as an attacker with a zip tool would."""
+
+    def swap(member: str, data: bytes) -> bytes:
+        return change(data) if member == name else data
+
+    _rezip(path, swap, {})
+
+
+def _declare(data: bytes, encoding: str) -> str:
+    """The part's XML text under a declaration naming ``encoding`` (regbook writes none)."""
+    text = data.decode("utf-8")
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2 :]
+    return f'<?xml version="1.0" encoding="{encoding}" standalone="yes"?>\n{text}'
+
+
+def _utf16(data: bytes, codec: str = "utf-16", declared: str = "UTF-16") -> bytes:
+    """The same XML encoded in UTF-16 ("utf-16" writes a BOM, "utf-16-le" none), as
+    declared: a parser would read it just as well as the UTF-8 original."""
+    return _declare(data, declared).encode(codec)
+
+
+def _declared(encoding: str) -> Callable[[bytes], bytes]:
+    """The same bytes under a declaration claiming another encoding."""
+    return lambda data: _declare(data, encoding).encode("utf-8")
+
+
+def _doctype(data: bytes) -> bytes:
+    """A DOCTYPE declaring an (external) entity between the declaration and the root,
+    used in no cell: a parser that sees the DTD may already fetch or expand it."""
+    text = _declare(data, "UTF-8")
+    decl, sep, body = text.partition("?>\n")
+    dtd = '<!DOCTYPE worksheet [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    return (decl + sep + dtd + body).encode("utf-8")
+
+
 def _text_file(path: Path) -> None:
     path.write_text("Model name,Version\ncredit-risk,1\n")
 
@@ -176,6 +216,26 @@ BROKEN_WORKBOOKS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "xml-bomb-after-bom-and-comment": (
         lambda path: xml_bomb(path, padding=100_000, bom=True),
         ("registry.xlsx", "xl/sharedStrings.xml", "entity-expansion"),
+    ),
+    "sheet-in-utf16": (
+        lambda path: _swap_part(path, MODELS_PART, _utf16),
+        ("registry.xlsx", MODELS_PART, "UTF-16", "not UTF-8"),
+    ),
+    "sheet-in-utf16-without-bom": (
+        lambda path: _swap_part(path, MODELS_PART, lambda data: _utf16(data, "utf-16-le")),
+        ("registry.xlsx", MODELS_PART, "UTF-16 or UTF-32", "not UTF-8"),
+    ),
+    "sheet-in-utf32": (
+        lambda path: _swap_part(path, MODELS_PART, lambda data: _utf16(data, "utf-32", "UTF-32")),
+        ("registry.xlsx", MODELS_PART, "UTF-32", "not UTF-8"),
+    ),
+    "sheet-declared-latin1": (
+        lambda path: _swap_part(path, MODELS_PART, _declared("ISO-8859-1")),
+        ("registry.xlsx", MODELS_PART, "'ISO-8859-1'", "not UTF-8"),
+    ),
+    "sheet-with-doctype": (
+        lambda path: _swap_part(path, MODELS_PART, _doctype),
+        ("registry.xlsx", MODELS_PART, "entity-expansion"),
     ),
     "missing-workbook": (lambda path: path.unlink(), ("registry.xlsx", "not found")),
     "missing-sheet": (

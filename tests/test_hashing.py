@@ -239,6 +239,112 @@ def test_symlink_inside_a_tree_is_refused(tmp_path: Path, kind: str) -> None:
         assert str(link) in str(info.value)
 
 
+# --- a path swapped between the check and the open -----------------------------------
+
+needs_nofollow = pytest.mark.skipif(
+    not hasattr(os, "O_NOFOLLOW"), reason="no O_NOFOLLOW: the lstat check alone applies"
+)
+
+
+def swap_for_symlink(path: Path) -> None:
+    """What an attacker with write access to the storage does after regbook's lstat:
+    replace the file by a symlink to a file with the very same bytes elsewhere, so
+    only the open can tell."""
+    elsewhere = path.parent.parent / f"elsewhere-{path.name}"
+    elsewhere.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(elsewhere)
+
+
+@needs_symlinks
+@needs_nofollow
+def test_file_swapped_for_a_symlink_after_the_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "m" / "weights.bin", b"weights" * 1000)
+    real_lstat = hashing._lstat
+
+    def lstat_then_swap(checked: Path) -> os.stat_result:
+        info = real_lstat(checked)  # a regular file: the check passes
+        swap_for_symlink(checked)
+        return info
+
+    monkeypatch.setattr(hashing, "_lstat", lstat_then_swap)
+    # The symlink's target must not be asked either: errno, not the path, decides.
+    monkeypatch.setattr(hashing, "_is_symlink", lambda _path: False)
+    with pytest.raises(InputError, match="refusing to hash a symlink") as info:
+        hash_file(path)
+    assert str(path) in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+@needs_symlinks
+@needs_nofollow
+@pytest.mark.parametrize("parallel", [False, True])
+def test_tree_file_swapped_for_a_symlink_after_the_scan_is_refused(
+    artefact_tree: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    if parallel:  # the worker threads open their files the same way
+        monkeypatch.setattr(hashing.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(hashing, "_PARALLEL_MIN_BYTES", 1)
+    before = hash_tree(artefact_tree)
+    real_scan = hashing._scan_tree
+    swapped = artefact_tree / "config.json"
+
+    def scan_then_swap(root: Path) -> list[hashing._TreeFile]:
+        files = real_scan(root)  # every entry lstat-ed as a regular file
+        swap_for_symlink(swapped)
+        return files
+
+    monkeypatch.setattr(hashing, "_scan_tree", scan_then_swap)
+    monkeypatch.setattr(hashing, "_is_symlink", lambda _path: False)
+    with pytest.raises(InputError, match="refusing to hash a symlink") as info:
+        hash_tree(artefact_tree)
+    assert str(swapped) in str(info.value)
+    monkeypatch.setattr(hashing, "_scan_tree", real_scan)
+    swapped.unlink()
+    shutil.copyfile(artefact_tree.parent / "elsewhere-config.json", swapped)
+    assert hash_tree(artefact_tree) == before  # the same bytes: only the link was refused
+
+
+@needs_fifo
+def test_file_swapped_for_a_fifo_after_the_check_is_refused_without_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "weights.bin", b"weights")
+    real_lstat = hashing._lstat
+
+    def lstat_then_swap(checked: Path) -> os.stat_result:
+        info = real_lstat(checked)
+        checked.unlink()
+        os.mkfifo(checked)
+        return info
+
+    monkeypatch.setattr(hashing, "_lstat", lstat_then_swap)
+    with pytest.raises(InputError, match="special file") as info:
+        hash_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_artefacts_are_opened_without_following_links_or_leaking_descriptors(
+    artefact_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags: list[int] = []
+    real_open = os.open
+
+    def spy(path: str | Path, mode: int, *args: int) -> int:
+        flags.append(mode)
+        return real_open(path, mode, *args)
+
+    monkeypatch.setattr(hashing.os, "open", spy)
+    hash_tree(artefact_tree)
+    hash_file(artefact_tree / "weights.bin")
+    assert flags
+    for wanted in ("O_NOFOLLOW", "O_CLOEXEC", "O_NONBLOCK"):
+        bit = getattr(os, wanted, 0)
+        assert all(mode & bit == bit for mode in flags), wanted
+
+
 @needs_fifo
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"

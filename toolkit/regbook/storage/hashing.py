@@ -23,6 +23,7 @@ A progress bar goes to stderr for big jobs when stderr is a terminal.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -66,14 +67,20 @@ _PARALLEL_MIN_BYTES = 8 << 20
 _PROGRESS_MIN_BYTES = 64 << 20
 
 # O_NOFOLLOW closes the gap between checking a path and opening it (a symlink
-# swapped in meanwhile is refused); O_NONBLOCK stops a FIFO swapped in from
-# hanging the open. Both are absent on Windows, where the check alone applies.
+# swapped in meanwhile is refused, and fstat of the descriptor must then say
+# regular file); O_NONBLOCK stops a FIFO swapped in from hanging the open;
+# O_CLOEXEC keeps the descriptor out of any process started meanwhile. They are
+# absent on Windows, where the check alone applies. Only the open changes: the
+# read loop, and so the throughput, is the same.
 _OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_BINARY", 0)
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
 )
+# How open() with O_NOFOLLOW says the path is a symlink (ELOOP; EMLINK on FreeBSD).
+_NOFOLLOW_ERRNOS = (errno.ELOOP, errno.EMLINK) if hasattr(os, "O_NOFOLLOW") else ()
 
 
 @dataclass(frozen=True)
@@ -255,7 +262,9 @@ def _hash_regular(
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as err:
-        if _is_symlink(path):
+        # The errno settles it where O_NOFOLLOW exists, whatever the path is by now;
+        # asking the path again is for the systems without it.
+        if err.errno in _NOFOLLOW_ERRNOS or _is_symlink(path):
             raise _refuse_kind(path, stat.S_IFLNK) from None
         raise _os_error(path, err) from None
     try:

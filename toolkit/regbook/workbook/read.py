@@ -43,6 +43,15 @@ _DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 # What may stand before a DOCTYPE: a byte-order mark, blanks, <?...?> and comments.
 _PROLOG_SKIP = re.compile(rb"\xef\xbb\xbf|\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 MAX_PROLOG = 1 << 20
+# An XML declaration naming an encoding (it can only be one of the skipped <?...?>).
+_DECLARED_ENCODING = re.compile(rb"<\?xml\s[^>]*?\bencoding\s*=\s*([\"'])([^\"']*)\1")
+# Longest first: the UTF-32 LE mark starts with the UTF-16 LE one.
+_FOREIGN_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32 (byte-order mark)"),
+    (b"\xff\xfe\x00\x00", "UTF-32 (byte-order mark)"),
+    (b"\xfe\xff", "UTF-16 (byte-order mark)"),
+    (b"\xff\xfe", "UTF-16 (byte-order mark)"),
+)
 # What follows the name of a formula element (<f>, <f t=...>, <f/>, a namespaced <x:f>).
 _AFTER_F = frozenset(b" \t\n\r\f\v>/")
 _CELL_WITH_FORMULA = re.compile(
@@ -101,37 +110,65 @@ def check_package(path: Path) -> None:
             for info in zf.infolist():
                 if not info.filename.endswith((".xml", ".rels", ".vml")):
                     continue
-                if _declares_dtd(zf, info):
-                    raise InputError(
-                        f"{path}: refused: {info.filename} declares a DTD or entities "
-                        "(an entity-expansion payload); a real workbook never does"
-                    )
+                if reason := _prolog_refusal(zf, info):
+                    raise InputError(f"{path}: refused: {reason}")
     except zipfile.BadZipFile as err:
         raise InputError(f"{path}: not an Excel workbook (.xlsx): {err}") from None
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
 
 
-def _declares_dtd(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    """Whether a part declares a DTD. One can only stand in the prolog, before the root
-    element, but comments can push it past any fixed-size head: so the prolog is read to
-    its end (and one longer than MAX_PROLOG, which no real workbook has, is refused too)."""
+def _prolog_refusal(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
+    """Why a part must not reach an XML parser, or None. Only its prolog is read (a 60 MB
+    sheet costs one 64 KiB chunk): the encoding is settled by the first bytes and the
+    XML declaration, and a DTD can only stand before the root element. Comments can push
+    a DTD past any fixed-size head, so the prolog is read to its end (and one longer
+    than MAX_PROLOG, which no real workbook has, is refused too)."""
     data = b""
     pos = 0
     with zf.open(info) as member:
         while True:
+            chunk = member.read(1 << 16)
+            if not data and (encoding := _foreign_encoding(chunk)):
+                return _not_utf8(info, encoding)
+            data += chunk
             while (skip := _PROLOG_SKIP.match(data, pos)) and skip.end() > pos:
+                if declared := _DECLARED_ENCODING.match(skip.group()):
+                    encoding = declared.group(2).decode("ascii", "replace")
+                    if encoding.lower() not in ("utf-8", "utf8"):
+                        return _not_utf8(info, repr(encoding))
                 pos = skip.end()
             rest = data[pos:]
             if _DTD_RE.match(rest) or len(data) > MAX_PROLOG:
-                return True
+                return (
+                    f"{info.filename} declares a DTD or entities (an entity-expansion "
+                    "payload); a real workbook never does"
+                )
             unfinished = rest[:2] in (b"<", b"<?", b"<!") or b"\xef\xbb\xbf".startswith(rest)
-            if not unfinished:
-                return False  # the root element (or not XML): no DTD can follow
-            chunk = member.read(1 << 16)
-            if not chunk:
-                return False  # no root element: not XML, which the readers refuse
-            data += chunk
+            if not unfinished or not chunk:
+                # The root element, or not XML (which the readers refuse): no DTD follows.
+                return None
+
+
+def _foreign_encoding(head: bytes) -> str | None:
+    """The encoding the first bytes of a part announce if it is not UTF-8: a UTF-16 or
+    UTF-32 byte-order mark, or the NUL bytes of either without one (UTF-8 XML holds no
+    NUL at all)."""
+    for bom, name in _FOREIGN_BOMS:
+        if head.startswith(bom):
+            return name
+    if b"\x00" in head[:4]:
+        return "UTF-16 or UTF-32 (no byte-order mark)"
+    return None
+
+
+def _not_utf8(info: zipfile.ZipInfo, encoding: str) -> str:
+    # regbook's own byte scans (formulas, spelt numbers, sheet entries) read UTF-8; a
+    # parser decoding another encoding would see other text than they checked.
+    return (
+        f"{info.filename} is encoded in {encoding}, not UTF-8 (the parsers would read "
+        "other text than regbook checks); a real workbook never is"
+    )
 
 
 # What a cell holds once read: python-calamine's values, and None for an empty cell.
