@@ -794,3 +794,23 @@ def test_a_payload_symlink_is_refused(archived: Env, tmp_path: Path, where: str)
         report = json.loads(archived.run("fixity", "--json", *args).stdout)
         assert not report["ok"] and _rb802_naming(report, name), (args, report["findings"])
     assert archived.run("retrieve", REF, "--to", str(tmp_path / "out")).exit_code == 1
+
+
+def test_the_copy_into_a_bag_follows_no_symlink(tmp_path: Path):
+    """archive copies the artefact as hashing opens it: a symlink swapped in after the
+    hash was checked is refused, not followed into the bag."""
+    from regbook.core.errors import InputError
+    from regbook.storage.hashing import progress_bar
+    from regbook.workflow.archive import _counting_copy
+
+    real = tmp_path / "model.bin"
+    real.write_bytes(b"the sealed bytes")
+    elsewhere = tmp_path / "elsewhere.bin"
+    elsewhere.write_bytes(b"the sealed bytes")
+    swapped = tmp_path / "swapped.bin"
+    swapped.symlink_to(elsewhere)
+    copy = _counting_copy(progress_bar(False, 0, "copy"))
+    copy(real, tmp_path / "copy.bin")
+    with pytest.raises(InputError, match="symlink"):
+        copy(swapped, tmp_path / "copy2.bin")
+    assert (tmp_path / "copy.bin").read_bytes() == b"the sealed bytes"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import re
 import stat
@@ -248,6 +249,31 @@ def _refuse_kind(path: str | Path, mode: int) -> InputError:
     return InputError(f"refusing to hash a special file (socket, FIFO or device): {path}")
 
 
+def open_regular(path: str | Path, buffering: int = -1) -> io.FileIO | io.BufferedReader[io.FileIO]:
+    """An artefact file opened for reading, refused unless it is a regular file: no
+    symlink is followed, whatever the path was when it was checked (see _OPEN_FLAGS),
+    and the open descriptor itself must be a regular file. InputError otherwise."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as err:
+        # The errno settles it where O_NOFOLLOW exists, whatever the path is by now;
+        # asking the path again is for the systems without it.
+        if err.errno in _NOFOLLOW_ERRNOS or _is_symlink(path):
+            raise _refuse_kind(path, stat.S_IFLNK) from None
+        raise _os_error(path, err) from None
+    raw = io.FileIO(fd, "rb", closefd=True)
+    handle = raw if buffering == 0 else io.BufferedReader(raw)
+    try:
+        mode = os.fstat(handle.fileno()).st_mode
+    except OSError as err:
+        handle.close()
+        raise _os_error(path, err) from None
+    if not stat.S_ISREG(mode):
+        handle.close()
+        raise _refuse_kind(path, mode)
+    return handle
+
+
 class _Cancelled(Exception):
     """A worker noticed the tree hash was abandoned (an error or Ctrl-C elsewhere)."""
 
@@ -260,18 +286,7 @@ def _hash_regular(
 ) -> str:
     """SHA-256 hex of a regular file, read into ``buffer`` without copies."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as err:
-        # The errno settles it where O_NOFOLLOW exists, whatever the path is by now;
-        # asking the path again is for the systems without it.
-        if err.errno in _NOFOLLOW_ERRNOS or _is_symlink(path):
-            raise _refuse_kind(path, stat.S_IFLNK) from None
-        raise _os_error(path, err) from None
-    try:
-        with open(fd, "rb", buffering=0, closefd=True) as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise _refuse_kind(path, mode)
+        with open_regular(path, buffering=0) as handle:
             digest = hashlib.sha256()
             readinto = handle.readinto
             update = digest.update

@@ -57,7 +57,7 @@ from regbook.ledger.state import VersionState
 from regbook.registry.snapshot import LEDGER_ONLY, Snapshot, open_registry
 from regbook.registry.transaction import Identity, Transaction, acting_identity, write_changes
 from regbook.render.card import build_card, render_card_markdown
-from regbook.storage.hashing import ContentHash, hash_path, hash_tree, progress_bar
+from regbook.storage.hashing import ContentHash, hash_path, hash_tree, open_regular, progress_bar
 
 # The step boundaries of an archive, in order: a crash at any of them leaves a state
 # that rerunning the command finishes (the crash tests stop the process at each).
@@ -369,7 +369,9 @@ def _counting_copy(bar: Progress) -> Callable[[PathText, PathText], PathText]:
     the permissions: the bag's copy must stay writable until bagit has moved it)."""
 
     def copy(src: PathText, dst: PathText) -> PathText:
-        with open(src, "rb") as fin, open(dst, "wb") as fout:
+        # Opened as hashing opens it: a symlink swapped in since the hash was checked is
+        # refused, not followed into the bag.
+        with open_regular(os.fspath(src)) as fin, open(dst, "wb") as fout:
             while chunk := fin.read(1 << 20):
                 fout.write(chunk)
                 bar.advance(len(chunk))
