@@ -26,7 +26,7 @@ from regbook.core.schema import LEDGER, MODELS
 from regbook.core.workspace import Workspace
 from regbook.crypto import keys
 from regbook.ledger.events import LedgerEvent, new_event, read_events
-from regbook.ledger.state import Registry
+from regbook.ledger.state import Registry, VersionState
 from regbook.registry.transaction import append_ledger_rows, models_row_of, refresh_derived_views
 from regbook.registry.views import models_values, write_row
 from regbook.registry.witness import Witness, witness_text
@@ -84,6 +84,25 @@ def ledger(env: Env) -> list[LedgerEvent]:
     events, bad = read_events(read_workbook(env.workbook, sheets=(LEDGER,))[LEDGER.name])
     assert not bad
     return events
+
+
+def version(env: Env, ref: str) -> VersionState:
+    """The replayed state of the sealed version ``ref``."""
+    model, number = ref.split("@")
+    state = Registry.replay(ledger(env))[0].get(model, int(number))
+    assert state is not None
+    return state
+
+
+def add_key_by_hand(env: Env, tmp_path: Path) -> None:
+    """A ci key made with ssh-keygen and appended to allowed_signers with a text editor,
+    outside `regbook keys`."""
+    mallory = tmp_path / "mallory"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(mallory)],
+                   check=True)  # fmt: skip
+    line = f'mallory@example.com namespaces="regbook-ci" {Path(f"{mallory}.pub").read_text()}'
+    with (env.root / "allowed_signers").open("a") as ring:
+        ring.write(line)
 
 
 def delete_ledger_rows(env: Env, count: int) -> None:
@@ -255,8 +274,7 @@ def test_a_forked_ledger_is_caught(prod: Env):
     witnessed = ledger(prod)[-1]
     delete_ledger_rows(prod, 1)
     ok(prod.run("restore"))
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     forge(prod, "sme", "approve", "credit-risk@2", {
         "content_hash": state.content_hash, "from": "None", "to": "Staging",
         "note": "a different approval at the same seq"})  # fmt: skip
@@ -367,8 +385,7 @@ def test_an_unsigned_policy_is_not_in_force(prod: Env):
     assert "regbook.toml differs" in ok_policy.output
     # So the SME forges the events by hand: credit-risk@2 fails the real gate (0.83 is
     # below the 0.9 the attacker's forged gate ignores; here: the forged gate's rules).
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     h = state.content_hash
     forge(prod, "sme", "approve", "credit-risk@2", {"content_hash": h, "from": "None",
           "to": "Staging", "note": ""})  # fmt: skip
@@ -411,8 +428,7 @@ def test_policy_sign_and_show(prod: Env):
 def test_a_gate_judged_under_the_thresholds_in_force_at_it(prod: Env):
     """A gate recorded under the policy in force stays valid when a later signed policy
     tightens nothing for it; one recorded with thresholds not in force is RB505."""
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     forge(prod, "ci", "gate", "credit-risk@2", {
         "content_hash": state.content_hash, "stage": "None", "result": "PASS",
         "gates": [{"gate": "performance", "metric": "auc_roc", "op": ">=", "threshold": 0.1,
@@ -439,8 +455,7 @@ def test_backdating_with_a_revoked_key_is_caught_by_chain_position(prod: Env):
     new_pin = pin(prod)
     assert verify(prod, "--keyring-sha256", new_pin)[0] == 0
     last = ledger(prod)[-1]
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     row = forge(prod, "ci", "gate", "credit-risk@2", {
         "content_hash": state.content_hash, "stage": "None", "result": "PASS",
         "gates": [{"gate": g, "metric": m, "op": op, "threshold": t, "value": v,
@@ -515,12 +530,7 @@ def test_the_first_governance_lead_key_signs_its_own_event(tmp_path: Path, runne
 
 
 def test_a_keyring_edited_by_hand_is_found(prod: Env, tmp_path: Path):
-    mallory = tmp_path / "mallory"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(mallory)],
-                   check=True)  # fmt: skip
-    line = f'mallory@example.com namespaces="regbook-ci" {Path(f"{mallory}.pub").read_text()}'
-    with (prod.root / "allowed_signers").open("a") as ring:
-        ring.write(line)
+    add_key_by_hand(prod, tmp_path)
     code, report = verify(prod)
     assert code == 1 and codes(report) == {"RB116"}
     result = prod.run("keys", "new", "x@example.com", "--role", "sme", "--out",
@@ -532,8 +542,7 @@ def test_a_keyring_edited_by_hand_is_found(prod: Env, tmp_path: Path):
 
 
 def test_an_event_without_the_registry_id_is_found(prod: Env):
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     data = read_workbook(prod.workbook)
     events = ledger(prod)
     key = keys.load_private_key(prod.keys["sme"])
@@ -598,8 +607,7 @@ def test_a_witnessed_verify_still_judges_what_came_after_the_witness(prod: Env):
     """The witness spares the checks of the events CI verified, not of the later ones,
     nor the chain: an edit before the witnessed head is still caught."""
     witness = take_witness(prod)
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     row = forge(prod, "sme", "promote", "credit-risk@2", {
         "content_hash": state.content_hash, "from": "None", "to": "Staging"})  # fmt: skip
     code, report = verify(prod, "--witness", str(witness))
@@ -653,8 +661,7 @@ def test_list_marks_what_it_cannot_vouch_for_and_exits_1(prod: Env):
     and points its storage elsewhere: `list` must not show it as verified."""
     listed = json.loads(ok(prod.run("list", "--json")).stdout)
     assert all(r["verified"] for r in listed)
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     row = forge(prod, "sme", "promote", "credit-risk@2", {
         "content_hash": state.content_hash, "from": "None", "to": "Production",
         "storage": "/elsewhere/model.bin"})  # fmt: skip
@@ -681,8 +688,7 @@ def test_list_marks_what_it_cannot_vouch_for_and_exits_1(prod: Env):
 
 
 def test_trace_log_does_not_count_a_forged_stage_as_verified(prod: Env, tmp_path: Path):
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     # Signed with a real key, but no approval and not by ci: a rule breach, not a bad
     # signature.
     forge(prod, "sme", "promote", "credit-risk@2", {
@@ -699,8 +705,7 @@ def test_trace_log_does_not_count_a_forged_stage_as_verified(prod: Env, tmp_path
 
 
 def test_exports_say_when_the_ledger_has_findings(prod: Env, tmp_path: Path):
-    state = Registry.replay(ledger(prod))[0].get("credit-risk", 2)
-    assert state is not None
+    state = version(prod, "credit-risk@2")
     forge(prod, "sme", "promote", "credit-risk@2", {
         "content_hash": state.content_hash, "from": "None", "to": "Production"})  # fmt: skip
     sigs = tmp_path / "sigs"
@@ -708,13 +713,7 @@ def test_exports_say_when_the_ledger_has_findings(prod: Env, tmp_path: Path):
     assert result.exit_code == 1 and "the ledger has" in result.stderr
     assert (sigs / "verify-signatures.sh").exists()  # written all the same: it is evidence
     # A keyring edited by hand vouches for no version: no provenance is written.
-    mallory = tmp_path / "mallory"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(mallory)],
-                   check=True)  # fmt: skip
-    with (prod.root / "allowed_signers").open("a") as ring:
-        ring.write(
-            f'mallory@example.com namespaces="regbook-ci" {Path(f"{mallory}.pub").read_text()}'
-        )
+    add_key_by_hand(prod, tmp_path)
     out = tmp_path / "prov.json"
     result = prod.run("export", "provenance", "credit-risk@1", "-o", str(out))
     assert result.exit_code == 1 and not out.exists()

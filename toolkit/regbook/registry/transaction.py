@@ -229,18 +229,11 @@ class Transaction:
 
 
 def _refuse_unsigned_policy(snapshot: Snapshot) -> None:
-    anchors = snapshot.anchors
-    differences = anchors.policy.differences(snapshot.workspace.settings.policy)
-    if differences:
-        source = anchors.policy_event
-        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
-        raise InputError(
-            "regbook.toml's policy is not the one in force ("
-            + (f"signed in ledger event {source.seq}" if source else "the built-in defaults")
-            + f"): {differences[0]}{more}; nothing was written. A governance lead signs "
-            "it with `regbook policy sign --key GOV_KEY` (`regbook policy show` lists the "
-            "differences), or undo the edit"
-        )
+    """A writer acts under the signed policy or not at all: the snapshot's RB117 (a
+    regbook.toml that differs from the policy in force) refuses it, in its words."""
+    found = [f for f in snapshot.ledger_findings if f.code == "RB117"]
+    if found:
+        raise InputError(f"regbook.toml: nothing was written: {found[0].message}")
 
 
 def _refuse_hand_edited_keyring(snapshot: Snapshot) -> None:

@@ -49,6 +49,7 @@ from regbook.lineage.trace import (
     pipeline_url,
 )
 from regbook.registry.snapshot import Snapshot
+from regbook.reports.listing import about_the_whole_ledger
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -160,9 +161,7 @@ def provenance_statement(
         if f.code in CHAIN_CODES
         or (f.code in SIGNATURE_CODES and f.where in cells)
         or (f.code == "RB203" and (f.model, f.version) == (state.model, state.version))
-        # about the ledger or the keyring as a whole (a hand-edited keyring, another
-        # than the pinned one, a witness the ledger does not hold): nothing is vouched for
-        or (f.is_problem and f.model is None and f.code != "RB117")
+        or about_the_whole_ledger(f)
     ]
     if problems:
         raise VerificationFailed(

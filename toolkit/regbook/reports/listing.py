@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from regbook.core.findings import Finding
 from regbook.ledger.events import CHAIN_CODES
 from regbook.registry.snapshot import Snapshot
 
@@ -39,6 +40,17 @@ COLUMNS = [
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def about_the_whole_ledger(finding: Finding) -> bool:
+    """A problem no version can be vouched for past: a broken chain, a keyring edited by
+    hand or another than the pinned one, a witness the ledger does not hold. (regbook.toml
+    differing from the signed policy is not one: the file's word judges nothing.)"""
+    return (
+        finding.is_problem
+        and (finding.model is None or finding.code in CHAIN_CODES)
+        and finding.code != "RB117"
+    )
+
+
 def unvouched(snapshot: Snapshot) -> set[tuple[str, int]] | None:
     """The versions a reader cannot take on trust, from what the snapshot found about
     the ledger and its workflow; None when that is every version (a problem about the
@@ -47,13 +59,10 @@ def unvouched(snapshot: Snapshot) -> set[tuple[str, int]] | None:
         return None  # a snapshot whose signatures were not checked vouches for nothing
     found: set[tuple[str, int]] = set()
     for f in snapshot.ledger_findings + snapshot.rule_findings:
-        if not f.is_problem:
-            continue
-        if f.model is None or f.code in CHAIN_CODES:
-            if f.code != "RB117":  # regbook.toml's word is not what judges the ledger
-                return None
-            continue
-        found.add((f.model, f.version or 0))
+        if about_the_whole_ledger(f):
+            return None
+        if f.is_problem and f.model is not None:
+            found.add((f.model, f.version or 0))
     return found
 
 

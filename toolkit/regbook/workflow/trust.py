@@ -206,7 +206,7 @@ def new_key(
         out = Path.home() / ".ssh" / f"regbook_{safe}"
     made: list[SigningKey] = []
 
-    def make(tx: Transaction) -> tuple[PublicKey, SigningKey]:
+    def make() -> tuple[PublicKey, SigningKey]:
         made.append(generate_key(out, comment=principal))
         return made[0].public, made[0]
 
@@ -233,7 +233,7 @@ def add_key(
     """Add a key someone already has (its public half) to the keyring with ``roles``."""
     check_principal(principal)
     return _change_keyring(
-        ws, gov_key, "add", principal, tuple(dict.fromkeys(roles)), lambda tx: (public_key, None)
+        ws, gov_key, "add", principal, tuple(dict.fromkeys(roles)), lambda: (public_key, None)
     )
 
 
@@ -255,7 +255,7 @@ def _change_keyring(
     change: str,
     principal: str,
     roles: tuple[str, ...],
-    make: Callable[[Transaction], tuple[PublicKey, SigningKey | None]] | None,
+    make: Callable[[], tuple[PublicKey, SigningKey | None]] | None,
     *,
     key_path: Path | None = None,
     revoke_at: datetime | None = None,
@@ -278,12 +278,12 @@ def _change_keyring(
                 "every change is a signed keyring event"
             )
         if make is not None:
-            public, private = make(tx)
+            public, private = make()
             if before.entries_for_key(public):
                 raise InputError(f"key {public.fingerprint} is already in {before.source}")
             line = format_signer_line(principal, public, roles)
             new_raw = _appended(before.raw, line)
-            changes = [(line, public, None)]
+            changes = [(line, public, principal, None)]
             if signer is None and GOVERNANCE in roles and private is not None:
                 # The registry's first governance lead signs its own keyring event.
                 signer = Identity(principal, GOVERNANCE, private)
@@ -304,10 +304,10 @@ def _change_keyring(
         try:
             seqs = []
             if signer is not None:
-                for line, public, until in changes:
+                for _line, public, named, until in changes:
                     payload: dict[str, Any] = {
                         "change": change,
-                        "principal": principal if change == "add" else _principal_of(line),
+                        "principal": named,
                         "key": public.fingerprint,
                         "keyring_sha256": new.sha256,
                     }
@@ -331,13 +331,9 @@ def _appended(raw: bytes, line: str) -> bytes:
     return raw + sep + line.encode("utf-8") + b"\n"
 
 
-def _principal_of(line: str) -> str:
-    return line.split(" ", 1)[0]
-
-
 def _revoked(
     keyring: Keyring, who: str, at: datetime
-) -> tuple[bytes, list[tuple[str, PublicKey, str]]]:
+) -> tuple[bytes, list[tuple[str, PublicKey, str, str | None]]]:
     """The keyring with every line of ``who`` (principal or key fingerprint) ending at
     ``at``; the lines changed."""
     matched = [e for e in keyring.entries if who in e.principals or e.key.fingerprint == who]
@@ -347,7 +343,7 @@ def _revoked(
             "(`regbook keys list` shows them)"
         )
     lines = keyring.raw.decode("utf-8").split("\n")
-    changed: list[tuple[str, PublicKey, str]] = []
+    changed: list[tuple[str, PublicKey, str, str | None]] = []
     for entry in matched:
         until = floor_utc(at, "at")
         if entry.valid_before is not None:
@@ -355,7 +351,8 @@ def _revoked(
         revoked: SignerEntry = replace(entry, valid_before=until)
         text = str(revoked)
         lines[entry.line_no - 1] = text
-        changed.append((text, entry.key, until.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        named = ",".join(entry.principals)
+        changed.append((text, entry.key, named, until.strftime("%Y-%m-%dT%H:%M:%SZ")))
     return "\n".join(lines).encode("utf-8"), changed
 
 
