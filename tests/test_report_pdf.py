@@ -125,7 +125,9 @@ def test_text_replacement_rules():
 def minimal_data(**changes) -> dict:
     data = {
         "title": "Evidence report: x@1",
-        "problems": {"count": 0, "findings": [], "broken_links": []},
+        "problems": {"count": 0, "findings": [], "broken_links": [], "ready": False,
+                     "verification": "Verification: ok.", "gate": "Gate: none.",
+                     "stage": "Stage: None, not Production."},
         "identity": {"model": "x", "version": 1, "composite_id": "x@1+abc", "stage": "None",
                      "registered_at": "2026-01-01T00:00:00Z", "registered_by": "a@example.com",
                      "deployed_on": None},

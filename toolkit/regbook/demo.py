@@ -39,7 +39,7 @@ from regbook.reports.pack import MANIFEST, write_pack
 from regbook.reports.registry import write_registry
 from regbook.workflow.archive import archive, fixity, retrieve
 from regbook.workflow.governance import PromotionRefused, approve, gate, promote
-from regbook.workflow.lifecycle import Metric, RegistrationRequest, register, seal
+from regbook.workflow.lifecycle import Metric, Registered, RegistrationRequest, register, seal
 from regbook.workflow.restore import restore
 from regbook.workflow.setup import init_workspace
 from regbook.workflow.trust import new_key, policy_status, revoke_key, sign_policy, take_witness
@@ -164,7 +164,8 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say("    run train-0107, AUC-ROC 0.91; Metrics: demographic_parity_ratio 0.84)")
     say("   $ regbook seal --key keys/alice")
     for sealed in seal(ws, load_private_key(target / "keys" / "alice")):
-        say(f"   {sealed.composite_id}   ({sealed.content_hash})")
+        if isinstance(sealed, Registered):
+            say(f"   {sealed.composite_id}   ({sealed.content_hash})")
     say("")
 
     _governance(ws, target, say)
@@ -199,6 +200,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     pack = _evidence(ws, target, say)
     _archive(ws, target, say)
     rolled_back = _trust(ws, target, say)
+    _rollback(Workspace.load(ws.root), target, say)
 
     say("Where things are:")
     say(f"   workbook   {ws.workbook_path}   (open it in Excel or LibreOffice)")
@@ -401,6 +403,31 @@ def _trust(ws: Workspace, target: Path, say: Callable[[str], None]) -> Path:
     if alone.ok is False or caught.ok or not after.ok:
         raise InputError("the demo's trust anchors did not behave as expected; see above")
     return copy
+
+
+def _rollback(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
+    """A rollback: the archived credit-risk@1 reinstated to Production from its bag,
+    with every precondition of a promotion to Production met again."""
+
+    ref = ModelRef.parse("credit-risk@1")
+    gina, ci2 = (load_private_key(target / "keys" / name) for name in ("gina", "ci2"))
+    say("12. Rollback: credit-risk@1 goes back to Production from its bag, with every")
+    say("   Production precondition met again: a governance-lead approval naming its")
+    say("   content hash, a fresh gate under the policy in force, and the ci key.")
+    say("   $ regbook approve credit-risk@1 --to Production --note 'INC-42: reinstate' \\")
+    say("         --key keys/gina")
+    done = approve(ws, ref, "Production", gina, note="INC-42: reinstate")
+    say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
+    say("   $ regbook gate credit-risk@1 --key keys/ci2")
+    gated = gate(ws, ref, ci2)
+    say(f"   gate result: {gated.outcome.result} (performance now needs auc_roc >= 0.78)")
+    say("   $ regbook promote credit-risk@1 --to Production --key keys/ci2")
+    say("     (with a version in Production, --archive-previous archives it in the same step)")
+    back = promote(ws, ref, "Production", ci2)
+    say(f"   rolled back: {back.from_stage} -> {back.to_stage}; the artefact is back at")
+    say(f"   {back.reinstated}, and its bag stays in archive/credit-risk/1\n")
+    if gated.outcome.result != "PASS" or back.reinstated is None:
+        raise InputError("the demo's rollback did not behave as expected; see above")
 
 
 def _rolled_back_copy(root: Path, copy: Path) -> Path:

@@ -30,14 +30,23 @@ FORWARD = {"None": "Staging", "Staging": "Production"}
 ONLY_CI = "only the CI pipeline may promote to Production (needs a key with role ci)"
 
 
-def transition_problem(current: str, target: str) -> str | None:
-    """Why ``current -> target`` is not a transition, or None if it is."""
+def transition_problem(current: str, target: str, *, was_in_production: bool = False) -> str | None:
+    """Why ``current -> target`` is not a transition, or None if it is. From Archived
+    the only way out is a rollback to Production, for a version that was once there."""
     if target not in STAGES:
         return f"{target!r} is not a stage ({', '.join(STAGES)})"
+    if current == "Archived" and target == "Production" and was_in_production:
+        return None
+    if current == "Archived" and was_in_production:
+        return (
+            "the version is Archived: only a rollback to Production takes it out again "
+            "(it was once there)"
+        )
     if current == "Archived":
         return (
             "the version is Archived, which is final: register the artefact again as a "
-            "new version that names this one"
+            "new version that names this one (only a version that was once in Production "
+            "may be rolled back there)"
         )
     if current == target:
         return f"the version is already in {current}"
@@ -50,9 +59,11 @@ def transition_problem(current: str, target: str) -> str | None:
     )
 
 
-def sealed_metrics(state: VersionState) -> dict[str, float]:
-    """The whole-evaluation-set value of every metric sealed with the version."""
-    return {m["metric"]: m["value"] for m in state.metrics if not m.get("slice")}
+def sealed_metrics(state: VersionState, at: int | None = None) -> dict[str, float]:
+    """The whole-evaluation-set value of every metric sealed for the version (with it
+    or in an addendum since); ``at``: only those sealed before the event at that seq."""
+    metrics = state.metrics if at is None else state.metrics_at(at)
+    return {m["metric"]: m["value"] for m in metrics if not m.get("slice")}
 
 
 def usable_approval(
@@ -114,6 +125,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
     stage: dict[tuple[str, int], str] = {}
     stage_seq: dict[tuple[str, int], int] = {}
     production: dict[str, set[int]] = {}
+    once: set[tuple[str, int]] = set()  # versions ever promoted to Production
     last_gate: dict[tuple[str, int], LedgerEvent] = {}
     for event in registry.events:
         key = (event.model, event.version or 0)
@@ -123,8 +135,12 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
             stage.setdefault(key, "None")
             stage_seq.setdefault(key, event.seq)
             continue
+        if event.kind == "metrics" and registry.get(*key) is not None:
+            continue  # replay judged it (RB509)
         if event.seq <= vouched:
             _follow(event, key, stage, stage_seq, production, last_gate)
+            if event.kind == "promote" and event.payload.get("to") == "Production":
+                once.add(key)
             continue
         state = registry.get(*key)
         label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
@@ -177,7 +193,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
                     f"names content hash {str(p.get('content_hash'))[:24]}..., not "
                     f"this version's {state.content_hash[:24]}...",
                 )
-            problem = transition_problem(current, str(target))
+            problem = transition_problem(current, str(target), was_in_production=key in once)
             if problem:
                 add("RB506", problem)
             findings.extend(
@@ -209,6 +225,14 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
                             else f"(event {gated.seq} says {gated.payload.get('result')})"
                         ),
                     )
+                elif current == "Archived" and gated.seq < stage_seq.get(key, 0):
+                    add(
+                        "RB507",
+                        f"rolled back to Production on gate event {gated.seq}, older than "
+                        f"the archive (event {stage_seq.get(key)}): a rollback needs a "
+                        "fresh gate",
+                    )
+                once.add(key)
                 others = production.get(event.model, set()) - {event.version}
                 if others:
                     add(
@@ -234,7 +258,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
         state = registry.get(*key)
         if state is None or state.stage == "Archived" or not gates:
             continue
-        now = evaluate(gates, sealed_metrics(state))
+        now = evaluate(gates, sealed_metrics(state, at=event.seq))
         if event.payload.get("result") == PASS and now.result != PASS:
             findings.append(
                 Finding.make(
@@ -300,7 +324,7 @@ def gate_findings(
             f"the gates recorded ({_gate_list(used)}) are not the gates of the policy in "
             f"force at the gate ({_gate_list(wanted)})"
         )
-    metrics = sealed_metrics(state)
+    metrics = sealed_metrics(state, at=event.seq)  # an addendum after the gate is not in it
     for r in recorded.results:
         sealed = metrics.get(r.gate.metric)
         if r.value != (None if sealed is None else float(sealed)):

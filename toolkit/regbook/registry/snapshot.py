@@ -89,7 +89,7 @@ class Snapshot:
         """The sealed version ``ref`` names (InputError if the ledger has none)."""
         state = self.registry.get(ref.name, ref.version or 0)
         if state is None:
-            raise InputError(f"{ref}: no such sealed version in the ledger")
+            raise InputError(self.registry.unknown(ref, ref.name, ref.version))
         return state
 
     def cards(self) -> Table | None:
@@ -225,7 +225,14 @@ def _open(
     keys: list[Finding] = []
     views = views and all(s in sheets for s in READ_SHEETS)
     if views:
-        compared = view_findings(data, registry)
+        # A version whose Ledger row was edited is reported there (RB102): its view cells
+        # still show what was sealed, and are not blamed for differing from the edit.
+        altered = {(f.model, f.version) for f in findings if f.code == "RB102" and f.model}
+        compared = [
+            f
+            for f in view_findings(data, registry)
+            if f.model is None or (f.model, f.version) not in altered
+        ]
         keys = keys_findings(data, keyring)
     if waiting is not None:
         rules = workflow_findings(registry, anchors, vouched=trusted if vouched else 0)

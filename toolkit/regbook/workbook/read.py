@@ -82,19 +82,35 @@ def office_lock_files(path: Path) -> list[Path]:
     return [p for p in candidates if p.exists()]
 
 
+def backup_path(path: Path, n: int = 1) -> Path:
+    """The ``n``-th newest backup the writer keeps of the workbook at ``path``."""
+    return path.with_name(f"{path.name}.{n}.bak")
+
+
 def refuse_if_open(path: Path) -> None:
     locks = office_lock_files(path)
     if locks:
         raise WorkbookLocked(
             f"{path.name} is open in Excel or LibreOffice (lock file {locks[0].name}); "
-            "close it and run the command again: nothing was written"
+            "close it and run the command again: nothing was written. If nobody has it "
+            f"open (the suite crashed, or it was opened on another machine), the lock file "
+            f"is stale: deleting {locks[0].name} is then safe"
         )
 
 
 def check_package(path: Path) -> None:
     """Refuse anything that is not a plain xlsx package before any parser sees it."""
     if not path.exists():
-        raise InputError(f"{path}: workbook not found")
+        backup = backup_path(path)
+        raise InputError(
+            f"{path}: workbook not found"
+            + (
+                f"; its backup {backup.name} is beside it: copy it to {path.name} to "
+                "go on from the last write before"
+                if backup.exists()
+                else ""
+            )
+        )
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not an Excel workbook (.xlsx): not a zip package")
     try:
@@ -573,12 +589,11 @@ class WorkbookWriter:
     def _rotate_backups(self) -> None:
         if self.backups <= 0 or not self.path.exists():
             return
-        name = self.path.name
         for n in range(self.backups, 1, -1):
-            older = self.path.with_name(f"{name}.{n - 1}.bak")
+            older = backup_path(self.path, n - 1)
             if older.exists():
-                os.replace(older, self.path.with_name(f"{name}.{n}.bak"))
-        newest = self.path.with_name(f"{name}.1.bak")
+                os.replace(older, backup_path(self.path, n))
+        newest = backup_path(self.path)
         tmp = newest.with_name(newest.name + ".tmp")
         shutil.copy2(self.path, tmp)
         os.replace(tmp, newest)

@@ -10,10 +10,12 @@ launder the forgery::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbook.core.errors import VerificationFailed
+from regbook.core.errors import VerificationFailed, plural
 from regbook.core.findings import Finding
 from regbook.core.schema import METRICS, MODELS, BadValue, normalize
 from regbook.core.workspace import Workspace
@@ -26,7 +28,7 @@ from regbook.registry.views import (
     models_values,
     write_row,
 )
-from regbook.workbook.read import Table, WorkbookWriter
+from regbook.workbook.read import Table, WorkbookWriter, backup_path
 from regbook.workbook.template import style_open_cell
 
 if TYPE_CHECKING:  # openpyxl is imported where a workbook is written
@@ -62,6 +64,19 @@ class RestoreResult:
         }
 
 
+def backup_advice(workbook: Path) -> str:
+    """How to put the workbook back from its newest backup, as one exact command."""
+    backup = backup_path(workbook)
+    if not backup.exists():
+        return f"There is no backup ({backup.name}) to put it back from."
+    copy = "copy" if os.name == "nt" else "cp"
+    return (
+        f"The backup {backup.name} beside it is the workbook as it was before the last "
+        f'write: put it back with `{copy} "{backup}" "{workbook}"` (keep the broken one '
+        "aside first: it is evidence), then run `regbook verify`"
+    )
+
+
 def restore(ws: Workspace) -> RestoreResult:
 
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
@@ -69,8 +84,9 @@ def restore(ws: Workspace) -> RestoreResult:
         broken = [f for f in checked.ledger_findings if f.code[:3] in ("RB1", "RB2")]
         if broken:
             raise VerificationFailed(
-                f"the ledger itself has {len(broken)} problem(s); restore rewrites views "
-                "from a sound ledger only, so nothing was written",
+                f"the ledger itself has {plural(len(broken), 'problem')}; restore rewrites "
+                "views from a sound ledger only, so nothing was written. "
+                + backup_advice(ws.workbook_path),
                 broken,
             )
         registry = checked.registry
