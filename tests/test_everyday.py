@@ -153,3 +153,174 @@ def test_metrics_typed_later_are_sealed_as_a_signed_addendum(registered: Env):
     assert f"Metrics!D{row}: security_high_findings of credit-risk@1 was sealed" in refused.output
     assert "never changed" in refused.output
     assert snapshot(env.root) == before
+
+
+# --- messages that say what to do next ---------------------------------------------------
+
+
+def test_messages_say_what_to_do_next(registered: Env):
+    from conftest import add_draft, draft_values, edit_workbook
+    from regbook.core.schema import LEDGER, METRICS
+
+    env = registered
+    typo = env.run("approve", "credit-rsk@1", "--to", "Staging", key="sme")
+    assert typo.exit_code == 2 and "did you mean credit-risk@1?" in typo.output
+    assert "`regbook list`" in typo.output
+    beyond = env.run("approve", "credit-risk@9", "--to", "Staging", key="sme")
+    assert beyond.exit_code == 2 and "credit-risk has versions 1, 2" in beyond.output
+    empty = env.run("list", "--stage", "Staging")
+    assert empty.exit_code == 0
+    assert "no version in Staging (2 sealed versions in other stages)" in empty.output
+    assert "1 version," in ok(env.run("verify", "credit-risk@1")).output
+
+    lock = env.root / ".~lock.registry.xlsx#"
+    lock.write_text("someone,host,2026\n")
+    locked = env.run("approve", "credit-risk@1", "--to", "Staging", key="sme")
+    assert locked.exit_code == 3 and "stale: deleting .~lock.registry.xlsx# is then safe" in (
+        locked.output
+    )
+    lock.unlink()
+
+    moved = env.root / "elsewhere.xlsx"
+    env.workbook.rename(moved)
+    missing = env.run("list")
+    assert missing.exit_code == 2 and "its backup registry.xlsx.1.bak is beside it" in (
+        missing.output
+    )
+    moved.rename(env.workbook)
+
+    # seal names the bad cell, not the draft's Metrics row that follows from it.
+    def draft(wb) -> None:
+        values = draft_values(env) | {"code_commit": "c0ffee"}
+        row = add_draft(wb, **values)
+        sheet = wb[METRICS.name]
+        at = sheet.max_row + 1
+        for column, value in enumerate(("fraud-score", None, "auc_roc", 0.8), start=1):
+            sheet.cell(row=at, column=column, value=value)
+        assert row
+
+    edit_workbook(env.workbook, draft)
+    refused = env.run("seal", key="sme")
+    assert refused.exit_code == 2 and "Models!I4: 'c0ffee' is not a full git commit" in (
+        refused.output
+    )
+    assert "1 problem in draft rows" in refused.output and "matches no draft" not in refused.output
+
+    # An edited Ledger row: a Ledger finding, not one on the views it no longer matches.
+    def forge(wb) -> None:
+        sheet = wb[LEDGER.name]
+        kind, payload = LEDGER.index("kind") + 1, LEDGER.index("payload") + 1
+        row = next(
+            r for r in range(2, sheet.max_row + 1) if sheet.cell(r, kind).value == "register"
+        )
+        cell = sheet.cell(row=row, column=payload)
+        assert '"value":0.83' in cell.value
+        cell.value = cell.value.replace('"value":0.83', '"value":0.93')
+
+    edit_workbook(env.workbook, forge)
+    code, report = verify_json(env)
+    assert code == 1
+    where = {f["where"].split("!")[0] for f in report["findings"] if f["severity"] == "error"}
+    assert where == {"Ledger"}, report["findings"]
+    shown = env.run("verify")
+    ledger_count = len([f for f in report["findings"] if f["severity"] == "error"])
+    assert f"({ledger_count} in the ledger, 0 in view cells" in shown.output
+    listed = env.run("list")
+    assert listed.exit_code == 1
+    assert f"the ledger has {ledger_count} problem" in listed.output
+    broken = env.run("restore")
+    assert broken.exit_code == 1
+    assert "The backup registry.xlsx.1.bak beside it" in broken.output
+    assert f'cp "{env.root / "registry.xlsx.1.bak"}" "{env.workbook}"' in broken.output
+
+
+def test_help_and_guide_read_well(tmp_path):
+    import openpyxl
+
+    from conftest import run
+    from regbook.core.schema import GUIDE
+
+    help_text = run(tmp_path, "approve", "--help").output
+    example = help_text[help_text.index("Example:") :].split("\n\n")[0]
+    assert all(len(line) <= 79 for line in example.splitlines()), example
+    wb = openpyxl.load_workbook(
+        __import__("pathlib").Path(__file__).parents[1] / "templates" / "registry.xlsx"
+    )
+    rows = list(wb[GUIDE.name].iter_rows(min_row=2, values_only=True))
+    assert not [r for r in rows if r[3] and "or Archived (None, Staging" in r[3]]
+    editors = {r[0]: r[4] for r in rows if r[1] != "(sheet)"}
+    assert "view of the ledger" not in editors["Keys"] + editors["Ledger"]
+    assert editors["Keys"] == "regbook only (a view of allowed_signers)"
+
+
+# --- log audits ----------------------------------------------------------------------------
+
+
+def test_log_audit_time_field_and_records_without_a_time(prod):
+    from conftest import run
+
+    state = json.loads(run(prod, "list", "--json").stdout)[0]
+    cid = state["composite_id"]
+    log = prod.parent / "served.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps({"composite_id": cid, "served_at": f"2026-01-2{i}T10:00:00Z"}) + "\n"
+            for i in range(3)
+        )
+    )
+    # The time is under another name: with --time-field every record is checked.
+    passed = run(prod, "trace", "--log", str(log), "--time-field", "served_at")
+    assert passed.exit_code == 0, passed.output
+    assert "Production 3" in passed.output and "audit: ok" in passed.output
+    # Without it no record has a time: the Production check cannot run, and says so.
+    failed = run(prod, "trace", "--log", str(log))
+    assert failed.exit_code == 1
+    assert "RB708" in failed.output and "3 records" in failed.output
+    report = json.loads(run(prod, "trace", "--log", str(log), "--json").stdout)
+    assert not report["ok"] and report["problems"][0]["code"] == "RB708"
+    assert run(prod, "trace", "credit-risk@1", "--time-field", "x").exit_code == 2
+
+    # A link is "verified" only when it was checked: the pipeline run is signed only.
+    traced = run(prod, "trace", "credit-risk@1")
+    line = next(x for x in traced.output.splitlines() if "pipeline run" in x)
+    assert "[signed only  ]" in line and "no link configured" in line
+    assert "1 signed only" in traced.output
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def test_reports_banner_gate_and_stage_apart_and_print_setup(registered: Env):
+    import openpyxl
+
+    env = registered
+    assert env.run("gate", "credit-risk@1", key="ci").exit_code == 1  # FAIL, recorded
+    for name in ("evidence.md", "evidence.html"):
+        out = env.root.parent / name
+        ok(env.run("report", "evidence", "credit-risk@1", "-o", str(out)))
+        text = out.read_text()
+        # Nothing is wrong, but the gate FAILs (no security scan) and it is not in
+        # Production: no green banner, and each fact is said apart.
+        assert "No problems found" not in text and "Not cleared for Production" in text
+        assert "Gate: the latest validation gate result is FAIL" in text
+        assert "Stage: None, not Production" in text
+
+    # The workbook prints one page wide in landscape, with its header row on every page.
+    wb = openpyxl.load_workbook(env.workbook)
+    for ws in wb.worksheets:
+        setup = ws.page_setup
+        assert setup.orientation == "landscape" and setup.fitToWidth == 1, ws.title
+        assert not setup.fitToHeight and ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert ws.print_title_rows == "$1:$1", (ws.title, ws.print_title_rows)
+
+
+def test_pdf_banner_and_columns_that_keep_words_whole(prod):
+    from conftest import run
+    from test_report_pdf import pages
+
+    out = prod.parent / "evidence.pdf"
+    assert run(prod, "report", "evidence", "credit-risk@1", "-o", str(out)).exit_code == 0
+    whole = "\n".join(pages(out))
+    assert "No problems found" in whole and "Stage: Production." in whole
+    # Table cells break between words, never inside one.
+    assert "governance-lead" in whole and "governance-lea\n" not in whole

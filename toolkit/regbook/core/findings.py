@@ -56,6 +56,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RB309": (ERROR, "Approvals or History view differs from the ledger"),
     "RB310": (INFO, "Draft rows not yet sealed"),
     "RB311": (ERROR, "Workflow cell edited by hand"),
+    "RB322": (INFO, "View cell not compared: its version's Ledger row was edited"),
     # the stage workflow
     "RB501": (ERROR, "Stage reached without its approval"),
     "RB502": (ERROR, "Production transition not signed by a ci key"),

@@ -23,7 +23,8 @@ from regbook.ledger.gates import FAIL, PASS, Gate, evaluate, parse_gates, record
 from regbook.ledger.signatures import signer_role
 from regbook.ledger.state import Registry, VersionState
 
-# The forward transitions; any stage but Archived may also go to Archived.
+# The forward transitions; any stage but Archived may also go to Archived, and an
+# Archived version once in Production back to Production (a rollback).
 FORWARD = {"None": "Staging", "Staging": "Production"}
 
 

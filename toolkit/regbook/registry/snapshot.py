@@ -97,6 +97,18 @@ class Snapshot:
         return self.data.tables.get(CARDS.name)
 
 
+def not_compared(found: Finding) -> Finding:
+    """A view cell of a version whose Ledger row was edited: noted, not blamed."""
+    return Finding.make(
+        "RB322",
+        found.where,
+        f"not compared: a Ledger row of {found.model}@{found.version} was edited (RB102), "
+        "so what was sealed is not known here",
+        found.model,
+        found.version,
+    )
+
+
 def open_registry(
     ws: Workspace,
     *,
@@ -226,12 +238,11 @@ def _open(
     views = views and all(s in sheets for s in READ_SHEETS)
     if views:
         # A version whose Ledger row was edited is reported there (RB102): its view cells
-        # still show what was sealed, and are not blamed for differing from the edit.
+        # may well show what was sealed, and are not blamed for differing from the edit.
         altered = {(f.model, f.version) for f in findings if f.code == "RB102" and f.model}
         compared = [
-            f
+            f if f.model is None or (f.model, f.version) not in altered else not_compared(f)
             for f in view_findings(data, registry)
-            if f.model is None or (f.model, f.version) not in altered
         ]
         keys = keys_findings(data, keyring)
     if waiting is not None:

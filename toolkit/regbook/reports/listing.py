@@ -104,7 +104,7 @@ def list_versions(snapshot: Snapshot, *, stage: str | None = None) -> tuple[pd.D
     elif doubtful:
         count = int((~frame["verified"]).sum()) if not frame.empty else 0
         warning = (
-            f"the ledger has {problems}, about {plural(len(doubtful), 'version')}"
+            f"the ledger has {problems}; {plural(len(doubtful), 'version')} not verified"
             + (f" ({count} listed here, marked NO)" if count else " (none listed here)")
             + ": `regbook verify` lists them"
         )

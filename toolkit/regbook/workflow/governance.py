@@ -1,9 +1,11 @@
 """Governance: signed approvals, validation gates and the stage workflow.
 
 Stages run ``None -> Staging -> Production -> Archived``; any stage may go to
-``Archived``, which is final. Every transition needs a signed approval naming the
-version's content hash; Production also needs the latest gate result PASS, the
-artefact re-hashed, and the transition signed by a ``ci`` key::
+``Archived``, which is final but for a rollback: a version that was once in Production
+may go back there, with every precondition again and its artefact out of its bag.
+Every transition needs a signed approval naming the version's content hash; Production
+also needs the latest gate result PASS, the artefact re-hashed, and the transition
+signed by a ``ci`` key::
 
     approve(ws, ModelRef.parse("credit-risk@7"), "Staging", sme_key)
     promote(ws, ModelRef.parse("credit-risk@7"), "Staging", sme_key)
