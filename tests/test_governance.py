@@ -824,7 +824,7 @@ def test_two_production_versions(flow: Env):
     code, report = run_verify(flow)
     assert code == 1 and problems(report) == {("RB504", f"Ledger!F{row}")}
     message = finding(report, "RB504", f"Ledger!F{row}")["message"]
-    assert "credit-risk already had version(s) 1 in Production" in message
+    assert "credit-risk already had version 1 in Production" in message
     # The version promoted against the rule may not be deployed.
     assert cli_run(flow, "verify", "--for-deploy", "credit-risk@2").exit_code == 1
 

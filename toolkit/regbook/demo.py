@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from regbook.check.verify import verify
-from regbook.core.errors import InputError
+from regbook.core.errors import InputError, plural
 from regbook.core.ids import ModelRef
 from regbook.core.schema import CARDS, METRICS, MODELS
 from regbook.core.workspace import Workspace
@@ -326,11 +326,11 @@ def _archive(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
         say(f"   (the original {bagged.removed} was removed once the bag validated)")
     say("   $ regbook retrieve credit-risk@1 --to retrieved")
     got = retrieve(ws, ref, target / "retrieved")
-    say(f"   {got.composite_id}: {got.files} file(s), hash re-checked ({got.content_hash})")
+    say(f"   {got.composite_id}: {plural(got.files, 'file')}, hash re-checked ({got.content_hash})")
     say("   $ regbook fixity")
     report = fixity(ws)
     say(
-        f"   fixity: {'ok' if report.ok else 'PROBLEMS'} ({len(report.bags)} bag(s), every "
+        f"   fixity: {'ok' if report.ok else 'PROBLEMS'} ({plural(len(report.bags), 'bag')}, every "
         "hash checked)\n"
     )
     if not report.ok:
@@ -464,7 +464,8 @@ def _evidence(ws: Workspace, target: Path, say: Callable[[str], None]) -> Path:
     say("   $ regbook report evidence credit-risk@1 -o evidence/credit-risk-1-evidence.pdf")
     data = write_evidence(open_registry(ws), ref, out / "credit-risk-1-evidence.pdf")
     approvals = sum(len(step["approvals"]) for step in data["history"])
-    say(f"   {data['problems']['count']} problem(s); {approvals} approvals, their signatures "
+    found = plural(data["problems"]["count"], "problem")
+    say(f"   {found}; {approvals} approvals, their signatures "
         "and the artefact's hash re-checked")  # fmt: skip
     say("   $ regbook report registry -o evidence/registry-description.html")
     described = write_registry(open_registry(ws), out / "registry-description.html")

@@ -238,7 +238,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
                 if others:
                     add(
                         "RB504",
-                        f"{event.model} already had version(s) "
+                        f"{event.model} already had version{'s' if len(others) != 1 else ''} "
                         f"{', '.join(map(str, sorted(others)))} in Production: two Production "
                         "versions of one model",
                     )

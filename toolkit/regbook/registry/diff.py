@@ -13,6 +13,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+from regbook.core.errors import plural
 from regbook.core.findings import Finding
 from regbook.core.schema import (
     APPROVALS,
@@ -392,7 +393,8 @@ def sheet_findings(
                 Finding.make(
                     code,
                     f"{sheet.name}!A{i + 2}",
-                    f"{len(expected) - i} row(s) missing; `regbook restore` rewrites the sheet",
+                    f"{plural(len(expected) - i, 'row')} missing; `regbook restore` rewrites the "
+                    "sheet",
                     want.get("model"),
                     want.get("version"),
                 )
@@ -424,7 +426,7 @@ def sheet_findings(
             Finding.make(
                 code,
                 f"{sheet.name}!A{table.row_numbers[len(expected)]}",
-                f"{extra} row(s) that the ledger does not have",
+                f"{plural(extra, 'row')} that the ledger does not have",
             )
         )
     return findings
