@@ -125,8 +125,11 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
             else "full: every hash checked"
         )
         if bad:
-            click.echo(f"fixity ({mode}): {bad} of {len(report.bags)} bags have problems")
+            have = "has" if bad == 1 else "have"
+            click.echo(
+                f"fixity ({mode}): {bad} of {plural(len(report.bags), 'bag')} {have} problems"
+            )
         else:
-            click.echo(f"fixity ({mode}): ok ({len(report.bags)} bags)")
+            click.echo(f"fixity ({mode}): ok ({plural(len(report.bags), 'bag')})")
     if not report.ok:
         sys.exit(1)
