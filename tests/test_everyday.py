@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
-from conftest import Env, snapshot
+import pytest
+
+from conftest import Env, copied_env, snapshot
+from factory import PASSING, TO_PRODUCTION, Version, build
 from regbook.core.schema import HISTORY
 from regbook.workbook.read import read_workbook
 from test_archive import bag, in_production, ok, verify_json
@@ -324,3 +328,74 @@ def test_pdf_banner_and_columns_that_keep_words_whole(prod):
     assert "No problems found" in whole and "Stage: Production." in whole
     # Table cells break between words, never inside one.
     assert "governance-lead" in whole and "governance-lea\n" not in whole
+
+
+# --- what an insider with a key could forge ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _insider_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """credit-risk@1 in Production, credit-risk@2 registered; every gate passes."""
+    versions = [Version(metrics=PASSING), Version(metrics=PASSING)]
+    return build(tmp_path_factory.mktemp("insider-master"), versions, TO_PRODUCTION).base
+
+
+@pytest.fixture
+def insider(_insider_master: Path, tmp_path: Path, runner, monkeypatch) -> Env:
+    return copied_env(_insider_master, tmp_path, runner, monkeypatch)
+
+
+def test_forged_rollbacks_and_addenda_are_found(insider: Env):
+    from test_trust import forge, version
+
+    env = insider
+    ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
+    ok(env.run("archive", "credit-risk@1", key="governance-lead"))
+    ok(env.run("approve", "credit-risk@2", "--to", "Archived", key="sme"))
+    ok(env.run("archive", "credit-risk@2", key="sme"))
+    one, two = version(env, "credit-risk@1"), version(env, "credit-risk@2")
+
+    # The ci key alone, on the gate from before the archive and with no approval.
+    forge(env, "ci", "promote", "credit-risk@1",
+          {"content_hash": one.content_hash, "from": "Archived", "to": "Production"})  # fmt: skip
+    code, report = verify_json(env)
+    found = {f["code"]: f["message"] for f in report["findings"]}
+    assert code == 1 and "RB501" in found and "a rollback needs a fresh gate" in found["RB507"]
+
+    # A version that was never in Production stays Archived, whatever the ci key signs.
+    forge(env, "ci", "promote", "credit-risk@2",
+          {"content_hash": two.content_hash, "from": "Archived", "to": "Production"})  # fmt: skip
+    code, report = verify_json(env)
+    assert any(
+        f["code"] == "RB506" and "credit-risk@2" in f["message"] and "final" in f["message"]
+        for f in report["findings"]
+    ), report["findings"]
+
+    # An addendum that would change a sealed metric adds nothing, and is named.
+    forge(env, "sme", "metrics", "credit-risk@2", {"content_hash": two.content_hash, "metrics": [
+        {"kind": "performance", "metric": "auc_roc", "slice": "", "value": 0.99}]})  # fmt: skip
+    code, report = verify_json(env)
+    changed = [f for f in report["findings"] if f["code"] == "RB509"]
+    assert changed and "would change auc_roc" in changed[0]["message"]
+    assert version(env, "credit-risk@2").metric("auc_roc") == two.metric("auc_roc")
+
+
+def test_rollback_follows_the_signed_policy(insider: Env):
+    env = insider
+    ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
+    ok(env.run("archive", "credit-risk@1", key="governance-lead"))
+    config = env.root / "regbook.toml"
+    config.write_text(
+        config.read_text().replace(
+            '"*->Archived" = ["sme", "governance-lead"]',
+            '"*->Archived" = ["sme", "governance-lead"]\n"Archived->Production" = ["sme"]',
+        )
+    )
+    # Edited, not signed: no writer acts on it, so an SME cannot open rollbacks to itself.
+    unsigned = env.run("approve", "credit-risk@1", "--to", "Production", key="sme")
+    assert unsigned.exit_code == 2 and "differs from the one in force" in unsigned.output
+    config.write_text(config.read_text().replace('= ["sme"]', "= []"))
+    ok(env.run("policy", "sign", key="governance-lead"))
+    closed = env.run("approve", "credit-risk@1", "--to", "Production", key="governance-lead")
+    assert closed.exit_code == 2
+    assert "names no role that may approve Archived -> Production" in closed.output
