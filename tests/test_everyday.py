@@ -399,3 +399,28 @@ def test_rollback_follows_the_signed_policy(insider: Env):
     closed = env.run("approve", "credit-risk@1", "--to", "Production", key="governance-lead")
     assert closed.exit_code == 2
     assert "names no role that may approve Archived -> Production" in closed.output
+
+
+def test_the_workbook_prints_one_page_wide_in_libreoffice(registered: Env, tmp_path):
+    """Printed as LibreOffice prints it: each sheet one landscape page wide, with its
+    header row on top. Needs LibreOffice (installed in CI, where this never skips)."""
+    from pypdf import PdfReader
+
+    from regbook.core.schema import SHEETS
+    from test_libreoffice import SOFFICE, resave
+
+    if SOFFICE is None and not __import__("os").environ.get("CI"):
+        pytest.skip("LibreOffice is not installed (.ci/run installs it in CI)")
+    pdf = PdfReader(resave(registered.workbook, tmp_path / "lo", "pdf"))
+    texts = [page.extract_text() for page in pdf.pages]
+    heads = [text.split("\n", 1)[0] for text in texts]
+    assert all(p.mediabox.width > p.mediabox.height for p in pdf.pages)  # landscape
+    # One page per sheet but the Guide, whose many rows run down (never across) pages.
+    assert len(pdf.pages) <= len(SHEETS) + 3, heads
+    for sheet in SHEETS:
+        first, last = sheet.columns[0].header, sheet.columns[-1].header
+        # The first and the last column on the same page: the sheet is one page wide.
+        assert any(t.startswith(first) and last in " ".join(t.split()) for t in texts), (
+            sheet.name,
+            heads,
+        )
