@@ -8,22 +8,32 @@ rounds of the two timed back to back). The cold figure is recorded too: the new 
 may add at most 10% to it (compare it with docs/performance.md's figure before them,
 ``python bench/compare.py REV witness``).
 
-The witness is the one CI would have written when the ledger ended at seq 39,900: its
-JSON names that head, the digest of the signatures up to it, the keyring's and the
-policy's sha256, signed by the registry's ci key.
+The witness is the one CI wrote when the ledger ended at seq 39,900: ``regbook witness``
+run on the workbook as it stood then (the generated one without the rows the last 100
+events added: regbook's writers append in place, so the rest is the same bytes). It
+names that head, the digests of the signatures and of the workbook's parts up to it, the
+keyring's and the policy's sha256, signed by the registry's ci key.
 
     python bench/run.py witness
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import KEY_RELPATH, cached, clean_env, regbook_command  # noqa: E402
+from generate import (  # noqa: E402
+    KEY_RELPATH,
+    Generated,
+    cached,
+    clean_env,
+    clone,
+    regbook_command,
+)
 from measure import Command, alternate, paired_ratio, row, run_child  # noqa: E402
 
 WITNESSED = 39_900
@@ -32,36 +42,62 @@ TARGET_S = 3.0
 TARGET_RATIO = 0.6
 
 
-def write_witness(root: Path, out: Path, seq: int) -> None:
-    """The witness CI would have written at ``seq``."""
-    from regbook.core.schema import LEDGER
-    from regbook.core.workspace import Workspace
-    from regbook.crypto.keys import load_keyring, load_private_key
-    from regbook.ledger.anchors import Anchors
+def as_it_was(made: Generated, target: Path, seq: int) -> Path:
+    """The workspace as it stood when its ledger ended at ``seq``: a clone whose sheets
+    lose the rows that the later events added. regbook's writers append rows in place,
+    so this is, byte for byte, the workbook they then appended the rest to."""
+    from regbook.core.schema import LEDGER, MODELS
     from regbook.ledger.events import read_events
-    from regbook.registry.witness import witness_text
+    from regbook.ledger.state import Registry
+    from regbook.registry.views import approvals_values, history_values
     from regbook.workbook.read import read_workbook
 
-    ws = Workspace.load(root)
-    table = read_workbook(ws.workbook_path, sheets=(LEDGER,))[LEDGER.name]
-    events, bad = read_events(table)
+    root = clone(made, target).root
+    workbook = root / "registry.xlsx"
+    events, bad = read_events(read_workbook(workbook, sheets=(LEDGER,))[LEDGER.name])
     assert not bad and len(events) > seq, "the generated ledger is shorter than expected"
-    keyring = load_keyring(ws)
-    upto = events[:seq]
-    policy = Anchors.replay(upto, keyring).policy
-    key = load_private_key(root / KEY_RELPATH.parent / "ci")
-    text = witness_text(
-        ws.settings.registry_id, upto, keyring.sha256, policy.sha256, "ci@bench.example",
-        upto[-1].at, key,
-    )  # fmt: skip
-    out.write_bytes(text)
+    then = Registry.replay(events[:seq])[0]
+    # Every event after ``seq`` belongs to a version registered after it.
+    assert all((e.model, e.version) not in then.versions for e in events[seq:])
+    rows = {
+        LEDGER.name: seq,
+        MODELS.name: len(then.versions),
+        "Metrics": sum(len(v.metrics) for v in then.versions.values()),
+        "Approvals": len(approvals_values(then)),
+        "History": len(history_values(then)),
+    }
+    _keep_rows(workbook, {name: count + 1 for name, count in rows.items()})  # + the header
+    return root
+
+
+def _keep_rows(workbook: Path, keep: dict[str, int]) -> None:
+    import zipfile
+
+    from regbook.workbook.digests import sheet_parts
+
+    edited = workbook.with_suffix(".cut.xlsx")
+    with zipfile.ZipFile(workbook) as zin, zipfile.ZipFile(edited, "w") as zout:
+        parts = {part: name for name, part in sheet_parts(zin).items() if name in keep}
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename in parts:
+                last = keep[parts[info.filename]]
+                cut = data.index(f'<row r="{last + 1}"'.encode())
+                data = data[:cut] + data[data.index(b"</sheetData>") :]
+                data = re.sub(rb'(<dimension ref="A1:[A-Z]+)[0-9]+', rb"\g<1>%d" % last, data)
+            zout.writestr(info, data)
+    edited.replace(workbook)
 
 
 def run(workdir: Path) -> list[dict]:
     made = cached(10_000, history=True)
     witness = workdir / "witness"
-    write_witness(made.root, witness, WITNESSED)
     env = clean_env()
+    # CI's own command, on the workbook as it was at event 39,900.
+    then = as_it_was(made, workdir / "then", WITNESSED)
+    key = str(then / KEY_RELPATH.parent / "ci")
+    run_child([*regbook_command(), "--workspace", str(then), "witness", "--key", key, "-o",
+               str(witness)], env=env).check("taking the witness at 39,900")  # fmt: skip
     cold = [*regbook_command(), "--workspace", str(made.root), "verify", "--no-artefacts"]
     warm = [*cold, "--witness", str(witness)]
     # Both must be clean: the witness is the ledger's own head at 39,900.

@@ -32,7 +32,7 @@ from regbook.ledger.events import CHAIN_CODES, LedgerEvent, check_chain, read_ev
 from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
 from regbook.ledger.state import Registry, VersionState
-from regbook.registry.diff import keys_findings, view_findings
+from regbook.registry.diff import Vouched, keys_findings, view_findings
 from regbook.registry.witness import WITNESS_CODES, Witness, signatures_sha256, witness_findings
 from regbook.workbook.read import Table, WorkbookData, read_workbook
 
@@ -194,25 +194,39 @@ def _open(
         else:
             checks.add(event)
 
+    ledger: list[Table] = []
+
     def parse_ledger(table: Table) -> None:
         # While the other sheets are read, parse the ledger and start the signature checks.
-        parsed.append(read_events(table, check if signatures else None))
+        ledger.append(table)
+        parsed.append(read_events(table, check if signatures else None, vouched=bool(trusted)))
 
-    data = read_workbook(ws.workbook_path, sheets=sheets, first=LEDGER, on_first=parse_ledger)
+    # A trusted witness's digests tell which rows are still the bytes CI verified.
+    parts = witness.parts if witness is not None and trusted else None
+    data = read_workbook(
+        ws.workbook_path, sheets=sheets, first=LEDGER, on_first=parse_ledger, witnessed=parts
+    )
     events, bad_rows = parsed[0]
+    anchors = Anchors.replay(events, keyring)
+    anchored = anchors.file_findings(ws.settings, keyring, events, fs.verifier_now())
+    registry_id = anchors.registry_id or ws.settings.registry_id
+    witnessed = witness_findings(witness, events, keyring, anchors, registry_id) if witness else []
+    vouched = bool(
+        witness is not None
+        and trusted
+        and not any(f.code in _NOT_VOUCHED for f in findings + anchored + witnessed)
+        and signatures_sha256(events, trusted) == witness.signatures_sha256
+    )
+    if not vouched and ledger and ledger[0].vouched_to:
+        # The witness vouches for nothing after all: every row is read and checked.
+        events, bad_rows = read_events(ledger[0])
+        anchors = Anchors.replay(events, keyring)
     findings += bad_rows
     findings += check_chain(events)
-    anchors = Anchors.replay(events, keyring)
     findings += anchors.findings
-    findings += anchors.file_findings(ws.settings, keyring, events, fs.verifier_now())
-    registry_id = anchors.registry_id or ws.settings.registry_id
-    if witness is not None:
-        findings += witness_findings(witness, events, keyring, anchors, registry_id)
-    vouched = (
-        trusted
-        and not any(f.code in _NOT_VOUCHED or f.code in CHAIN_CODES for f in findings)
-        and signatures_sha256(events, trusted) == witness.signatures_sha256
-    ) if witness is not None else False  # fmt: skip
+    findings += anchored
+    findings += witnessed
+    vouched = vouched and not any(f.code in CHAIN_CODES for f in findings)
     if not vouched:
         for event in skipped:  # the witness vouches for none of them: check them all
             checks.add(event)
@@ -225,7 +239,12 @@ def _open(
     keys: list[Finding] = []
     views = views and all(s in sheets for s in READ_SHEETS)
     if views:
-        compared = view_findings(data, registry)
+        since = (
+            Vouched(frozenset((e.model, e.version or 0) for e in events[trusted:]))
+            if vouched
+            else None
+        )
+        compared = view_findings(data, registry, since)
         keys = keys_findings(data, keyring)
     if waiting is not None:
         rules = workflow_findings(registry, anchors, vouched=trusted if vouched else 0)
