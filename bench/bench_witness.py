@@ -19,9 +19,11 @@ keyring's and the policy's sha256, signed by the registry's ci key.
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,6 +40,7 @@ from measure import Command, alternate, paired_ratio, row, run_child  # noqa: E4
 
 WITNESSED = 39_900
 ROUNDS = 5
+WRITER_ROUNDS = 3
 TARGET_S = 3.0
 TARGET_RATIO = 0.6
 
@@ -89,6 +92,67 @@ def _keep_rows(workbook: Path, keep: dict[str, int]) -> None:
     edited.replace(workbook)
 
 
+def _writers(made: Generated, workdir: Path, env: dict[str, str]) -> list[dict]:
+    """``register`` and ``promote`` into the 10,000-version registry, with a witness CI
+    left in the workspace (``regbook.witness``) and without, side by side."""
+    artefact = workdir / "artefact.bin"
+    artefact.write_bytes(os.urandom(1024))
+    roots = {}
+    for name in ("with", "without"):
+        root = clone(made, workdir / f"writers-{name}").root
+        sme, ci = (str(root / KEY_RELPATH.parent / k) for k in ("sme", "ci"))
+        # The versions CI will promote, registered and approved before its last run.
+        for i in range(WRITER_ROUNDS + 1):
+            run_child(_register_argv(root, artefact, f"setup-{i}", sme), env=env).check("register")
+        first = made.versions // len(made.models) + 1
+        for i in range(WRITER_ROUNDS + 1):
+            run_child([*regbook_command(), "--workspace", str(root), "approve",
+                       f"{made.models[0]}@{first + i}", "--to", "Staging", "--key", sme],
+                      env=env).check("approve")  # fmt: skip
+        if name == "with":
+            run_child([*regbook_command(), "--workspace", str(root), "witness", "--key", ci,
+                       "-o", str(root / "regbook.witness")], env=env).check("witness")  # fmt: skip
+        roots[name] = (root, sme, first)
+
+    def register(name: str) -> Callable[[int], list[str]]:
+        root, sme, _first = roots[name]
+        return lambda i: _register_argv(root, artefact, f"bench-{i}", sme)
+
+    def promote(name: str) -> Callable[[int], list[str]]:
+        root, sme, first = roots[name]
+        ref = made.models[0]
+        return lambda i: [*regbook_command(), "--workspace", str(root), "promote",
+                          f"{ref}@{first + i}", "--to", "Staging", "--key", sme]  # fmt: skip
+
+    rows = []
+    for what, argv in (("register", register), ("promote", promote)):
+        warm, cold = alternate(
+            WRITER_ROUNDS,
+            [Command(f"{what} with a witness in the workspace", argv("with"), env),
+             Command(f"{what} without one", argv("without"), env)],
+        )  # fmt: skip
+        best_warm, best_cold = min(s.seconds for s in warm), min(s.seconds for s in cold)
+        rows += [
+            row(f"{what} into 10,000 versions, witness in the workspace: best of "
+                f"{WRITER_ROUNDS}", best_warm, "s"),
+            row(f"{what} into 10,000 versions, no witness: best of {WRITER_ROUNDS}",
+                best_cold, "s"),
+            row(f"{what}: with / without a witness, median of paired rounds",
+                paired_ratio(warm, cold), "x", "<= 1", paired_ratio(warm, cold) <= 1),
+        ]  # fmt: skip
+    return rows
+
+
+def _register_argv(root: Path, artefact: Path, run: str, key: str) -> list[str]:
+    return [
+        *regbook_command(), "--workspace", str(root), "register", "model-00",
+        "--artefact", str(artefact), "--data-version", "3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a",
+        "--code-commit", "c0ffee1234567890abcdef1234567890abcdef12", "--pipeline-run", run,
+        "--metric", "auc_roc=0.83", "--metric", "demographic_parity_ratio=0.91",
+        "--metric", "security_high_findings=0", "--key", key,
+    ]  # fmt: skip
+
+
 def run(workdir: Path) -> list[dict]:
     made = cached(10_000, history=True)
     witness = workdir / "witness"
@@ -121,4 +185,5 @@ def run(workdir: Path) -> list[dict]:
             statistics.median(s.seconds for s in warm_samples), "s"),
         row("witnessed / cold, median of paired rounds", ratio, "x", f"<= {TARGET_RATIO:g}",
             ratio <= TARGET_RATIO),
+        *_writers(made, workdir, env),
     ]  # fmt: skip

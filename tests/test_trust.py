@@ -30,7 +30,12 @@ from regbook.crypto import keys
 from regbook.ledger.events import LedgerEvent, new_event, read_events
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.snapshot import open_registry
-from regbook.registry.transaction import append_ledger_rows, models_row_of, refresh_derived_views
+from regbook.registry.transaction import (
+    Transaction,
+    append_ledger_rows,
+    models_row_of,
+    refresh_derived_views,
+)
 from regbook.registry.views import models_values, write_row
 from regbook.registry.witness import Witness, witness_text
 from regbook.workbook import digests
@@ -879,3 +884,25 @@ def test_a_metric_row_deleted_after_the_witnessed_prefix_is_still_missing(prod: 
     assert vouched(prod, witness)["Metrics"] == last - 1
     found, report = verify(prod, "--witness", str(witness))
     assert found == 1 and "RB306" in codes(report), report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_writers_use_a_witness_left_in_the_workspace_and_still_refuse_a_hand_edit(prod: Env):
+    take_witness(prod)
+    shutil.copy2(prod.root.parent / "ci-only" / "witness", prod.root / "regbook.witness")
+    with Transaction(Workspace.load(prod.root)) as tx:
+        assert tx.snapshot.vouched is not None  # the rows CI verified are not compared again
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    edit_part(prod.workbook, "Models", lambda xml: xml.replace(b"credit-risk@1", b"credit-risk@7"))
+    refused = prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme")
+    assert refused.exit_code == 1 and "nothing was written" in refused.output
+    assert "RB301" in refused.output or "views differ" in refused.output
+
+
+def test_a_witness_in_the_workspace_that_cannot_be_read_only_saves_nothing(prod: Env):
+    (prod.root / "regbook.witness").write_text("not a witness\n")
+    with Transaction(Workspace.load(prod.root)) as tx:
+        assert tx.snapshot.vouched is None
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    code, report = verify(prod)
+    assert code == 0, report["findings"]

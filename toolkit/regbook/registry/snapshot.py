@@ -62,6 +62,8 @@ class Snapshot:
     keys_findings: list[Finding] = field(default_factory=list)
     signatures_checked: bool = True
     views_checked: bool = True
+    # What a trusted witness vouches for in the views (None without one).
+    vouched: Vouched | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -177,11 +179,11 @@ def _open(
     # The roles each event needs are known once the ledger's policy events are read.
     checks = SignatureChecks(keyring, None, threads, pool)
     parsed: list[tuple[list[LedgerEvent], list[Finding]]] = []
-    # Events up to a trusted witness's head need no signature check if the chain holds it.
+    # Up to a trusted witness's head, the rows CI verified need no check again, nor their
+    # events' signatures, if the chain holds that head.
     trusted = (
         witness.seq
         if witness is not None
-        and signatures
         and witness.keyring_sha256 == keyring.sha256
         and witness.signed_by_ci(keyring) is None
         else 0
@@ -238,12 +240,12 @@ def _open(
     compared: list[Finding] = []
     keys: list[Finding] = []
     views = views and all(s in sheets for s in READ_SHEETS)
+    since = (
+        Vouched(frozenset((e.model, e.version or 0) for e in events[trusted:]))
+        if vouched
+        else None
+    )
     if views:
-        since = (
-            Vouched(frozenset((e.model, e.version or 0) for e in events[trusted:]))
-            if vouched
-            else None
-        )
         compared = view_findings(data, registry, since)
         keys = keys_findings(data, keyring)
     if waiting is not None:
@@ -262,4 +264,5 @@ def _open(
         keys,
         signatures,
         views,
+        since,
     )

@@ -25,6 +25,7 @@ from typing import Any
 from regbook.core.errors import InputError, cut
 from regbook.core.findings import Finding
 from regbook.core.schema import APPROVALS, HISTORY, LEDGER, METRICS, MODELS
+from regbook.core.workspace import Workspace
 from regbook.crypto.keys import SIG_BEGIN, Keyring, SigningKey, check_signature, namespace_for, sign
 from regbook.ledger.anchors import Anchors
 from regbook.ledger.events import GENESIS, LedgerEvent, parse_at
@@ -40,6 +41,8 @@ _FIELDS = (
     "format", "registry", "seq", "hash", "signatures_sha256", "keyring_sha256",
     "policy_sha256", "at", "signer",
 )  # fmt: skip
+# Where a writer looks for the witness CI last wrote into the workspace (docs/ci.md).
+WORKSPACE_WITNESS = "regbook.witness"
 # The sheets whose rows a witness vouches for: those verify compares row by row.
 VOUCHED_SHEETS = (LEDGER, MODELS, METRICS, APPROVALS, HISTORY)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -123,6 +126,20 @@ class Witness:
                 f"key {check.fingerprint} was revoked by ledger event {revoked.seq}, at or "
                 f"before the witnessed event {self.seq}"
             )
+        return None
+
+
+def workspace_witness(ws: Workspace) -> Witness | None:
+    """The witness CI left in the workspace, if there is one a writer can read. It only
+    spares work: an unreadable, older or foreign one spares less or nothing (the
+    snapshot vouches for rows only under a ci key's witness that the ledger holds), so
+    it is never an error here."""
+    path = ws.root / WORKSPACE_WITNESS
+    if not path.is_file():
+        return None
+    try:
+        return Witness.load(path)
+    except InputError:
         return None
 
 
