@@ -906,3 +906,20 @@ def test_a_witness_in_the_workspace_that_cannot_be_read_only_saves_nothing(prod:
     ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
     code, report = verify(prod)
     assert code == 0, report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_witnessed_read_takes_only_the_tails_of_approvals_and_history(prod: Env):
+    witness = take_witness(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    snap = open_registry(Workspace.load(prod.root), witness=Witness.load(witness))
+    history = snap.data.tables["History"]
+    assert history.omitted > 0 and len(history.rows) == 1  # only the promotion's row
+    assert not snap.findings
+    # The row read from the tail is still compared with the ledger.
+    last = history.row_numbers[-1]
+    edit_part(prod.workbook, "History", lambda xml: splice_row(
+        xml, last, row_bytes(xml, last).replace(b"Staging", b"Production")))  # fmt: skip
+    found, report = verify(prod, "--witness", str(witness))
+    assert found == 1 and ("RB309", f"History!F{last}") in problems(report), report["findings"]

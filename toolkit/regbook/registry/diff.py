@@ -58,8 +58,8 @@ class Vouched:
 
     @staticmethod
     def leading(table: Table) -> int:
-        """How many of the table's first rows are vouched for."""
-        count = 0
+        """How many of the sheet's first rows are vouched for (the omitted ones too)."""
+        count = table.omitted
         for number in table.row_numbers:
             if number > table.vouched_to:
                 break
@@ -447,16 +447,19 @@ def sheet_findings(
     start: int = 0,
 ) -> list[Finding]:
     """A regbook-only sheet must equal its derivation, row by row. ``expected`` holds
-    the rows from the ``start``-th on: the ones before it are vouched for."""
+    the rows from the ``start``-th on: the ones before it are vouched for (and the
+    table's first ``omitted`` of them were not read)."""
     findings: list[Finding] = []
     total = start + len(expected)
-    for i, want in enumerate(expected, start=start):
-        if i >= len(table.rows):
+    rows = table.omitted + len(table.rows)  # the sheet's data rows, read or not
+    for n, want in enumerate(expected, start=start):
+        i = n - table.omitted
+        if n >= rows:
             findings.append(
                 Finding.make(
                     code,
-                    f"{sheet.name}!A{i + 2}",
-                    f"{total - i} row(s) missing; `regbook restore` rewrites the sheet",
+                    f"{sheet.name}!A{n + 2}",
+                    f"{total - n} row(s) missing; `regbook restore` rewrites the sheet",
                     want.get("model"),
                     want.get("version"),
                 )
@@ -482,12 +485,12 @@ def sheet_findings(
                         "allowed_signers" if sheet is KEYS else "the ledger",
                     )
                 )
-    if len(table.rows) > total:
-        extra = len(table.rows) - total
+    if rows > total:
+        extra = rows - total
         findings.append(
             Finding.make(
                 code,
-                f"{sheet.name}!A{table.row_numbers[total]}",
+                f"{sheet.name}!A{table.row_numbers[total - table.omitted]}",
                 f"{extra} row(s) that the ledger does not have",
             )
         )

@@ -148,6 +148,7 @@ class Transaction:
                 signatures=self.checked,
                 views=self.checked,
                 witness=workspace_witness(self.ws),
+                tails=False,  # rows are appended after the last one: read them all
             )
             findings = snapshot.chain_findings
             if findings:

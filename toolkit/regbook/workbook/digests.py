@@ -153,6 +153,11 @@ def vouched_to(xml: bytes, witnessed: tuple[Checkpoint, ...]) -> int:
     """The Excel row number up to which ``xml`` holds the witnessed bytes: its rows up
     there are the rows the witness's verifier read, and nothing after them names one.
     0 when no checkpoint matches or anything after it could reach back."""
+    return vouched_prefix(xml, witnessed)[0]
+
+
+def vouched_prefix(xml: bytes, witnessed: tuple[Checkpoint, ...]) -> tuple[int, int]:
+    """``vouched_to``, and the byte offset where the vouched rows end (0, 0 for none)."""
     ends = _row_ends(xml)
     cut = 0
     found = _prefix_digests(xml, ends, [rows for rows, _digest in witnessed])
@@ -161,21 +166,33 @@ def vouched_to(xml: bytes, witnessed: tuple[Checkpoint, ...]) -> int:
             break
         cut = rows
     if not cut:
-        return 0
+        return 0, 0
     end = ends[cut - 1]
     last_row = xml.rfind(b"<row", 0, end)
     number = _ROW_NUMBER.match(xml, last_row) if last_row != -1 else None
     if number is None:
-        return 0
+        return 0, 0
     to = int(number.group(1))
     tail = xml[end:]
     if _PREFIXED.search(tail):
-        return 0
+        return 0, 0
     for tag in _ROW_OR_CELL.finditer(tail):
         ref = _R_ATTR.search(tag.group(2))
         if ref is None or int(ref.group(1)) <= to:
-            return 0
-    return to
+            return 0, 0
+    return to, end
+
+
+def without_vouched_rows(xml: bytes, end: int) -> tuple[bytes, int] | None:
+    """The sheet's XML with the vouched rows after the header (row 1) left out, which
+    end at byte ``end``, and how many rows were left out; None unless the first row is
+    row 1 and ends before ``end``."""
+    ends = _row_ends(xml)
+    first = xml.find(b"<row")
+    number = _ROW_NUMBER.match(xml, first) if first != -1 else None
+    if not ends or number is None or number.group(1) != b"1" or ends[0] > end:
+        return None
+    return xml[: ends[0]] + xml[end:], ends.index(end)
 
 
 def vouched_rows(path: Path, witnessed: PackageDigests) -> dict[str, int]:

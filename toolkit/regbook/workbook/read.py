@@ -33,7 +33,9 @@ from regbook.workbook.digests import (
     PackageDigests,
     package_digest,
     sheet_parts,
+    vouched_prefix,
     vouched_to,
+    without_vouched_rows,
 )
 from regbook.workbook.template import refresh_header_comments
 
@@ -195,6 +197,9 @@ class Table:
     # With a witness's digests: rows up to this Excel row number are the bytes its
     # verifier read (regbook.workbook.digests); 0 when none are.
     vouched_to: int = 0
+    # Rows after the header left unread because a witness vouches for them (they come
+    # before ``rows``); only where the caller asked for the tail of a sheet.
+    omitted: int = 0
 
     def ref(self, i: int, key: str) -> str:
         return self.sheet.ref(key, self.row_numbers[i])
@@ -229,6 +234,7 @@ def read_workbook(
     first: Sheet | None = None,
     on_first: Callable[[Table], object] | None = None,
     witnessed: PackageDigests | None = None,
+    tail_only: tuple[Sheet, ...] = (),
 ) -> WorkbookData:
     """Read the workbook with python-calamine; every structural problem is an InputError
     naming the sheet and cell. An optional sheet the workbook lacks (Cards, in a workbook
@@ -239,11 +245,13 @@ def read_workbook(
     ledger and starts its signature checks meanwhile).
 
     With ``witnessed`` (a witness's digests of the package as its verifier read it),
-    each table's ``vouched_to`` says up to which row it still holds those bytes. The
-    file must be the same one from start to end (InputError if it was replaced)."""
+    each table's ``vouched_to`` says up to which row it still holds those bytes; of the
+    sheets in ``tail_only``, only the header and the rows after the vouched ones are read
+    (``Table.omitted`` counts the rest). The file must be the same one from start to end
+    (InputError if it was replaced)."""
     before = file_identity(path)
     check_package(path)
-    tables = _read(path, sheets, first, on_first, witnessed)
+    tables = _read(path, sheets, first, on_first, _Vouching(path, witnessed, tail_only))
     if file_identity(path) != before:
         raise InputError(f"{path}: the workbook changed while it was read; run the command again")
     return WorkbookData(path, tables, before)
@@ -265,12 +273,11 @@ def _read(
     sheets: tuple[Sheet, ...],
     first: Sheet | None,
     on_first: Callable[[Table], object] | None,
-    witnessed: PackageDigests | None,
+    vouch: _Vouching,
 ) -> dict[str, Table]:
     from concurrent.futures import ThreadPoolExecutor
 
     book = _open(path)
-    vouch = _Vouching(path, witnessed)
     if first is None or first not in sheets or on_first is None:
         return _read_in_two(path, book, sheets, vouch)
     rest = [s for s in sheets if s is not first]
@@ -290,7 +297,7 @@ def _read(
             if isinstance(item, str):
                 formulas.update(_scan_parts(path, [item], vouch))
             else:
-                out.update(_read_tables(path, book, (item,)))
+                out.update(_read_tables(path, book, (item,), vouch))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The other thread scans the first sheet, then reads the others while this one
@@ -328,8 +335,8 @@ def _read_in_two(
     rest = tuple(s for s in sheets if s not in half)
     with ThreadPoolExecutor(max_workers=2) as pool:
         scanning = pool.submit(_scan_parts, path, [s.name for s in sheets if vouch.scans(s)], vouch)
-        other = pool.submit(_read_tables_anew, path, half) if half else None
-        tables = _read_tables(path, book, rest)
+        other = pool.submit(_read_tables_anew, path, half, vouch) if half else None
+        tables = _read_tables(path, book, rest, vouch)
         if other is not None:
             tables.update(other.result())
         tables = {s.name: tables[s.name] for s in sheets if s.name in tables}
@@ -350,14 +357,60 @@ def _open(path: Path) -> CalamineWorkbook:
         raise InputError(f"{path}: not a readable Excel workbook: {_first_line(err)}") from None
 
 
-def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
-    return _read_tables(path, _open(path), sheets)
+def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...], vouch: _Vouching) -> dict[str, Table]:
+    return _read_tables(path, _open(path), sheets, vouch)
 
 
-def _read_tables(path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+# The parts a workbook of one sheet needs besides the sheet: calamine reads the sheet
+# list, the relationships and the styles (dates), and the shared strings if any.
+_TAIL_PARTS = ("[Content_Types].xml", "_rels/.rels", "xl/workbook.xml",
+               "xl/_rels/workbook.xml.rels", "xl/styles.xml", "xl/sharedStrings.xml")  # fmt: skip
+
+
+def _read_tail(path: Path, sheet: Sheet, vouch: _Vouching) -> Table | None:
+    """The header and the rows after those a witness vouches for, read by calamine from
+    a package holding that sheet's XML without the vouched rows (the same bytes, less a
+    stretch of whole rows the witness's verifier read). None if nothing is vouched."""
+    import io
+
+    import python_calamine
+
+    with zipfile.ZipFile(path) as zf:
+        part = sheet_parts(zf).get(sheet.name)
+        if part is None:
+            return None
+        xml = zf.read(part)
+        to, end = vouched_prefix(xml, vouch.sheets[sheet.name])
+        cut = without_vouched_rows(xml, end) if to else None
+        if cut is None:
+            return None
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as mini:
+            for name in _TAIL_PARTS:
+                if name in zf.namelist():
+                    mini.writestr(name, zf.read(name))
+            mini.writestr(part, cut[0])
+    buffer.seek(0)
+    try:
+        book = python_calamine.CalamineWorkbook.from_filelike(buffer)
+    except Exception:  # noqa: BLE001 - calamine raises several unrelated types
+        return None  # read the whole sheet as usual, which reports what is wrong
+    table = _read_tables(path, book, (sheet,))[sheet.name]
+    table.vouched_to, table.omitted = to, cut[1]
+    return table
+
+
+def _read_tables(
+    path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...], vouch: _Vouching | None = None
+) -> dict[str, Table]:
     names = set(book.sheet_names)
     tables: dict[str, Table] = {}
     for sheet in sheets:
+        if vouch is not None and sheet.name in vouch.tail_only and sheet.name in names:
+            tail = _read_tail(path, sheet, vouch)
+            if tail is not None:
+                tables[sheet.name] = tail
+                continue
         if sheet.name not in names:
             if sheet.optional:
                 continue
@@ -425,16 +478,23 @@ class _Vouching:
     but the worksheets is as witnessed (styles and shared strings decide what a row's
     bytes hold and show)."""
 
-    def __init__(self, path: Path, witnessed: PackageDigests | None):
+    def __init__(
+        self, path: Path, witnessed: PackageDigests | None, tail_only: tuple[Sheet, ...] = ()
+    ):
         self.sheets: Mapping[str, tuple[Checkpoint, ...]] = {}
+        self.tail_only: frozenset[str] = frozenset()
         if witnessed is not None:
             with zipfile.ZipFile(path) as zf:
                 if package_digest(zf) == witnessed.package:
                     self.sheets = witnessed.sheets
+                    names = {s.name for s in tail_only} - {s.name for s in FORMULA_SHEETS}
+                    self.tail_only = frozenset(names & set(self.sheets))
 
     def scans(self, sheet: Sheet) -> bool:
-        """Whether the sheet's XML is read beside calamine's reading of it."""
-        return sheet in FORMULA_SHEETS or sheet.name in self.sheets
+        """Whether the sheet's XML is read beside calamine's reading of it (the tail-only
+        sheets are scanned as they are read)."""
+        in_tail = sheet.name in self.tail_only
+        return sheet in FORMULA_SHEETS or (sheet.name in self.sheets and not in_tail)
 
     def vouched_to(self, name: str, data: bytes) -> int:
         checkpoints = self.sheets.get(name)
