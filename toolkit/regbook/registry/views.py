@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from regbook.core.schema import (
@@ -104,14 +105,17 @@ def history_row(e: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def approvals_values(registry: Registry) -> list[dict[str, Any]]:
-    """One row per approval event."""
-    return [approval_row(e) for e in registry.events if e.kind == "approve"]
+def approvals_values(registry: Registry, start: int = 0) -> list[dict[str, Any]]:
+    """One row per approval event (from the ``start``-th on)."""
+    events = (e for e in registry.events if e.kind == "approve")
+    return [approval_row(e) for e in islice(events, start, None)]
 
 
-def history_values(registry: Registry) -> list[dict[str, Any]]:
-    """One row per registration, transition, gate result and archive move."""
-    return [history_row(e) for e in registry.events if e.kind != "approve"]
+def history_values(registry: Registry, start: int = 0) -> list[dict[str, Any]]:
+    """One row per registration, transition, gate result and archive move (from the
+    ``start``-th on)."""
+    events = (e for e in registry.events if e.kind != "approve")
+    return [history_row(e) for e in islice(events, start, None)]
 
 
 def _history_detail(kind: str, p: dict[str, Any]) -> str:
