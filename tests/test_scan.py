@@ -380,3 +380,36 @@ def test_regbook_toml_names_the_scan_roles(env: Env):
     assert Workspace.load(env.root).settings.scan_roles == ("ci", "sme")
     code, report = verify(env)
     assert code == 1 and "RB117" in {f["code"] for f in report["findings"]}
+
+
+# --- reports ----------------------------------------------------------------------------
+
+
+def test_evidence_report_and_card_show_each_files_format_and_whether_it_runs_code(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
+    folder = tmp_path / "artefact"
+    folder.mkdir()
+    (folder / "weights.safetensors").write_bytes(scan_corpus.safetensors_bytes())
+    (folder / "head.pkl").write_bytes(MALICIOUS)
+    env = workspace_with(tmp_path / "w", runner, monkeypatch, Version(artefact=folder))
+    scanned(env)
+    out = tmp_path / "out"
+    out.mkdir()
+    ok(env.run("report", "evidence", "credit-risk@1", "-o", str(out / "evidence.md")))
+    ok(env.run("report", "card", "credit-risk@1", "-o", str(out / "card.md")))
+    ok(env.run("report", "evidence", "credit-risk@1", "-o", str(out / "evidence.html")))
+    ok(env.run("report", "evidence", "credit-risk@1", "-o", str(out / "evidence.pdf")))
+    for name in ("evidence.md", "card.md"):
+        text = (out / name).read_text()
+        assert "| weights.safetensors | safetensors | no | clean | - |" in text
+        assert "| head.pkl | pickle | yes | findings | critical dangerous-global os.system |" in (
+            text
+        )
+        assert "critical + high: 1" in text
+    html = (out / "evidence.html").read_text()
+    assert "<td>head.pkl</td><td>pickle</td><td>yes</td>" in html
+    from pypdf import PdfReader
+
+    pdf = "".join(page.extract_text() for page in PdfReader(out / "evidence.pdf").pages)
+    assert "weights.safetensors" in pdf and "os.system" in pdf
