@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import pickletools
 import stat
 import struct
@@ -51,6 +52,8 @@ CLEAN, FINDINGS, INCONCLUSIVE = "clean", "findings", "inconclusive"
 NO_CODE_FORMATS = ("safetensors", "gguf", "onnx", "numpy", "text")
 
 _READ = 1 << 20
+# Files up to this size are read into memory once, hashed and scanned from there.
+_IN_MEMORY = 16 << 20
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".dill", ".dat", ".data")
 # A PyTorch zip checkpoint's members that hold no pickle: raw tensor storages under
 # data/ and a few small records.
@@ -171,21 +174,25 @@ def scan_artefact(path: Path) -> ScanReport:
         if not entries:
             raise InputError(f"directory has no files: {path} (an artefact with no bytes)")
         scans, digests = [], []
+        buffer = memoryview(bytearray(_READ))
         for rel, where in entries:
-            digest, scan = _hash_and_scan(where, rel)
+            digest, scan = _hash_and_scan(where, rel, buffer)
             digests.append((digest, rel))
             scans.append(scan)
         tree = hashlib.sha256(manifest_bytes(digests)).hexdigest()
         return ScanReport(ContentHash(TREE_ALGORITHM, tree), tuple(scans), SCANNER, version)
-    digest, scan = _hash_and_scan(str(path), path.name)
+    digest, scan = _hash_and_scan(str(path), path.name, memoryview(bytearray(_READ)))
     return ScanReport(ContentHash(FILE_ALGORITHM, digest), (scan,), SCANNER, version)
 
 
-def _hash_and_scan(path: str, label: str) -> tuple[str, FileScan]:
-    """The file's SHA-256 and its scan, from one open descriptor."""
+def _hash_and_scan(path: str, label: str, buffer: memoryview) -> tuple[str, FileScan]:
+    """The file's SHA-256 and its scan, from one open descriptor. Small files are read
+    into memory once; large ones are streamed through ``buffer`` and then scanned."""
     with open_regular(path) as handle:
+        if os.fstat(handle.fileno()).st_size <= _IN_MEMORY:
+            data = handle.read()
+            return hashlib.sha256(data).hexdigest(), scan_stream(io.BytesIO(data), label, len(data))
         digest = hashlib.sha256()
-        buffer = memoryview(bytearray(_READ))
         size = 0
         while n := handle.readinto(buffer):
             digest.update(buffer[:n])
