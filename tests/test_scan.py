@@ -413,3 +413,45 @@ def test_evidence_report_and_card_show_each_files_format_and_whether_it_runs_cod
 
     pdf = "".join(page.extract_text() for page in PdfReader(out / "evidence.pdf").pages)
     assert "weights.safetensors" in pdf and "os.system" in pdf
+
+
+# --- joblib ---------------------------------------------------------------------------------
+
+
+class _Evil:
+    def __reduce__(self) -> tuple:
+        return (os.system, ("echo owned",))  # pickled by reference, never called
+
+
+def _joblib(obj: object) -> bytes:
+    import joblib
+
+    out = io.BytesIO()
+    joblib.dump(obj, out)
+    return out.getvalue()
+
+
+def test_joblib_arrays_are_stepped_over_and_what_follows_them_is_scanned():
+    import numpy
+
+    plain = _joblib({"coef": numpy.arange(64.0), "shape": numpy.zeros((3, 4), "int16")})
+    scan = scan_stream(io.BytesIO(plain), "m.joblib", len(plain))
+    assert scan.verdict == "findings" and not scan.problem
+    assert {(f.severity, f.global_name) for f in scan.findings} == {
+        ("medium", "joblib.numpy_pickle.NumpyArrayWrapper")
+    }
+    evil = _joblib({"coef": numpy.arange(64.0), "hook": _Evil()})
+    scan = scan_stream(io.BytesIO(evil), "m.joblib", len(evil))
+    assert not scan.problem
+    assert {f.global_name for f in scan.findings if f.severity == "critical"} & {
+        "os.system",
+        "posix.system",
+    }
+
+
+def test_a_joblib_array_that_runs_past_the_file_is_inconclusive():
+    import numpy
+
+    data = _joblib({"coef": numpy.arange(64.0)})[:-20]
+    scan = scan_stream(io.BytesIO(data), "m.joblib", len(data))
+    assert scan.verdict == "inconclusive" and "past the end" in scan.problem

@@ -43,6 +43,7 @@ from regbook.storage.hashing import (
     open_regular,
     tree_files,
 )
+from regbook.storage.joblib_arrays import WRAPPER, splice
 
 SCANNER = "picklescan"
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -329,20 +330,63 @@ def _scan_pickle_file(handle: IO[bytes], label: str) -> FileScan:
 def _scan_pickle(handle: IO[bytes], label: str) -> tuple[tuple[ScanFinding, ...], str]:
     """picklescan's globals as findings, and why the stream cannot be vouched for ("" if
     it parses to its end)."""
-    from picklescan.scanner import SafetyLevel, scan_pickle_bytes
+    from picklescan.scanner import scan_pickle_bytes
 
     start = handle.tell()
+    result = _picklescan(scan_pickle_bytes, handle, label)
+    if isinstance(result, str):
+        return (), result
+    globals_ = list(result.globals)
+    scan_err = result.scan_err
+    if scan_err and any((g.module, g.name) == WRAPPER for g in globals_):
+        # joblib's inline array bytes stopped the parse: scan the opcodes without them
+        # too. The findings of both readings count: the first is what pickle.load runs,
+        # the second what joblib.load runs.
+        handle.seek(0, io.SEEK_END)
+        size = handle.tell()
+        handle.seek(start)
+        opcodes, problem = splice(handle, size)
+        if problem:
+            return _findings(globals_), problem
+        spliced = _picklescan(scan_pickle_bytes, io.BytesIO(opcodes), label)
+        if isinstance(spliced, str):
+            return _findings(globals_), spliced
+        globals_ += spliced.globals
+        scan_err = spliced.scan_err
+    findings = _findings(globals_)
+    if scan_err:
+        return (
+            findings,
+            "the pickle stream does not parse to its end (it is cut short or malformed)",
+        )
+    if not globals_:
+        # picklescan calls a stream with no globals clean even when it stopped parsing.
+        handle.seek(start)
+        problem = _parse_problem(handle)
+        if problem:
+            return (), problem
+    return findings, ""
+
+
+def _picklescan(scan: Any, handle: IO[bytes], label: str) -> Any:
+    """picklescan's result, or why it stopped."""
     try:
-        result = scan_pickle_bytes(handle, label)
+        return scan(handle, label)
     # A scanner that fails on hostile bytes must make the file inconclusive, whatever
     # it raises: the verdict is never "clean" by accident, and never a traceback.
     except Exception as err:  # noqa: BLE001
-        return (), f"the scanner stopped: {type(err).__name__}: {err}"
+        return f"the scanner stopped: {type(err).__name__}: {err}"
+
+
+def _findings(found: list[Any]) -> tuple[ScanFinding, ...]:
+    from picklescan.scanner import SafetyLevel
+
     findings = []
-    for g in sorted(result.globals, key=lambda g: (g.module, g.name)):
-        name = f"{g.module}.{g.name}"
+    unique = {(g.module, g.name): g for g in found}
+    for (module, attr), g in sorted(unique.items()):
+        name = f"{module}.{attr}"
         if g.safety == SafetyLevel.Dangerous:
-            if "unknown" in (g.module, g.name):
+            if "unknown" in (module, attr):
                 findings.append(
                     ScanFinding(
                         "unresolved-global",
@@ -366,17 +410,7 @@ def _scan_pickle(handle: IO[bytes], label: str) -> tuple[tuple[ScanFinding, ...]
                     f"imports {name}, which the scanner does not know to be safe",
                 )
             )
-    if result.scan_err:
-        return tuple(
-            findings
-        ), "the pickle stream does not parse to its end (truncated or malformed)"
-    if not result.globals:
-        # picklescan calls a stream with no globals clean even when it stopped parsing.
-        handle.seek(start)
-        problem = _parse_problem(handle)
-        if problem:
-            return (), problem
-    return tuple(findings), ""
+    return tuple(findings)
 
 
 def _parse_problem(handle: IO[bytes]) -> str:
