@@ -352,13 +352,10 @@ def test_a_scan_signed_by_a_role_the_policy_does_not_allow_is_not_read(
         "files": [{"path": "m.pkl", "format": "pickle", "runs_code": True,
                    "verdict": "clean", "findings": []}],
     }  # fmt: skip
-    row = forge(env, "sme", "scan", "credit-risk@1", payload)
+    forge(env, "sme", "scan", "credit-risk@1", payload)
     code, report = verify(env)
-    assert (
-        code == 1
-        and ("RB106", f"Ledger!J{row}") in problems(report)
-        or any(f["code"] == "RB106" for f in report["findings"])
-    )
+    assert code == 1 and "RB106" in {f["code"] for f in report["findings"]}
+    assert security(gated(env)[1])["value"] is None  # not read: no scan, no metric
 
 
 # --- the policy -------------------------------------------------------------------------
@@ -455,3 +452,25 @@ def test_a_joblib_array_that_runs_past_the_file_is_inconclusive():
     data = _joblib({"coef": numpy.arange(64.0)})[:-20]
     scan = scan_stream(io.BytesIO(data), "m.joblib", len(data))
     assert scan.verdict == "inconclusive" and "past the end" in scan.problem
+
+
+def test_a_scan_of_many_files_lists_those_with_findings_and_counts_the_rest(tmp_path: Path):
+    from regbook.ledger.events import payload_cell
+    from regbook.ledger.scans import recorded_scan
+    from regbook.workflow.governance import scan_payload
+
+    folder = tmp_path / "many"
+    for i in range(1500):
+        (folder / f"part-{i // 100:02}").mkdir(parents=True, exist_ok=True)
+        (folder / f"part-{i // 100:02}" / f"shard-{i:04}.safetensors").write_bytes(
+            scan_corpus.safetensors_bytes()
+        )
+    (folder / "hook.pkl").write_bytes(MALICIOUS)
+    payload = scan_payload(scan_artefact(folder), "Staging")
+    payload_cell("scan", payload)  # fits one Ledger cell
+    assert [f["path"] for f in payload["files"]] == ["hook.pkl"]
+    assert payload["clean_files"] == {
+        "count": 1500, "runs_code": 0, "formats": {"safetensors": 1500}
+    }  # fmt: skip
+    read = recorded_scan(payload)
+    assert not read.malformed and read.high_findings == 1
