@@ -474,3 +474,19 @@ def test_a_scan_of_many_files_lists_those_with_findings_and_counts_the_rest(tmp_
     }  # fmt: skip
     read = recorded_scan(payload)
     assert not read.malformed and read.high_findings == 1
+
+
+def test_the_history_sheet_shows_the_scan(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
+    from regbook.core.schema import HISTORY
+    from regbook.workbook.read import read_workbook
+
+    env = workspace_with(tmp_path, runner, monkeypatch, Version(artefact=MALICIOUS, name="m.pkl"))
+    scanned(env)
+    rows = read_workbook(env.workbook, sheets=(HISTORY,))[HISTORY.name]
+    assert any(
+        str(v).startswith("scan findings: 1 critical, 0 high, 0 medium, 0 low (picklescan ")
+        for v in (rows.value(i, "detail") for i in range(len(rows)))
+    ), rows
+    assert verify(env)[0] == 0
