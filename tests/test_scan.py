@@ -490,3 +490,19 @@ def test_the_history_sheet_shows_the_scan(
         for v in (rows.value(i, "detail") for i in range(len(rows)))
     ), rows
     assert verify(env)[0] == 0
+
+
+def test_a_signed_policy_can_let_another_role_sign_scans(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
+    env = workspace_with(tmp_path, runner, monkeypatch, Version(artefact=MALICIOUS, name="m.pkl"))
+    toml = env.root / "regbook.toml"
+    toml.write_text(toml.read_text().replace('scan = ["ci"]', 'scan = ["ci", "sme"]'))
+    assert env.run("scan", "credit-risk@1", key="sme").exit_code == 2  # not in force yet
+    ok(env.run("policy", "sign", key="governance-lead"))
+    shown = ok(env.run("policy", "show")).output
+    assert "[roles] scan = ['ci', 'sme']" in shown
+    assert env.run("scan", "credit-risk@1", key="sme").exit_code == 1  # signed, found os.system
+    code, gate = gated(env)
+    assert code == 1 and security(gate)["value"] == 1
+    assert verify(env)[0] == 0
