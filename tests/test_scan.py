@@ -506,3 +506,24 @@ def test_a_signed_policy_can_let_another_role_sign_scans(
     code, gate = gated(env)
     assert code == 1 and security(gate)["value"] == 1
     assert verify(env)[0] == 0
+
+
+def test_a_ci_signed_scan_whose_counts_do_not_add_up_is_malformed_and_vouches_for_nothing(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
+    env = workspace_with(tmp_path, runner, monkeypatch, Version(artefact=MALICIOUS, name="m.pkl"))
+    state = version(env, "credit-risk@1")
+    payload = {
+        "content_hash": state.content_hash, "stage": "Staging", "verdict": "clean",
+        "scanner": {"name": "picklescan", "version": "1.0.5"},
+        "counts": {"critical": 0, "high": 0, "medium": 0, "low": 0}, "inconclusive": [],
+        "files": [{"path": "m.pkl", "format": "pickle", "runs_code": True, "verdict": "clean",
+                   "findings": [{"rule": "dangerous-global", "severity": "critical",
+                                 "global": "os.system", "detail": ""}]}],
+    }  # fmt: skip
+    row = forge(env, "ci", "scan", "credit-risk@1", payload)
+    code, report = verify(env)
+    assert code == 1 and ("RB903", f"Ledger!F{row}") in problems(report)
+    code, gate = gated(env)
+    assert code == 1 and security(gate)["value"] is None
+    assert "malformed" in gate["security"]
