@@ -132,6 +132,15 @@ def test_a_plain_numpy_array_and_a_gguf_header_are_clean_a_numeric_array_runs_no
     assert scan_stream(io.BytesIO(buf.getvalue()), "a.npy", len(buf.getvalue())).format == "numpy"
     gguf = b"GGUF" + (3).to_bytes(4, "little") + b"\x00" * 16
     assert scan_stream(io.BytesIO(gguf), "m.gguf", len(gguf)).verdict == "clean"
+    config = b'{"layers": 4}\n'
+    assert scan_stream(io.BytesIO(config), "config.json", len(config)).format == "text"
+    code = b"import os\nos.system('id')\n"
+    scan = scan_stream(io.BytesIO(code), "modeling.py", len(code))
+    assert (scan.format, scan.runs_code, scan.findings[0].severity) == (
+        "python source",
+        True,
+        "medium",
+    )
 
 
 @pytest.mark.parametrize(

@@ -257,6 +257,12 @@ def scan_stream(handle: IO[bytes], label: str, size: int) -> FileScan:
         return _scan_pickle_file(handle, label)
     handle.seek(0)
     if _is_text(handle):
+        if label.lower().endswith(".py"):
+            # Custom model code (trust_remote_code and the like) runs when imported.
+            code = ScanFinding(
+                "python-source", "medium", "", "Python source: runs when a loader imports it"
+            )
+            return FileScan(label, "python source", True, (code,))
         return FileScan(label, "text", False)
     return FileScan(label, "unknown", True, problem="not a format regbook can scan")
 
