@@ -53,6 +53,8 @@ _API = {
     "register": "regbook.workflow.lifecycle",
     "seal": "regbook.workflow.lifecycle",
     "approve": "regbook.workflow.governance",
+    "scan": "regbook.workflow.governance",
+    "scan_artefact": "regbook.storage.scanning",
     "gate": "regbook.workflow.governance",
     "promote": "regbook.workflow.governance",
     "archive": "regbook.workflow.archive",

@@ -105,6 +105,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "retrieve",
         "Validate an archived version's bag, copy its artefact out, print its composite ID.",
     ),
+    "scan": (
+        "regbook.cli.scanning",
+        "scan",
+        "Scan every file of MODEL@VERSION's artefact without loading it; record it signed.",
+    ),
     "seal": (
         "regbook.cli.registering",
         "seal",

@@ -87,6 +87,10 @@ CODES: dict[str, tuple[str, str]] = {
     "RB804": (ERROR, "Bag tag manifest not the one archived and signed"),
     "RB805": (INFO, "Archived version's original still in storage"),
     "RB806": (WARNING, "Bag with no archive event"),
+    # the security scan
+    "RB901": (WARNING, "Typed security metric disagrees with the scan"),
+    "RB902": (ERROR, "Scan of another content hash (replayed scan)"),
+    "RB903": (ERROR, "Scan event malformed"),
 }
 
 

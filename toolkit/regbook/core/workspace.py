@@ -21,6 +21,7 @@ from typing import Any
 from regbook.core.errors import InputError, cut
 from regbook.core.policy import (
     DEFAULT_GATES,
+    DEFAULT_SCAN_ROLES,
     DEFAULT_TRANSITIONS,
     Policy,
     check_transition,
@@ -64,6 +65,8 @@ years = 10
 register = ["sme", "ci"]
 # Which roles may sign validation gate results.
 gate = ["ci"]
+# Which roles may sign security scans (regbook scan).
+scan = ["ci"]
 
 [transitions]
 # Which roles may approve each stage transition. "*->Archived" covers every stage
@@ -105,6 +108,7 @@ class Settings:
     retention_years: int = 10
     register_roles: tuple[str, ...] = ("sme", "ci")
     gate_roles: tuple[str, ...] = ("ci",)
+    scan_roles: tuple[str, ...] = DEFAULT_SCAN_ROLES
     transitions: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_TRANSITIONS)
     )
@@ -115,7 +119,13 @@ class Settings:
     @property
     def policy(self) -> Policy:
         """The policy this file states (in force only once signed into the ledger)."""
-        return Policy(self.register_roles, self.gate_roles, self.transitions, self.gates)
+        return Policy(
+            self.register_roles,
+            self.gate_roles,
+            self.transitions,
+            self.gates,
+            scan_roles=self.scan_roles,
+        )
 
     @classmethod
     def parse(cls, text: str, source: str = CONFIG_NAME) -> Settings:
@@ -157,11 +167,13 @@ class Settings:
             out["retention_years"] = _int(
                 retention["years"], f"{source}: [retention] years", 1, 100
             )
-        roles = _table(data, "roles", source, ("register", "gate"))
+        roles = _table(data, "roles", source, ("register", "gate", "scan"))
         if "register" in roles:
             out["register_roles"] = role_list(roles["register"], f"{source}: [roles] register")
         if "gate" in roles:
             out["gate_roles"] = role_list(roles["gate"], f"{source}: [roles] gate")
+        if "scan" in roles:
+            out["scan_roles"] = role_list(roles["scan"], f"{source}: [roles] scan")
         transitions = _table(data, "transitions", source)
         if transitions:
             merged = dict(DEFAULT_TRANSITIONS)

@@ -40,7 +40,9 @@ from regbook.workbook.read import CellValue, Table
 # can edit more, and the workbook should come back from a backup first.
 CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109", "RB112", "RB114", "RB121")
 GENESIS = "0" * 64
-EVENT_KINDS = ("register", "approve", "gate", "promote", "archive", "policy", "keyring")
+EVENT_KINDS = (
+    "register", "approve", "scan", "gate", "promote", "archive", "policy", "keyring",
+)  # fmt: skip
 
 
 def canonical(obj: Any) -> str:

@@ -35,6 +35,7 @@ class VersionState:
     approvals: list[LedgerEvent] = field(default_factory=list)
     gate_event: LedgerEvent | None = None
     stage_event: LedgerEvent | None = None  # the transition that set the stage
+    scans: list[LedgerEvent] = field(default_factory=list)  # every scan event, in order
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -103,6 +104,8 @@ class Registry:
         payload = event.payload
         if event.kind == "approve":
             state.approvals.append(event)
+        elif event.kind == "scan":
+            state.scans.append(event)
         elif event.kind == "gate":
             state.gate = payload.get("result")
             state.gate_event = event

@@ -331,6 +331,29 @@ def _evaluation(pdf: FPDF, evaluation: dict[str, Any]) -> None:
               g["result"]] for g in evaluation["gates"] if g["metric"] not in named]  # fmt: skip
     _table(pdf, ("Metric", "Slice", "Kind", "Value", "Gate", "Threshold", "Result"), rows,
            (2.2, 1, 1, 1, 1.4, 1.1, 0.9))  # fmt: skip
+    _security_scan(pdf, evaluation.get("security_scan"))
+
+
+def _security_scan(pdf: FPDF, scan: dict[str, Any] | None) -> None:
+    if not scan:
+        _paragraph(pdf, text("Security scan: none of this content hash is recorded; the "
+                             "security gate reads the sealed security_high_findings."))  # fmt: skip
+        return
+    counts = scan["counts"]
+    line = (
+        f"Security scan (the security gate reads it): ledger event {scan['seq']}, "
+        f"{scan['at']}, signed by {scan['signer']}, {scan['scanner']}. Verdict: "
+        f"{scan['verdict']}; critical + high: {scan['high_findings']} ({counts['critical']} "
+        f"critical, {counts['high']} high, {counts['medium']} medium, {counts['low']} low)."
+    )
+    if scan["inconclusive"]:
+        line += " Inconclusive for: " + ", ".join(scan["inconclusive"]) + "."
+    _paragraph(pdf, text(line))  # fmt: skip
+    rows = [[f["path"], f["format"], _yesno(f["runs_code"]), f["verdict"],
+             (f["findings"] or "-") + (f" ({f['problem']})" if f["problem"] else "")]
+            for f in scan["files"]]  # fmt: skip
+    _table(pdf, ("File", "Format", "Loading can run code", "Verdict", "Findings"), rows,
+           (1.6, 1, 0.9, 0.8, 2.4))  # fmt: skip
 
 
 def _history(pdf: FPDF, history: list[dict[str, Any]]) -> None:

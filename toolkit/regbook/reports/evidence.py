@@ -91,7 +91,7 @@ def evidence_data(
             "problems": artefact_problems,
         },
         "provenance": links,
-        "evaluation": evaluation_data(state),
+        "evaluation": evaluation_data(state, snapshot.anchors.policy_at),
         "history": _history(state, registry, keyring),
         "archive": _archive(ws, state),
         "findings": findings,
