@@ -115,6 +115,8 @@ def _checked_rows(
             if state is not None:
                 out[table.row_numbers[i]] = (state.model, state.version)
         return out
+    if sheet is not METRICS:  # regbook's own sheets: every row, named by cell alone
+        return dict.fromkeys(table.row_numbers, (None, None))
     model_at = sheet.index("model") if "model" in {c.key for c in sheet.columns} else None
     version_at = sheet.index("version") if "version" in {c.key for c in sheet.columns} else None
     for i, row in table.indexed():
@@ -167,7 +169,15 @@ def _sheet_findings(
         findings.append(Finding.make(
             "RB316", name, f"the {name} sheet is set not to show zero values: a sealed 0 "
             "reads as an empty cell"))  # fmt: skip
-    checked = _checked_rows(sheet, data, registry)
+    rows_of: dict[int, tuple[str | None, int | None]] | None = None
+
+    def checked() -> dict[int, tuple[str | None, int | None]]:
+        # The rows are only looked at when something is wrong: a clean sheet costs none.
+        nonlocal rows_of
+        if rows_of is None:
+            rows_of = _checked_rows(sheet, data, registry)
+        return rows_of
+
     for column, why in sorted(look.hidden_columns.items()):
         if column < ncols and column not in own:
             letter = column_letter(column + 1)
@@ -175,12 +185,12 @@ def _sheet_findings(
             findings.append(Finding.make(
                 "RB314", f"{name}!{letter}:{letter}", f"column {letter} ({header}) is "
                 f"{why}: a reader does not see it"))  # fmt: skip
-    hidden = [(row, why) for row, why in sorted(look.hidden_rows.items()) if row in checked]
+    hidden = [(r, why) for r, why in sorted(look.hidden_rows.items()) if r in checked()]
     findings += _capped(
         [
-            Finding.make("RB314", f"{name}!{row}:{row}", f"row {row}{_label(checked[row])} is "
-                         f"{why}: a reader does not see it", *checked[row])
-            for row, why in hidden
+            Finding.make("RB314", f"{name}!{r}:{r}", f"row {r}{_label(checked()[r])} is "
+                         f"{why}: a reader does not see it", *checked()[r])
+            for r, why in hidden
         ],
         f"{name}!A:A",
         f"rows of the {name} sheet are hidden",
@@ -193,13 +203,13 @@ def _sheet_findings(
         if problem is None:
             continue
         code, text = problem
-        rows = [r for r in shown.rows_with(name, column, index) if r in checked]
+        rows = [r for r in shown.rows_with(name, column, index) if r in checked()]
         letter = column_letter(column + 1)
         findings += _capped(
             [
-                Finding.make(code, f"{name}!{letter}{row}", f"{col.header}{_label(checked[row])}: "
-                             f"{text}", *checked[row])
-                for row in rows
+                Finding.make(code, f"{name}!{letter}{r}", f"{col.header}{_label(checked()[r])}: "
+                             f"{text}", *checked()[r])
+                for r in rows
             ],
             f"{name}!{letter}:{letter}",
             f"cells of column {letter} ({col.header}) have this format",

@@ -79,8 +79,13 @@ _THEME_ORDER = ("lt1", "dk1", "lt2", "dk2", "accent1", "accent2", "accent3", "ac
 
 # A cell written as Excel, LibreOffice and regbook write it: r first, then s.
 _CELL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+" s="([0-9]+)"')
-# Any other way of starting a cell element: the sheet is parsed in full.
-_ODD_CELL = re.compile(rb"<c[^ a-zA-Z]")
+# The sheet's own namespace bound to a prefix (cells could then be <x:c>).
+_MAIN_PREFIXED = re.compile(
+    rb'xmlns:[\w.-]+="(?:http://schemas\.openxmlformats\.org/spreadsheetml/2006/main|'
+    rb'http://purl\.oclc\.org/ooxml/spreadsheetml/main)"'
+)
+# A row that says anything about hiding or its height (the usual form: unprefixed).
+_ODD_ROW = re.compile(rb"<row\b([^>]*?\b(?:hidden|ht)=[^>]*)>")
 _ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
 _COL_TAG = re.compile(rb"<(?:\w+:)?col\b([^>]*)>")
 _SHEET_DATA = re.compile(rb"<(?:\w+:)?sheetData\b[^>]*?(/?)>")
@@ -470,8 +475,12 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
     else:
         head = opened.start()
         start = opened.end()
-        closed = None if opened.group(1) else _SHEET_DATA_END.search(data, start)
-        end = closed.start() if closed else start
+        # From the end: a regex walking forward would try every "</" of the sheet.
+        last = data.rfind(b"</sheetData>")
+        closed = None if opened.group(1) or last >= start else _SHEET_DATA_END.search(data, start)
+        end = (
+            last if not opened.group(1) and last >= start else (closed.start() if closed else start)
+        )
     outside = data[:head] + data[end:]
     found_fmt = re.search(rb"<(?:\w+:)?sheetFormatPr\b([^>]*)>", outside)
     fmt = _attrs(found_fmt.group(1)) if found_fmt else {}
@@ -499,14 +508,21 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
     if first is not None and _attrs(first.group(1)).get(b"r", b"1") == b"1":
         closed_row = _ROW_END.search(data, first.end(), end)
         below = first.end() if first.group(1).endswith(b"/") or not closed_row else closed_row.end()
-    _scan_rows(sheet, data, start, end, default_height, rows_hidden)
+    # The usual form: no namespace prefix on the sheet's own elements, none declared
+    # inside its rows, and every element starting "<c" in them a cell with r and s.
     found = _CELL.findall(data, below, end)
     usual = (
-        data.count(b"<c ", below, end) == len(found)
-        and not _ODD_CELL.search(data, below, end)
-        and data.find(b":c ", below, end) == -1
-        and data.find(b":c>", below, end) == -1
+        not _MAIN_PREFIXED.search(data, 0, start)
+        and data.find(b"xmlns", start, end) == -1
+        and data.count(b"<c", below, end) == len(found)
     )
+    if not (
+        usual
+        and not rows_hidden
+        and _scan_rows(sheet, _ODD_ROW.finditer(data, start, end), default_height, False, odd=True)
+    ):
+        sheet.hidden_rows.clear()
+        _scan_rows(sheet, _ROW_TAG.finditer(data, start, end), default_height, rows_hidden)
     if usual:
         sheet.cells = {(_column_index(c.decode()), int(s)) for c, s in set(found)}
     else:
@@ -515,10 +531,17 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
 
 
 def _scan_rows(
-    sheet: SheetLook, data: bytes, start: int, end: int, default: float, hidden: bool
-) -> None:
+    sheet: SheetLook,
+    rows: Iterable[re.Match[bytes]],
+    default: float,
+    hidden: bool,
+    odd: bool = False,
+) -> bool:
+    """Hidden and too low rows. ``rows`` are every row element, or (``odd``: the usual
+    form, rows shown by default) only those that say anything about hiding or height;
+    False if one of those has no number (then every row must be counted)."""
     number = 0
-    for match in _ROW_TAG.finditer(data, start, end):
+    for match in rows:
         blob = match.group(1)
         if b"r=" not in blob and b"hidden" not in blob and b"ht=" not in blob:
             number += 1
@@ -526,7 +549,12 @@ def _scan_rows(
                 sheet.hidden_rows[number] = "hidden (rows are hidden by default)"
             continue
         attrs = _attrs(blob)
-        number = _int(attrs.get(b"r")) if attrs.get(b"r", b"").isdigit() else number + 1
+        if attrs.get(b"r", b"").isdigit():
+            number = _int(attrs.get(b"r"))
+        elif odd:  # numbered by its place: every row must be counted
+            return False
+        else:
+            number += 1
         if _true(attrs.get(b"hidden")):
             sheet.hidden_rows[number] = "hidden"
         elif b"ht" in attrs:
@@ -535,6 +563,7 @@ def _scan_rows(
                 sheet.hidden_rows[number] = f"{height:g} pt high"
         elif hidden:
             sheet.hidden_rows[number] = "hidden (rows are hidden by default)"
+    return True
 
 
 def _scan_columns(sheet: SheetLook, outside: bytes, default: float) -> None:
