@@ -173,6 +173,12 @@ def _conditional(wb: Any) -> None:
     wb["Models"].conditional_formatting.add(f"{col('stage')}2:{col('stage')}3", rule)
 
 
+def _table(wb: Any) -> None:
+    from openpyxl.worksheet.table import Table
+
+    wb["Models"].add_table(Table(displayName="Versions", ref=f"A1:{col('seal')}3"))
+
+
 def _unprotect(wb: Any) -> None:
     wb["Models"].protection.sheet = False
 
@@ -217,6 +223,7 @@ FORGERIES = {
     "hidden History": (_sheet_state("History", "hidden"), ("RB315", "History")),
     "conditional format": (_conditional, ("RB316", f"Models!{col('stage')}2:{col('stage')}3")),
     "Models unprotected": (_unprotect, ("RB317", "Models")),
+    "a table over Models": (_table, ("RB316", "Models")),
 }  # fmt: skip
 
 
@@ -351,6 +358,16 @@ def _xml_zeros(parts: dict[str, bytes]) -> None:
     in_sheet(parts, "Metrics", "<sheetView ", '<sheetView showZeros="0" ')
 
 
+def _xml_tabs_hidden(parts: dict[str, bytes]) -> None:
+    workbook = parts["xl/workbook.xml"].decode()
+    if "showSheetTabs=" in workbook:
+        workbook, n = re.subn(r'showSheetTabs="[^"]*"', 'showSheetTabs="0"', workbook)
+    else:
+        workbook, n = re.subn(r"<workbookView\b", '<workbookView showSheetTabs="0"', workbook)
+    assert n == 1
+    parts["xl/workbook.xml"] = workbook.encode()
+
+
 def _xml_unprotected(parts: dict[str, bytes]) -> None:
     part = sheet_part(parts, "Models")
     data, n = re.subn(r"<sheetProtection\b[^>]*/>", "", parts[part].decode())
@@ -373,6 +390,7 @@ XML_FORGERIES = {
     "conditional format": (_xml_conditional, {("RB316", "Models!N2:N3")}),
     "zeros not shown": (_xml_zeros, {("RB316", "Metrics")}),
     "protection removed": (_xml_unprotected, {("RB317", "Models")}),
+    "sheet tabs hidden": (_xml_tabs_hidden, {("RB315", "registry.xlsx")}),
 }  # fmt: skip
 
 
@@ -483,14 +501,16 @@ def test_restore_puts_presentation_and_protection_back(registered: Env):
     def change(wb: Any) -> None:
         for name in ("stage shows a constant text", "white on the shade", "hidden row of a version",
                      "hidden column", "very hidden Ledger", "conditional format",
-                     "Models unprotected", "a metric shows a constant"):  # fmt: skip
+                     "Models unprotected", "a metric shows a constant",
+                     "a table over Models"):  # fmt: skip
             FORGERIES[name][0](wb)
         _notes(wb)
 
     edit_workbook(registered.workbook, change)
     edit_parts(registered.workbook, _xml_zeros)
+    edit_parts(registered.workbook, _xml_tabs_hidden)
     code, findings = verify(registered)
-    assert code == 1 and len(display(findings)) == 9, findings
+    assert code == 1 and len(display(findings)) == 11, findings
     result = registered.run("restore")
     assert result.exit_code == 0, result.output
     code, findings = verify(registered)

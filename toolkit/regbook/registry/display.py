@@ -77,6 +77,10 @@ def display_findings(shown: Presentation, data: WorkbookData, registry: Registry
         findings.append(Finding.make(
             "RB315", data.path.name, "the workbook's window is set hidden: a reader "
             "opening it sees no sheet at all"))  # fmt: skip
+    if shown.tabs_hidden:
+        findings.append(Finding.make(
+            "RB315", data.path.name, "the workbook's sheet tabs are set hidden: a reader "
+            "sees only the sheet it opens on, whichever that is"))  # fmt: skip
     for name, sheet_look in shown.sheets.items():
         if name not in SHEETS_BY_NAME:
             findings.append(_unknown_sheet(name, sheet_look))

@@ -138,6 +138,7 @@ class Presentation:
     looks: list[tuple[Look, ...]]  # by format index: one look, or two where readers differ
     sheets: dict[str, SheetLook]  # every sheet of the workbook, in its order
     window_hidden: bool = False
+    tabs_hidden: bool = False  # a reader sees only the sheet the workbook opens on
 
     def look(self, index: int) -> tuple[Look, ...] | None:
         return self.looks[index] if 0 <= index < len(self.looks) else None
@@ -170,6 +171,9 @@ def read_presentation(path: Path, scan: Iterable[str]) -> Presentation:
             shown = Presentation(path, _looks(styles, theme), {})
             shown.window_hidden = bool(
                 re.search(rb'<(?:\w+:)?workbookView\b[^>]*\bvisibility="(?:hidden|veryHidden)"',
+                          workbook))  # fmt: skip
+            shown.tabs_hidden = bool(
+                re.search(rb'<(?:\w+:)?workbookView\b[^>]*\bshowSheetTabs="(?:0|false)"',
                           workbook))  # fmt: skip
             for entry in SHEET_ENTRY_RE.findall(workbook):
                 attrs = dict(ATTR_RE.findall(entry))
@@ -606,6 +610,7 @@ def _scan_objects(zf: zipfile.ZipFile, sheet: SheetLook, outside: bytes, names: 
         (b"picture", "a background picture"),
         (b"oleObjects", "embedded objects"),
         (b"controls", "form controls"),
+        (b"tableParts", "a table (its table style can recolour the cells)"),
     ):
         if re.search(rb"<(?:\w+:)?" + tag + rb"\b", outside):
             sheet.objects.append(what)

@@ -183,6 +183,7 @@ def restore_presentation(wb: Any, models_rows: set[int]) -> None:
 
     if wb.views:
         wb.views[0].visibility = "visible"
+        wb.views[0].showSheetTabs = None
     for sheet in SHEETS:
         if sheet.name in wb.sheetnames:
             protect_sheet(wb[sheet.name], sheet)
@@ -194,6 +195,7 @@ def restore_presentation(wb: Any, models_rows: set[int]) -> None:
         ws.conditional_formatting = ConditionalFormattingList()
         ws._images = []  # openpyxl keeps pictures; shapes it never reads back
         ws._charts = []
+        ws.tables.clear()  # a table's style can recolour cells; the template has none
         ws.sheet_view.showZeros = None
         ws.sheet_format.zeroHeight = None
         if (ws.sheet_format.defaultRowHeight or 15) < MIN_ROW_HEIGHT:
