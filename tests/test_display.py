@@ -332,6 +332,20 @@ def _xml_reordered_attributes(parts: dict[str, bytes]) -> None:
     parts[part] = data.encode()
 
 
+def _xml_cell_in_the_header_row(parts: dict[str, bytes]) -> None:
+    # Version 1's Stage cell, forged and moved into the header row's element.
+    ref = f"{col('stage')}2"
+    index = add_xf(parts, cell_style(parts, "Models", ref), numfmt=';;;"Production"')
+    part = sheet_part(parts, "Models")
+    data = parts[part].decode()
+    cell = re.search(rf'<c r="{ref}" s="\d+"[^>]*?(?:/>|>.*?</c>)', data)
+    assert cell
+    moved = re.sub(r's="\d+"', f's="{index}"', cell.group(0), count=1)
+    data = data.replace(cell.group(0), "", 1)
+    data = data.replace("</row>", moved + "</row>", 1)
+    parts[part] = data.encode()
+
+
 def _xml_hidden_row(parts: dict[str, bytes]) -> None:
     in_sheet(parts, "Models", '<row r="3"', '<row r="3" hidden="1"')
 
@@ -384,6 +398,8 @@ XML_FORGERIES = {
         {("RB312", f"Models!{col(k)}{r}")
          for k in ("trained_on", "deployed_on", "retain_until") for r in (2, 3)}),
     "attributes reordered": (_xml_reordered_attributes, {("RB312", f"Models!{col('stage')}3")}),
+    "forged cell moved into the header row": (
+        _xml_cell_in_the_header_row, {("RB312", f"Models!{col('stage')}2")}),
     "hidden row": (_xml_hidden_row, {("RB314", "Models!3:3")}),
     "half-point row": (_xml_tiny_row, {("RB314", "Models!2:2")}),
     "very hidden Ledger": (_xml_very_hidden, {("RB315", "Ledger")}),

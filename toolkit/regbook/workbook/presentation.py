@@ -79,6 +79,7 @@ _THEME_ORDER = ("lt1", "dk1", "lt2", "dk2", "accent1", "accent2", "accent3", "ac
 
 # A cell written as Excel, LibreOffice and regbook write it: r first, then s.
 _CELL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+" s="([0-9]+)"')
+_CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]+)"')
 # The sheet's own namespace bound to a prefix (cells could then be <x:c>).
 _MAIN_PREFIXED = re.compile(
     rb'xmlns:[\w.-]+="(?:http://schemas\.openxmlformats\.org/spreadsheetml/2006/main|'
@@ -516,7 +517,9 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
     # inside its rows, and every element starting "<c" in them a cell with r and s.
     found = _CELL.findall(data, below, end)
     usual = (
-        not _MAIN_PREFIXED.search(data, 0, start)
+        # a cell of another row placed inside the header row would escape the scan
+        all(r == b"1" for r in _CELL_ROW.findall(data, start, below))
+        and not _MAIN_PREFIXED.search(data, 0, start)
         and data.find(b"xmlns", start, end) == -1
         and data.count(b"<c", below, end) == len(found)
     )
@@ -638,6 +641,7 @@ def _parse_cells(data: bytes) -> list[tuple[int, int, int]]:
                 continue
             match = _REF.fullmatch(cell.get("r") or "")
             col = _column_index(match.group(1)) if match else col + 1
-            out.append((row_no, col, _int(cell.get("s"))))
+            # A cell's own reference wins over its row's, as in the readers of values.
+            out.append((int(match.group(2)) if match else row_no, col, _int(cell.get("s"))))
         element.clear()
     return out
