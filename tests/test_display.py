@@ -609,3 +609,20 @@ def test_libreoffice_resave_of_a_clean_registry_is_silent(registered: Env, tmp_p
     code, findings = verify(registered)
     assert code == 0, findings
     assert display(findings) == set()
+
+
+def test_archive_refuses_a_forged_look_until_restore(registered: Env):
+    # Version 2's row is forged; the approval of version 1 rewrites only version 1's row.
+    edit_workbook(registered.workbook, _fmt(f"Models!{col('stage')}3", ';;;"Archived"'))
+    approved = registered.run("approve", "credit-risk@1", "--to", "Archived", key="sme")
+    assert approved.exit_code == 0, approved.output
+    assert display(verify(registered)[1]) == {("RB312", f"Models!{col('stage')}3")}
+    refused = registered.run("archive", "credit-risk@1", key="sme")
+    assert refused.exit_code == 1, refused.output
+    assert "nothing was written" in refused.output
+    assert (registered.root / "models" / "credit-risk" / "1").exists()
+    assert registered.run("restore").exit_code == 0
+    archived = registered.run("archive", "credit-risk@1", key="sme")
+    assert archived.exit_code == 0, archived.output
+    code, findings = verify(registered)
+    assert code == 0, findings
