@@ -79,6 +79,7 @@ _THEME_ORDER = ("lt1", "dk1", "lt2", "dk2", "accent1", "accent2", "accent3", "ac
 
 # A cell written as Excel, LibreOffice and regbook write it: r first, then s.
 _CELL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+" s="([0-9]+)"')
+_SLICE = 1 << 20
 _CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]+)"')
 # The sheet's own namespace bound to a prefix (cells could then be <x:c>).
 _MAIN_PREFIXED = re.compile(
@@ -515,13 +516,23 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
         below = first.end() if first.group(1).endswith(b"/") or not closed_row else closed_row.end()
     # The usual form: no namespace prefix on the sheet's own elements, none declared
     # inside its rows, and every element starting "<c" in them a cell with r and s.
-    found = _CELL.findall(data, below, end)
+    # By slices of about a megabyte, cut before a row: the matches of one slice at a
+    # time are held, not the 230,000 of a 10,000-version Models sheet.
+    pairs: set[tuple[bytes, bytes]] = set()
+    matched, pos = 0, below
+    while pos < end:
+        cut = data.find(b"<row", pos + _SLICE, end)
+        cut = end if cut == -1 else cut
+        found = _CELL.findall(data, pos, cut)
+        matched += len(found)
+        pairs.update(found)
+        pos = cut
     usual = (
         # a cell of another row placed inside the header row would escape the scan
         all(r == b"1" for r in _CELL_ROW.findall(data, start, below))
         and not _MAIN_PREFIXED.search(data, 0, start)
         and data.find(b"xmlns", start, end) == -1
-        and data.count(b"<c", below, end) == len(found)
+        and data.count(b"<c", below, end) == matched
     )
     if not (
         usual
@@ -531,7 +542,7 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
         sheet.hidden_rows.clear()
         _scan_rows(sheet, _ROW_TAG.finditer(data, start, end), default_height, rows_hidden)
     if usual:
-        sheet.cells = {(_column_index(c.decode()), int(s)) for c, s in set(found)}
+        sheet.cells = {(_column_index(c.decode()), int(s)) for c, s in pairs}
     else:
         sheet.fast = False
         sheet.cells = {(c, s) for r, c, s in _parse_cells(data) if r > 1}
