@@ -6,7 +6,7 @@ sheet, a conditional format. ``display_findings`` holds the presentation of the 
 regbook writes (``regbook.workbook.presentation``) against what the template gives each
 column, and names every cell where a reader may see something else than the value::
 
-    shown = read_presentation(path, DISPLAY_SHEETS_NAMES)
+    shown = read_presentation(path, DISPLAY_SHEET_NAMES)
     findings = display_findings(shown, data, registry)   # RB312-RB318
 
 Only differences that can change what a reader sees count (docs/findings.md lists
@@ -81,9 +81,9 @@ def display_findings(shown: Presentation, data: WorkbookData, registry: Registry
         findings.append(Finding.make(
             "RB315", data.path.name, "the workbook's sheet tabs are set hidden: a reader "
             "sees only the sheet it opens on, whichever that is"))  # fmt: skip
-    for name, sheet_look in shown.sheets.items():
+    for name in shown.sheets:
         if name not in SHEETS_BY_NAME:
-            findings.append(_unknown_sheet(name, sheet_look))
+            findings.append(_unknown_sheet(name))
     for sheet in DISPLAY_SHEETS:
         sheet_look = shown.sheets.get(sheet.name)
         if sheet_look is None or sheet.name not in data.tables:
@@ -92,7 +92,7 @@ def display_findings(shown: Presentation, data: WorkbookData, registry: Registry
     return findings
 
 
-def _unknown_sheet(name: str, look: SheetLook) -> Finding:
+def _unknown_sheet(name: str) -> Finding:
     folded = name.casefold()
     alike = next((s for s in SHEETS_BY_NAME if s.casefold() in folded), None)
     if alike:
