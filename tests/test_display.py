@@ -372,6 +372,21 @@ def _xml_zeros(parts: dict[str, bytes]) -> None:
     in_sheet(parts, "Metrics", "<sheetView ", '<sheetView showZeros="0" ')
 
 
+def _xml_comment_shown(parts: dict[str, bytes]) -> None:
+    # The Models header's comment box made always visible: it sits over the cells.
+    part = sheet_part(parts, "Models")
+    rels = parts[part.replace("worksheets/", "worksheets/_rels/") + ".rels"].decode()
+    target = re.search(r'Target="([^"]+\.vml)"', rels)
+    assert target
+    vml_part = target.group(1).lstrip("/")
+    vml = parts[vml_part].decode()
+    # The excel namespace's own prefix, whatever the writer called it.
+    shown, n = re.subn(r'<(\w+):ClientData ObjectType="Note">',
+                       r'<\1:ClientData ObjectType="Note"><\1:Visible/>', vml, count=1)  # fmt: skip
+    assert n == 1
+    parts[vml_part] = shown.encode()
+
+
 def _xml_tabs_hidden(parts: dict[str, bytes]) -> None:
     workbook = parts["xl/workbook.xml"].decode()
     if "showSheetTabs=" in workbook:
@@ -407,6 +422,7 @@ XML_FORGERIES = {
     "zeros not shown": (_xml_zeros, {("RB316", "Metrics")}),
     "protection removed": (_xml_unprotected, {("RB317", "Models")}),
     "sheet tabs hidden": (_xml_tabs_hidden, {("RB315", "registry.xlsx")}),
+    "a comment box always shown": (_xml_comment_shown, {("RB316", "Models")}),
 }  # fmt: skip
 
 

@@ -80,6 +80,8 @@ _THEME_ORDER = ("lt1", "dk1", "lt2", "dk2", "accent1", "accent2", "accent3", "ac
 # A cell written as Excel, LibreOffice and regbook write it: r first, then s.
 _CELL = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+" s="([0-9]+)"')
 _SLICE = 1 << 20
+_NOT_A_NOTE = re.compile(rb'ObjectType="(?!Note")')
+_SHOWN_NOTE = re.compile(rb"<(?:\w+:)?Visible\b|visibility:\s*visible", re.IGNORECASE)
 _CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]+)"')
 # The sheet's own namespace bound to a prefix (cells could then be <x:c>).
 _MAIN_PREFIXED = re.compile(
@@ -620,6 +622,14 @@ def _scan_objects(zf: zipfile.ZipFile, sheet: SheetLook, outside: bytes, names: 
         # something counts.
         if target not in names or _ANCHOR.search(zf.read(target)):
             sheet.objects.append("a drawing (shapes, text boxes or pictures over the cells)")
+    for match in re.finditer(rb"<(?:\w+:)?legacyDrawing\b([^>]*)>", outside):
+        target = rels.get(_attrs(match.group(1)).get(b"id", b"").decode("utf-8", "replace"), "")
+        # Comment boxes are drawn hidden until pointed at; one set visible sits over cells.
+        vml = zf.read(target) if target in names else b""
+        if _SHOWN_NOTE.search(vml):
+            sheet.objects.append("a comment box set always visible (it sits over the cells)")
+        if _NOT_A_NOTE.search(vml):
+            sheet.objects.append("a legacy drawing with shapes other than comments")
     for tag, what in (
         (b"picture", "a background picture"),
         (b"oleObjects", "embedded objects"),
