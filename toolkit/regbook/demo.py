@@ -188,7 +188,8 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     _lineage(ws, target, say)
 
     say("8. Tampering is caught. In a copy of the registry someone edits the code commit")
-    say("   and improves the AUC-ROC in Excel, and swaps the stored model file.")
+    say("   and improves the AUC-ROC in Excel, swaps the stored model file, and gives")
+    say("   the next row's Stage cell a number format that shows 'Production'.")
     tampered = _tampered_copy(root, target / "tampered")
 
     say("   $ regbook --workspace tampered verify")
@@ -569,6 +570,8 @@ def _tampered_copy(root: Path, copy: Path) -> Path:
     ws = wb[MODELS.name]
     ws[f"{MODELS.letter('code_commit')}2"] = "c0ffe312d4e5f6a7b8c9d0e1f2a3b4c5d6e7f809"
     ws[f"{MODELS.letter('auc_roc')}2"] = 0.93
+    # A display forgery: the Stage value is untouched, but every reader shows Production.
+    ws[f"{MODELS.letter('stage')}3"].number_format = ';;;"Production"'
     wb.save(copy / "registry.xlsx")
     stored = next((copy / "models" / "credit-risk" / "1").iterdir())
     stored.chmod(stored.stat().st_mode | stat.S_IWUSR)

@@ -56,6 +56,14 @@ CODES: dict[str, tuple[str, str]] = {
     "RB309": (ERROR, "Approvals or History view differs from the ledger"),
     "RB310": (INFO, "Draft rows not yet sealed"),
     "RB311": (ERROR, "Workflow cell edited by hand"),
+    # what the workbook shows besides its values (display forgery)
+    "RB312": (ERROR, "Number format shows another text than the value"),
+    "RB313": (ERROR, "Cell styled so its value cannot be read"),
+    "RB314": (ERROR, "Row or column of the registry hidden"),
+    "RB315": (ERROR, "Registry sheet hidden"),
+    "RB316": (ERROR, "Conditional format, drawing or setting over registry cells"),
+    "RB317": (WARNING, "Models sheet not protected"),
+    "RB318": (INFO, "Sheet not part of the registry, not verified"),
     # the stage workflow
     "RB501": (ERROR, "Stage reached without its approval"),
     "RB502": (ERROR, "Production transition not signed by a ci key"),

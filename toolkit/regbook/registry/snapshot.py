@@ -33,7 +33,9 @@ from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import Vouched, keys_findings, view_findings
+from regbook.registry.display import DISPLAY_SHEET_NAMES, display_findings
 from regbook.registry.witness import WITNESS_CODES, Witness, signatures_sha256, witness_findings
+from regbook.workbook.presentation import read_presentation
 from regbook.workbook.read import Table, WorkbookData, read_workbook
 
 LEDGER_ONLY: tuple[Sheet, ...] = (LEDGER,)
@@ -275,6 +277,8 @@ def _open(
     )
     if views:
         compared = view_findings(data, registry, since)
+        shown = read_presentation(ws.workbook_path, DISPLAY_SHEET_NAMES)
+        compared += display_findings(shown, data, registry)
         keys = keys_findings(data, keyring)
     if waiting is not None:
         rules = workflow_findings(registry, anchors, vouched=trusted if vouched else 0)

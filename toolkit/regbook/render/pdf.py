@@ -43,6 +43,7 @@ def render_pdf(data: dict[str, Any]) -> bytes:
         pdf = _new_document(data, Path(tmp))
         _title(pdf, data)
         _banner(pdf, data["problems"])
+        _unverified_sheets(pdf, data.get("unverified_sheets") or [])
         _identity(pdf, data["identity"])
         _artefact(pdf, data["artefact"])
         _provenance(pdf, data["provenance"])
@@ -280,6 +281,13 @@ def _banner(pdf: FPDF, problems: dict[str, Any]) -> None:
                    f"{link['reason'] or link['summary']}")
               for link in problems["broken_links"]]  # fmt: skip
     _box(pdf, lines, _RED, _RED_FILL)
+
+
+def _unverified_sheets(pdf: FPDF, names: list[str]) -> None:
+    if names:
+        _box(pdf, [text("Not part of the registry, not verified: the workbook also holds the "
+                        f"sheet(s) {', '.join(names)}. Nothing in them is vouched for by the "
+                        "ledger.")], _RED, _RED_FILL)  # fmt: skip
 
 
 def _identity(pdf: FPDF, identity: dict[str, Any]) -> None:
