@@ -478,11 +478,12 @@ def test_backdating_with_a_revoked_key_is_caught_by_chain_position(prod: Env):
     code, report = verify(prod, "--keyring-sha256", new_pin)
     assert code == 1 and ("RB115", f"Ledger!K{row}") in problems(report)
     # Dated inside the old key's window, it is caught by chain position alone; RB107
-    # too only when the revocation's valid-before fell in the same second as its event.
+    # too only when a second ticked between the revocation's valid-before (inclusive)
+    # and its event's time.
     ring = keys.Keyring.load(prod.root / "allowed_signers")
     until = next(e.valid_before for e in ring.entries if "ci@example.com" in e.principals)
     assert until is not None
-    late = last.at >= until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    late = last.at > until.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert codes(report) == ({"RB115", "RB107"} if late else {"RB115"})
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
-_SHEET_ENTRY = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
-_ATTR = re.compile(rb'([\w:]+)="([^"]*)"')
-_REL_ENTRY = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
+SHEET_ENTRY_RE = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
+ATTR_RE = re.compile(rb'([\w:]+)="([^"]*)"')
+REL_ENTRY_RE = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
 WORKBOOK_PART = "xl/workbook.xml"
 WORKBOOK_RELS = "xl/_rels/workbook.xml.rels"
 
@@ -18,15 +18,15 @@ def sheet_targets(workbook: bytes, rels: bytes) -> dict[str, str]:
     """Each sheet's name (as shown) and the part its relationship points at, from the
     bytes of xl/workbook.xml and xl/_rels/workbook.xml.rels."""
     targets: dict[str, str] = {}
-    for entry in _REL_ENTRY.findall(rels):
-        attrs = dict(_ATTR.findall(entry))
+    for entry in REL_ENTRY_RE.findall(rels):
+        attrs = dict(ATTR_RE.findall(entry))
         rid, target = attrs.get(b"Id"), attrs.get(b"Target")
         if rid and target:
             t = target.decode()
             targets[rid.decode()] = t.lstrip("/") if t.startswith("/") else "xl/" + t
     out = {}
-    for entry in _SHEET_ENTRY.findall(workbook):
-        attrs = dict(_ATTR.findall(entry))
+    for entry in SHEET_ENTRY_RE.findall(workbook):
+        attrs = dict(ATTR_RE.findall(entry))
         name = attrs.get(b"name")
         rid = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
         if name and rid and rid.decode() in targets:

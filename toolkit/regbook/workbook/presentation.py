@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from regbook.core.errors import InputError
-from regbook.workbook.read import ATTR_RE, REL_ENTRY_RE, SHEET_ENTRY_RE, unescape_xml
+from regbook.workbook.package import ATTR_RE, REL_ENTRY_RE, SHEET_ENTRY_RE, unescape_xml
 
 if TYPE_CHECKING:  # pragma: no cover
     from xml.etree.ElementTree import Element
