@@ -10,13 +10,13 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import docblocks
 from conftest import Env, edit_workbook, run
 from factory import CODE_COMMIT, DATA_VERSION
 from regbook.cli import cli
@@ -233,5 +233,148 @@ def test_resolve_answers_nothing_when_the_ledger_has_findings(env: Env):
     assert result.exit_code == 1
 
 
-_ = sys  # the textconv test below runs regbook as git would, with this interpreter
-_ = threading
+# --- item 9: log, git, two writers ----------------------------------------------------
+
+
+def test_log_prints_one_block_per_event(env: Env):
+    ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
+    # A note crafted to reverse the text after it (control characters are refused at
+    # input; a bidirectional override is text a cell keeps).
+    ok(env.run("approve", "credit-risk@1", "--to", "Staging", "--note",
+               "fine\u202eevil", key="sme"))  # fmt: skip
+    out = ok(env.run("log"))
+    blocks = out.strip().split("\n\n")
+    heads = [b.splitlines()[0] for b in blocks]
+    assert len(heads) == 5 and [h.split()[1] for h in heads] == ["1", "2", "3", "4", "5"]
+    assert heads[3].split()[2:4] == ["register", "credit-risk@1"]
+    assert "  signed by alice@example.com (SHA256:" in blocks[3]
+    assert "  metrics[0].metric: auc_roc" in blocks[3]
+    assert "\x1b" not in out and "\u202e" not in out
+    assert 'note: "fine\\u202eevil"' in out
+    only = ok(env.run("log", "credit-risk@1"))
+    assert only.count("\nevent ") + only.startswith("event ") == 2
+    # An edited ledger: the events are printed as stored, then every finding (exit 1).
+    edit_workbook(env.workbook, lambda wb: wb[LEDGER.name].cell(5, 2, "2020-01-01T00:00:00Z"))
+    result = env.run("log")
+    assert result.exit_code == 1
+    assert "RB10" in result.output and "not vouched for" in result.output
+
+
+@needs_git
+def test_git_diff_shows_the_events_added(env: Env, tmp_path):
+    """The textconv driver of docs/collaboration.md, as a user sets it up."""
+    tools = docblocks.tool_env(tmp_path / "tools")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+    def sh(*args: str) -> str:
+        done = subprocess.run(
+            list(args), cwd=env.root, env=tools, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    sh(*git, "init", "-q")
+    sh("git", "config", "diff.regbook.textconv", "regbook log --textconv")
+    attributes = "registry.xlsx diff=regbook\nnotes.xlsx diff=regbook\n"
+    (env.root / ".gitattributes").write_text(attributes, encoding="utf-8")
+    sh(*git, "add", "-A")
+    sh(*git, "commit", "-qm", "registry with keys")
+    ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
+    diff = sh("git", "diff", "registry.xlsx")
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and "+++" not in line]
+    assert added[0] == ""  # the blank line between the old last event and the new one
+    assert added[1].startswith("event 4  register  credit-risk@1  ")
+    assert not [line for line in diff.splitlines() if line.startswith("-") and "---" not in line]
+    sh(*git, "commit", "-qam", "register credit-risk@1")
+    history = sh("git", "log", "-p", "--format=commit %s", "registry.xlsx")
+    assert "+event 4  register  credit-risk@1" in history
+    assert "+event 1  keyring" in history
+    # A file that is not a workbook does not break git: it says so.
+    (env.root / "notes.xlsx").write_text("not a workbook", encoding="utf-8")
+    sh(*git, "add", "notes.xlsx")
+    assert "(no regbook ledger:" in sh("git", "diff", "--cached", "notes.xlsx")
+
+
+def _hold_lock(workbook: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another regbook command in the middle of its write: it holds the writer lock."""
+    code = (
+        "import sys, time, filelock\n"
+        f"lock = filelock.FileLock({str(workbook.with_name('.' + workbook.name + '.lock'))!r})\n"
+        "lock.acquire()\n"
+        "print('locked', flush=True)\n"
+        f"time.sleep({seconds})\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_writer_is_refused_and_nothing_is_lost(env: Env, tmp_path):
+    ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
+    before = env.workbook.read_bytes()
+    holder = _hold_lock(env.workbook, 30)
+    try:
+        result = env.run("approve", "credit-risk@1", "--to", "Staging", key="sme")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 3
+    assert "locked by another regbook command" in result.output
+    assert env.workbook.read_bytes() == before  # nothing written, nothing lost
+    ok(env.run("approve", "credit-risk@1", "--to", "Staging", key="sme"))  # and once it is free
+
+    # Writers at the same time, as separate processes: each one is written or refused,
+    # and every one written is in the ledger.
+    tools = docblocks.tool_env(tmp_path / "tools")
+    writers = []
+    for n in range(3):
+        artefact = tmp_path / f"team-{n}.pkl"
+        artefact.write_bytes(b"model of team %d\n" % n)
+        args = ["regbook", "--workspace", str(env.root), "register", f"team-{n}",
+                "--artefact", str(artefact), "--data-version", DATA_VERSION,
+                "--code-commit", CODE_COMMIT, "--pipeline-run", f"run-{n}",
+                "--key", str(env.keys["sme"])]  # fmt: skip
+        writers.append(subprocess.Popen(args, env=tools, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))  # fmt: skip
+    done = [(w.wait(timeout=300), w.communicate()[0]) for w in writers]
+    assert all(code in (0, 3) for code, _ in done), done
+    written = {f"team-{n}" for n, (code, _) in enumerate(done) if code == 0}
+    assert written, done
+    listed = json.loads(env.run("list", "--json").output)
+    assert written <= {row["model"] for row in listed}
+    result = env.run("verify", "--no-artefacts")
+    assert result.exit_code == 0, result.output
+
+
+# --- item 11: a package you can install --------------------------------------------------
+
+
+def test_the_version_is_recorded_in_the_changelog_and_the_package_ships_its_files(runner):
+    """CI builds the wheel, installs it into a fresh venv and runs the demo (.ci/run);
+    this checks, quickly, what that relies on: one version, named by `--version` and by
+    the newest CHANGELOG entry, and every non-Python file of the package declared as
+    package data, so the wheel carries it."""
+    version = runner.invoke(cli, ["--version"]).output.split()[-1]
+    changelog = (docblocks.REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    entries = [line[3:].split()[0] for line in changelog.splitlines() if line.startswith("## ")]
+    assert entries and entries[0] == version, (entries[:1], version)
+    import configparser
+    import fnmatch
+
+    setup = configparser.ConfigParser()
+    setup.read(docblocks.REPO / "setup.cfg")
+    assert setup["metadata"]["version"] == "attr: regbook.__version__"
+    patterns = [p.strip() for p in setup["options.package_data"]["regbook"].split(",")]
+    package = docblocks.REPO / "toolkit" / "regbook"
+    data = [
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+    ]
+    assert data, "the package has no data files: the scan is broken"
+    for name in data:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+    assert "templates/evidence.html.j2" in data
+    ci = (docblocks.REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "-m build" in ci
+    assert '"$pkg/venv/bin/regbook" demo' in ci
