@@ -61,10 +61,12 @@ def resolve(
     elif found.ok:
         click.echo(f"{found.composite_id} {found.artefact}")
         if found.also_in_stage:
-            others = ", ".join(f"@{v}" for v in found.also_in_stage)
+            count = len(found.also_in_stage)
+            others = ", ".join(f"@{v}" for v in found.also_in_stage[-5:])
+            more = f"{count} others, the last " if count > 5 else ""
             click.echo(
-                f"regbook: note: {found.ref.model}{others} also in {found.ref.stage}; "
-                f"@{found.version} was moved there last",
+                f"regbook: note: {found.ref.model} {more}{others} also in "
+                f"{found.ref.stage}; @{found.version} was moved there last",
                 err=True,
             )
     else:
