@@ -127,6 +127,17 @@ def test_init_refuses_a_folder_with_files_unless_forced(tmp_path, runner):
     # Forced or not, a workspace is never made over another.
     again = runner.invoke(cli, ["init", str(folder), "--force"])
     assert again.exit_code == 2 and "already a regbook workspace" in again.output
+    # A link planted where init would read or make something: refused, nothing written.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a private note\n", encoding="utf-8")
+    for planted, link_to in ((".gitignore", secret), ("archive", tmp_path)):
+        trap = tmp_path / f"trap-{planted.strip('.')}"
+        trap.mkdir()
+        (trap / planted).symlink_to(link_to)
+        result = runner.invoke(cli, ["init", str(trap), "--force"])
+        assert result.exit_code == 2 and "not a plain" in result.output, result.output
+        assert [p.name for p in trap.iterdir()] == [planted]
+    assert secret.read_text(encoding="utf-8") == "a private note\n"
     # An empty folder needs no --force.
     (tmp_path / "empty").mkdir()
     ok(runner.invoke(cli, ["init", str(tmp_path / "empty")]))

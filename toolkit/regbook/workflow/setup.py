@@ -63,6 +63,14 @@ def init_workspace(target: Path, *, force: bool = False) -> Workspace:
     for name in (settings.workbook, settings.keyring):
         if (target / name).exists():
             raise InputError(f"{target / name}: already exists; nothing was changed")
+    # What is there already must be what it seems: a link could make the storage or the
+    # .gitignore (read, then written back) another place's.
+    for name in (settings.models, settings.archive, ".gitignore"):
+        there = target / name
+        plain = there.is_file() if name == ".gitignore" else there.is_dir()
+        if there.is_symlink() or (there.exists() and not plain):
+            kind = "file" if name == ".gitignore" else "folder"
+            raise InputError(f"{there}: exists and is not a plain {kind}; nothing was changed")
     target.mkdir(parents=True, exist_ok=True)
     (target / settings.models).mkdir(exist_ok=True)
     (target / settings.archive).mkdir(exist_ok=True)
