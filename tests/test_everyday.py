@@ -77,6 +77,7 @@ def test_only_private_keys_are_private(tmp_path, umask, monkeypatch):
     rb("retrieve", "credit-risk@2", "--to", str(out / "restored"))
     rb("report", "evidence", "credit-risk@1", "-o", str(out / "evidence.html"))
     rb("report", "card", "credit-risk@1", "-o", str(out / "card.md"))
+    rb("report", "pack", "credit-risk@1", "-o", str(out / "pack.zip"))
     rb("export", "signatures", str(out / "signatures"))
 
     private, shared_file, shared_folder = 0o600, 0o666 & ~umask, 0o777 & ~umask
@@ -91,6 +92,7 @@ def test_only_private_keys_are_private(tmp_path, umask, monkeypatch):
         root / ".gitignore",
         out / "evidence.html",
         out / "card.md",
+        out / "pack.zip",
     ):
         assert mode(path) == shared_file, path
     bag = root / "archive" / "credit-risk" / "2"
