@@ -636,7 +636,7 @@ def test_good_write_is_atomic_with_one_rotating_backup(registered: Env):
     previous = registered.workbook.read_bytes()
     result = register_cmd(registered)
     assert result.exit_code == 0, result.output
-    assert (registered.root / "registry.xlsx.1.bak").read_bytes() == previous
+    assert (registered.root / "registry.1.bak.xlsx").read_bytes() == previous
     leftovers = [p.name for p in registered.root.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
     openpyxl.load_workbook(registered.workbook)  # a whole workbook, not a partial one

@@ -247,7 +247,7 @@ def test_removing_a_later_gate_fail_is_caught(prod: Env, tmp_path: Path):
 def test_a_bak_swap_is_caught(prod: Env):
     ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
     witness = take_witness(prod)
-    shutil.copy2(prod.root / "registry.xlsx.1.bak", prod.workbook)
+    shutil.copy2(prod.root / "registry.1.bak.xlsx", prod.workbook)
     code, report = verify(prod, "--witness", str(witness))
     assert code == 1 and codes(report) == {"RB119"}
 
@@ -647,7 +647,7 @@ def test_trace_and_report_pack_take_the_witness(prod: Env, tmp_path: Path):
     ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
     witness = take_witness(prod)
     ok(prod.run("trace", "credit-risk@1", "--witness", str(witness)))
-    shutil.copy2(prod.root / "registry.xlsx.1.bak", prod.workbook)  # rolled back
+    shutil.copy2(prod.root / "registry.1.bak.xlsx", prod.workbook)  # rolled back
     traced = prod.run("trace", "credit-risk@1", "--witness", str(witness))
     assert traced.exit_code == 1 and "RB119" in traced.output
     pack = tmp_path / "pack.zip"

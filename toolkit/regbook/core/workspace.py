@@ -52,8 +52,8 @@ models = "models"
 archive = "archive"
 
 [workbook]
-# How many previous copies of the workbook to keep (registry.xlsx.1.bak is the newest;
-# older ones shift to .2.bak, .3.bak, ... when this is more than 1).
+# How many previous copies of the workbook to keep (registry.1.bak.xlsx is the newest;
+# older ones shift to registry.2.bak.xlsx, ... when this is more than 1).
 backups = 1
 
 [retention]
@@ -249,6 +249,24 @@ def _relative_path(value: object, where: str) -> str:
     return value
 
 
+def backup_path(book: Path, n: int) -> Path:
+    """The ``n``-th newest backup of the workbook ``book``: registry.xlsx ->
+    registry.1.bak.xlsx. The name keeps the workbook's extension, so a backup opens in
+    Excel or LibreOffice as it is."""
+    return book.with_name(f"{book.stem}.{n}.bak{book.suffix}")
+
+
+def backups_of(book: Path) -> list[Path]:
+    """The backups of ``book`` on disk, newest first."""
+    pattern = re.compile(re.escape(book.stem) + r"\.([1-9][0-9]*)\.bak" + re.escape(book.suffix))
+    found = []
+    for p in book.parent.glob(f"{glob.escape(book.stem)}.*.bak{glob.escape(book.suffix)}"):
+        match = pattern.fullmatch(p.name)
+        if match:
+            found.append((int(match.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
 def refuse_own_files(path: Path, label: str, *, option: str | None = None) -> None:
     """Refuse an output path that would overwrite a workspace's own files (its settings,
     workbook and backups, keyring) or write into its artefact storage or archive: a
@@ -270,7 +288,7 @@ def refuse_own_files(path: Path, label: str, *, option: str | None = None) -> No
         else:
             book = ws.workbook_path
             own = [ws.config_path, book, ws.keyring_path, book.with_name(f".{book.name}.lock")]
-            own += [p for p in book.parent.glob(f"{glob.escape(book.name)}.*.bak")]
+            own += backups_of(book)
             stores = [ws.models_dir, ws.archive_dir]
         if any(target == _resolved(p) for p in own):
             raise InputError(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, cast
 from regbook.core import fs
 from regbook.core.errors import InputError, RegbookError, WorkbookLocked
 from regbook.core.schema import LEDGER, METRICS, MODELS, READ_SHEETS, Sheet, column_letter
+from regbook.core.workspace import backup_path
 from regbook.workbook.digests import (
     Checkpoint,
     PackageDigests,
@@ -666,12 +667,11 @@ class WorkbookWriter:
     def _rotate_backups(self) -> None:
         if self.backups <= 0 or not self.path.exists():
             return
-        name = self.path.name
         for n in range(self.backups, 1, -1):
-            older = self.path.with_name(f"{name}.{n - 1}.bak")
+            older = backup_path(self.path, n - 1)
             if older.exists():
-                os.replace(older, self.path.with_name(f"{name}.{n}.bak"))
-        newest = self.path.with_name(f"{name}.1.bak")
+                os.replace(older, backup_path(self.path, n))
+        newest = backup_path(self.path, 1)
         tmp = newest.with_name(newest.name + ".tmp")
         shutil.copy2(self.path, tmp)
         os.replace(tmp, newest)
