@@ -125,6 +125,28 @@ def edit_workbook(path: Path, change: Callable) -> None:
     wb.save(path)
 
 
+def edit_part(path: Path, part: str, change: Callable[[bytes], bytes]) -> None:
+    """Edit one part of the xlsx package in place, as an attacker with a zip tool would:
+    ``part`` is a part's name or a sheet's (its worksheet part); every other part keeps
+    its bytes."""
+    import zipfile
+
+    from regbook.workbook.digests import sheet_parts
+
+    edited = path.with_suffix(".edited.xlsx")
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(edited, "w") as zout:
+        name = sheet_parts(zin).get(part, part)
+        assert name in zin.namelist(), f"no part {part}"
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == name:
+                new = change(data)
+                assert new != data, f"the change left {name} as it was"
+                data = new
+            zout.writestr(info, data)
+    edited.replace(path)
+
+
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under folder with a hash of its bytes: to assert nothing changed."""
     return {

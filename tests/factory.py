@@ -390,5 +390,5 @@ def write_sheets(made: Built, events: list[Any], before: Sequence[Any] = ()) -> 
                 metric_row += 1
         refresh_derived_views(wb, registry, Keyring.load(ws.keyring_path))
         writer.save(wb)
-    for backup in made.root.glob(f"{ws.workbook_path.name}.*.bak"):
+    for backup in made.root.glob(f"{ws.workbook_path.stem}.*.bak.xlsx"):
         backup.unlink()

@@ -295,7 +295,10 @@ def test_writers_refuse_workbook_they_cannot_write(registered: Env, command: str
     values = draft_values(registered)
     edit_workbook(registered.workbook, lambda wb: add_draft(wb, **values))
     _styles_broken(registered.workbook)
-    assert verify_cmd(registered).exit_code == 0  # readers still read it
+    # Readers still read it; what it now shows (dates as day numbers) is a finding.
+    shown = verify_cmd(registered)
+    codes = {line.split()[0] for line in shown.output.splitlines() if line.startswith("RB")}
+    assert shown.exit_code == 1 and codes <= {"RB312", "RB310"}, shown.output
     before = snapshot(registered.root)
     one_line_error(WRITERS[command](registered), 2, "registry.xlsx", "cannot be")
     assert snapshot(registered.root) == before  # no artefact copy, no keyring line
@@ -633,7 +636,7 @@ def test_good_write_is_atomic_with_one_rotating_backup(registered: Env):
     previous = registered.workbook.read_bytes()
     result = register_cmd(registered)
     assert result.exit_code == 0, result.output
-    assert (registered.root / "registry.xlsx.1.bak").read_bytes() == previous
+    assert (registered.root / "registry.1.bak.xlsx").read_bytes() == previous
     leftovers = [p.name for p in registered.root.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
     openpyxl.load_workbook(registered.workbook)  # a whole workbook, not a partial one

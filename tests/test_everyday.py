@@ -1,426 +1,393 @@
-"""Everyday use through the command line: rollback, metrics sealed after registration,
-messages that say what to do next, log audits and reports (issue items 3-7)."""
+"""Everyday use through the command line: file modes on a shared drive, setting up a
+workspace, backups that open in Excel, ``resolve`` for deploy scripts, ``log`` and its
+git textconv driver, and two writers at once."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from conftest import Env, copied_env, snapshot
-from factory import PASSING, TO_PRODUCTION, Version, build
-from regbook.core.schema import HISTORY
-from regbook.workbook.read import read_workbook
-from test_archive import bag, in_production, ok, verify_json
+import docblocks
+from conftest import Env, edit_workbook, run
+from factory import CODE_COMMIT, DATA_VERSION
+from regbook.cli import cli
+from regbook.core.schema import LEDGER
 
-__all__ = ["in_production"]  # the fixture, used by name
-
-
-def sha256(path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# --- rollback --------------------------------------------------------------------------
+GIT = shutil.which("git")
+needs_git = pytest.mark.skipif(
+    GIT is None and not os.environ.get("CI"), reason="git is not installed (CI installs it)"
+)
 
 
-def test_rollback_reinstates_an_archived_production_version(in_production: Env):
-    env = in_production
-    first = next((env.root / "models" / "credit-risk" / "1").iterdir())
-    sealed = sha256(first)
-    ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
-    ok(env.run("promote", "credit-risk@2", "--to", "Production", "--archive-previous", key="ci"))
-    assert not first.exists() and (bag(env, "credit-risk@1") / "bagit.txt").is_file()
-
-    # Every Production precondition, and a gate given after the archive.
-    before = snapshot(env.root)
-    refused = env.run("promote", "credit-risk@1", "--to", "Production", key="ci")
-    assert refused.exit_code == 1, refused.output
-    assert "no signed approval for Archived -> Production" in refused.output
-    assert "older than the archive" in refused.output
-    assert "credit-risk@2 is in Production" in refused.output
-    assert "--archive-previous" in refused.output
-    assert snapshot(env.root) == before
-
-    ok(env.run("approve", "credit-risk@1", "--to", "Production", key="governance-lead"))
-    ok(env.run("gate", "credit-risk@1", key="ci"))
-    ok(env.run("approve", "credit-risk@2", "--to", "Archived", key="governance-lead"))
-    by_lead = env.run(
-        "promote", "credit-risk@1", "--to", "Production", "--archive-previous",
-        key="governance-lead",
-    )  # fmt: skip
-    assert by_lead.exit_code == 1 and "only the CI pipeline" in by_lead.output
-
-    done = ok(env.run(
-        "promote", "credit-risk@1", "--to", "Production", "--archive-previous", key="ci"
-    ))  # fmt: skip
-    assert "archived credit-risk@2 into its bag" in done.output
-    assert "rolled back credit-risk@1: Archived -> Production" in done.output
-    # The artefact is back where it was sealed, as sealed and read-only; the bag stays.
-    assert first.is_file() and sha256(first) == sealed
-    assert not first.stat().st_mode & 0o222
-    assert (bag(env, "credit-risk@1") / "bagit.txt").is_file()
-    listed = {r["version"]: r for r in json.loads(ok(env.run("list", "--json")).stdout)}
-    assert listed[1]["stage"] == "Production" and listed[2]["stage"] == "Archived"
-    history = read_workbook(env.workbook)[HISTORY.name].rows
-    last = [r for r in history if r[HISTORY.index("event")] == "promote"][-1]
-    assert last[HISTORY.index("from_stage")] == "Archived"
-    assert "rollback: artefact back from its bag archive/credit-risk/1" in str(
-        last[HISTORY.index("detail")]
-    )
-    code, report = verify_json(env)
-    assert code == 0 and not report["findings"], report["findings"]
-    fixed = json.loads(ok(env.run("fixity", "--json")).stdout)
-    assert fixed["ok"] and fixed["checked"] == 2, fixed
-
-    # Archived again by a governance lead (another signer than the bag's): the bag is
-    # the one the ledger records, so it is reused, and the copy in models/ goes.
-    ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
-    ok(env.run("archive", "credit-risk@1", key="governance-lead"))
-    assert not first.exists()
-    code, report = verify_json(env)
-    assert code == 0 and not report["findings"], report["findings"]
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_rollback_needs_a_version_once_in_production_and_an_intact_bag(in_production: Env):
-    env = in_production
-    # credit-risk@2 never reached Production: Archived stays final for it.
-    ok(env.run("approve", "credit-risk@2", "--to", "Archived", key="governance-lead"))
-    ok(env.run("archive", "credit-risk@2", key="governance-lead"))
-    never = env.run("approve", "credit-risk@2", "--to", "Production", key="governance-lead")
-    assert never.exit_code == 2 and "which is final" in never.output
-    assert env.run("gate", "credit-risk@2", key="ci").exit_code == 2
-
-    # A bag whose payload was swapped: the artefact is not brought back.
-    ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
-    ok(env.run("archive", "credit-risk@1", key="governance-lead"))
-    ok(env.run("approve", "credit-risk@1", "--to", "Production", key="governance-lead"))
-    ok(env.run("gate", "credit-risk@1", key="ci"))
-    payload = next((bag(env, "credit-risk@1") / "data").iterdir())
-    payload.chmod(0o644)
-    payload.write_bytes(b"a swapped model")
-    before = snapshot(env.root)
-    refused = env.run("promote", "credit-risk@1", "--to", "Production", key="ci")
-    assert refused.exit_code == 1 and "does not validate" in refused.output, refused.output
-    assert snapshot(env.root) == before
-
-
-# --- metrics that come later -------------------------------------------------------------
-
-
-def _add_metric_row(env: Env, *values) -> int:
-    from conftest import edit_workbook
-    from regbook.core.schema import METRICS
-
-    rows: list[int] = []
-
-    def change(wb) -> None:
-        sheet = wb[METRICS.name]
-        rows.append(sheet.max_row + 1)
-        for column, value in enumerate(values, start=1):
-            sheet.cell(row=rows[0], column=column, value=value)
-
-    edit_workbook(env.workbook, change)
-    return rows[0]
-
-
-def test_metrics_typed_later_are_sealed_as_a_signed_addendum(registered: Env):
-    env = registered
-    # The security scan result comes after the registration; the gate needs it.
-    failed = env.run("gate", "credit-risk@1", key="ci")
-    assert failed.exit_code == 1 and "missing" in failed.output
-    row = _add_metric_row(env, "credit-risk", 1, "security_high_findings", 0, "security", None)
-    done = ok(env.run("seal", key="sme"))
-    assert "metrics added security_high_findings" in done.output
-    code, report = verify_json(env)
-    assert code == 0 and not report["findings"], report["findings"]
-    assert "PASS" in ok(env.run("gate", "credit-risk@1", key="ci")).output
-
-    history = read_workbook(env.workbook)[HISTORY.name].rows
-    added = [r for r in history if r[HISTORY.index("event")] == "metrics"]
-    assert len(added) == 1 and "security_high_findings = 0" in added[0][HISTORY.index("detail")]
-    out = env.root.parent / "evidence.md"
-    ok(env.run("report", "evidence", "credit-risk@1", "-o", str(out)))
-    text = out.read_text()
-    seq = json.loads(ok(env.run("verify", "--json")).stdout)["events"] - 1
-    assert f"(added, event {seq})" in text and "(registration)" in text
-
-    # A row that would change a sealed value is refused at seal, by its cell.
-    from conftest import edit_workbook
-    from regbook.core.schema import METRICS
-
-    edit_workbook(env.workbook, lambda wb: wb[METRICS.name].cell(row=row, column=4, value=3))
-    before = snapshot(env.root)
-    refused = env.run("seal", key="sme")
-    assert refused.exit_code == 2, refused.output
-    assert f"Metrics!D{row}: security_high_findings of credit-risk@1 was sealed" in refused.output
-    assert "never changed" in refused.output
-    assert snapshot(env.root) == before
-
-
-# --- messages that say what to do next ---------------------------------------------------
-
-
-def test_messages_say_what_to_do_next(registered: Env):
-    from conftest import add_draft, draft_values, edit_workbook
-    from regbook.core.schema import LEDGER, METRICS
-
-    env = registered
-    typo = env.run("approve", "credit-rsk@1", "--to", "Staging", key="sme")
-    assert typo.exit_code == 2 and "did you mean credit-risk@1?" in typo.output
-    assert "`regbook list`" in typo.output
-    beyond = env.run("approve", "credit-risk@9", "--to", "Staging", key="sme")
-    assert beyond.exit_code == 2 and "credit-risk has versions 1, 2" in beyond.output
-    empty = env.run("list", "--stage", "Staging")
-    assert empty.exit_code == 0
-    assert "no version in Staging (2 sealed versions in other stages)" in empty.output
-    assert "1 version," in ok(env.run("verify", "credit-risk@1")).output
-
-    lock = env.root / ".~lock.registry.xlsx#"
-    lock.write_text("someone,host,2026\n")
-    locked = env.run("approve", "credit-risk@1", "--to", "Staging", key="sme")
-    assert locked.exit_code == 3 and "stale: deleting .~lock.registry.xlsx# is then safe" in (
-        locked.output
-    )
-    lock.unlink()
-
-    moved = env.root / "elsewhere.xlsx"
-    env.workbook.rename(moved)
-    missing = env.run("list")
-    assert missing.exit_code == 2 and "its backup registry.xlsx.1.bak is beside it" in (
-        missing.output
-    )
-    moved.rename(env.workbook)
-
-    # seal names the bad cell, not the draft's Metrics row that follows from it.
-    def draft(wb) -> None:
-        values = draft_values(env) | {"code_commit": "c0ffee"}
-        row = add_draft(wb, **values)
-        sheet = wb[METRICS.name]
-        at = sheet.max_row + 1
-        for column, value in enumerate(("fraud-score", None, "auc_roc", 0.8), start=1):
-            sheet.cell(row=at, column=column, value=value)
-        assert row
-
-    edit_workbook(env.workbook, draft)
-    refused = env.run("seal", key="sme")
-    assert refused.exit_code == 2 and "Models!I4: 'c0ffee' is not a full git commit" in (
-        refused.output
-    )
-    assert "1 problem in draft rows" in refused.output and "matches no draft" not in refused.output
-
-    # An edited Ledger row: a Ledger finding, not one on the views it no longer matches.
-    def forge(wb) -> None:
-        sheet = wb[LEDGER.name]
-        kind, payload = LEDGER.index("kind") + 1, LEDGER.index("payload") + 1
-        row = next(
-            r for r in range(2, sheet.max_row + 1) if sheet.cell(r, kind).value == "register"
-        )
-        cell = sheet.cell(row=row, column=payload)
-        assert '"value":0.83' in cell.value
-        cell.value = cell.value.replace('"value":0.83', '"value":0.93')
-
-    edit_workbook(env.workbook, forge)
-    code, report = verify_json(env)
-    assert code == 1
-    where = {f["where"].split("!")[0] for f in report["findings"] if f["severity"] == "error"}
-    assert where == {"Ledger"}, report["findings"]
-    shown = env.run("verify")
-    ledger_count = len([f for f in report["findings"] if f["severity"] == "error"])
-    assert f"({ledger_count} in the ledger, 0 in view cells" in shown.output
-    listed = env.run("list")
-    assert listed.exit_code == 1
-    assert f"the ledger has {ledger_count} problem" in listed.output
-    broken = env.run("restore")
-    assert broken.exit_code == 1
-    assert "The backup registry.xlsx.1.bak beside it" in broken.output
-    assert f'cp "{env.root / "registry.xlsx.1.bak"}" "{env.workbook}"' in broken.output
-
-
-def test_help_and_guide_read_well(tmp_path):
-    import openpyxl
-
-    from conftest import run
-    from regbook.core.schema import GUIDE
-
-    help_text = run(tmp_path, "approve", "--help").output
-    example = help_text[help_text.index("Example:") :].split("\n\n")[0]
-    assert all(len(line) <= 79 for line in example.splitlines()), example
-    wb = openpyxl.load_workbook(
-        __import__("pathlib").Path(__file__).parents[1] / "templates" / "registry.xlsx"
-    )
-    rows = list(wb[GUIDE.name].iter_rows(min_row=2, values_only=True))
-    assert not [r for r in rows if r[3] and "or Archived (None, Staging" in r[3]]
-    editors = {r[0]: r[4] for r in rows if r[1] != "(sheet)"}
-    assert "view of the ledger" not in editors["Keys"] + editors["Ledger"]
-    assert editors["Keys"] == "regbook only (a view of allowed_signers)"
-
-
-# --- log audits ----------------------------------------------------------------------------
-
-
-def test_log_audit_time_field_and_records_without_a_time(prod):
-    from conftest import run
-
-    state = json.loads(run(prod, "list", "--json").stdout)[0]
-    cid = state["composite_id"]
-    log = prod.parent / "served.jsonl"
-    log.write_text(
-        "".join(
-            json.dumps({"composite_id": cid, "served_at": f"2026-01-2{i}T10:00:00Z"}) + "\n"
-            for i in range(3)
-        )
-    )
-    # The time is under another name: with --time-field every record is checked.
-    passed = run(prod, "trace", "--log", str(log), "--time-field", "served_at")
-    assert passed.exit_code == 0, passed.output
-    assert "Production 3" in passed.output and "audit: ok" in passed.output
-    # Without it no record has a time: the Production check cannot run, and says so.
-    failed = run(prod, "trace", "--log", str(log))
-    assert failed.exit_code == 1
-    assert "RB708" in failed.output and "3 records" in failed.output
-    report = json.loads(run(prod, "trace", "--log", str(log), "--json").stdout)
-    assert not report["ok"] and report["problems"][0]["code"] == "RB708"
-    assert run(prod, "trace", "credit-risk@1", "--time-field", "x").exit_code == 2
-
-    # A link is "verified" only when it was checked: the pipeline run is signed only.
-    traced = run(prod, "trace", "credit-risk@1")
-    line = next(x for x in traced.output.splitlines() if "pipeline run" in x)
-    assert "[signed only  ]" in line and "no link configured" in line
-    assert "1 signed only" in traced.output
-
-
-# --- reports -------------------------------------------------------------------------------
-
-
-def test_reports_banner_gate_and_stage_apart_and_print_setup(registered: Env):
-    import openpyxl
-
-    env = registered
-    assert env.run("gate", "credit-risk@1", key="ci").exit_code == 1  # FAIL, recorded
-    for name in ("evidence.md", "evidence.html"):
-        out = env.root.parent / name
-        ok(env.run("report", "evidence", "credit-risk@1", "-o", str(out)))
-        text = out.read_text()
-        # Nothing is wrong, but the gate FAILs (no security scan) and it is not in
-        # Production: no green banner, and each fact is said apart.
-        assert "No problems found" not in text and "Not cleared for Production" in text
-        assert "Gate: the latest validation gate result is FAIL" in text
-        assert "Stage: None, not Production" in text
-
-    # The workbook prints one page wide in landscape, with its header row on every page.
-    wb = openpyxl.load_workbook(env.workbook)
-    for ws in wb.worksheets:
-        setup = ws.page_setup
-        assert setup.orientation == "landscape" and setup.fitToWidth == 1, ws.title
-        assert not setup.fitToHeight and ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
-        assert ws.print_title_rows == "$1:$1", (ws.title, ws.print_title_rows)
-
-
-def test_pdf_banner_and_columns_that_keep_words_whole(prod):
-    from conftest import run
-    from test_report_pdf import pages
-
-    out = prod.parent / "evidence.pdf"
-    assert run(prod, "report", "evidence", "credit-risk@1", "-o", str(out)).exit_code == 0
-    whole = "\n".join(pages(out))
-    assert "No problems found" in whole and "Stage: Production." in whole
-    # Table cells break between words, never inside one.
-    assert "governance-lead" in whole and "governance-lea\n" not in whole
-
-
-# --- what an insider with a key could forge ------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def _insider_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """credit-risk@1 in Production, credit-risk@2 registered; every gate passes."""
-    versions = [Version(metrics=PASSING), Version(metrics=PASSING)]
-    return build(tmp_path_factory.mktemp("insider-master"), versions, TO_PRODUCTION).base
+def ok(result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 @pytest.fixture
-def insider(_insider_master: Path, tmp_path: Path, runner, monkeypatch) -> Env:
-    return copied_env(_insider_master, tmp_path, runner, monkeypatch)
+def umask(request) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
 
 
-def test_forged_rollbacks_and_addenda_are_found(insider: Env):
-    from test_trust import forge, version
-
-    env = insider
-    ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
-    ok(env.run("archive", "credit-risk@1", key="governance-lead"))
-    ok(env.run("approve", "credit-risk@2", "--to", "Archived", key="sme"))
-    ok(env.run("archive", "credit-risk@2", key="sme"))
-    one, two = version(env, "credit-risk@1"), version(env, "credit-risk@2")
-
-    # The ci key alone, on the gate from before the archive and with no approval.
-    forge(env, "ci", "promote", "credit-risk@1",
-          {"content_hash": one.content_hash, "from": "Archived", "to": "Production"})  # fmt: skip
-    code, report = verify_json(env)
-    found = {f["code"]: f["message"] for f in report["findings"]}
-    assert code == 1 and "RB501" in found and "a rollback needs a fresh gate" in found["RB507"]
-
-    # A version that was never in Production stays Archived, whatever the ci key signs.
-    forge(env, "ci", "promote", "credit-risk@2",
-          {"content_hash": two.content_hash, "from": "Archived", "to": "Production"})  # fmt: skip
-    code, report = verify_json(env)
-    assert any(
-        f["code"] == "RB506" and "credit-risk@2" in f["message"] and "final" in f["message"]
-        for f in report["findings"]
-    ), report["findings"]
-
-    # An addendum that would change a sealed metric adds nothing, and is named.
-    forge(env, "sme", "metrics", "credit-risk@2", {"content_hash": two.content_hash, "metrics": [
-        {"kind": "performance", "metric": "auc_roc", "slice": "", "value": 0.99}]})  # fmt: skip
-    code, report = verify_json(env)
-    changed = [f for f in report["findings"] if f["code"] == "RB509"]
-    assert changed and "would change auc_roc" in changed[0]["message"]
-    assert version(env, "credit-risk@2").metric("auc_roc") == two.metric("auc_roc")
+# --- item 2: only private keys are private ---------------------------------------------
 
 
-def test_rollback_follows_the_signed_policy(insider: Env):
-    env = insider
-    ok(env.run("approve", "credit-risk@1", "--to", "Archived", key="governance-lead"))
-    ok(env.run("archive", "credit-risk@1", key="governance-lead"))
-    config = env.root / "regbook.toml"
-    config.write_text(
-        config.read_text().replace(
-            '"*->Archived" = ["sme", "governance-lead"]',
-            '"*->Archived" = ["sme", "governance-lead"]\n"Archived->Production" = ["sme"]',
+@pytest.mark.parametrize("umask", [0o022, 0o002], indirect=True)
+def test_only_private_keys_are_private(tmp_path, umask, monkeypatch):
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    monkeypatch.delenv("REGBOOK_WORKSPACE", raising=False)
+    runner = CliRunner()
+    root, keys = tmp_path / "share" / "registry", tmp_path / "home" / ".ssh"
+
+    def rb(*args: str, key: str | None = None) -> str:
+        return ok(run(root, *args, key=None if key is None else keys / key, runner=runner))
+
+    ok(runner.invoke(cli, ["init", str(root)]))
+    rb("keys", "new", "gina@example.com", "--role", "governance-lead", "--out", str(keys / "gina"))
+    for who, role in (("alice", "sme"), ("ci", "ci")):
+        rb("keys", "new", f"{who}@example.com", "--role", role, "--out", str(keys / who),
+           "--key", str(keys / "gina"))  # fmt: skip
+    for n in (1, 2):
+        artefact = tmp_path / f"model-{n}.pkl"
+        artefact.write_bytes(b"model %d\n" % n)
+        rb("register", "credit-risk", "--artefact", str(artefact), "--data-version",
+           DATA_VERSION, "--code-commit", CODE_COMMIT, "--pipeline-run", f"run-{n}",
+           "--metric", "auc_roc=0.83", key="alice")  # fmt: skip
+    rb("approve", "credit-risk@2", "--to", "Archived", key="alice")
+    rb("archive", "credit-risk@2", key="alice")
+    out = tmp_path / "out"
+    out.mkdir()
+    rb("retrieve", "credit-risk@2", "--to", str(out / "restored"))
+    rb("report", "evidence", "credit-risk@1", "-o", str(out / "evidence.html"))
+    rb("report", "card", "credit-risk@1", "-o", str(out / "card.md"))
+    rb("report", "pack", "credit-risk@1", "-o", str(out / "pack.zip"))
+    rb("export", "signatures", str(out / "signatures"))
+
+    private, shared_file, shared_folder = 0o600, 0o666 & ~umask, 0o777 & ~umask
+    for name in ("gina", "alice", "ci"):
+        assert mode(keys / name) == private, name
+        assert mode(keys / f"{name}.pub") == shared_file
+    for path in (
+        root / "registry.xlsx",
+        root / "registry.1.bak.xlsx",
+        root / "allowed_signers",
+        root / "regbook.toml",
+        root / ".gitignore",
+        out / "evidence.html",
+        out / "card.md",
+        out / "pack.zip",
+    ):
+        assert mode(path) == shared_file, path
+    bag = root / "archive" / "credit-risk" / "2"
+    for folder in (bag, bag / "data", out / "restored", out / "signatures"):
+        assert mode(folder) == shared_folder, folder
+    for path in [*bag.rglob("*"), *(out / "restored").rglob("*")]:
+        if path.is_file():
+            assert mode(path) & 0o044 == shared_file & 0o044, path  # readable as shared
+
+    # A mode the team chose is kept by every later write.
+    (root / "registry.xlsx").chmod(0o640)
+    rb("approve", "credit-risk@1", "--to", "Staging", key="alice")
+    assert mode(root / "registry.xlsx") == 0o640
+    assert mode(root / "registry.1.bak.xlsx") == 0o640
+
+
+# --- item 8: setting up ----------------------------------------------------------------
+
+
+def test_init_refuses_a_folder_with_files_unless_forced(tmp_path, runner):
+    folder = tmp_path / "checkout"
+    folder.mkdir()
+    (folder / "README.md").write_text("our models\n", encoding="utf-8")
+    (folder / ".gitignore").write_text("*.pyc\n", encoding="utf-8")
+    result = runner.invoke(cli, ["init", str(folder)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output and "--force" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == [".gitignore", "README.md"]
+
+    ok(runner.invoke(cli, ["init", str(folder), "--force"]))
+    assert (folder / "README.md").read_text(encoding="utf-8") == "our models\n"
+    ignore = (folder / ".gitignore").read_text(encoding="utf-8")
+    assert ignore.startswith("*.pyc\n") and "*_key" in ignore  # kept, then added to
+    # Forced or not, a workspace is never made over another.
+    again = runner.invoke(cli, ["init", str(folder), "--force"])
+    assert again.exit_code == 2 and "already a regbook workspace" in again.output
+    # A link planted where init would read or make something: refused, nothing written.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a private note\n", encoding="utf-8")
+    for planted, link_to in ((".gitignore", secret), ("archive", tmp_path)):
+        trap = tmp_path / f"trap-{planted.strip('.')}"
+        trap.mkdir()
+        (trap / planted).symlink_to(link_to)
+        result = runner.invoke(cli, ["init", str(trap), "--force"])
+        assert result.exit_code == 2 and "not a plain" in result.output, result.output
+        assert [p.name for p in trap.iterdir()] == [planted]
+    assert secret.read_text(encoding="utf-8") == "a private note\n"
+    # An empty folder needs no --force.
+    (tmp_path / "empty").mkdir()
+    ok(runner.invoke(cli, ["init", str(tmp_path / "empty")]))
+
+
+@needs_git
+def test_gitignore_keeps_private_keys_and_lock_files_out_of_git(tmp_path, runner, monkeypatch):
+    monkeypatch.delenv("REGBOOK_KEY", raising=False)
+    root = tmp_path / "registry"
+    ok(runner.invoke(cli, ["init", str(root)]))
+    # Keys made inside the workspace against the advice, lock files, a backup.
+    ok(run(root, "keys", "new", "gina@example.com", "--role", "governance-lead",
+           "--out", str(root / "regbook_gina"), runner=runner))  # fmt: skip
+    ok(run(root, "keys", "new", "ci@example.com", "--role", "ci", "--out",
+           str(root / "ci_key"), "--key", str(root / "regbook_gina"), runner=runner))  # fmt: skip
+    (root / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n", encoding="utf-8")
+    (root / "~$registry.xlsx").write_bytes(b"excel")
+    (root / ".~lock.registry.xlsx#").write_bytes(b"libreoffice")
+    (root / ".registry.xlsx.lock").write_bytes(b"")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.split()
+    kept_out = ["regbook_gina", "ci_key", "id_ed25519", "~$registry.xlsx"]
+    kept_out += [".~lock.registry.xlsx#", ".registry.xlsx.lock", "registry.1.bak.xlsx"]
+    for private in kept_out:
+        assert private not in listed, private
+    shared = ["registry.xlsx", "allowed_signers", "regbook.toml", ".gitignore"]
+    for public in [*shared, "regbook_gina.pub", "ci_key.pub"]:
+        assert public in listed, public
+
+
+def test_backups_are_named_to_open_as_workbooks(env: Env):
+    ok(env.register())
+    backups = sorted(p.name for p in env.root.glob("*.bak*"))
+    assert backups == ["registry.1.bak.xlsx"]
+    # The backup is a workbook regbook reads as such: put back, it verifies.
+    ok(env.register())
+    shutil.copy2(env.root / "registry.1.bak.xlsx", env.workbook)
+    result = env.run("verify", "--no-artefacts")
+    assert result.exit_code == 0, result.output
+    assert "1 versions" in result.output or "1 version" in result.output
+
+
+# --- item 10: resolve ------------------------------------------------------------------
+
+
+def _in_production(env: Env) -> None:
+    for _ in (1, 2):
+        ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
+    ok(env.run("approve", "credit-risk@1", "--to", "Staging", key="sme"))
+    ok(env.run("promote", "credit-risk@1", "--to", "Staging", key="sme"))
+    ok(env.run("gate", "credit-risk@1", key="ci"))
+    ok(env.run("approve", "credit-risk@1", "--to", "Production", key="governance-lead"))
+    ok(env.run("promote", "credit-risk@1", "--to", "Production", key="ci"))
+    ok(env.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(env.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+
+
+def test_resolve_names_the_version_in_a_stage(env: Env):
+    _in_production(env)
+    out = ok(env.run("resolve", "credit-risk@Production"))
+    composite, path = out.strip().split(" ", 1)
+    assert composite.startswith("credit-risk@1+")
+    assert Path(path).is_file() and Path(path).is_relative_to(env.root / "models")
+    data = json.loads(ok(env.run("resolve", "credit-risk@staging", "--json")))
+    assert data["version"] == 2 and data["stage"] == "Staging"
+    assert data["content_hash"].startswith("sha256:")
+    assert data["composite_id"].startswith("credit-risk@2+")
+    # Not a stage a deploy runs from, a model that does not exist, a version number.
+    for bad in ("credit-risk@Archived", "credit-rsk@Production", "credit-risk@1"):
+        result = env.run("resolve", bad)
+        assert result.exit_code == 2 and "\n" == result.output[-1:], result.output
+
+
+def test_resolve_answers_nothing_when_the_ledger_has_findings(env: Env):
+    """An attacker who edits the Ledger to put another version in Production gets no
+    answer a deploy script could use."""
+    _in_production(env)
+
+    def forge(wb):
+        sheet = wb[LEDGER.name]
+        version = 1 + [c.key for c in LEDGER.columns].index("version")
+        rows = [
+            row[0].row
+            for row in sheet.iter_rows(min_row=2)
+            if any(isinstance(c.value, str) and '"to":"Production"' in c.value for c in row)
+        ]
+        sheet.cell(rows[-1], version).value = 2  # the promotion (after its approval), of @2
+
+    before = ok(env.run("resolve", "credit-risk@Production"))
+    edit_workbook(env.workbook, forge)
+    result = env.run("resolve", "credit-risk@Production")
+    assert result.exit_code == 1
+    assert "is not resolved" in result.output and "RB102" in result.output
+    assert not [line for line in result.output.splitlines() if line.startswith("credit-risk@")]
+    assert before.split()[1] not in result.output  # no artefact path to deploy
+    data = json.loads(env.run("resolve", "credit-risk@Production", "--json").output)
+    assert data["ok"] is False and data["findings"] and "composite_id" not in data
+    # A keyring that is not the pinned one is a finding too.
+    result = env.run("resolve", "credit-risk@Production", "--keyring-sha256", "0" * 64)
+    assert result.exit_code == 1
+
+
+# --- item 9: log, git, two writers ----------------------------------------------------
+
+
+def test_log_prints_one_block_per_event(env: Env):
+    ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
+    # A note crafted to reverse the text after it (control characters are refused at
+    # input; a bidirectional override is text a cell keeps).
+    ok(env.run("approve", "credit-risk@1", "--to", "Staging", "--note",
+               "fine\u202eevil", key="sme"))  # fmt: skip
+    out = ok(env.run("log"))
+    blocks = out.strip().split("\n\n")
+    heads = [b.splitlines()[0] for b in blocks]
+    assert len(heads) == 5 and [h.split()[1] for h in heads] == ["1", "2", "3", "4", "5"]
+    assert heads[3].split()[2:4] == ["register", "credit-risk@1"]
+    assert "  signed by alice@example.com (SHA256:" in blocks[3]
+    assert "  metrics[0].metric: auc_roc" in blocks[3]
+    assert "\x1b" not in out and "\u202e" not in out
+    assert 'note: "fine\\u202eevil"' in out
+    only = ok(env.run("log", "credit-risk@1"))
+    assert only.count("\nevent ") + only.startswith("event ") == 2
+    # An edited ledger: the events are printed as stored, then every finding (exit 1).
+    edit_workbook(env.workbook, lambda wb: wb[LEDGER.name].cell(5, 2, "2020-01-01T00:00:00Z"))
+    result = env.run("log")
+    assert result.exit_code == 1
+    assert "RB10" in result.output and "not vouched for" in result.output
+
+
+@needs_git
+def test_git_diff_shows_the_events_added(env: Env, tmp_path):
+    """The textconv driver of docs/collaboration.md, as a user sets it up."""
+    tools = docblocks.tool_env(tmp_path / "tools")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+    def sh(*args: str) -> str:
+        done = subprocess.run(
+            list(args), cwd=env.root, env=tools, capture_output=True, text=True, check=False
         )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    sh(*git, "init", "-q")
+    sh("git", "config", "diff.regbook.textconv", "regbook log --textconv")
+    attributes = "registry.xlsx diff=regbook\nnotes.xlsx diff=regbook\n"
+    (env.root / ".gitattributes").write_text(attributes, encoding="utf-8")
+    sh(*git, "add", "-A")
+    sh(*git, "commit", "-qm", "registry with keys")
+    ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
+    diff = sh("git", "diff", "registry.xlsx")
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and "+++" not in line]
+    assert added[0] == ""  # the blank line between the old last event and the new one
+    assert added[1].startswith("event 4  register  credit-risk@1  ")
+    assert not [line for line in diff.splitlines() if line.startswith("-") and "---" not in line]
+    sh(*git, "commit", "-qam", "register credit-risk@1")
+    history = sh("git", "log", "-p", "--format=commit %s", "registry.xlsx")
+    assert "+event 4  register  credit-risk@1" in history
+    assert "+event 1  keyring" in history
+    # A file that is not a workbook does not break git: it says so.
+    (env.root / "notes.xlsx").write_text("not a workbook", encoding="utf-8")
+    sh(*git, "add", "notes.xlsx")
+    assert "(no regbook ledger:" in sh("git", "diff", "--cached", "notes.xlsx")
+
+
+def _hold_lock(workbook: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another regbook command in the middle of its write: it holds the writer lock."""
+    code = (
+        "import sys, time, filelock\n"
+        f"lock = filelock.FileLock({str(workbook.with_name('.' + workbook.name + '.lock'))!r})\n"
+        "lock.acquire()\n"
+        "print('locked', flush=True)\n"
+        f"time.sleep({seconds})\n"
     )
-    # Edited, not signed: no writer acts on it, so an SME cannot open rollbacks to itself.
-    unsigned = env.run("approve", "credit-risk@1", "--to", "Production", key="sme")
-    assert unsigned.exit_code == 2 and "differs from the one in force" in unsigned.output
-    config.write_text(config.read_text().replace('= ["sme"]', "= []"))
-    ok(env.run("policy", "sign", key="governance-lead"))
-    closed = env.run("approve", "credit-risk@1", "--to", "Production", key="governance-lead")
-    assert closed.exit_code == 2
-    assert "names no role that may approve Archived -> Production" in closed.output
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
 
 
-def test_the_workbook_prints_one_page_wide_in_libreoffice(registered: Env, tmp_path):
-    """Printed as LibreOffice prints it: each sheet one landscape page wide, with its
-    header row on top. Needs LibreOffice (installed in CI, where this never skips)."""
-    from pypdf import PdfReader
+def test_a_second_writer_is_refused_and_nothing_is_lost(env: Env, tmp_path):
+    ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
+    before = env.workbook.read_bytes()
+    holder = _hold_lock(env.workbook, 30)
+    try:
+        result = env.run("approve", "credit-risk@1", "--to", "Staging", key="sme")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 3
+    assert "locked by another regbook command" in result.output
+    assert env.workbook.read_bytes() == before  # nothing written, nothing lost
+    ok(env.run("approve", "credit-risk@1", "--to", "Staging", key="sme"))  # and once it is free
 
-    from regbook.core.schema import SHEETS
-    from test_libreoffice import SOFFICE, resave
+    # Writers at the same time, as separate processes: each one is written or refused,
+    # and every one written is in the ledger.
+    tools = docblocks.tool_env(tmp_path / "tools")
+    writers = []
+    for n in range(3):
+        artefact = tmp_path / f"team-{n}.pkl"
+        artefact.write_bytes(b"model of team %d\n" % n)
+        args = ["regbook", "--workspace", str(env.root), "register", f"team-{n}",
+                "--artefact", str(artefact), "--data-version", DATA_VERSION,
+                "--code-commit", CODE_COMMIT, "--pipeline-run", f"run-{n}",
+                "--key", str(env.keys["sme"])]  # fmt: skip
+        writers.append(subprocess.Popen(args, env=tools, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))  # fmt: skip
+    done = [(w.wait(timeout=300), w.communicate()[0]) for w in writers]
+    assert all(code in (0, 3) for code, _ in done), done
+    written = {f"team-{n}" for n, (code, _) in enumerate(done) if code == 0}
+    assert written, done
+    listed = json.loads(env.run("list", "--json").output)
+    assert written <= {row["model"] for row in listed}
+    result = env.run("verify", "--no-artefacts")
+    assert result.exit_code == 0, result.output
 
-    if SOFFICE is None and not __import__("os").environ.get("CI"):
-        pytest.skip("LibreOffice is not installed (.ci/run installs it in CI)")
-    pdf = PdfReader(resave(registered.workbook, tmp_path / "lo", "pdf"))
-    texts = [page.extract_text() for page in pdf.pages]
-    heads = [text.split("\n", 1)[0] for text in texts]
-    assert all(p.mediabox.width > p.mediabox.height for p in pdf.pages)  # landscape
-    # One page per sheet but the Guide, whose many rows run down (never across) pages.
-    assert len(pdf.pages) <= len(SHEETS) + 3, heads
-    for sheet in SHEETS:
-        first, last = sheet.columns[0].header, sheet.columns[-1].header
-        # The first and the last column on the same page: the sheet is one page wide.
-        assert any(t.startswith(first) and last in " ".join(t.split()) for t in texts), (
-            sheet.name,
-            heads,
-        )
+
+# --- item 11: a package you can install --------------------------------------------------
+
+
+def test_the_version_is_recorded_in_the_changelog_and_the_package_ships_its_files(runner):
+    """CI builds the wheel, installs it into a fresh venv and runs the demo (.ci/run);
+    this checks, quickly, what that relies on: one version, named by `--version` and by
+    the newest CHANGELOG entry, and every non-Python file of the package declared as
+    package data, so the wheel carries it."""
+    version = runner.invoke(cli, ["--version"]).output.split()[-1]
+    changelog = (docblocks.REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    entries = [line[3:].split()[0] for line in changelog.splitlines() if line.startswith("## ")]
+    assert entries and entries[0] == version, (entries[:1], version)
+    import configparser
+    import fnmatch
+
+    setup = configparser.ConfigParser()
+    setup.read(docblocks.REPO / "setup.cfg")
+    assert setup["metadata"]["version"] == "attr: regbook.__version__"
+    patterns = [p.strip() for p in setup["options.package_data"]["regbook"].split(",")]
+    package = docblocks.REPO / "toolkit" / "regbook"
+    data = [
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+    ]
+    assert data, "the package has no data files: the scan is broken"
+    for name in data:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+    assert "templates/evidence.html.j2" in data
+    ci = (docblocks.REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "-m build" in ci
+    assert '"$pkg/venv/bin/regbook" demo' in ci

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, edit_workbook, finding, problems, signing_material
+from conftest import Env, edit_part, edit_workbook, finding, problems, signing_material
 from regbook.crypto import keys
 from regbook.ledger.events import event_bytes, parse_payload
 from test_libreoffice import SOFFICE, resave
@@ -79,17 +79,7 @@ def test_seq_typed_as_text_is_a_finding(registered_fast: Env):
 def rewrite_ledger_xml(env: Env, change: Any) -> None:
     """Edit the Ledger sheet's XML inside the xlsx package, as an attacker with a zip
     tool would (Excel never writes these spellings)."""
-    source = env.workbook
-    edited = source.with_suffix(".edited.xlsx")
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(edited, "w") as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename == "xl/worksheets/sheet7.xml":  # the Ledger
-                new = change(data)
-                assert new != data
-                data = new
-            zout.writestr(info, data)
-    shutil.move(edited, source)
+    edit_part(env.workbook, "Ledger", change)
 
 
 @pytest.mark.parametrize(

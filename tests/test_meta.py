@@ -89,7 +89,7 @@ def test_every_code_the_code_base_emits_is_known():
 def test_readme_keeps_exactly_two_setup_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     setup = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
-    block = re.findall(r"```\n(.*?)```", setup, re.DOTALL)
+    block = re.findall(r"```(?:sh)?\n(.*?)```", setup, re.DOTALL)
     assert block and block[0].split("\n")[:2] == ["make demo", "make test"]
     assert len([ln for ln in block[0].splitlines() if ln.strip()]) == 2
 

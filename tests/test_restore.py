@@ -308,8 +308,8 @@ def test_one_rotating_backup_by_default(registered: Env):
     edit_workbook(registered.workbook, _set("Models!I2", CODE_COMMIT_2))
     edited = registered.workbook.read_bytes()
     assert restore(registered).exit_code == 0
-    assert (root / "registry.xlsx.1.bak").read_bytes() == edited
-    assert not (root / "registry.xlsx.2.bak").exists()
+    assert (root / "registry.1.bak.xlsx").read_bytes() == edited
+    assert not (root / "registry.2.bak.xlsx").exists()
     assert not [p.name for p in root.iterdir() if p.name.endswith(".tmp")]
     assert registered.workbook.read_bytes() != edited
 
@@ -320,15 +320,15 @@ def test_backups_rotate_when_more_are_kept(registered: Env):
     config.write_text(config.read_text().replace("backups = 1", "backups = 3"))
     for _ in range(3):
         assert registered.register().exit_code == 0
-    names = ["registry.xlsx"] + [f"registry.xlsx.{n}.bak" for n in (1, 2, 3)]
+    names = ["registry.xlsx"] + [f"registry.{n}.bak.xlsx" for n in (1, 2, 3)]
     before = {n: (root / n).read_bytes() for n in names}
     edit_workbook(registered.workbook, _set("Models!I2", CODE_COMMIT_2))
     edited = registered.workbook.read_bytes()
     assert restore(registered).exit_code == 0
-    assert (root / "registry.xlsx.1.bak").read_bytes() == edited
-    assert (root / "registry.xlsx.2.bak").read_bytes() == before["registry.xlsx.1.bak"]
-    assert (root / "registry.xlsx.3.bak").read_bytes() == before["registry.xlsx.2.bak"]
-    assert not (root / "registry.xlsx.4.bak").exists()
+    assert (root / "registry.1.bak.xlsx").read_bytes() == edited
+    assert (root / "registry.2.bak.xlsx").read_bytes() == before["registry.1.bak.xlsx"]
+    assert (root / "registry.3.bak.xlsx").read_bytes() == before["registry.2.bak.xlsx"]
+    assert not (root / "registry.4.bak.xlsx").exists()
 
 
 def test_restore_json(registered: Env):

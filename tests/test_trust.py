@@ -11,25 +11,35 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import Env, copied_env, edit_workbook, problems
+from conftest import Env, copied_env, edit_part, edit_workbook, problems
 from factory import PASSING, TO_PRODUCTION, Version, build
 from regbook.core.schema import LEDGER, MODELS
 from regbook.core.workspace import Workspace
 from regbook.crypto import keys
 from regbook.ledger.events import LedgerEvent, new_event, read_events
 from regbook.ledger.state import Registry, VersionState
-from regbook.registry.transaction import append_ledger_rows, models_row_of, refresh_derived_views
+from regbook.registry.snapshot import open_registry
+from regbook.registry.transaction import (
+    Transaction,
+    append_ledger_rows,
+    models_row_of,
+    refresh_derived_views,
+)
 from regbook.registry.views import models_values, write_row
 from regbook.registry.witness import Witness, witness_text
+from regbook.workbook import digests
+from regbook.workbook.digests import package_digests
 from regbook.workbook.read import read_workbook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +247,7 @@ def test_removing_a_later_gate_fail_is_caught(prod: Env, tmp_path: Path):
 def test_a_bak_swap_is_caught(prod: Env):
     ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
     witness = take_witness(prod)
-    shutil.copy2(prod.root / "registry.xlsx.1.bak", prod.workbook)
+    shutil.copy2(prod.root / "registry.1.bak.xlsx", prod.workbook)
     code, report = verify(prod, "--witness", str(witness))
     assert code == 1 and codes(report) == {"RB119"}
 
@@ -289,7 +299,8 @@ def test_a_witness_signed_by_a_key_without_the_ci_role_is_refused(prod: Env):
     ring = keys.Keyring.load(prod.root / "allowed_signers")
     sme = keys.load_private_key(prod.keys["sme"])
     text = witness_text(prod.ws.settings.registry_id, events, ring.sha256, "0" * 64,
-                        PRINCIPAL["sme"], events[-1].at, sme)  # fmt: skip
+                        PRINCIPAL["sme"], events[-1].at, sme,
+                        package_digests(prod.ws.workbook_path, ["Ledger"]))  # fmt: skip
     forged = prod.root.parent / "forged-witness"
     forged.write_bytes(text)
     code, report = verify(prod, "--witness", str(forged))
@@ -466,7 +477,14 @@ def test_backdating_with_a_revoked_key_is_caught_by_chain_position(prod: Env):
         at=last.at)  # fmt: skip
     code, report = verify(prod, "--keyring-sha256", new_pin)
     assert code == 1 and ("RB115", f"Ledger!K{row}") in problems(report)
-    assert codes(report) == {"RB115"}  # its date is inside the old key's window
+    # Dated inside the old key's window, it is caught by chain position alone; RB107
+    # too only when a second ticked between the revocation's valid-before (inclusive)
+    # and its event's time.
+    ring = keys.Keyring.load(prod.root / "allowed_signers")
+    until = next(e.valid_before for e in ring.entries if "ci@example.com" in e.principals)
+    assert until is not None
+    late = last.at > until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert codes(report) == ({"RB115", "RB107"} if late else {"RB115"})
 
 
 @needs_faketime
@@ -629,7 +647,7 @@ def test_trace_and_report_pack_take_the_witness(prod: Env, tmp_path: Path):
     ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
     witness = take_witness(prod)
     ok(prod.run("trace", "credit-risk@1", "--witness", str(witness)))
-    shutil.copy2(prod.root / "registry.xlsx.1.bak", prod.workbook)  # rolled back
+    shutil.copy2(prod.root / "registry.1.bak.xlsx", prod.workbook)  # rolled back
     traced = prod.run("trace", "credit-risk@1", "--witness", str(witness))
     assert traced.exit_code == 1 and "RB119" in traced.output
     pack = tmp_path / "pack.zip"
@@ -718,3 +736,197 @@ def test_exports_say_when_the_ledger_has_findings(prod: Env, tmp_path: Path):
     result = prod.run("export", "provenance", "credit-risk@1", "-o", str(out))
     assert result.exit_code == 1 and not out.exists()
     assert "no provenance written" in result.output
+
+
+# --- what a witness's digests vouch for ---------------------------------------------------
+
+
+def vouched(env: Env, witness: Path) -> dict[str, int]:
+    """Per sheet, the row up to which a witnessed open of the registry skipped the checks
+    CI had already made (0: none)."""
+    snap = open_registry(Workspace.load(env.root), witness=Witness.load(witness))
+    return {name: table.vouched_to for name, table in snap.data.tables.items()}
+
+
+@pytest.fixture
+def every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint at every row, as a registry of thousands of rows has every 2,048: the
+    few rows of a test registry then show what falls inside a vouched prefix."""
+    monkeypatch.setattr(digests, "CHECKPOINT_EVERY", 1)
+
+
+def test_a_witness_vouches_for_the_rows_ci_verified_and_regbook_appends_after(prod: Env):
+    witness = take_witness(prod)
+    data = json.loads(witness.read_bytes().split(b"-----BEGIN SSH SIGNATURE-----")[0])
+    assert data["format"] == "regbook-witness/2"
+    assert set(data["parts"]["sheets"]) == {"Ledger", "Models", "Metrics", "Approvals", "History"}
+    head = len(ledger(prod))
+    assert vouched(prod, witness)["Ledger"] == head + 1  # every event, below the header
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    rows = vouched(prod, witness)
+    # The writers appended in place: the rows CI verified are still its bytes.
+    assert rows["Ledger"] == head + 1 and rows["History"] > 1 and rows["Approvals"] > 1
+    code, report = verify(prod, "--witness", str(witness), "--keyring-sha256", pin(prod))
+    assert code == 0, report["findings"]
+    # A witness of the first format names the head only: it still verifies, vouching for
+    # no rows.
+    key = keys.load_private_key(prod.keys["ci"])
+    old = {k: v for k, v in data.items() if k != "parts"} | {"format": "regbook-witness/1"}
+    body = (json.dumps(old, indent=2) + "\n").encode()
+    first = prod.root.parent / "ci-only" / "first"
+    first.write_bytes(body + keys.sign(body, key, "regbook-ci").encode())
+    assert set(vouched(prod, first).values()) == {0}
+    code, report = verify(prod, "--witness", str(first))
+    assert code == 0, report["findings"]
+
+
+def splice_row(xml: bytes, number: int, row: bytes) -> bytes:
+    """``xml`` with its row ``number`` replaced by the bytes ``row``."""
+    start = xml.index(f'<row r="{number}"'.encode())
+    end = xml.index(b"</row>", start) + len(b"</row>")
+    return xml[:start] + row + xml[end:]
+
+
+def row_bytes(xml: bytes, number: int) -> bytes:
+    start = xml.index(f'<row r="{number}"'.encode())
+    return xml[start : xml.index(b"</row>", start) + len(b"</row>")]
+
+
+def sheet_xml(env: Env, sheet: str) -> bytes:
+    with zipfile.ZipFile(env.workbook) as zf:
+        return zf.read(digests.sheet_parts(zf)[sheet])
+
+
+@pytest.mark.usefixtures("every_row")
+@pytest.mark.parametrize(
+    ("sheet", "old", "new", "code", "column"),
+    [("Ledger", b"alice@example.com", b"alicf@example.com", "RB102", "H"),
+     ("Models", b"credit-risk@1", b"credit-risk@7", "RB301", "C"),
+     ("Metrics", b"<v>0.91</v>", b"<v>0.19</v>", "RB301", "D"),
+     ("History", b"registered credit-risk@1", b"registered credit-risk@9", "RB309", "J"),
+     ("Approvals", b"gina@example.com", b"mallory@example.com", "RB309", "F")],
+)  # fmt: skip
+def test_a_byte_changed_in_a_witnessed_row_is_still_caught(
+    prod: Env, sheet: str, old: bytes, new: bytes, code: str, column: str
+):
+    witness = take_witness(prod)
+    xml = sheet_xml(prod, sheet)
+    row = int(re.findall(rb'<row r="([0-9]+)"', xml[: xml.index(old)])[-1])
+    edit_part(prod.workbook, sheet, lambda xml: xml.replace(old, new, 1))
+    assert 0 < vouched(prod, witness)[sheet] < row  # vouched up to the row before the edit
+    found, report = verify(prod, "--witness", str(witness))
+    assert found == 1 and (code, f"{sheet}!{column}{row}") in problems(report), report
+
+
+@pytest.mark.usefixtures("every_row")
+@pytest.mark.parametrize(
+    ("part", "change"),
+    [("xl/styles.xml", lambda xml: xml.replace(b"<cellXfs", b"<cellXfs ", 1)),
+     ("xl/workbook.xml", lambda xml: xml.replace(b'state="visible"', b'state="hidden"', 1)),
+     ("[Content_Types].xml", lambda xml: xml + b" ")],
+)  # fmt: skip
+def test_a_change_to_any_other_part_vouches_for_no_row(prod: Env, part: str, change: Any):
+    """Styles, shared strings and the sheet list decide what a row's bytes hold and show:
+    a witness whose package digest differs vouches for nothing, and every cell is
+    compared again."""
+    witness = take_witness(prod)
+    edit_part(prod.workbook, part, change)
+    assert set(vouched(prod, witness).values()) == {0}
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_shared_strings_part_added_vouches_for_no_row(prod: Env):
+    witness = take_witness(prod)
+
+    def add_shared_strings(xml: bytes) -> bytes:
+        return xml.replace(b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" '
+                           b'ContentType="application/vnd.openxmlformats-officedocument.'
+                           b'spreadsheetml.sharedStrings+xml"/></Types>')  # fmt: skip
+
+    edit_part(prod.workbook, "[Content_Types].xml", add_shared_strings)
+    assert set(vouched(prod, witness).values()) == {0}
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_cell_after_the_witnessed_rows_cannot_reach_back_into_them(prod: Env):
+    """A row appended after the witnessed ones whose cell names a witnessed row would
+    overwrite that cell when read: the sheet is then vouched for nothing."""
+    witness = take_witness(prod)
+    models = sheet_xml(prod, "Models")
+    last = int(re.findall(rb'<row r="([0-9]+)"', models)[-1])
+    forged = (f'<row r="{last + 1}"><c r="D2" t="inlineStr"><is><t>Archived</t></is></c>'
+              "</row>").encode()  # fmt: skip
+    edit_part(
+        prod.workbook, "Models", lambda xml: xml.replace(b"</sheetData>", forged + b"</sheetData>")
+    )
+    assert vouched(prod, witness)["Models"] == 0
+    shown = read_workbook(prod.workbook)["Models"]
+    found, report = verify(prod, "--witness", str(witness))
+    assert found == 1
+    if shown.rows[0][MODELS.index("stage")] == "Archived":  # the reader took the later cell
+        assert ("RB311", "Models!D2") in problems(report), report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_row_put_back_to_its_witnessed_bytes_is_judged_by_the_events_since(prod: Env):
+    """A version touched after the witness must show what those events say, even where
+    its row is byte for byte what CI verified."""
+    witness = take_witness(prod)
+    before = row_bytes(sheet_xml(prod, "Models"), 3)  # credit-risk@2, stage None
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    edit_part(prod.workbook, "Models", lambda xml: splice_row(xml, 3, before))
+    assert vouched(prod, witness)["Models"] >= 3
+    found, report = verify(prod, "--witness", str(witness))
+    assert found == 1 and ("RB311", "Models!D3") in problems(report), report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_metric_row_deleted_after_the_witnessed_prefix_is_still_missing(prod: Env):
+    witness = take_witness(prod)
+    metrics = sheet_xml(prod, "Metrics")
+    last = int(re.findall(rb'<row r="([0-9]+)"', metrics)[-1])
+    edit_part(prod.workbook, "Metrics", lambda xml: splice_row(xml, last, b""))
+    assert vouched(prod, witness)["Metrics"] == last - 1
+    found, report = verify(prod, "--witness", str(witness))
+    assert found == 1 and "RB306" in codes(report), report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_writers_use_a_witness_left_in_the_workspace_and_still_refuse_a_hand_edit(prod: Env):
+    take_witness(prod)
+    shutil.copy2(prod.root.parent / "ci-only" / "witness", prod.root / "regbook.witness")
+    with Transaction(Workspace.load(prod.root)) as tx:
+        assert tx.snapshot.vouched is not None  # the rows CI verified are not compared again
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    edit_part(prod.workbook, "Models", lambda xml: xml.replace(b"credit-risk@1", b"credit-risk@7"))
+    refused = prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme")
+    assert refused.exit_code == 1 and "nothing was written" in refused.output
+    assert "RB301" in refused.output or "views differ" in refused.output
+
+
+def test_a_witness_in_the_workspace_that_cannot_be_read_only_saves_nothing(prod: Env):
+    (prod.root / "regbook.witness").write_text("not a witness\n")
+    with Transaction(Workspace.load(prod.root)) as tx:
+        assert tx.snapshot.vouched is None
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    code, report = verify(prod)
+    assert code == 0, report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_witnessed_read_takes_only_the_tails_of_approvals_and_history(prod: Env):
+    witness = take_witness(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    snap = open_registry(Workspace.load(prod.root), witness=Witness.load(witness))
+    history = snap.data.tables["History"]
+    assert history.omitted > 0 and len(history.rows) == 1  # only the promotion's row
+    assert not snap.findings
+    # The row read from the tail is still compared with the ledger.
+    last = history.row_numbers[-1]
+    edit_part(prod.workbook, "History", lambda xml: splice_row(
+        xml, last, row_bytes(xml, last).replace(b"Staging", b"Production")))  # fmt: skip
+    found, report = verify(prod, "--witness", str(witness))
+    assert found == 1 and ("RB309", f"History!F{last}") in problems(report), report["findings"]

@@ -5,7 +5,7 @@ events; every other sheet is a view regbook derives from it and can check.
 
     >>> import regbook
     >>> regbook.__version__
-    '0.1.0'
+    '0.2.0'
 
 A Python user opens a registry once and works from the snapshot (README, "Using regbook
 from Python")::
@@ -53,6 +53,8 @@ _API = {
     "register": "regbook.workflow.lifecycle",
     "seal": "regbook.workflow.lifecycle",
     "approve": "regbook.workflow.governance",
+    "scan": "regbook.workflow.governance",
+    "scan_artefact": "regbook.storage.scanning",
     "gate": "regbook.workflow.governance",
     "promote": "regbook.workflow.governance",
     "archive": "regbook.workflow.archive",

@@ -38,7 +38,7 @@ from regbook.reports.listing import list_versions, to_text
 from regbook.reports.pack import MANIFEST, write_pack
 from regbook.reports.registry import write_registry
 from regbook.workflow.archive import archive, fixity, retrieve
-from regbook.workflow.governance import PromotionRefused, approve, gate, promote
+from regbook.workflow.governance import PromotionRefused, approve, gate, promote, scan
 from regbook.workflow.lifecycle import Metric, Registered, RegistrationRequest, register, seal
 from regbook.workflow.restore import restore
 from regbook.workflow.setup import init_workspace
@@ -169,6 +169,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say("")
 
     _governance(ws, target, say)
+    _security_scan(ws, target, say)
 
     say("6. Verify: the ledger's chain and signatures, every view cell, every artefact.")
     say("   $ regbook verify")
@@ -188,7 +189,8 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     _lineage(ws, target, say)
 
     say("8. Tampering is caught. In a copy of the registry someone edits the code commit")
-    say("   and improves the AUC-ROC in Excel, and swaps the stored model file.")
+    say("   and improves the AUC-ROC in Excel, swaps the stored model file, and gives")
+    say("   the next row's Stage cell a number format that shows 'Production'.")
     tampered = _tampered_copy(root, target / "tampered")
 
     say("   $ regbook --workspace tampered verify")
@@ -265,6 +267,61 @@ def _governance(ws: Workspace, target: Path, say: Callable[[str], None]) -> None
     say(f"   {check.deploy['composite_id']} ({check.deploy['stage']}) {verdict}\n")
     if not check.ok:
         raise InputError("the demo's deploy check failed; see the output above")
+
+
+def _booby_trapped_pickle() -> bytes:
+    """A pickle that would run ``os.system`` if anyone loaded it, spelt opcode by opcode
+    (never made by pickling, never loaded): GLOBAL os system, an argument, REDUCE."""
+    command = b"echo this model just ran a command on your machine"
+    return (
+        b"\x80\x02cos\nsystem\n" + b"X" + len(command).to_bytes(4, "little") + command
+        + b"\x85R."
+    )  # fmt: skip
+
+
+def _security_scan(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
+    """A challenger whose pickle calls os.system: the scan finds it, the gate fails, and
+    promotion to Production is refused naming the finding."""
+    key = {name: load_private_key(target / "keys" / name) for name in ("alice", "gina", "ci")}
+    candidate = target / "training" / "challenger.pkl"
+    candidate.write_bytes(_booby_trapped_pickle())
+    say("5b. The security gate reads a scan, not a typed number. A challenger model")
+    say("   arrives whose pickle would call os.system when loaded (nobody loads it):")
+    say("   $ regbook register credit-risk-challenger --artefact training/challenger.pkl \\")
+    say("       --data-version ... --code-commit ... --pipeline-run train-0051 \\")
+    say("       --metric auc_roc=0.86 --metric demographic_parity_ratio=0.90 --key keys/alice")
+    done = register(ws, RegistrationRequest(
+        model="credit-risk-challenger", artefact=candidate, data_version=DATA_VERSION,
+        code_commit=CODE_COMMIT, pipeline_run="train-0051",
+        metrics=(Metric.parse_option("auc_roc=0.86"),
+                 Metric.parse_option("demographic_parity_ratio=0.90")),
+    ), key["alice"])  # fmt: skip
+    ref = ModelRef.parse(f"credit-risk-challenger@{done.version}")
+    approve(ws, ref, "Staging", key["alice"], note="looks better offline")
+    promote(ws, ref, "Staging", key["alice"])
+    say(f"   ({ref} approved and promoted to Staging by alice)")
+    say(f"   $ regbook scan {ref} --key keys/ci        (in the CI pipeline)")
+    scanned = scan(ws, ref, key["ci"])
+    for f in scanned.report.files:
+        say(f"   {f.path:<16} {f.format:<8} code on load: {'yes' if f.runs_code else 'no':<4}"
+            f" {f.verdict}")  # fmt: skip
+        for item in f.findings:
+            say(f"       {item.severity} {item.rule}: {item.global_name}")
+    say(f"   scan: {scanned.report.verdict} (exit code 1; signed, ledger event {scanned.seq})")
+    say(f"   $ regbook gate {ref} --key keys/ci")
+    gated = gate(ws, ref, key["ci"])
+    for r in gated.outcome.results:
+        say(f"   {r.gate.name:<12} {str(r.gate):<36} {r.value!s:>6}  {r.result}")
+    say(f"   gate result: {gated.outcome.result} ({gated.security})")
+    approve(ws, ref, "Production", key["gina"], note="pending the gate")
+    say(f"   $ regbook promote {ref} --to Production --key keys/ci")
+    try:
+        promote(ws, ref, "Production", key["ci"])
+        raise InputError("the demo expected the challenger's promotion to be refused")
+    except PromotionRefused as refused:
+        for line in str(refused).splitlines():
+            say(f"   {line}")
+    say("")
 
 
 def _lineage(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
@@ -541,6 +598,8 @@ def _tampered_copy(root: Path, copy: Path) -> Path:
     ws = wb[MODELS.name]
     ws[f"{MODELS.letter('code_commit')}2"] = "c0ffe312d4e5f6a7b8c9d0e1f2a3b4c5d6e7f809"
     ws[f"{MODELS.letter('auc_roc')}2"] = 0.93
+    # A display forgery: the Stage value is untouched, but every reader shows Production.
+    ws[f"{MODELS.letter('stage')}3"].number_format = ';;;"Production"'
     wb.save(copy / "registry.xlsx")
     stored = next((copy / "models" / "credit-risk" / "1").iterdir())
     stored.chmod(stored.stat().st_mode | stat.S_IWUSR)

@@ -79,6 +79,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Sign regbook.toml's policy into the ledger, or show the policy in force.",
     ),
     "list": ("regbook.cli.registering", "list_", "List the sealed versions, from the ledger."),
+    "log": ("regbook.cli.sharing", "log", "Print the ledger as text, one event per block."),
     "promote": (
         "regbook.cli.governance",
         "promote",
@@ -95,6 +96,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Write reports for auditors: a version's evidence report, model card and evidence "
         "pack, and the registry's own description.",
     ),
+    "resolve": (
+        "regbook.cli.sharing",
+        "resolve",
+        "Print the composite ID and artefact path of the version now in a stage.",
+    ),
     "restore": (
         "regbook.cli.registering",
         "restore",
@@ -104,6 +110,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "regbook.cli.archiving",
         "retrieve",
         "Validate an archived version's bag, copy its artefact out, print its composite ID.",
+    ),
+    "scan": (
+        "regbook.cli.scanning",
+        "scan",
+        "Scan every file of MODEL@VERSION's artefact without loading it; record it signed.",
     ),
     "seal": (
         "regbook.cli.registering",

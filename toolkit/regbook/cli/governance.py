@@ -85,6 +85,9 @@ def approve(
 def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_json: bool) -> None:
     """Run the validation gates of regbook.toml on the sealed metrics; record the result.
 
+    Once the version has a security scan (`regbook scan`), security_high_findings is the
+    scan's critical plus high count, and unknown when the scan was inconclusive.
+
     Exit 1 when a gate fails (the FAIL is recorded too).
 
     \b
@@ -101,6 +104,8 @@ def gate(obj: Context, target: str, key_path: str | None, role: str | None, as_j
             value = "missing" if r.value is None else f"{r.value:g}"
             mark = color(r.result, fg="green" if r.result == "PASS" else "red")
             click.echo(f"{r.gate.name:<12} {str(r.gate):<36} {value:>10}  {mark}")
+        if done.security:
+            click.echo(f"security: {done.security}")
         click.echo(f"{done.ref}: {done.outcome.result} (ledger event {done.seq})")
     if done.outcome.result != "PASS":
         sys.exit(1)

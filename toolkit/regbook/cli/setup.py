@@ -27,15 +27,25 @@ from regbook.workflow.trust import KeyringChanged, add_key, new_key, revoke_key
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-def init(directory: Path) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Make the workspace in a folder that already holds other files (a git "
+    "checkout); no file is overwritten.",
+)
+def init(directory: Path, force: bool) -> None:
     """Create a workspace in DIRECTORY: settings, workbook, keyring, storage.
+
+    DIRECTORY must be new or empty unless --force is given. A .gitignore keeps private
+    keys and lock files out of git.
 
     \b
     Example:
       regbook init registry
+      regbook init . --force      # in a git checkout that has a README already
     """
 
-    ws = init_workspace(directory)
+    ws = init_workspace(directory, force=force)
     click.echo(f"created workspace {ws.root}")
     for label, path in (
         ("settings", ws.config_path),
@@ -43,6 +53,7 @@ def init(directory: Path) -> None:
         ("keyring", ws.keyring_path),
         ("models", ws.models_dir),
         ("archive", ws.archive_dir),
+        ("git", ws.root / ".gitignore"),
     ):
         click.echo(f"  {label:<9} {path.relative_to(ws.root).as_posix()}")
     click.echo(f"  registry  {ws.settings.registry_id}")

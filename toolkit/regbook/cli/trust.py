@@ -111,6 +111,7 @@ def policy_show(obj: Context, as_json: bool) -> None:
     policy_json = status.in_force.as_json()
     click.echo(f"  [roles] register = {policy_json['roles']['register']}")
     click.echo(f"  [roles] gate = {policy_json['roles']['gate']}")
+    click.echo(f"  [roles] scan = {list(status.in_force.scan_roles)}")
     for name, roles in policy_json["transitions"].items():
         click.echo(f'  [transitions] "{name}" = {roles}')
     for name, rule in policy_json["gates"].items():

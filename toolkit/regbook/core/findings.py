@@ -56,6 +56,14 @@ CODES: dict[str, tuple[str, str]] = {
     "RB309": (ERROR, "Approvals or History view differs from the ledger"),
     "RB310": (INFO, "Draft rows not yet sealed"),
     "RB311": (ERROR, "Workflow cell edited by hand"),
+    # what the workbook shows besides its values (display forgery)
+    "RB312": (ERROR, "Number format shows another text than the value"),
+    "RB313": (ERROR, "Cell styled so its value cannot be read"),
+    "RB314": (ERROR, "Row or column of the registry hidden"),
+    "RB315": (ERROR, "Registry sheet hidden"),
+    "RB316": (ERROR, "Conditional format, drawing or setting over registry cells"),
+    "RB317": (WARNING, "Models sheet not protected"),
+    "RB318": (INFO, "Sheet not part of the registry, not verified"),
     "RB322": (INFO, "View cell not compared: its version's Ledger row was edited"),
     # the stage workflow
     "RB501": (ERROR, "Stage reached without its approval"),
@@ -90,6 +98,10 @@ CODES: dict[str, tuple[str, str]] = {
     "RB804": (ERROR, "Bag tag manifest not the one archived and signed"),
     "RB805": (INFO, "Archived version's original still in storage"),
     "RB806": (WARNING, "Bag with no archive event"),
+    # the security scan
+    "RB901": (WARNING, "Typed security metric disagrees with the scan"),
+    "RB902": (ERROR, "Scan of another content hash (replayed scan)"),
+    "RB903": (ERROR, "Scan event malformed"),
 }
 
 

@@ -11,7 +11,9 @@ into place, so a crash leaves the old file or the new one, never half of either:
 
 Only private keys are private: they pass ``mode=0o600``. Everything else keeps the mode
 the file had, or gets the one the umask gives a new file, so a workbook on a shared
-drive stays readable by the governance lead and the CI account.
+drive stays readable by the governance lead and the CI account. Folders built aside
+and renamed into place (bags, retrieved copies) come from ``staging_folder``, not from
+a bare ``tempfile.mkdtemp``, which is private.
 """
 
 from __future__ import annotations
@@ -51,6 +53,25 @@ def new_file_mode() -> int:
 def new_folder_mode() -> int:
     """The mode a new folder gets under the current umask (0o755 under umask 022)."""
     return 0o777 & ~_umask()
+
+
+def staging_folder(parent: Path, prefix: str, *, like: Path | None = None) -> Path:
+    """A fresh hidden folder in ``parent`` to build something in before renaming it into
+    place. ``tempfile.mkdtemp`` makes it 0700; a bag or a retrieved copy renamed from it
+    must not be private, so it gets ``like``'s mode when that folder exists, else the
+    umask's."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    mode = new_folder_mode()
+    if like is not None:
+        try:
+            mode = like.stat().st_mode & 0o7777
+        except OSError:
+            pass
+    try:
+        os.chmod(folder, mode | 0o700)  # the owner must still be able to fill it
+    except OSError:  # where modes are not POSIX
+        pass
+    return folder
 
 
 def mode_for(path: Path) -> int:

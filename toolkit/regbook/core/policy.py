@@ -36,6 +36,7 @@ DEFAULT_GATES = {
     "fairness": "demographic_parity_ratio >= 0.80",
     "security": "security_high_findings == 0",
 }
+DEFAULT_SCAN_ROLES = ("ci",)
 # Who may sign the events that change the policy and the keyring: not a setting.
 GOVERNANCE_ONLY = ("governance-lead",)
 
@@ -48,6 +49,8 @@ class Policy:
         default_factory=lambda: dict(DEFAULT_TRANSITIONS)
     )
     gates: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_GATES))
+    # Who may sign a security scan (``regbook scan``).
+    scan_roles: tuple[str, ...] = DEFAULT_SCAN_ROLES
 
     def transition_roles(self, from_stage: str, to_stage: str) -> tuple[str, ...]:
         specific = self.transitions.get(f"{from_stage}->{to_stage}")
@@ -61,9 +64,17 @@ class Policy:
         return wildcard or ()
 
     def as_json(self) -> dict[str, Any]:
-        """The policy as a policy event carries it (and as its sha256 is taken)."""
+        """The policy as a policy event carries it (and as its sha256 is taken). The scan
+        roles are written only when they are not the default, so a policy signed before
+        scans existed keeps its sha256 (and the witnesses that name it stay good)."""
+        roles: dict[str, list[str]] = {
+            "register": list(self.register_roles),
+            "gate": list(self.gate_roles),
+        }
+        if self.scan_roles != DEFAULT_SCAN_ROLES:
+            roles["scan"] = list(self.scan_roles)
         return {
-            "roles": {"register": list(self.register_roles), "gate": list(self.gate_roles)},
+            "roles": roles,
             "transitions": {k: list(v) for k, v in sorted(self.transitions.items())},
             "gates": dict(sorted(self.gates.items())),
         }
@@ -80,8 +91,12 @@ class Policy:
         if not isinstance(value, dict) or set(value) != {"roles", "transitions", "gates"}:
             raise InputError("not a policy: expected roles, transitions and gates")
         roles, transitions, gates = value["roles"], value["transitions"], value["gates"]
-        if not isinstance(roles, dict) or set(roles) != {"register", "gate"}:
-            raise InputError("policy roles: expected register and gate")
+        if not isinstance(roles, dict) or not {"register", "gate"} <= set(roles) <= {
+            "register",
+            "gate",
+            "scan",
+        }:
+            raise InputError("policy roles: expected register, gate and (optionally) scan")
         if not isinstance(transitions, dict) or not isinstance(gates, dict):
             raise InputError("policy transitions and gates must be objects")
         for name in transitions:
@@ -94,6 +109,9 @@ class Policy:
             gate_roles=role_list(roles["gate"], "policy roles gate"),
             transitions={k: role_list(v, f"policy transition {k}") for k, v in transitions.items()},
             gates=dict(gates),
+            scan_roles=role_list(roles["scan"], "policy roles scan")
+            if "scan" in roles
+            else DEFAULT_SCAN_ROLES,
         )
 
     def differences(self, other: Policy) -> list[str]:
@@ -102,6 +120,7 @@ class Policy:
         for name, mine, theirs in (
             ("[roles] register", self.register_roles, other.register_roles),
             ("[roles] gate", self.gate_roles, other.gate_roles),
+            ("[roles] scan", self.scan_roles, other.scan_roles),
         ):
             if mine != theirs:
                 out.append(f"{name}: {_show(theirs)} (in force: {_show(mine)})")

@@ -1,3 +1,3 @@
 """The version of regbook, in one place (``regbook.__version__`` re-exports it)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

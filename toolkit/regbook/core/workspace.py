@@ -21,6 +21,7 @@ from typing import Any
 from regbook.core.errors import InputError, cut
 from regbook.core.policy import (
     DEFAULT_GATES,
+    DEFAULT_SCAN_ROLES,
     DEFAULT_TRANSITIONS,
     Policy,
     check_transition,
@@ -51,8 +52,8 @@ models = "models"
 archive = "archive"
 
 [workbook]
-# How many previous copies of the workbook to keep (registry.xlsx.1.bak is the newest;
-# older ones shift to .2.bak, .3.bak, ... when this is more than 1).
+# How many previous copies of the workbook to keep (registry.1.bak.xlsx is the newest;
+# older ones shift to registry.2.bak.xlsx, ... when this is more than 1).
 backups = 1
 
 [retention]
@@ -64,6 +65,8 @@ years = 10
 register = ["sme", "ci"]
 # Which roles may sign validation gate results.
 gate = ["ci"]
+# Which roles may sign security scans (regbook scan).
+scan = ["ci"]
 
 [transitions]
 # Which roles may approve each stage transition. "*->Archived" covers every stage
@@ -107,6 +110,7 @@ class Settings:
     retention_years: int = 10
     register_roles: tuple[str, ...] = ("sme", "ci")
     gate_roles: tuple[str, ...] = ("ci",)
+    scan_roles: tuple[str, ...] = DEFAULT_SCAN_ROLES
     transitions: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_TRANSITIONS)
     )
@@ -117,7 +121,13 @@ class Settings:
     @property
     def policy(self) -> Policy:
         """The policy this file states (in force only once signed into the ledger)."""
-        return Policy(self.register_roles, self.gate_roles, self.transitions, self.gates)
+        return Policy(
+            self.register_roles,
+            self.gate_roles,
+            self.transitions,
+            self.gates,
+            scan_roles=self.scan_roles,
+        )
 
     @classmethod
     def parse(cls, text: str, source: str = CONFIG_NAME) -> Settings:
@@ -159,11 +169,13 @@ class Settings:
             out["retention_years"] = _int(
                 retention["years"], f"{source}: [retention] years", 1, 100
             )
-        roles = _table(data, "roles", source, ("register", "gate"))
+        roles = _table(data, "roles", source, ("register", "gate", "scan"))
         if "register" in roles:
             out["register_roles"] = role_list(roles["register"], f"{source}: [roles] register")
         if "gate" in roles:
             out["gate_roles"] = role_list(roles["gate"], f"{source}: [roles] gate")
+        if "scan" in roles:
+            out["scan_roles"] = role_list(roles["scan"], f"{source}: [roles] scan")
         transitions = _table(data, "transitions", source)
         if transitions:
             merged = dict(DEFAULT_TRANSITIONS)
@@ -239,6 +251,24 @@ def _relative_path(value: object, where: str) -> str:
     return value
 
 
+def backup_path(book: Path, n: int) -> Path:
+    """The ``n``-th newest backup of the workbook ``book``: registry.xlsx ->
+    registry.1.bak.xlsx. The name keeps the workbook's extension, so a backup opens in
+    Excel or LibreOffice as it is."""
+    return book.with_name(f"{book.stem}.{n}.bak{book.suffix}")
+
+
+def backups_of(book: Path) -> list[Path]:
+    """The backups of ``book`` on disk, newest first."""
+    pattern = re.compile(re.escape(book.stem) + r"\.([1-9][0-9]*)\.bak" + re.escape(book.suffix))
+    found = []
+    for p in book.parent.glob(f"{glob.escape(book.stem)}.*.bak{glob.escape(book.suffix)}"):
+        match = pattern.fullmatch(p.name)
+        if match:
+            found.append((int(match.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
 def refuse_own_files(path: Path, label: str, *, option: str | None = None) -> None:
     """Refuse an output path that would overwrite a workspace's own files (its settings,
     workbook and backups, keyring) or write into its artefact storage or archive: a
@@ -260,7 +290,7 @@ def refuse_own_files(path: Path, label: str, *, option: str | None = None) -> No
         else:
             book = ws.workbook_path
             own = [ws.config_path, book, ws.keyring_path, book.with_name(f".{book.name}.lock")]
-            own += [p for p in book.parent.glob(f"{glob.escape(book.name)}.*.bak")]
+            own += backups_of(book)
             stores = [ws.models_dir, ws.archive_dir]
         if any(target == _resolved(p) for p in own):
             raise InputError(

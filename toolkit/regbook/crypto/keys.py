@@ -906,7 +906,8 @@ def generate_key(path: Path, comment: str = "") -> SigningKey:
     except OSError as err:
         raise KeyProblem(f"{path}: cannot write the key: {err.strerror}") from None
     try:
-        _create_exclusive(pub_path, (public.openssh() + "\n").encode("utf-8"), 0o644)
+        # Only the private half is private: the public one follows the umask.
+        _create_exclusive(pub_path, (public.openssh() + "\n").encode("utf-8"), fs.new_file_mode())
     except OSError as err:
         path.unlink(missing_ok=True)
         reason = "already exists" if isinstance(err, FileExistsError) else err.strerror

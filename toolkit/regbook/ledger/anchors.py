@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
@@ -178,9 +178,11 @@ class Anchors:
                 f"(event {named.seq}) names {named.payload['keyring_sha256']}: it was edited "
                 "outside `regbook keys`",
             ))  # fmt: skip
-        limit = now + CLOCK_SLACK
+        # Event times are yyyy-mm-ddThh:mm:ssZ (parse_at refuses any other spelling), so
+        # their text orders as the times do: no event's time need be parsed here.
+        limit = (now + CLOCK_SLACK).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for event in events:
-            if event.when > limit:
+            if event.at > limit:
                 out.append(Finding.make(
                     "RB114", event.where("at"),
                     f"event {event.seq} ({event.kind}) is dated {event.at}, more than 5 "

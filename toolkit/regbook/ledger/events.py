@@ -41,7 +41,8 @@ from regbook.workbook.read import CellValue, Table
 CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109", "RB112", "RB114", "RB121")
 GENESIS = "0" * 64
 EVENT_KINDS = (
-    "register", "metrics", "approve", "gate", "promote", "archive", "policy", "keyring"
+    "register", "metrics", "approve", "scan", "gate", "promote", "archive", "policy",
+    "keyring",
 )  # fmt: skip
 
 
@@ -89,14 +90,17 @@ _quick_dumps = json.JSONEncoder(
 ).encode  # fmt: skip
 
 
-def parse_payload(text: str) -> tuple[Any, bool]:
+def parse_payload(text: str, canonical: bool = True) -> tuple[Any, bool]:
     """The payload cell's JSON value, and whether the text is its own RFC 8785 form
     (so no duplicate keys, no other spelling of a number, no blanks). Most payloads are
     decided by Python's C encoder, which writes text, whole numbers and the floats
     regbook writes as RFC 8785 does; the rest by rfc8785 itself. ValueError (and
-    RecursionError) where the text is not JSON."""
+    RecursionError) where the text is not JSON. Without ``canonical`` the form is not
+    looked at (and reads as True)."""
     try:
         value = _quick_loads(text)
+        if not canonical:
+            return value, True
         # RFC 8785 sorts keys by UTF-16 code units, Python by code points: they differ
         # only where characters beyond U+FFFF (two units in UTF-16) meet U+E000-U+FFFF.
         if _quick_dumps(value) == text and (
@@ -106,6 +110,8 @@ def parse_payload(text: str) -> tuple[Any, bool]:
     except (_NotPlain, ValueError):  # NaN or Infinity (allow_nan=False), and the like
         pass
     value = json.loads(text)
+    if not canonical:
+        return value, True
     try:
         return value, rfc8785.dumps(value).decode("utf-8") == text
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
@@ -186,7 +192,7 @@ class LedgerEvent:
 
     @classmethod
     def _read(
-        cls, values: list[Any], row: int, payload: dict[str, Any], when: datetime
+        cls, values: list[Any], row: int, payload: dict[str, Any], when: datetime | None
     ) -> LedgerEvent:
         """An event from a Ledger row's values in column order (seq ... signature), with
         its payload and time already parsed. Frozen dataclasses set each field through
@@ -197,7 +203,8 @@ class LedgerEvent:
         state.update(zip(_EVENT_FIELDS, values, strict=True))
         state["row"] = row
         state["payload"] = payload  # the cached properties, computed once here
-        state["when"] = when
+        if when is not None:
+            state["when"] = when
         return event
 
     @cached_property
@@ -332,20 +339,33 @@ _LEDGER_KINDS = tuple(c.kind for c in LEDGER.columns)
 
 
 def read_events(
-    table: Table, on_event: Callable[[LedgerEvent], object] | None = None
+    table: Table,
+    on_event: Callable[[LedgerEvent], object] | None = None,
+    *,
+    vouched: bool = False,
 ) -> tuple[list[LedgerEvent], list[Finding]]:
     """Parse the Ledger sheet's rows. A row that cannot be read is a finding (RB108), and
     rows holding formulas too: the ledger is plain values. A cell that reads as its
     event but is not what regbook wrote (blanks around text, a Seq spelt 5.0, a
     re-wrapped signature, a payload not in its RFC 8785 form) is RB121, and its event
     is kept: the chain stays checked past it. ``on_event`` is called with each event as
-    soon as it is read (verify starts its signature check)."""
+    soon as it is read (verify starts its signature check).
+
+    With ``vouched``, the rows up to ``table.vouched_to`` are the bytes a witness's
+    verifier read and found clean: they are read, not checked again, and their events
+    take the hash their row holds as the one their content hashes to."""
     events: list[LedgerEvent] = []
     findings: list[Finding] = []
     formula_rows = {r for (r, _c) in table.formulas}
     spelt_rows = {r for (r, c) in table.spelt if c in (0, _COL_VERSION)}
+    skip_to = table.vouched_to if vouched else 0
     for i, row in table.indexed():
         number = table.row_numbers[i]
+        if number <= skip_to and (event := _vouched_event(row, number)) is not None:
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
+            continue
         formula_cols = (
             [c for (r, c) in table.formulas if r == number] if number in formula_rows else []
         )
@@ -406,6 +426,7 @@ _SAFE_INT = 2**53
 _COL_AT = _LEDGER_KEYS.index("at")
 _COL_PAYLOAD = _LEDGER_KEYS.index("payload")
 _COL_VERSION = _LEDGER_KEYS.index("version")
+_COL_HASH = _LEDGER_KEYS.index("hash")
 assert _LEDGER_KINDS == (INT, TEXT, TEXT, TEXT, INT, *(TEXT,) * 6)  # _usual_row's layout
 
 
@@ -436,6 +457,35 @@ def _usual_row(row: list[CellValue]) -> list[Any] | None:
             and signature):  # fmt: skip
         return None
     return [seq, at, kind, model, version, payload, prev, hash_, signer, fingerprint, signature]
+
+
+def _vouched_event(row: list[CellValue], number: int) -> LedgerEvent | None:
+    """The event of a row a witness vouches for: its cells are what regbook wrote (the
+    witness's verifier found no RB121 there), so they are taken as they stand, text
+    without blanks around it. None for a row not in the form every clean row has (it is
+    then read and checked)."""
+    if len(row) != len(_LEDGER_KEYS):
+        return None
+    values: list[Any] = list(row)
+    signature = values[-1]
+    if type(signature) is not str:
+        return None
+    values[-1] = signature.strip()  # the armor ends in a line break; the event keeps none
+    for col in (0, _COL_VERSION):
+        value = values[col]
+        if type(value) is float and value.is_integer():
+            values[col] = int(value)
+        elif type(value) is not int and not (col and value is None):
+            return None
+    try:
+        payload = json.loads(values[_COL_PAYLOAD])
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    event = LedgerEvent._read(values, number, payload, None)
+    event.__dict__["_computed_hash"] = values[_COL_HASH]  # as computed_hash keeps it
+    return event
 
 
 def _not_as_written(

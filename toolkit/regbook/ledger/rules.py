@@ -10,16 +10,19 @@ would then reject.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
+from regbook.core.policy import Policy
 from regbook.core.schema import STAGES
 from regbook.core.workspace import Workspace
 from regbook.crypto.keys import Keyring, check_signature, namespace_for
 from regbook.ledger.anchors import REGISTRY_MODEL, Anchors
 from regbook.ledger.events import LedgerEvent
 from regbook.ledger.gates import FAIL, PASS, Gate, evaluate, parse_gates, recorded_outcome
+from regbook.ledger.scans import SECURITY_METRIC, recorded_scan, security_scan
 from regbook.ledger.signatures import signer_role
 from regbook.ledger.state import Registry, VersionState
 
@@ -65,6 +68,36 @@ def sealed_metrics(state: VersionState, at: int | None = None) -> dict[str, floa
     or in an addendum since); ``at``: only those sealed before the event at that seq."""
     metrics = state.metrics if at is None else state.metrics_at(at)
     return {m["metric"]: m["value"] for m in metrics if not m.get("slice")}
+
+
+def gated_metrics(
+    state: VersionState,
+    policy_at: Callable[[int], Policy],
+    before: int | None = None,
+    *,
+    sealed_at: int | None = None,
+) -> dict[str, float]:
+    """The metrics a gate reads: the sealed ones (those sealed before ``before``, or
+    before ``sealed_at`` when given: a metrics addendum after a gate is not in it),
+    except that once the version has a scan of its content hash (before ``before``),
+    ``security_high_findings`` is the scan's critical plus high count, and unknown (so
+    the gate fails) when the scan was inconclusive."""
+    metrics = sealed_metrics(state, at=before if sealed_at is None else sealed_at)
+    found = security_scan(state, policy_at, before)
+    if found is not None:
+        metrics.pop(SECURITY_METRIC, None)
+        value = found[1].value
+        if value is not None:
+            metrics[SECURITY_METRIC] = value
+    return metrics
+
+
+def scan_reference(
+    state: VersionState, policy_at: Callable[[int], Policy], before: int | None = None
+) -> dict[str, object] | None:
+    """How a gate event names the scan its security metric came from."""
+    found = security_scan(state, policy_at, before)
+    return None if found is None else {"seq": found[0].seq, "hash": found[0].hash}
 
 
 def usable_approval(
@@ -163,8 +196,14 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
                     f"not this version's {state.content_hash[:24]}... (a replayed approval)",
                 )
         elif event.kind == "gate":
-            findings.extend(gate_findings(event, state, label, anchors.policy_at(event.seq).gates))
+            findings.extend(
+                gate_findings(
+                    event, state, label, anchors.policy_at(event.seq).gates, anchors.policy_at
+                )
+            )
             last_gate[key] = event
+        elif event.kind == "scan":
+            findings.extend(scan_findings(event, state, label))
         elif event.kind in ("promote", "archive"):
             current, target = stage.get(key, "None"), p.get("to")
             if event.kind == "archive" and signer_role(event) == "ci":
@@ -259,7 +298,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
         state = registry.get(*key)
         if state is None or state.stage == "Archived" or not gates:
             continue
-        now = evaluate(gates, sealed_metrics(state, at=event.seq))
+        now = evaluate(gates, gated_metrics(state, anchors.policy_at, sealed_at=event.seq))
         if event.payload.get("result") == PASS and now.result != PASS:
             findings.append(
                 Finding.make(
@@ -267,7 +306,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
                     event.where("payload"),
                     f"the latest gate result of {state.model}@{state.version} (event {event.seq}) "
                     f"is {event.payload.get('result')}, but the thresholds in force give "
-                    f"{now.result} on the sealed metrics",
+                    f"{now.result} on the sealed metrics and the latest scan",
                     state.model,
                     state.version,
                 )
@@ -296,11 +335,49 @@ def _follow(
         stage_seq[key] = event.seq
 
 
+def scan_findings(event: LedgerEvent, state: VersionState, label: str) -> list[Finding]:
+    """A scan must be of this version's content hash and read back as ``scan`` wrote it;
+    a typed security metric that disagrees with it is reported (the scan wins)."""
+
+    def make(code: str, text: str) -> Finding:
+        return Finding.make(code, event.where("payload"), f"{label}: {text}", event.model,
+                            event.version)  # fmt: skip
+
+    p = event.payload
+    if p.get("content_hash") != state.content_hash:
+        return [
+            make(
+                "RB902",
+                f"scans content hash {str(p.get('content_hash'))[:24]}..., not this version's "
+                f"{state.content_hash[:24]}...: it counts for nothing (a replayed scan)",
+            )
+        ]
+    scan = recorded_scan(p)
+    if scan.malformed:
+        return [make("RB903", f"the scan cannot be read: {scan.malformed}")]
+    typed = sealed_metrics(state).get(SECURITY_METRIC)
+    if typed is not None and (not scan.conclusive or float(typed) != scan.high_findings):
+        said = scan.high_findings if scan.conclusive else "inconclusive"
+        return [
+            make(
+                "RB901",
+                f"the sealed {SECURITY_METRIC} is {typed}, but the scan says {said}; the "
+                "security gate reads the scan",
+            )
+        ]
+    return []
+
+
 def gate_findings(
-    event: LedgerEvent, state: VersionState, label: str, in_force: dict[str, str]
+    event: LedgerEvent,
+    state: VersionState,
+    label: str,
+    in_force: dict[str, str],
+    policy_at: Callable[[int], Policy],
 ) -> list[Finding]:
-    """A gate result must follow from the sealed metrics and the thresholds of the policy
-    in force at the gate (``in_force``, its [gates])."""
+    """A gate result must follow from the sealed metrics (the security metric from the
+    latest scan before it, if any) and the thresholds of the policy in force at the
+    gate (``in_force``, its [gates])."""
     out = []
 
     def add(text: str) -> None:
@@ -325,12 +402,19 @@ def gate_findings(
             f"the gates recorded ({_gate_list(used)}) are not the gates of the policy in "
             f"force at the gate ({_gate_list(wanted)})"
         )
-    metrics = sealed_metrics(state, at=event.seq)  # an addendum after the gate is not in it
+    metrics = gated_metrics(state, policy_at, event.seq)
+    scan = scan_reference(state, policy_at, event.seq)
+    if p.get("scan") != scan:
+        add(
+            f"the gate names scan {p.get('scan')}, but the latest scan of this content hash "
+            f"before it is {scan}"
+        )
     for r in recorded.results:
         sealed = metrics.get(r.gate.metric)
         if r.value != (None if sealed is None else float(sealed)):
+            source = "the scan's" if r.gate.metric == SECURITY_METRIC and scan else "the sealed"
             add(
-                f"gate {r.gate.name} recorded {r.gate.metric} = {r.value}, but the sealed "
+                f"gate {r.gate.name} recorded {r.gate.metric} = {r.value}, but {source} "
                 f"value is {sealed}"
             )
         if r.gate.check(r.value) != r.result:

@@ -204,6 +204,8 @@ def allowed_roles_for(policy_at: Callable[[int], Policy]) -> AllowedRoles:
             return settings.register_roles
         if event.kind == "gate":
             return settings.gate_roles
+        if event.kind == "scan":
+            return settings.scan_roles
         if event.kind in ("approve", "archive", "promote"):
             p = event.payload
             if event.kind == "promote" and p.get("to") == "Production":

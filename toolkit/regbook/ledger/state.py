@@ -36,6 +36,7 @@ class VersionState:
     approvals: list[LedgerEvent] = field(default_factory=list)
     gate_event: LedgerEvent | None = None
     stage_event: LedgerEvent | None = None  # the transition that set the stage
+    scans: list[LedgerEvent] = field(default_factory=list)  # every scan event, in order
     addenda: list[LedgerEvent] = field(default_factory=list)  # metrics sealed later
 
     @property
@@ -148,6 +149,8 @@ class Registry:
         payload = event.payload
         if event.kind == "approve":
             state.approvals.append(event)
+        elif event.kind == "scan":
+            state.scans.append(event)
         elif event.kind == "gate":
             state.gate = payload.get("result")
             state.gate_event = event

@@ -9,6 +9,8 @@ not differences; a hand edit is::
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -41,6 +43,30 @@ from regbook.registry.views import (
     models_values,
 )
 from regbook.workbook.read import Table, WorkbookData
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """What a trusted witness vouches for in the views: each table's rows up to its
+    ``vouched_to`` are the bytes the witness's verifier found equal to the ledger, and
+    a version's rows still are unless an event after the witnessed head (``touched``)
+    changed what they must hold. Approvals and History only grow, event by event."""
+
+    touched: frozenset[tuple[str, int]]
+
+    def skips(self, table: Table, number: int, key: tuple[str, int]) -> bool:
+        return number <= table.vouched_to and key not in self.touched
+
+    @staticmethod
+    def leading(table: Table) -> int:
+        """How many of the sheet's first rows are vouched for (the omitted ones too)."""
+        count = table.omitted
+        for number in table.row_numbers:
+            if number > table.vouched_to:
+                break
+            count += 1
+        return count
+
 
 # Models cells that show the workflow (later ledger events), never typed by hand.
 WORKFLOW_CELLS = ("stage", "approval", "gate", "deployed_on", "retain_until")
@@ -130,7 +156,9 @@ def _second_row(table: Table, i: int, state: VersionState, first: int) -> Findin
         "row", state.model, state.version)  # fmt: skip
 
 
-def models_findings(table: Table, registry: Registry) -> list[Finding]:
+def models_findings(
+    table: Table, registry: Registry, vouched: Vouched | None = None
+) -> list[Finding]:
     findings: list[Finding] = []
     by_seal = registry.by_seal
     genuine = sealed_rows(table, registry)
@@ -187,6 +215,8 @@ def models_findings(table: Table, registry: Registry) -> list[Finding]:
             findings.append(_second_row(table, i, state, seen[key]))
             continue
         seen[key] = number
+        if vouched is not None and vouched.skips(table, number, key):
+            continue
         expected = models_values(state)
         formulas = bool(table.formulas)
         for index, column in _CHECKED_MODELS_COLUMNS:
@@ -283,10 +313,15 @@ _M_MODEL, _M_VERSION, _M_METRIC, _M_SLICE = (
 _M_SEALED = tuple((k, METRICS.index(k), METRICS.column(k).kind) for k in ("value", "kind"))
 
 
-def metrics_findings(table: Table, registry: Registry) -> list[Finding]:
+def metrics_findings(
+    table: Table, registry: Registry, vouched: Vouched | None = None
+) -> list[Finding]:
     findings: list[Finding] = []
     expected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
-    for state in registry.versions.values():
+    skipped = _vouched_metrics(table, registry, vouched) if vouched else set()
+    for key, state in registry.versions.items():
+        if key in skipped:
+            continue
         for values in metrics_values(state):
             expected[(state.model, state.version, values["metric"], values["slice"])] = values
     seen: set[tuple[str, int, str, str]] = set()
@@ -295,8 +330,8 @@ def metrics_findings(table: Table, registry: Registry) -> list[Finding]:
     for i, row in table.indexed():
         model = normalize_text(row[_M_MODEL])
         version = _whole_number(row[_M_VERSION])
-        if (model, version) not in versions:
-            continue  # a draft's metric
+        if (model, version) not in versions or (model, version) in skipped:
+            continue  # a draft's metric, or a version's the witness vouches for
         metric = normalize_text(row[_M_METRIC])
         slice_ = normalize_text(row[_M_SLICE])
         key = (model, version, metric, slice_)
@@ -330,6 +365,29 @@ def metrics_findings(table: Table, registry: Registry) -> list[Finding]:
             f"sealed with {model}@{version} but has no row in Metrics", model,
             version))  # fmt: skip
     return findings
+
+
+def _vouched_metrics(table: Table, registry: Registry, vouched: Vouched) -> set[tuple[str, int]]:
+    """Versions whose Metrics rows all stand among the vouched rows, as many as the
+    version has sealed metrics, and that no later event touched: the rows the witness's
+    verifier found complete and equal to the ledger."""
+    inside: Counter[tuple[str, int]] = Counter()
+    outside: set[tuple[str, int]] = set()
+    for i, row in table.indexed():
+        version = _whole_number(row[_M_VERSION])
+        if version is None:
+            continue
+        key = (normalize_text(row[_M_MODEL]), version)
+        if vouched.skips(table, table.row_numbers[i], key):
+            inside[key] += 1
+        else:
+            outside.add(key)
+    versions = registry.versions
+    return {
+        key
+        for key, count in inside.items()
+        if key not in outside and key in versions and len(versions[key].metrics) == count
+    }
 
 
 def _whole_number(value: Any) -> int | None:
@@ -383,18 +441,26 @@ def untouched(kind: str, want: Any, found: Any) -> bool:
 
 
 def sheet_findings(
-    table: Table, sheet: Sheet, expected: list[dict[str, Any]], code: str = "RB309"
+    table: Table,
+    sheet: Sheet,
+    expected: list[dict[str, Any]],
+    code: str = "RB309",
+    start: int = 0,
 ) -> list[Finding]:
-    """A regbook-only sheet must equal its derivation, row by row."""
+    """A regbook-only sheet must equal its derivation, row by row. ``expected`` holds
+    the rows from the ``start``-th on: the ones before it are vouched for (and the
+    table's first ``omitted`` of them were not read)."""
     findings: list[Finding] = []
-    for i, want in enumerate(expected):
-        if i >= len(table.rows):
+    total = start + len(expected)
+    rows = table.omitted + len(table.rows)  # the sheet's data rows, read or not
+    for n, want in enumerate(expected, start=start):
+        i = n - table.omitted
+        if n >= rows:
             findings.append(
                 Finding.make(
                     code,
-                    f"{sheet.name}!A{i + 2}",
-                    f"{plural(len(expected) - i, 'row')} missing; `regbook restore` rewrites the "
-                    "sheet",
+                    f"{sheet.name}!A{n + 2}",
+                    f"{plural(total - n, 'row')} missing; `regbook restore` rewrites the sheet",
                     want.get("model"),
                     want.get("version"),
                 )
@@ -420,25 +486,31 @@ def sheet_findings(
                         "allowed_signers" if sheet is KEYS else "the ledger",
                     )
                 )
-    if len(table.rows) > len(expected):
-        extra = len(table.rows) - len(expected)
+    if rows > total:
+        extra = rows - total
         findings.append(
             Finding.make(
                 code,
-                f"{sheet.name}!A{table.row_numbers[len(expected)]}",
+                f"{sheet.name}!A{table.row_numbers[total - table.omitted]}",
                 f"{plural(extra, 'row')} that the ledger does not have",
             )
         )
     return findings
 
 
-def view_findings(data: WorkbookData, registry: Registry) -> list[Finding]:
-    """Every cell of Models, Metrics, Approvals and History that differs from the ledger."""
+def view_findings(
+    data: WorkbookData, registry: Registry, vouched: Vouched | None = None
+) -> list[Finding]:
+    """Every cell of Models, Metrics, Approvals and History that differs from the ledger;
+    with ``vouched``, but for the rows a trusted witness vouches for."""
+    approvals, history = data[APPROVALS.name], data[HISTORY.name]
+    a_start = Vouched.leading(approvals) if vouched else 0
+    h_start = Vouched.leading(history) if vouched else 0
     return (
-        models_findings(data[MODELS.name], registry)
-        + metrics_findings(data[METRICS.name], registry)
-        + sheet_findings(data[APPROVALS.name], APPROVALS, approvals_values(registry))
-        + sheet_findings(data[HISTORY.name], HISTORY, history_values(registry))
+        models_findings(data[MODELS.name], registry, vouched)
+        + metrics_findings(data[METRICS.name], registry, vouched)
+        + sheet_findings(approvals, APPROVALS, approvals_values(registry, a_start), start=a_start)
+        + sheet_findings(history, HISTORY, history_values(registry, h_start), start=h_start)
     )
 
 

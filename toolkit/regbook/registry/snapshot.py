@@ -23,7 +23,7 @@ from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.ids import ModelRef
-from regbook.core.schema import CARDS, LEDGER, READ_SHEETS, Sheet
+from regbook.core.schema import APPROVALS, CARDS, HISTORY, LEDGER, READ_SHEETS, Sheet
 from regbook.core.workspace import Workspace
 from regbook.crypto import sigbatch
 from regbook.crypto.keys import Keyring, load_keyring
@@ -32,11 +32,15 @@ from regbook.ledger.events import CHAIN_CODES, LedgerEvent, check_chain, read_ev
 from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
 from regbook.ledger.state import Registry, VersionState
-from regbook.registry.diff import keys_findings, view_findings
+from regbook.registry.diff import Vouched, keys_findings, view_findings
+from regbook.registry.display import DISPLAY_SHEET_NAMES, display_findings
 from regbook.registry.witness import WITNESS_CODES, Witness, signatures_sha256, witness_findings
+from regbook.workbook.presentation import read_presentation
 from regbook.workbook.read import Table, WorkbookData, read_workbook
 
 LEDGER_ONLY: tuple[Sheet, ...] = (LEDGER,)
+# Sheets that only grow, row by row with the ledger: a witnessed read takes their tails.
+_TAIL_SHEETS: tuple[Sheet, ...] = (APPROVALS, HISTORY)
 # A witness vouches for nothing in a ledger it does not match, or where the keyring is not
 # the pinned one or the one the ledger names.
 _NOT_VOUCHED = (*WITNESS_CODES, "RB110", "RB116")
@@ -62,6 +66,8 @@ class Snapshot:
     keys_findings: list[Finding] = field(default_factory=list)
     signatures_checked: bool = True
     views_checked: bool = True
+    # What a trusted witness vouches for in the views (None without one).
+    vouched: Vouched | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -119,6 +125,7 @@ def open_registry(
     threads: int = 2,
     meanwhile: Callable[[], object] | None = None,
     witness: Witness | None = None,
+    tails: bool = True,
 ) -> Snapshot:
     """Read ``sheets`` of the workbook once and check the registry: the ledger's rows and
     chain, the keyring pin, and with ``signatures`` every signature and workflow rule;
@@ -130,7 +137,10 @@ def open_registry(
     With a ``witness`` the ledger must hold the witnessed head (RB119, RB120). When the
     witness is a ci key's and the keyring is the one it names, the signatures of the
     events up to the witnessed head are not checked again: the chain proves they are
-    the bytes CI verified, under the same keys and the same policy."""
+    the bytes CI verified, under the same keys and the same policy; nor are the rows the
+    witness's digests vouch for (docs/formats.md). With ``tails``, of Approvals and
+    History only the rows after those are read (``Table.omitted``): writers, which
+    append after the last row, pass False."""
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
         raise InputError(
             f"keyring sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
@@ -144,8 +154,9 @@ def open_registry(
         prepared = side.submit(meanwhile) if side is not None and meanwhile else None
         with gc_paused():
             snapshot = _open(
-                ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool, witness
-            )
+                ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool, witness,
+                tails,
+            )  # fmt: skip
         if prepared is not None:
             prepared.result()  # its error, if any, is the caller's
         return snapshot
@@ -169,6 +180,23 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class _Replayed:
+    """The ledger's events, replayed as soon as they are read: on the thread that read
+    them, while the other one still reads the other sheets."""
+
+    events: list[LedgerEvent]
+    bad_rows: list[Finding]
+    anchors: Anchors
+    registry: Registry
+    replay_findings: list[Finding]
+
+    @classmethod
+    def of(cls, events: list[LedgerEvent], bad: list[Finding], keyring: Keyring) -> _Replayed:
+        registry, found = Registry.replay(events)
+        return cls(events, bad, Anchors.replay(events, keyring), registry, found)
+
+
 def _open(
     ws: Workspace,
     keyring: Keyring,
@@ -179,6 +207,7 @@ def _open(
     threads: int,
     pool: sigbatch.Executor | None,
     witness: Witness | None,
+    tails: bool,
 ) -> Snapshot:
     findings: list[Finding] = []
     if keyring_sha256 is not None and keyring.sha256 != keyring_sha256.strip().lower():
@@ -188,12 +217,12 @@ def _open(
             f"{keyring_sha256.strip().lower()}: someone changed who may sign"))  # fmt: skip
     # The roles each event needs are known once the ledger's policy events are read.
     checks = SignatureChecks(keyring, None, threads, pool)
-    parsed: list[tuple[list[LedgerEvent], list[Finding]]] = []
-    # Events up to a trusted witness's head need no signature check if the chain holds it.
+    parsed: list[_Replayed] = []
+    # Up to a trusted witness's head, the rows CI verified need no check again, nor their
+    # events' signatures, if the chain holds that head.
     trusted = (
         witness.seq
         if witness is not None
-        and signatures
         and witness.keyring_sha256 == keyring.sha256
         and witness.signed_by_ci(keyring) is None
         else 0
@@ -206,44 +235,68 @@ def _open(
         else:
             checks.add(event)
 
+    ledger: list[Table] = []
+
     def parse_ledger(table: Table) -> None:
         # While the other sheets are read, parse the ledger and start the signature checks.
-        parsed.append(read_events(table, check if signatures else None))
+        ledger.append(table)
+        events, bad = read_events(table, check if signatures else None, vouched=bool(trusted))
+        parsed.append(_Replayed.of(events, bad, keyring))
 
-    data = read_workbook(ws.workbook_path, sheets=sheets, first=LEDGER, on_first=parse_ledger)
-    events, bad_rows = parsed[0]
-    findings += bad_rows
-    findings += check_chain(events)
-    anchors = Anchors.replay(events, keyring)
-    findings += anchors.findings
-    findings += anchors.file_findings(ws.settings, keyring, events, fs.verifier_now())
+    # A trusted witness's digests tell which rows are still the bytes CI verified.
+    parts = witness.parts if witness is not None and trusted else None
+    data = read_workbook(
+        ws.workbook_path, sheets=sheets, first=LEDGER, on_first=parse_ledger, witnessed=parts,
+        tail_only=_TAIL_SHEETS if tails else (),
+    )  # fmt: skip
+    ledger_read = parsed[0]
+    events, anchors = ledger_read.events, ledger_read.anchors
+    anchored = anchors.file_findings(ws.settings, keyring, events, fs.verifier_now())
     registry_id = anchors.registry_id or ws.settings.registry_id
-    if witness is not None:
-        findings += witness_findings(witness, events, keyring, anchors, registry_id)
-    vouched = (
-        trusted
-        and not any(f.code in _NOT_VOUCHED or f.code in CHAIN_CODES for f in findings)
+    witnessed = witness_findings(witness, events, keyring, anchors, registry_id) if witness else []
+    vouched = bool(
+        witness is not None
+        and trusted
+        and not any(f.code in _NOT_VOUCHED for f in findings + anchored + witnessed)
         and signatures_sha256(events, trusted) == witness.signatures_sha256
-    ) if witness is not None else False  # fmt: skip
+    )
+    if not vouched and ledger and ledger[0].vouched_to:
+        # The witness vouches for nothing after all: every row is read and checked.
+        ledger_read = _Replayed.of(*read_events(ledger[0]), keyring)
+        events, anchors = ledger_read.events, ledger_read.anchors
+    registry = ledger_read.registry
+    findings += ledger_read.bad_rows
+    findings += check_chain(events)
+    findings += anchors.findings
+    findings += anchored
+    findings += witnessed
+    vouched = vouched and not any(f.code in CHAIN_CODES for f in findings)
+    omitted = tuple(s for s in _TAIL_SHEETS if s.name in data.tables and data[s.name].omitted)
+    if not vouched and omitted:  # read the rows left unread after all
+        data.tables.update(read_workbook(ws.workbook_path, sheets=omitted).tables)
     if not vouched:
         for event in skipped:  # the witness vouches for none of them: check them all
             checks.add(event)
     checks.allowed_roles = allowed_roles_for(anchors.policy_at)
     waiting = checks.started() if signatures else None
-    registry, replayed = Registry.replay(events)
-    findings += replayed
+    findings += ledger_read.replay_findings
     rules: list[Finding] = []
     compared: list[Finding] = []
     keys: list[Finding] = []
     views = views and all(s in sheets for s in READ_SHEETS)
+    since = (
+        Vouched(frozenset((e.model, e.version or 0) for e in events[trusted:])) if vouched else None
+    )
     if views:
         # A version whose Ledger row was edited is reported there (RB102): its view cells
         # may well show what was sealed, and are not blamed for differing from the edit.
         altered = {(f.model, f.version) for f in findings if f.code == "RB102" and f.model}
         compared = [
             f if f.model is None or (f.model, f.version) not in altered else not_compared(f)
-            for f in view_findings(data, registry)
+            for f in view_findings(data, registry, since)
         ]
+        shown = read_presentation(ws.workbook_path, DISPLAY_SHEET_NAMES)
+        compared += display_findings(shown, data, registry)
         keys = keys_findings(data, keyring)
     if waiting is not None:
         rules = workflow_findings(registry, anchors, vouched=trusted if vouched else 0)
@@ -261,4 +314,5 @@ def _open(
         keys,
         signatures,
         views,
+        since,
     )

@@ -8,7 +8,8 @@ them and the views they change in one atomic save.
         tx.save(patch)
 
 A transaction refuses a broken ledger, and a workbook whose views differ from the
-ledger: writing over a hand edit would erase the evidence of it.
+ledger: writing over a hand edit would erase the evidence of it. A witness CI left in
+the workspace (``regbook.witness``) spares it the checks of the rows CI verified.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from regbook.registry.views import (
     rewrite_sheet,
     write_row,
 )
+from regbook.registry.witness import workspace_witness
 from regbook.workbook.patch import PackagePatch
 from regbook.workbook.read import WorkbookData, WorkbookWriter
 
@@ -145,6 +147,8 @@ class Transaction:
                 sheets=CARD_SHEETS if self.checked else READ_SHEETS,
                 signatures=self.checked,
                 views=self.checked,
+                witness=workspace_witness(self.ws),
+                tails=False,  # rows are appended after the last one: read them all
             )
             findings = snapshot.chain_findings
             if findings:
@@ -216,7 +220,7 @@ class Transaction:
         edited = (
             snapshot.view_findings
             if snapshot.views_checked
-            else view_findings(self.data, self.registry)
+            else view_findings(self.data, self.registry, snapshot.vouched)
         )
         _refuse_edited_views([f for f in edited if not (f.code == "RB305" and f.where in sealing)])
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from regbook.core.schema import (
@@ -104,14 +105,17 @@ def history_row(e: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def approvals_values(registry: Registry) -> list[dict[str, Any]]:
-    """One row per approval event."""
-    return [approval_row(e) for e in registry.events if e.kind == "approve"]
+def approvals_values(registry: Registry, start: int = 0) -> list[dict[str, Any]]:
+    """One row per approval event (from the ``start``-th on)."""
+    events = (e for e in registry.events if e.kind == "approve")
+    return [approval_row(e) for e in islice(events, start, None)]
 
 
-def history_values(registry: Registry) -> list[dict[str, Any]]:
-    """One row per registration, transition, gate result and archive move."""
-    return [history_row(e) for e in registry.events if e.kind != "approve"]
+def history_values(registry: Registry, start: int = 0) -> list[dict[str, Any]]:
+    """One row per registration, transition, gate result and archive move (from the
+    ``start``-th on)."""
+    events = (e for e in registry.events if e.kind != "approve")
+    return [history_row(e) for e in islice(events, start, None)]
 
 
 def _history_detail(kind: str, p: dict[str, Any]) -> str:
@@ -160,7 +164,23 @@ def _history_detail(kind: str, p: dict[str, Any]) -> str:
         roles = f" ({', '.join(map(str, roles))})" if isinstance(roles, list) else ""
         until = f" from {p.get('valid_before')}" if p.get("change") == "revoke" else ""
         return f"{p.get('change')} {p.get('principal')}{roles} key {p.get('key')}{until}"
+    if kind == "scan":
+        return _scan_detail(p)
     return str(p.get("detail", ""))
+
+
+def _scan_detail(p: dict[str, Any]) -> str:
+    counts = p.get("counts")
+    counts = counts if isinstance(counts, dict) else {}
+    scanner = p.get("scanner")
+    scanner = scanner if isinstance(scanner, dict) else {}
+    found = ", ".join(f"{counts.get(s)} {s}" for s in ("critical", "high", "medium", "low"))
+    inconclusive = p.get("inconclusive")
+    names = [str(n) for n in inconclusive] if isinstance(inconclusive, list) else []
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"scan {p.get('verdict')}: {found} ({scanner.get('name')} {scanner.get('version')})" + (
+        f"; inconclusive: {', '.join(names[:3])}{more}" if names else ""
+    )
 
 
 def keys_values(keyring: Any) -> list[dict[str, Any]]:

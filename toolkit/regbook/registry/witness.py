@@ -24,11 +24,16 @@ from typing import Any
 
 from regbook.core.errors import InputError, cut
 from regbook.core.findings import Finding
+from regbook.core.schema import APPROVALS, HISTORY, LEDGER, METRICS, MODELS
+from regbook.core.workspace import Workspace
 from regbook.crypto.keys import SIG_BEGIN, Keyring, SigningKey, check_signature, namespace_for, sign
 from regbook.ledger.anchors import Anchors
 from regbook.ledger.events import GENESIS, LedgerEvent, parse_at
+from regbook.workbook.digests import PackageDigests
 
-FORMAT = "regbook-witness/1"
+FORMAT = "regbook-witness/2"
+# Witnesses of the first format name the head only: still read, vouching for no rows.
+FORMATS = ("regbook-witness/1", FORMAT)
 # The findings of a ledger held against a witness.
 WITNESS_CODES = ("RB119", "RB120")
 WITNESS_ROLE = "ci"
@@ -36,7 +41,12 @@ _FIELDS = (
     "format", "registry", "seq", "hash", "signatures_sha256", "keyring_sha256",
     "policy_sha256", "at", "signer",
 )  # fmt: skip
+# Where a writer looks for the witness CI last wrote into the workspace (docs/ci.md).
+WORKSPACE_WITNESS = "regbook.witness"
+# The sheets whose rows a witness vouches for: those verify compares row by row.
+VOUCHED_SHEETS = (LEDGER, MODELS, METRICS, APPROVALS, HISTORY)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_CHECKPOINT_LINES = re.compile(r'\[\s+([0-9]+),\s+("[0-9a-f]{64}")\s+\]')
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class Witness:
     signed: bytes  # the JSON text as signed: everything before the signature
     signature: str
     source: str
+    parts: PackageDigests | None = None  # the workbook's digests as CI verified it
 
     @classmethod
     def load(cls, path: Path) -> Witness:
@@ -73,10 +84,15 @@ class Witness:
             text = signature.decode("ascii")
         except (UnicodeDecodeError, ValueError, RecursionError) as err:
             raise InputError(f"witness {source}: not a witness: {cut(str(err), 80)}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in FORMATS:
             raise InputError(f"witness {source}: not a {FORMAT} file")
-        if set(data) != set(_FIELDS):
-            raise InputError(f"witness {source}: expected the fields {', '.join(_FIELDS)}")
+        fields = (*_FIELDS, "parts") if data["format"] == FORMAT else _FIELDS
+        if set(data) != set(fields):
+            raise InputError(f"witness {source}: expected the fields {', '.join(fields)}")
+        try:
+            parts = PackageDigests.from_json(data["parts"]) if "parts" in data else None
+        except ValueError as err:
+            raise InputError(f"witness {source}: {err}") from None
         seq = data["seq"]
         texts = [data[k] for k in _FIELDS if k != "seq"]
         if type(seq) is not int or seq < 0 or not all(isinstance(t, str) for t in texts):
@@ -91,7 +107,7 @@ class Witness:
         return cls(
             data["registry"], seq, data["hash"], data["signatures_sha256"],
             data["keyring_sha256"], data["policy_sha256"],
-            data["at"], data["signer"], signed, text, source,
+            data["at"], data["signer"], signed, text, source, parts,
         )  # fmt: skip
 
     def signed_by_ci(self, keyring: Keyring, anchors: Anchors | None = None) -> str | None:
@@ -110,6 +126,20 @@ class Witness:
                 f"key {check.fingerprint} was revoked by ledger event {revoked.seq}, at or "
                 f"before the witnessed event {self.seq}"
             )
+        return None
+
+
+def workspace_witness(ws: Workspace) -> Witness | None:
+    """The witness CI left in the workspace, if there is one a writer can read. It only
+    spares work: an unreadable, older or foreign one spares less or nothing (the
+    snapshot vouches for rows only under a ci key's witness that the ledger holds), so
+    it is never an error here."""
+    path = ws.root / WORKSPACE_WITNESS
+    if not path.is_file():
+        return None
+    try:
+        return Witness.load(path)
+    except InputError:
         return None
 
 
@@ -132,8 +162,10 @@ def witness_text(
     principal: str,
     at: str,
     key: SigningKey,
+    parts: PackageDigests,
 ) -> bytes:
-    """A signed witness of the head of ``events``: the JSON, then its SSH signature."""
+    """A signed witness of the head of ``events`` and of the workbook's ``parts`` as
+    verified: the JSON, then its SSH signature."""
     head = events[-1] if events else None
     data: dict[str, Any] = {
         "format": FORMAT,
@@ -145,8 +177,12 @@ def witness_text(
         "policy_sha256": policy_sha256,
         "at": at,
         "signer": principal,
+        "parts": parts.to_json(),
     }
-    signed = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    # One checkpoint a line: [rows, "sha256"].
+    text = _CHECKPOINT_LINES.sub(r"[\1, \2]", text)
+    signed = text.encode("utf-8")
     return signed + sign(signed, key, namespace_for(WITNESS_ROLE)).encode("ascii")
 
 

@@ -13,15 +13,17 @@ version with verify findings says so at the top, as the evidence report does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from regbook.core import fs
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
+from regbook.core.policy import Policy
 from regbook.core.schema import CARDS, TEXT, normalize
 from regbook.core.version import __version__
+from regbook.ledger.scans import security_scan
 from regbook.ledger.state import VersionState
 from regbook.registry.snapshot import Snapshot
 from regbook.render.text import render_text
@@ -63,7 +65,45 @@ def banner_status(
     }
 
 
-def evaluation_data(state: VersionState) -> dict[str, Any]:
+def security_scan_data(
+    state: VersionState, policy_at: Callable[[int], Policy]
+) -> dict[str, Any] | None:
+    """The scan the security gate reads (the latest of this content hash), file by file:
+    its format, whether loading it can run code, its verdict and findings."""
+    found = security_scan(state, policy_at)
+    if found is None:
+        return None
+    event, scan = found
+    files = []
+    for f in scan.files:
+        items = f.get("findings")
+        items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+        files.append({
+            "path": f.get("path"), "format": f.get("format"), "runs_code": f.get("runs_code"),
+            "verdict": f.get("verdict"), "problem": f.get("problem") or "",
+            "findings": "; ".join(
+                f"{i.get('severity')} {i.get('rule')} {i.get('global') or ''}".strip()
+                for i in items
+            ),
+        })  # fmt: skip
+    rest = event.payload.get("clean_files")
+    return {
+        "seq": event.seq,
+        "at": event.at,
+        "signer": event.signer,
+        "scanner": scan.scanner,
+        "verdict": "malformed" if scan.malformed else event.payload.get("verdict"),
+        "counts": scan.counts,
+        "high_findings": scan.high_findings,
+        "inconclusive": list(scan.inconclusive),
+        "files": files,
+        "clean_files": rest if isinstance(rest, dict) else None,
+    }
+
+
+def evaluation_data(
+    state: VersionState, policy_at: Callable[[int], Policy] | None = None
+) -> dict[str, Any]:
     gate = state.gate_event
     recorded = gate.payload.get("gates") if gate is not None else None
     gates = recorded if isinstance(recorded, list) else []  # verify names a malformed one
@@ -105,6 +145,7 @@ def evaluation_data(state: VersionState) -> dict[str, Any]:
             "at": gate.at,
             "signer": gate.signer,
         },
+        "security_scan": None if policy_at is None else security_scan_data(state, policy_at),
     }
 
 
@@ -170,7 +211,7 @@ def build_card(
     problems = [f for f in findings if f["severity"] in ("error", "warning")]
     sections = {key: _prose_section(row, key) for key in PROSE}
     sections["training_data"]["facts"] = _training_facts(state)
-    sections["evaluation"].update(_evaluation(state))
+    sections["evaluation"].update(_evaluation(state, snapshot.anchors.policy_at))
     return {
         "title": f"Model card: {state.model}@{state.version}",
         "composite_id": state.composite_id,
@@ -284,14 +325,15 @@ def render_card_html(data: Mapping[str, object]) -> str:
     return render_text("card", "html", data, not_documented=NOT_DOCUMENTED)
 
 
-def _evaluation(state: VersionState) -> dict[str, Any]:
+def _evaluation(state: VersionState, policy_at: Callable[[int], Policy]) -> dict[str, Any]:
 
-    found = evaluation_data(state)
+    found = evaluation_data(state, policy_at)
     gate = found["gate"]
     return {
         "metrics": found["metrics"],
         "gates": found["gates"],
         "gate": gate,
+        "security_scan": found["security_scan"],
         "metrics_source": _sealed_source(state)
         + (
             f"; gate results from ledger event {gate['seq']}, signed by {gate['signer']}"

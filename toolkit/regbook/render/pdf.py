@@ -44,6 +44,7 @@ def render_pdf(data: dict[str, Any]) -> bytes:
         pdf = _new_document(data, Path(tmp))
         _title(pdf, data)
         _banner(pdf, data["problems"])
+        _unverified_sheets(pdf, data.get("unverified_sheets") or [])
         _identity(pdf, data["identity"])
         _artefact(pdf, data["artefact"])
         _provenance(pdf, data["provenance"])
@@ -335,6 +336,13 @@ def _banner(pdf: FPDF, problems: dict[str, Any]) -> None:
     _box(pdf, lines, _RED, _RED_FILL)
 
 
+def _unverified_sheets(pdf: FPDF, names: list[str]) -> None:
+    if names:
+        _box(pdf, [text("Not part of the registry, not verified: the workbook also holds the "
+                        f"sheet(s) {', '.join(names)}. Nothing in them is vouched for by the "
+                        "ledger.")], _RED, _RED_FILL)  # fmt: skip
+
+
 def _identity(pdf: FPDF, identity: dict[str, Any]) -> None:
     _heading(pdf, "Identity")
     _fields(pdf, [
@@ -385,6 +393,29 @@ def _evaluation(pdf: FPDF, evaluation: dict[str, Any]) -> None:
              for g in evaluation["gates"] if g["metric"] not in named]  # fmt: skip
     _table(pdf, ("Metric", "Slice", "Kind", "Value", "Sealed", "Gate", "Threshold", "Result"),
            rows, (2.2, 0.9, 1, 0.8, 1.6, 1.2, 1.1, 0.9))  # fmt: skip
+    _security_scan(pdf, evaluation.get("security_scan"))
+
+
+def _security_scan(pdf: FPDF, scan: dict[str, Any] | None) -> None:
+    if not scan:
+        _paragraph(pdf, text("Security scan: none of this content hash is recorded; the "
+                             "security gate reads the sealed security_high_findings."))  # fmt: skip
+        return
+    counts = scan["counts"]
+    line = (
+        f"Security scan (the security gate reads it): ledger event {scan['seq']}, "
+        f"{scan['at']}, signed by {scan['signer']}, {scan['scanner']}. Verdict: "
+        f"{scan['verdict']}; critical + high: {scan['high_findings']} ({counts['critical']} "
+        f"critical, {counts['high']} high, {counts['medium']} medium, {counts['low']} low)."
+    )
+    if scan["inconclusive"]:
+        line += " Inconclusive for: " + ", ".join(scan["inconclusive"]) + "."
+    _paragraph(pdf, text(line))  # fmt: skip
+    rows = [[f["path"], f["format"], _yesno(f["runs_code"]), f["verdict"],
+             (f["findings"] or "-") + (f" ({f['problem']})" if f["problem"] else "")]
+            for f in scan["files"]]  # fmt: skip
+    _table(pdf, ("File", "Format", "Loading can run code", "Verdict", "Findings"), rows,
+           (1.6, 1, 0.9, 0.8, 2.4))  # fmt: skip
 
 
 def _history(pdf: FPDF, history: list[dict[str, Any]]) -> None:

@@ -32,6 +32,7 @@ from regbook.ledger.events import LedgerEvent
 from regbook.ledger.signatures import signer_role
 from regbook.ledger.state import Registry, VersionState
 from regbook.lineage.trace import BROKEN, trace_version
+from regbook.registry.display import unknown_sheets
 from regbook.registry.snapshot import Snapshot
 from regbook.render.card import banner_status, evaluation_data
 from regbook.render.pdf import render_pdf
@@ -69,6 +70,8 @@ def evidence_data(
     broken = [link for link in links if link["status"] == BROKEN]
     return {
         "title": f"Evidence report: {state.model}@{state.version}",
+        # Sheets the workbook holds that regbook does not know: reported, never trusted.
+        "unverified_sheets": unknown_sheets(report.findings),
         "problems": {
             "count": len(problems) + len(broken),
             "findings": problems,
@@ -93,7 +96,7 @@ def evidence_data(
             "problems": artefact_problems,
         },
         "provenance": links,
-        "evaluation": evaluation_data(state),
+        "evaluation": evaluation_data(state, snapshot.anchors.policy_at),
         "history": _history(state, registry, keyring),
         "archive": _archive(ws, state),
         "findings": findings,

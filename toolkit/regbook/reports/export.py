@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -539,9 +538,8 @@ def export_signatures(snapshot: Snapshot, dest: Path) -> SignaturesExport:
     if not parent.is_dir():
         raise InputError(f"{dest}: folder {parent} does not exist")
     files = signature_files(snapshot, read_keyring_bytes(snapshot.workspace))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=parent))
+    tmp = fs.staging_folder(parent, f".{dest.name}.partial-", like=dest)
     try:
-        tmp.chmod(fs.new_folder_mode())  # mkdtemp makes it private
         (tmp / "events").mkdir()
         for name, data in files.items():
             (tmp / name).write_bytes(data)

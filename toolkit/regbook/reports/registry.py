@@ -86,6 +86,7 @@ def registry_data(snapshot: Snapshot, *, artefacts: bool = True) -> dict[str, An
             "backups": settings.backups,
             "register_roles": list(policy.register_roles),
             "gate_roles": list(policy.gate_roles),
+            "scan_roles": list(policy.scan_roles),
             "registry_id": snapshot.registry_id or None,
             "policy_sha256": policy.sha256,
         },

@@ -459,6 +459,15 @@ def tree_manifest(path: Path) -> list[tuple[str, str]]:
     return _manifest(path, progress=False)
 
 
+def tree_files(path: Path) -> list[tuple[str, str]]:
+    """``[(POSIX relative path, path to open)]`` for every regular file under ``path``,
+    sorted as the manifest sorts them, refused as hashing refuses (symlinks, special
+    files, names the coreutils recomputation would treat differently)."""
+    path = Path(path)
+    _check_tree_root(path)
+    return [(f.rel, f.path) for f in _scan_tree(path)]
+
+
 def manifest_bytes(entries: Iterable[tuple[str, str]]) -> bytes:
     """The manifest text ``sha256sum`` prints: ``<hex>  <relpath>\\n`` per entry."""
     return b"".join(

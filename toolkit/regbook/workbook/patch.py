@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from regbook.core.errors import InputError
 from regbook.core.schema import DATE, DATETIME, EXCEL_EPOCH, SHADE_SEALED, Column, column_letter
-from regbook.workbook.read import ATTR_RE, REL_ENTRY_RE, SHEET_ENTRY_RE, unescape_xml
+from regbook.workbook.package import WORKBOOK_PART, WORKBOOK_RELS, sheet_targets
 
 _ROW_START = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="(\d+)"')
 _ROW_END = re.compile(rb"</(?:\w+:)?row>")
@@ -63,23 +63,8 @@ class PackagePatch:
     # -- sheets -------------------------------------------------------------------------
 
     def _sheet_parts(self) -> dict[str, str]:
-
-        rels = self.parts.get("xl/_rels/workbook.xml.rels", b"")
-        targets = {}
-        for entry in REL_ENTRY_RE.findall(rels):
-            attrs = dict(ATTR_RE.findall(entry))
-            if attrs.get(b"Id") and attrs.get(b"Target"):
-                target = attrs[b"Target"].decode()
-                targets[attrs[b"Id"].decode()] = (
-                    target.lstrip("/") if target.startswith("/") else "xl/" + target
-                )
-        out = {}
-        for entry in SHEET_ENTRY_RE.findall(self.parts["xl/workbook.xml"]):
-            attrs = dict(ATTR_RE.findall(entry))
-            rid = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
-            if attrs.get(b"name") and rid and rid.decode() in targets:
-                out[unescape_xml(attrs[b"name"].decode())] = targets[rid.decode()]
-        return out
+        rels = self.parts.get(WORKBOOK_RELS, b"")
+        return sheet_targets(self.parts[WORKBOOK_PART], rels)
 
     def _sheet(self, name: str) -> tuple[str, bytes]:
         part = self.sheet_parts.get(name)

@@ -19,7 +19,7 @@ import re
 import shutil
 import threading
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -28,6 +28,16 @@ from typing import TYPE_CHECKING, cast
 from regbook.core import fs
 from regbook.core.errors import InputError, RegbookError, WorkbookLocked
 from regbook.core.schema import LEDGER, METRICS, MODELS, READ_SHEETS, Sheet, column_letter
+from regbook.core.workspace import backup_path
+from regbook.workbook.digests import (
+    Checkpoint,
+    PackageDigests,
+    package_digest,
+    sheet_parts,
+    vouched_prefix,
+    vouched_to,
+    without_vouched_rows,
+)
 from regbook.workbook.template import refresh_header_comments
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,9 +69,6 @@ _CELL_WITH_FORMULA = re.compile(
     rb"<(?:\w+:)?f[\s>/]",
     re.DOTALL,
 )
-SHEET_ENTRY_RE = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
-ATTR_RE = re.compile(rb'([\w:]+)="([^"]*)"')
-REL_ENTRY_RE = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
 
 # Sheets where merged cells would break the one-row-per-record reading.
 NO_MERGES = (MODELS, METRICS, LEDGER)
@@ -70,6 +77,7 @@ NO_MERGES = (MODELS, METRICS, LEDGER)
 # regbook derives (History, Approvals, Keys) is compared by value and rewritten by
 # restore, and the Cards, Guide and notes are the SME's own.
 FORMULA_SHEETS = (LEDGER, MODELS, METRICS)
+FORMULA_NAMES = frozenset(s.name for s in FORMULA_SHEETS)
 
 
 def office_lock_files(path: Path) -> list[Path]:
@@ -82,9 +90,16 @@ def office_lock_files(path: Path) -> list[Path]:
     return [p for p in candidates if p.exists()]
 
 
-def backup_path(path: Path, n: int = 1) -> Path:
-    """The ``n``-th newest backup the writer keeps of the workbook at ``path``."""
-    return path.with_name(f"{path.name}.{n}.bak")
+def missing_workbook(path: Path) -> InputError:
+    """The error for a workbook that is not there, naming its backup when one is."""
+    backup = backup_path(path, 1)
+    found = (
+        f"; its backup {backup.name} is beside it: copy it to {path.name} to go on from the "
+        "last write before"
+        if backup.exists()
+        else ""
+    )
+    return InputError(f"{path}: workbook not found{found}")
 
 
 def refuse_if_open(path: Path) -> None:
@@ -101,16 +116,7 @@ def refuse_if_open(path: Path) -> None:
 def check_package(path: Path) -> None:
     """Refuse anything that is not a plain xlsx package before any parser sees it."""
     if not path.exists():
-        backup = backup_path(path)
-        raise InputError(
-            f"{path}: workbook not found"
-            + (
-                f"; its backup {backup.name} is beside it: copy it to {path.name} to "
-                "go on from the last write before"
-                if backup.exists()
-                else ""
-            )
-        )
+        raise missing_workbook(path)
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not an Excel workbook (.xlsx): not a zip package")
     try:
@@ -203,6 +209,12 @@ class Table:
     # Ledger only: number cells whose XML text is not a plain whole number ("5.0" for 5),
     # by (row number, col index); calamine reads both as the same float.
     spelt: dict[tuple[int, int], str] = field(default_factory=dict)
+    # With a witness's digests: rows up to this Excel row number are the bytes its
+    # verifier read (regbook.workbook.digests); 0 when none are.
+    vouched_to: int = 0
+    # Rows after the header left unread because a witness vouches for them (they come
+    # before ``rows``); only where the caller asked for the tail of a sheet.
+    omitted: int = 0
 
     def ref(self, i: int, key: str) -> str:
         return self.sheet.ref(key, self.row_numbers[i])
@@ -224,6 +236,8 @@ class Table:
 class WorkbookData:
     path: Path
     tables: dict[str, Table]
+    # The file read: (device, inode, size, modification time), the same before and after.
+    identity: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def __getitem__(self, name: str) -> Table:
         return self.tables[name]
@@ -234,6 +248,8 @@ def read_workbook(
     sheets: tuple[Sheet, ...] = READ_SHEETS,
     first: Sheet | None = None,
     on_first: Callable[[Table], object] | None = None,
+    witnessed: PackageDigests | None = None,
+    tail_only: tuple[Sheet, ...] = (),
 ) -> WorkbookData:
     """Read the workbook with python-calamine; every structural problem is an InputError
     naming the sheet and cell. An optional sheet the workbook lacks (Cards, in a workbook
@@ -241,19 +257,48 @@ def read_workbook(
 
     With ``first`` and ``on_first``, that sheet is read first and ``on_first(table)``
     runs on this thread while a second one reads the other sheets (verify parses the
-    ledger and starts its signature checks meanwhile)."""
+    ledger and starts its signature checks meanwhile).
+
+    With ``witnessed`` (a witness's digests of the package as its verifier read it),
+    each table's ``vouched_to`` says up to which row it still holds those bytes; of the
+    sheets in ``tail_only``, only the header and the rows after the vouched ones are read
+    (``Table.omitted`` counts the rest). The file must be the same one from start to end
+    (InputError if it was replaced)."""
+    before = file_identity(path)
+    check_package(path)
+    tables = _read(path, sheets, first, on_first, _Vouching(path, witnessed, tail_only))
+    if file_identity(path) != before:
+        raise InputError(f"{path}: the workbook changed while it was read; run the command again")
+    return WorkbookData(path, tables, before)
+
+
+def file_identity(path: Path) -> tuple[int, int, int, int]:
+    """What tells one file from its replacement: device, inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise missing_workbook(path) from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror}") from None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read(
+    path: Path,
+    sheets: tuple[Sheet, ...],
+    first: Sheet | None,
+    on_first: Callable[[Table], object] | None,
+    vouch: _Vouching,
+) -> dict[str, Table]:
     from concurrent.futures import ThreadPoolExecutor
 
-    check_package(path)
     book = _open(path)
     if first is None or first not in sheets or on_first is None:
-        return WorkbookData(path, _read_in_two(path, book, sheets))
+        return _read_in_two(path, book, sheets, vouch)
     rest = [s for s in sheets if s is not first]
     # Work both threads take from once this one is free: each other sheet, and the
     # formula scan of those that need one (one zip inflation; zlib releases the GIL).
-    todo: list[Sheet | str] = [
-        x for s in rest for x in ((s, s.name) if s in FORMULA_SHEETS else (s,))
-    ]
+    todo: list[Sheet | str] = [x for s in rest for x in ((s, s.name) if vouch.scans(s) else (s,))]
     lock = threading.Lock()
     formulas: dict[str, _Scanned] = {}
 
@@ -265,17 +310,17 @@ def read_workbook(
                     return out
                 item = todo.pop(0)
             if isinstance(item, str):
-                formulas.update(_formula_cells(path, [item]))
+                formulas.update(_scan_parts(path, [item], vouch))
             else:
-                out.update(_read_tables(path, book, (item,)))
+                out.update(_read_tables(path, book, (item,), vouch))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        scanning = pool.submit(
-            _formula_cells, path, [first.name] if first in FORMULA_SHEETS else []
-        )
-        table = _read_tables(path, book, (first,))[first.name]
-        table.formulas, table.spelt = scanning.result().get(first.name, (set(), {}))
+        # The other thread scans the first sheet, then reads the others while this one
+        # still reads the first (calamine and zlib release the GIL).
+        scanning = pool.submit(_scan_parts, path, [first.name] if vouch.scans(first) else [], vouch)
         others = pool.submit(lambda: take_all(_open(path)))
+        table = _read_tables(path, book, (first,))[first.name]
+        _scanned(table, scanning.result().get(first.name))
         try:
             on_first(table)
         except BaseException:
@@ -286,13 +331,15 @@ def read_workbook(
         tables = take_all(book)
         tables.update(others.result())
     tables[first.name] = table
-    for name, (cells, spelt) in formulas.items():
+    for name, scanned in formulas.items():
         if name in tables:
-            tables[name].formulas, tables[name].spelt = cells, spelt
-    return WorkbookData(path, {s.name: tables[s.name] for s in sheets if s.name in tables})
+            _scanned(tables[name], scanned)
+    return {s.name: tables[s.name] for s in sheets if s.name in tables}
 
 
-def _read_in_two(path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+def _read_in_two(
+    path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...], vouch: _Vouching
+) -> dict[str, Table]:
     """Every sheet, read on two threads: calamine releases the GIL while it parses, so
     the larger sheets are read on a second thread (with a workbook object of its own;
     one cannot be shared), and the formula scan (zip inflation, which releases the GIL
@@ -302,18 +349,16 @@ def _read_in_two(path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...]) 
     half = tuple(s for s in sheets if s.name in ("Models", "History"))
     rest = tuple(s for s in sheets if s not in half)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        scanning = pool.submit(
-            _formula_cells, path, [s.name for s in sheets if s in FORMULA_SHEETS]
-        )
-        other = pool.submit(_read_tables_anew, path, half) if half else None
-        tables = _read_tables(path, book, rest)
+        scanning = pool.submit(_scan_parts, path, [s.name for s in sheets if vouch.scans(s)], vouch)
+        other = pool.submit(_read_tables_anew, path, half, vouch) if half else None
+        tables = _read_tables(path, book, rest, vouch)
         if other is not None:
             tables.update(other.result())
         tables = {s.name: tables[s.name] for s in sheets if s.name in tables}
         formulas = scanning.result()
-    for name, (cells, spelt) in formulas.items():
+    for name, scanned in formulas.items():
         if name in tables:
-            tables[name].formulas, tables[name].spelt = cells, spelt
+            _scanned(tables[name], scanned)
     return tables
 
 
@@ -327,14 +372,60 @@ def _open(path: Path) -> CalamineWorkbook:
         raise InputError(f"{path}: not a readable Excel workbook: {_first_line(err)}") from None
 
 
-def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
-    return _read_tables(path, _open(path), sheets)
+def _read_tables_anew(path: Path, sheets: tuple[Sheet, ...], vouch: _Vouching) -> dict[str, Table]:
+    return _read_tables(path, _open(path), sheets, vouch)
 
 
-def _read_tables(path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...]) -> dict[str, Table]:
+# The parts a workbook of one sheet needs besides the sheet: calamine reads the sheet
+# list, the relationships and the styles (dates), and the shared strings if any.
+_TAIL_PARTS = ("[Content_Types].xml", "_rels/.rels", "xl/workbook.xml",
+               "xl/_rels/workbook.xml.rels", "xl/styles.xml", "xl/sharedStrings.xml")  # fmt: skip
+
+
+def _read_tail(path: Path, sheet: Sheet, vouch: _Vouching) -> Table | None:
+    """The header and the rows after those a witness vouches for, read by calamine from
+    a package holding that sheet's XML without the vouched rows (the same bytes, less a
+    stretch of whole rows the witness's verifier read). None if nothing is vouched."""
+    import io
+
+    import python_calamine
+
+    with zipfile.ZipFile(path) as zf:
+        part = sheet_parts(zf).get(sheet.name)
+        if part is None:
+            return None
+        xml = zf.read(part)
+        to, end = vouched_prefix(xml, vouch.sheets[sheet.name])
+        cut = without_vouched_rows(xml, end) if to else None
+        if cut is None:
+            return None
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as mini:
+            for name in _TAIL_PARTS:
+                if name in zf.namelist():
+                    mini.writestr(name, zf.read(name))
+            mini.writestr(part, cut[0])
+    buffer.seek(0)
+    try:
+        book = python_calamine.CalamineWorkbook.from_filelike(buffer)
+    except Exception:  # noqa: BLE001 - calamine raises several unrelated types
+        return None  # read the whole sheet as usual, which reports what is wrong
+    table = _read_tables(path, book, (sheet,))[sheet.name]
+    table.vouched_to, table.omitted = to, cut[1]
+    return table
+
+
+def _read_tables(
+    path: Path, book: CalamineWorkbook, sheets: tuple[Sheet, ...], vouch: _Vouching | None = None
+) -> dict[str, Table]:
     names = set(book.sheet_names)
     tables: dict[str, Table] = {}
     for sheet in sheets:
+        if vouch is not None and sheet.name in vouch.tail_only and sheet.name in names:
+            tail = _read_tail(path, sheet, vouch)
+            if tail is not None:
+                tables[sheet.name] = tail
+                continue
         if sheet.name not in names:
             if sheet.optional:
                 continue
@@ -392,30 +483,66 @@ def _table(
     return Table(sheet, rows, numbers, formulas, len(header))
 
 
-# A sheet's formula cells and (the Ledger's) numbers spelt otherwise than plain digits.
-_Scanned = tuple[set[tuple[int, int]], dict[tuple[int, int], str]]
+# A sheet's formula cells, (the Ledger's) numbers spelt otherwise than plain digits, and
+# the row up to which it holds a witness's bytes.
+_Scanned = tuple[set[tuple[int, int]], dict[tuple[int, int], str], int]
 
 
-def _formula_cells(path: Path, sheet_names: list[str]) -> dict[str, _Scanned]:
+class _Vouching:
+    """Which rows of each sheet a witness's digests vouch for: none unless every part
+    but the worksheets is as witnessed (styles and shared strings decide what a row's
+    bytes hold and show)."""
+
+    def __init__(
+        self, path: Path, witnessed: PackageDigests | None, tail_only: tuple[Sheet, ...] = ()
+    ):
+        self.sheets: Mapping[str, tuple[Checkpoint, ...]] = {}
+        self.tail_only: frozenset[str] = frozenset()
+        if witnessed is not None:
+            with zipfile.ZipFile(path) as zf:
+                if package_digest(zf) == witnessed.package:
+                    self.sheets = witnessed.sheets
+                    names = {s.name for s in tail_only} - {s.name for s in FORMULA_SHEETS}
+                    self.tail_only = frozenset(names & set(self.sheets))
+
+    def scans(self, sheet: Sheet) -> bool:
+        """Whether the sheet's XML is read beside calamine's reading of it (the tail-only
+        sheets are scanned as they are read)."""
+        in_tail = sheet.name in self.tail_only
+        return sheet in FORMULA_SHEETS or (sheet.name in self.sheets and not in_tail)
+
+    def vouched_to(self, name: str, data: bytes) -> int:
+        checkpoints = self.sheets.get(name)
+        return vouched_to(data, checkpoints) if checkpoints else 0
+
+
+def _scanned(table: Table, scanned: _Scanned | None) -> None:
+    if scanned is not None:
+        table.formulas, table.spelt, table.vouched_to = scanned
+
+
+def _scan_parts(path: Path, sheet_names: list[str], vouch: _Vouching) -> dict[str, _Scanned]:
     """Cells that hold a formula, per sheet: calamine only gives their cached values;
-    and in the Ledger, number cells not spelt as plain whole numbers (``Table.spelt``)."""
+    in the Ledger, number cells not spelt as plain whole numbers (``Table.spelt``); and
+    the row up to which a witness vouches for the sheet."""
     out: dict[str, _Scanned] = {}
     with zipfile.ZipFile(path) as zf:
-        parts = _sheet_parts(zf)
+        parts = sheet_parts(zf)
         for name in sheet_names:
             part = parts.get(name)
-            if part is None or part not in zf.namelist():
+            if part is None:
                 continue
             data = zf.read(part)
+            vouched = vouch.vouched_to(name, data)
+            if name not in FORMULA_NAMES:
+                out[name] = (set(), {}, vouched)
+                continue
             spelt = _spelt_numbers(data) if name == LEDGER.name else {}
-            if not _may_hold_formulas(data):
-                if spelt:
-                    out[name] = (set(), spelt)
-                continue  # the common case: a literal-prefixed search over megabytes
             cells = set()
-            for match in _CELL_WITH_FORMULA.finditer(data):
-                cells.add((int(match.group(2)), _col_index(match.group(1).decode())))
-            out[name] = (cells, spelt)
+            if _may_hold_formulas(data):  # else a literal-prefixed search decided it
+                for match in _CELL_WITH_FORMULA.finditer(data):
+                    cells.add((int(match.group(2)), _col_index(match.group(1).decode())))
+            out[name] = (cells, spelt, vouched)
     return out
 
 
@@ -477,41 +604,6 @@ def _may_hold_formulas(data: bytes) -> bool:
                 return True
             at = data.find(needle, at + 2)
     return False
-
-
-def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
-    workbook = zf.read("xl/workbook.xml")
-    rels = (
-        zf.read("xl/_rels/workbook.xml.rels")
-        if ("xl/_rels/workbook.xml.rels" in zf.namelist())
-        else b""
-    )
-    targets: dict[str, str] = {}
-    for entry in REL_ENTRY_RE.findall(rels):
-        attrs = dict(ATTR_RE.findall(entry))
-        rid, target = attrs.get(b"Id"), attrs.get(b"Target")
-        if rid and target:
-            t = target.decode()
-            t = t.lstrip("/") if t.startswith("/") else "xl/" + t
-            targets[rid.decode()] = t
-    out = {}
-    for entry in SHEET_ENTRY_RE.findall(workbook):
-        attrs = dict(ATTR_RE.findall(entry))
-        name = attrs.get(b"name")
-        rid = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
-        if name and rid and rid.decode() in targets:
-            out[unescape_xml(name.decode())] = targets[rid.decode()]
-    return out
-
-
-def unescape_xml(text: str) -> str:
-    return (
-        text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", '"')
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-    )
 
 
 def _col_index(letters: str) -> int:
@@ -593,7 +685,7 @@ class WorkbookWriter:
             older = backup_path(self.path, n - 1)
             if older.exists():
                 os.replace(older, backup_path(self.path, n))
-        newest = backup_path(self.path)
+        newest = backup_path(self.path, 1)
         tmp = newest.with_name(newest.name + ".tmp")
         shutil.copy2(self.path, tmp)
         os.replace(tmp, newest)

@@ -111,6 +111,21 @@ def style_view_cell(cell: Cell | MergedCell, column: Column) -> None:
     cell.number_format = column.number_format
 
 
+def plain_look(cell: Cell | MergedCell) -> None:
+    """The template's font and alignment, and no border: what ``restore`` gives a cell
+    whose look may have been changed to show a reader something else than its value."""
+    from openpyxl.styles import Alignment, Border, Color, Font
+
+    cell.font = Font(name="Calibri", size=11, family=2, scheme="minor", color=Color(theme=1))
+    cell.alignment = Alignment()
+    cell.border = Border()
+
+
+def protect_sheet(ws: Worksheet, sheet: Sheet) -> None:
+    """Protect a sheet as the template does (``restore`` protects every sheet again)."""
+    _protect(ws, drafts=sheet.name in DRAFT_SHEETS)
+
+
 def refresh_header_comments(wb: openpyxl.Workbook) -> None:
     """Give every schema sheet's header its note again, sized to fit.
 

@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -318,7 +317,7 @@ def _build_bag(
     for stale in dest.parent.glob(f".partial-{state.version}-*"):
         # Copies left by an interrupted run, never the artefact itself.
         shutil.rmtree(stale, onerror=_writable_and_retry)
-    staging = Path(tempfile.mkdtemp(prefix=f".partial-{state.version}-", dir=dest.parent))
+    staging = fs.staging_folder(dest.parent, f".partial-{state.version}-")
     sources = [p for p in original.rglob("*") if p.is_file()] if original.is_dir() else [original]
     total = sum(p.stat().st_size for p in sources)
     bar = progress_bar(None, total, f"archiving {state.model}@{state.version}")
@@ -532,7 +531,7 @@ def retrieve(ws: Workspace, ref: ModelRef, to: Path) -> Retrieved:
         )
     data = ws.resolve_storage(state.storage, str(ref)) / "data"
     to.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".partial-{to.name}-", dir=to.parent))
+    staging = fs.staging_folder(to.parent, f".partial-{to.name}-", like=to)
     try:
         shutil.copytree(data, staging, dirs_exist_ok=True, copy_function=shutil.copyfile)
         sealed = ContentHash.parse(state.content_hash)
@@ -584,7 +583,7 @@ def reinstate_from_bag(ws: Workspace, state: VersionState) -> str:
             "move it away to roll back (nothing was written)"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging_dir = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent))
+    staging_dir = fs.staging_folder(dest.parent, ".partial-")
     staging = staging_dir / dest.name
     copy = _counting_copy(_NoBar())
     try:

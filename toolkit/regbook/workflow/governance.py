@@ -26,18 +26,21 @@ from regbook.core.errors import InputError, Listed, RegbookError
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.crypto.keys import SigningKey, load_keyring
-from regbook.ledger.events import LedgerEvent
+from regbook.ledger.events import LedgerEvent, payload_cell
 from regbook.ledger.gates import PASS, Outcome, evaluate, parse_gates
 from regbook.ledger.rules import (
     ONLY_CI,
     gate_findings,
-    sealed_metrics,
+    gated_metrics,
+    scan_reference,
     transition_problem,
     usable_approval,
 )
+from regbook.ledger.scans import SECURITY_METRIC, security_scan
 from regbook.ledger.state import VersionState
 from regbook.registry.transaction import Transaction, acting_identity, write_changes
 from regbook.storage.hashing import ContentHash, hash_path
+from regbook.storage.scanning import ScanReport, scan_artefact
 from regbook.workflow.archive import bag_version, dispose_original, reinstate_from_bag
 
 
@@ -123,6 +126,7 @@ class Gated:
     ref: ModelRef
     outcome: Outcome
     seq: int
+    security: str = ""  # where security_high_findings came from, when a scan set it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +134,7 @@ class Gated:
             "version": self.ref.version,
             "ledger_seq": self.seq,
             **self.outcome.to_json(),
+            **({"security": self.security} if self.security else {}),
         }
 
 
@@ -145,11 +150,136 @@ def gate(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None = No
                 "rollback to Production gates an Archived version again)"
             )
         identity = acting_identity(ws, key, ws.settings.gate_roles, "recording a gate result", role)
-        outcome = evaluate(gates, sealed_metrics(state))
+        policy_at = tx.snapshot.anchors.policy_at
+        outcome = evaluate(gates, gated_metrics(state, policy_at))
         payload = {"content_hash": state.content_hash, "stage": state.stage, **outcome.to_json()}
+        scanned = scan_reference(state, policy_at)
+        if scanned is not None:
+            payload["scan"] = scanned
+        security = _security_source(state, policy_at)
         event = tx.sign(identity, "gate", ref.name, ref.version, payload)
         _commit(tx, [state])
-    return Gated(ref, outcome, event.seq)
+    return Gated(ref, outcome, event.seq, security)
+
+
+def _scan_said(state: VersionState, policy_at: Any, before: int) -> str:
+    """What the scan a failed gate read found, for a refusal to name."""
+    found = security_scan(state, policy_at, before)
+    if found is None:
+        return ""
+    event, scan = found
+    if not scan.conclusive:
+        return f"; the security scan (ledger event {event.seq}) is {scan.why_inconclusive()}"
+    named = [
+        f"{f.get('path')}: {item.get('rule')} {item.get('global')} ({item.get('severity')})"
+        for f in scan.files
+        for item in f.get("findings", [])
+        if isinstance(item, dict) and item.get("severity") in ("critical", "high")
+    ]
+    if not named:
+        return ""
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+    return f"; the security scan (ledger event {event.seq}) found " + "; ".join(named[:3]) + more
+
+
+def _security_source(state: VersionState, policy_at: Any) -> str:
+    found = security_scan(state, policy_at)
+    if found is None:
+        return ""
+    event, scan = found
+    if scan.conclusive:
+        return (
+            f"{SECURITY_METRIC} = {scan.high_findings} (critical + high) from the scan in "
+            f"ledger event {event.seq}"
+        )
+    return f"the scan in ledger event {event.seq} is {scan.why_inconclusive()}"
+
+
+# --- scan ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scanned:
+    ref: ModelRef
+    report: ScanReport
+    seq: int
+    payload: dict[str, Any]
+    typed: float | None  # a security_high_findings sealed with the version, if any
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.ref.name,
+            "version": self.ref.version,
+            "ledger_seq": self.seq,
+            "sealed_metric": self.typed,
+            **self.payload,
+        }
+
+
+def scan(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None = None) -> Scanned:
+    """Hash and scan every file of the version's artefact without loading it; refuse an
+    artefact whose hash is not the sealed one; record the scan as a signed event."""
+    with Transaction(ws) as tx:
+        state = tx.version(ref)
+        if state.stage == "Archived":
+            raise InputError(f"cannot scan {ref}: it is Archived (its artefact is in its bag)")
+        identity = acting_identity(ws, key, ws.settings.scan_roles, "signing a security scan", role)
+        path = ws.resolve_storage(state.storage, str(ref))
+        if not path.exists():
+            raise InputError(f"the artefact of {ref} is missing at {state.storage}")
+        report = scan_artefact(path)
+        if report.content_hash != ContentHash.parse(state.content_hash):
+            raise InputError(
+                f"the artefact at {state.storage} has hash {str(report.content_hash)[:24]}..., "
+                f"not the sealed {state.content_hash[:24]}...: a changed artefact is not "
+                "scanned; nothing was written"
+            )
+        payload = scan_payload(report, state.stage)
+        event = tx.sign(identity, "scan", ref.name, ref.version, payload)
+        _commit(tx, [state])
+    typed = next(
+        (float(m["value"]) for m in state.metrics
+         if m["metric"] == SECURITY_METRIC and not m.get("slice")),
+        None,
+    )  # fmt: skip
+    return Scanned(ref, report, event.seq, payload, typed)
+
+
+def scan_payload(report: ScanReport, stage: str) -> dict[str, Any]:
+    """The scan event's payload (docs/formats.md). Every file is listed while the list
+    fits the Ledger cell; past that, the files with findings or problems are listed and
+    the others counted per format."""
+    payload: dict[str, Any] = {
+        "content_hash": str(report.content_hash),
+        "stage": stage,
+        "scanner": {"name": report.scanner, "version": report.scanner_version},
+        "verdict": report.verdict,
+        "counts": report.counts,
+        "inconclusive": list(report.inconclusive),
+        "files": [f.to_json() for f in report.files],
+    }
+    try:
+        payload_cell("scan", payload)
+        return payload
+    except InputError:
+        pass
+    listed = [f for f in report.files if f.findings or f.problem]
+    rest = [f for f in report.files if not (f.findings or f.problem)]
+    formats: dict[str, int] = {}
+    for f in rest:
+        formats[f.format] = formats.get(f.format, 0) + 1
+    payload["files"] = [f.to_json() for f in listed]
+    payload["clean_files"] = {
+        "count": len(rest),
+        "runs_code": sum(f.runs_code for f in rest),
+        "formats": dict(sorted(formats.items())),
+    }
+    if not listed:
+        payload["files"] = [rest[0].to_json()]
+        payload["clean_files"]["count"] -= 1
+        payload["clean_files"]["formats"][rest[0].format] -= 1
+    payload_cell("scan", payload)  # InputError if even this does not fit
+    return payload
 
 
 # --- promote -------------------------------------------------------------------------
@@ -246,6 +376,7 @@ def promote(
                 unmet.append(
                     f"the latest gate result (ledger event {gate_event.seq}) is "
                     f"{gate_event.payload.get('result')}"
+                    + _scan_said(state, tx.snapshot.anchors.policy_at, gate_event.seq)
                 )
             elif (
                 state.stage == "Archived"
@@ -263,13 +394,23 @@ def promote(
                     "another content hash"
                 )
             elif gate_findings(
-                gate_event, state, "", tx.snapshot.anchors.policy_at(gate_event.seq).gates
+                gate_event,
+                state,
+                "",
+                tx.snapshot.anchors.policy_at(gate_event.seq).gates,
+                tx.snapshot.anchors.policy_at,
             ):
                 unmet.append(
                     f"the latest gate result (ledger event {gate_event.seq}) does not "
                     "follow from the sealed metrics (run `regbook verify`)"
                 )
-            elif evaluate(parse_gates(ws.settings.gates), sealed_metrics(state)).result != PASS:
+            elif (
+                evaluate(
+                    parse_gates(ws.settings.gates),
+                    gated_metrics(state, tx.snapshot.anchors.policy_at),
+                ).result
+                != PASS
+            ):
                 # verify would report RB505 on the very PASS this promotion rests on.
                 unmet.append(
                     f"the latest gate result (ledger event {gate_event.seq}) is PASS, but "

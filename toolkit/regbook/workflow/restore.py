@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from regbook.core.errors import VerificationFailed, plural
 from regbook.core.findings import Finding
-from regbook.core.schema import METRICS, MODELS, BadValue, normalize
-from regbook.core.workspace import Workspace
+from regbook.core.schema import LEDGER, METRICS, MODELS, SHEETS, BadValue, column_letter, normalize
+from regbook.core.workspace import Workspace, backup_path
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import claimed_version, normalize_text, sealed_rows
+from regbook.registry.display import DISPLAY_SHEETS
 from regbook.registry.snapshot import open_registry
 from regbook.registry.transaction import refresh_derived_views
 from regbook.registry.views import (
@@ -28,8 +29,9 @@ from regbook.registry.views import (
     models_values,
     write_row,
 )
-from regbook.workbook.read import Table, WorkbookWriter, backup_path
-from regbook.workbook.template import style_open_cell
+from regbook.workbook.presentation import MIN_COLUMN_WIDTH, MIN_ROW_HEIGHT
+from regbook.workbook.read import Table, WorkbookWriter
+from regbook.workbook.template import plain_look, protect_sheet, style_open_cell, style_view_cell
 
 if TYPE_CHECKING:  # openpyxl is imported where a workbook is written
     from openpyxl.worksheet.worksheet import Worksheet
@@ -66,7 +68,7 @@ class RestoreResult:
 
 def backup_advice(workbook: Path) -> str:
     """How to put the workbook back from its newest backup, as one exact command."""
-    backup = backup_path(workbook)
+    backup = backup_path(workbook, 1)
     if not backup.exists():
         return f"There is no backup ({backup.name}) to put it back from."
     copy = "copy" if os.name == "nt" else "cp"
@@ -93,7 +95,8 @@ def restore(ws: Workspace) -> RestoreResult:
         models_table = checked.data[MODELS.name]
         result = RestoreResult()
         # Every view difference, which rewriting the views from the ledger repairs.
-        result.repaired = [f for f in checked.view_findings if f.code != "RB310"]
+        # (A sheet regbook does not know is left as it is: it is reported, not repaired.)
+        result.repaired = [f for f in checked.view_findings if f.code not in ("RB310", "RB318")]
         result.repaired += checked.keys_findings
         wb = writer.load()
         ws_models = wb[MODELS.name]
@@ -126,6 +129,7 @@ def restore(ws: Workspace) -> RestoreResult:
                 result.rows_appended += 1
         _rewrite_metrics(wb[METRICS.name], checked.data[METRICS.name], registry)
         refresh_derived_views(wb, registry, checked.keyring)
+        restore_presentation(wb, {r for r, _ in sealed_rows_after(models_table, registry, placed)})
         writer.save(wb)
     return result
 
@@ -172,3 +176,65 @@ def _rewrite_metrics(ws: Worksheet, table: Table, registry: Registry) -> None:
     for values in drafts:
         write_row(ws, METRICS, row, values, style="open")
         row += 1
+
+
+def sealed_rows_after(
+    table: Table, registry: Registry, placed: set[tuple[str, int]]
+) -> list[tuple[int, tuple[str, int]]]:
+    """The Models rows that show a sealed version once restore has written them."""
+    out = []
+    for i, row in table.indexed():
+        state = registry.by_seal.get(normalize_text(row[MODELS.index("seal")]))
+        if state is not None and (state.model, state.version) in placed:
+            out.append((table.row_numbers[i], (state.model, state.version)))
+    return out
+
+
+def restore_presentation(wb: Any, models_rows: set[int]) -> None:
+    """The template's look on every sheet regbook writes, and every sheet protected:
+    visible sheets, rows and columns; no conditional format, picture or chart; zeros
+    shown; the template's font and alignment on every checked cell (the Notes column
+    and draft rows are the SME's). Rows appended by restore are styled already."""
+    from openpyxl.formatting.formatting import ConditionalFormattingList
+
+    if wb.views:
+        wb.views[0].visibility = "visible"
+        wb.views[0].showSheetTabs = None
+    for sheet in SHEETS:
+        if sheet.name in wb.sheetnames:
+            protect_sheet(wb[sheet.name], sheet)
+    for sheet in DISPLAY_SHEETS:
+        if sheet.name not in wb.sheetnames:
+            continue
+        ws = wb[sheet.name]
+        ws.sheet_state = "visible"
+        ws.conditional_formatting = ConditionalFormattingList()
+        ws._images = []  # openpyxl keeps pictures; shapes it never reads back
+        ws._charts = []
+        ws.tables.clear()  # a table's style can recolour cells; the template has none
+        ws.sheet_view.showZeros = None
+        ws.sheet_format.zeroHeight = None
+        if (ws.sheet_format.defaultRowHeight or 15) < MIN_ROW_HEIGHT:
+            ws.sheet_format.defaultRowHeight = 15
+        for number, dim in list(ws.row_dimensions.items()):
+            if number > 1:
+                dim.hidden = False
+                if dim.height is not None and dim.height < MIN_ROW_HEIGHT:
+                    dim.height = None
+        for index, column in enumerate(sheet.columns, start=1):
+            dim = ws.column_dimensions[column_letter(index)]
+            dim.hidden = False
+            if dim.width is not None and dim.width < MIN_COLUMN_WIDTH:
+                dim.width = column.width
+        if sheet is MODELS:
+            rows: Any = sorted(models_rows)
+        else:
+            rows = range(2, ws.max_row + 1)
+        for row in rows:
+            for index, column in enumerate(sheet.columns, start=1):
+                if column.key == "notes" and sheet is MODELS:
+                    continue
+                cell = ws.cell(row=row, column=index)
+                if sheet is LEDGER:
+                    style_view_cell(cell, column)
+                plain_look(cell)

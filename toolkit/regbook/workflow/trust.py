@@ -41,7 +41,9 @@ from regbook.ledger.events import LedgerEvent
 from regbook.ledger.gates import Gate
 from regbook.registry.snapshot import Snapshot, open_registry
 from regbook.registry.transaction import Identity, Transaction, acting_identity, write_changes
-from regbook.registry.witness import WITNESS_ROLE, Witness, witness_text
+from regbook.registry.witness import VOUCHED_SHEETS, WITNESS_ROLE, Witness, witness_text
+from regbook.workbook.digests import PackageDigests, package_digests
+from regbook.workbook.read import file_identity
 
 GOVERNANCE = GOVERNANCE_ONLY[0]
 
@@ -376,6 +378,18 @@ class Witnessed:
         }
 
 
+def verified_parts(snapshot: Snapshot) -> PackageDigests:
+    """The digests of the workbook the snapshot read and verified: refused if the file
+    was replaced since (a witness vouches for the bytes that were verified, no other)."""
+    path = snapshot.workspace.workbook_path
+    parts = package_digests(path, [s.name for s in VOUCHED_SHEETS])
+    if file_identity(path) != snapshot.data.identity:
+        raise InputError(
+            f"{path.name} changed after it was verified; no witness was written: run again"
+        )
+    return parts
+
+
 def take_witness(
     ws: Workspace,
     key: SigningKey,
@@ -404,6 +418,7 @@ def take_witness(
     text = witness_text(
         snapshot.registry_id, snapshot.events, snapshot.keyring.sha256,
         snapshot.anchors.policy.sha256, identity.principal, fs.utc_now(), key,
+        verified_parts(snapshot),
     )  # fmt: skip
     try:
         fs.atomic_write(out, text)
