@@ -154,18 +154,18 @@ from mlflow import MlflowClient
 uri, artefact, start, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 c = MlflowClient(tracking_uri=uri, registry_uri=uri)
 if start == 0:
-    c.create_registered_model("%s")
+    c.create_registered_model("MODEL")
 for i in range(start, count):
-    c.create_model_version("%s", artefact, await_creation_for=0)
-""" % (BIG_MODEL, BIG_MODEL)
+    c.create_model_version("MODEL", artefact, await_creation_for=0)
+""".replace("MODEL", BIG_MODEL)
 
 _ONE_SHOT = """\
 import sys
 import mlflow
 uri, artefact = sys.argv[1], sys.argv[2]
 client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-client.create_model_version("%s", artefact, await_creation_for=0)
-""" % BIG_MODEL
+client.create_model_version("MODEL", artefact, await_creation_for=0)
+""".replace("MODEL", BIG_MODEL)
 
 
 def big_store(store_dir: Path) -> tuple[str, str]:
