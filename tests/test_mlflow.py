@@ -300,3 +300,21 @@ def test_missing_client_says_how_to_install(env, monkeypatch):
     result = env.run("mlflow", "check", "--tracking-uri", "http://127.0.0.1:9")
     assert result.exit_code == 2
     assert "pip install 'regbook[mlflow]'" in result.stderr
+
+
+def test_aliases_configurable_and_not_taken_from_the_record(four, mlflow_uri):
+    env, model = four
+    push(env, mlflow_uri, "--alias", "Staging=candidate")
+    c = client(mlflow_uri)
+    assert c.get_registered_model(model).aliases == {"production": "1", "candidate": "2"}
+    assert check(env, mlflow_uri, "--no-artefacts", "--alias", "Staging=candidate")[0] == 0
+    # Someone moves production by hand, and renames it in the workspace's record to hide it.
+    c.set_registered_model_alias(model, "production", "3")
+    path = env.root / "mlflow-mirror.json"
+    record = json.loads(path.read_text())
+    record["servers"][mlflow_uri]["aliases"]["Production"] = "unused"
+    path.write_text(json.dumps(record))
+    code, report = check(env, mlflow_uri, "--no-artefacts", "--alias", "Staging=candidate")
+    assert code == 1 and ("RB951", f"mlflow:{model}@production") in codes(report)
+    bad = env.run("mlflow", "push", "--tracking-uri", mlflow_uri, "--alias", "Archived=old")
+    assert bad.exit_code == 2 and "STAGE=ALIAS" in bad.stderr

@@ -29,7 +29,7 @@ alias_option = click.option(
     multiple=True,
     metavar="STAGE=ALIAS",
     help="The alias of a stage (default Production=production, Staging=staging); "
-    "STAGE= for none. Kept for later pushes and checks.",
+    "STAGE= for none. Give the same to every push and check.",
 )
 pin_option = click.option(
     "--keyring-sha256", metavar="HEX", help="Fail unless the keyring file has this SHA-256."

@@ -23,6 +23,7 @@ from regbook.core.ids import ModelRef
 from regbook.ledger.state import VersionState
 from regbook.mirror.mapping import (
     COMPOSITE_TAG,
+    DEFAULT_ALIASES,
     PREFIX,
     REGISTRY_TAG,
     MirrorRecord,
@@ -72,8 +73,9 @@ def check(
     refuse_unverified(snapshot, "checked")
     states = selected(snapshot, only)
     record = MirrorRecord.load(snapshot.workspace, record_key(uri))
-    if aliases is not None:
-        record.aliases = aliases
+    # The alias map is the caller's (its command line), never the record's word: a
+    # record edited to rename `production` must not hide a moved alias.
+    record.aliases = dict(aliases) if aliases is not None else dict(DEFAULT_ALIASES)
     report = CheckReport(record.uri, versions=len(states))
     with connect(uri) as remote:
         by_model: dict[str, list[VersionState]] = {}

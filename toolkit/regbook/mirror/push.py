@@ -24,6 +24,7 @@ from regbook.core.workspace import Workspace
 from regbook.ledger.state import VersionState
 from regbook.mirror.mapping import (
     COMPOSITE_TAG,
+    DEFAULT_ALIASES,
     PREFIX,
     REGISTRY_TAG,
     Mirrored,
@@ -143,8 +144,9 @@ def push(
     ws = snapshot.workspace
     states = selected(snapshot, only)
     record = MirrorRecord.load(ws, record_key(uri))
-    if aliases is not None:
-        record.aliases = aliases
+    # The alias map is the caller's (its command line), never the record's word: a
+    # record edited to rename `production` must not hide a moved alias.
+    record.aliases = dict(aliases) if aliases is not None else dict(DEFAULT_ALIASES)
     record.registry = snapshot.registry_id
     result = Pushed(record.uri)
     with connect(uri) as remote:
