@@ -13,6 +13,7 @@ so a second push writes only what the ledger changed since.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from regbook.registry.snapshot import Snapshot
 from regbook.storage.hashing import hash_path
 
 ARTEFACT_PATH = "model"  # where a run holds the artefact
+RUN_THREADS = 4  # runs made at once: uploads and requests wait on the server, not the CPU
 
 
 @dataclass
@@ -191,7 +193,14 @@ def _push(
                 f"{got}, not the sealed {s.content_hash}; nothing was pushed (`regbook verify`)"
             )
     experiment = remote.experiment_id(experiment_name(registry_id), create=True) if new else None
-    paths = {s.composite_id: p for s, p in new}
+    # The runs (artefact uploads included) on a few threads; the versions then in
+    # order, so that MLflow numbers them as regbook does.
+    runs: dict[str, tuple[str, str]] = {}
+    if new:
+        assert experiment is not None
+        with ThreadPoolExecutor(max_workers=RUN_THREADS) as pool:
+            made = pool.map(lambda sp: _make_run(remote, experiment, *sp), new)
+            runs = {s.composite_id: run for (s, _p), run in zip(new, made, strict=True)}
     for model, versions in by_model.items():
         ours, registered = found[model]
         if registered is None:
@@ -201,8 +210,11 @@ def _push(
             text = description(snapshot, s)
             mv = ours.get(s.composite_id)
             if mv is None:
-                assert experiment is not None
-                mv = _create(remote, experiment, s, paths[s.composite_id], tags, text)
+                run_id, source = runs[s.composite_id]
+                mv = remote.call(
+                    "create_model_version", s.model, source, run_id=run_id, tags=tags,
+                    description=text, await_creation_for=0,
+                )  # fmt: skip
                 ours[s.composite_id] = mv
                 result.created.append(
                     {"composite_id": s.composite_id, "mlflow_version": str(mv.version)}
@@ -215,14 +227,9 @@ def _push(
         result.aliases += _move_aliases(snapshot, remote, model, ours, registered, record)
 
 
-def _create(
-    remote: Remote,
-    experiment: str,
-    s: VersionState,
-    path: Path,
-    tags: dict[str, str],
-    text: str,
-) -> Any:
+def _make_run(remote: Remote, experiment: str, s: VersionState, path: Path) -> tuple[str, str]:
+    """A finished run holding the version's artefact, metrics and params; its ID and
+    the artefact's URI (the version's source)."""
     from mlflow.entities import Metric, Param
 
     p = s.payload
@@ -245,16 +252,7 @@ def _create(
     else:
         remote.call("log_artifact", run_id, str(path), ARTEFACT_PATH)
     remote.call("set_terminated", run_id)
-    source = f"{run.info.artifact_uri.rstrip('/')}/{ARTEFACT_PATH}"
-    return remote.call(
-        "create_model_version",
-        s.model,
-        source,
-        run_id=run_id,
-        tags=tags,
-        description=text,
-        await_creation_for=0,
-    )
+    return run_id, f"{run.info.artifact_uri.rstrip('/')}/{ARTEFACT_PATH}"
 
 
 def _update(remote: Remote, mv: Any, tags: dict[str, str], text: str) -> bool:
