@@ -207,6 +207,12 @@ def _download(ws: Workspace, remote: Remote, model: str, mv: Any) -> str:
         staging = Path(tempfile.mkdtemp(prefix=f".partial-mlflow-{mv.version}-", dir=dest.parent))
         try:
             remote.download(str(mv.source), staging)
+            linked = [p for p in staging.rglob("*") if p.is_symlink()]
+            if linked:  # regbook hashes and seals no link (DESIGN 4)
+                raise InputError(
+                    f"{model} version {mv.version}: the download holds a symbolic link "
+                    f"({linked[0].relative_to(staging).as_posix()}); nothing was imported"
+                )
             os.replace(staging, dest)
         finally:
             if staging.exists():
