@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from factory import CODE_COMMIT, DATA_VERSION, Built, Version, build
 from factory import CODE_COMMIT_2 as CODE_COMMIT_2  # for the tests that import it from here
+from mlflow_server import mlflow_uri  # noqa: F401 - the session's MLflow server
 from regbook.cli import cli
 from regbook.core import fs
 from regbook.core.workspace import Workspace

@@ -495,10 +495,13 @@ def test_csv_cells_are_escaped_in_output(registered: Env, monkeypatch):
 # --- demo and entry points -------------------------------------------------------------
 
 
-def test_demo_runs_and_reruns(tmp_path, runner):
+def test_demo_runs_and_reruns(tmp_path, runner, monkeypatch, mlflow_uri):
+    # The demo's MLflow part runs against the session's server (it starts its own else).
+    monkeypatch.setenv("REGBOOK_DEMO_MLFLOW", mlflow_uri)
     target = tmp_path / "demo"
     result = runner.invoke(cli, ["demo", str(target)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert "RB951 error mlflow:credit-risk@production" in result.output
     assert "verify: ok" in result.output
     assert "RB301 error Models!I2: code commit changed after sealing" in result.output
     assert "RB402" in result.output

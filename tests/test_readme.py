@@ -138,11 +138,11 @@ def test_ci_doc_github_jobs_regbook_steps_run(walked, tmp_path):
     assert any("pip install" in s and "regbook" in s for s in steps)
     regbook_steps = [s for s in steps if re.search(r"^\s*regbook ", s, re.MULTILINE)]
     # verify, gate, promote, then the deploy job's verify --for-deploy
-    assert [s.split()[1] for s in regbook_steps] == ["verify", "gate", "promote", "verify"]
+    assert [s.split()[1] for s in regbook_steps] == ["verify", "scan", "gate", "promote", "verify"]
 
     home = work / ".home" / ".ssh"
     people = f"""
-        printf 'the next model\\n' > build-v3.pkl
+        python3 -c "import pickle; pickle.dump({{'weights': [0.3]}}, open('build-v3.pkl', 'wb'))"
         regbook register credit-risk --artefact build-v3.pkl \\
             --data-version 3f6c1e0d5a7b9c2e4f6a8b0c1d2e3f4a \\
             --code-commit c0ffee12d4e5f6a7b8c9d0e1f2a3b4c5d6e7f809 --pipeline-run train-0045 \\

@@ -30,6 +30,8 @@ from regbook.lineage.trace import (
     render_trace,
     trace_version,
 )
+from regbook.mirror.check import check as mlflow_check
+from regbook.mirror.push import push as mlflow_push
 from regbook.registry.snapshot import CARD_SHEETS, LEDGER_ONLY, open_registry
 from regbook.registry.witness import Witness
 from regbook.reports.card import write_card
@@ -203,6 +205,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     _archive(ws, target, say)
     rolled_back = _trust(ws, target, say)
     _rollback(Workspace.load(ws.root), target, say)
+    _mlflow(ws, target, say)
 
     say("Where things are:")
     say(f"   workbook   {ws.workbook_path}   (open it in Excel or LibreOffice)")
@@ -605,3 +608,103 @@ def _tampered_copy(root: Path, copy: Path) -> Path:
     stored.chmod(stored.stat().st_mode | stat.S_IWUSR)
     stored.write_bytes(stored.read_bytes()[:-1] + b"!")
     return copy
+
+
+# --- the MLflow mirror (docs/mlflow.md) ----------------------------------------------
+
+DEMO_MLFLOW_ENV = "REGBOOK_DEMO_MLFLOW"  # a server URI to use, or "off"
+
+
+def _mlflow(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
+    """Push to a local MLflow server, move `production` by hand through MLflow's own
+    client, and show `regbook mlflow check` catching it. Skipped, saying so, when MLflow
+    is not installed; ``$REGBOOK_DEMO_MLFLOW`` names a running server to use instead of
+    starting one, or ``off``."""
+    import importlib.util
+    import os
+
+    chosen = os.environ.get(DEMO_MLFLOW_ENV, "")
+    if chosen == "off" or importlib.util.find_spec("mlflow") is None:
+        say("MLflow: not installed (pip install 'regbook[mlflow]' mlflow); skipped.\n")
+        return
+    say("MLflow: a local tracking server (SQLite store, local artifacts) takes the mirror.")
+    server = None if chosen else _start_mlflow(target / "mlflow")
+    uri = server[1] if server is not None else chosen
+    try:
+        say(f"   $ regbook mlflow push --tracking-uri {uri}")
+        done = mlflow_push(open_registry(ws, sheets=CARD_SHEETS), uri)
+        for made in done.created:
+            say(f"   created {made['composite_id']} as MLflow version {made['mlflow_version']}")
+        for line in done.aliases:
+            say(f"   alias {line}")
+        say("   Someone with EDIT rights in MLflow registers a version regbook never sealed")
+        say("   and moves `production` to it by hand, through MLflow's own client:")
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        pushed = next(c for c in done.created if c["composite_id"].startswith("credit-risk@"))
+        live = client.get_model_version("credit-risk", pushed["mlflow_version"])
+        say("   >>> v = client.create_model_version('credit-risk', source, run_id)")
+        made = client.create_model_version(
+            "credit-risk", str(live.source), run_id=live.run_id, await_creation_for=0
+        )
+        say(f"   >>> client.set_registered_model_alias('credit-risk', 'production', "
+            f"'{made.version}')")  # fmt: skip
+        client.set_registered_model_alias("credit-risk", "production", str(made.version))
+        say(f"   $ regbook mlflow check --tracking-uri {uri}")
+        report = mlflow_check(open_registry(ws, sheets=CARD_SHEETS), uri, artefacts=False)
+        for finding in report.findings:
+            say(f"   {finding}")
+        say(f"   check: {'ok' if report.ok else 'caught (exit code 1)'}\n")
+        if report.ok:
+            raise InputError("the demo's MLflow check missed the moved alias")
+    finally:
+        if server is not None:
+            _stop_mlflow(server[0])
+
+
+def _start_mlflow(folder: Path) -> tuple[object, str]:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(uri + "/health", timeout=2):
+                return process, uri
+        except OSError:
+            time.sleep(0.3)
+    _stop_mlflow(process)
+    raise InputError(f"the demo's MLflow server did not start; see {folder / 'server.log'}")
+
+
+def _stop_mlflow(process: object) -> None:
+    import os
+    import signal
+    import subprocess
+
+    assert isinstance(process, subprocess.Popen)
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass

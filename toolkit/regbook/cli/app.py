@@ -73,6 +73,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "keys",
         "Make, add, revoke and list signing keys (the allowed_signers keyring).",
     ),
+    "mlflow": (
+        "regbook.cli.mirroring",
+        "mlflow_group",
+        "Mirror the registry into an MLflow Model Registry, check it, import from it.",
+    ),
     "policy": (
         "regbook.cli.trust",
         "policy",

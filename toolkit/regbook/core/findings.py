@@ -102,6 +102,16 @@ CODES: dict[str, tuple[str, str]] = {
     "RB901": (WARNING, "Typed security metric disagrees with the scan"),
     "RB902": (ERROR, "Scan of another content hash (replayed scan)"),
     "RB903": (ERROR, "Scan event malformed"),
+    # the MLflow mirror: regbook mlflow check
+    "RB951": (ERROR, "MLflow alias points at a version not in that stage"),
+    "RB952": (ERROR, "regbook tag changed or removed in MLflow"),
+    "RB953": (ERROR, "Mirrored version deleted from MLflow"),
+    "RB954": (ERROR, "Mirrored version's source changed"),
+    "RB955": (ERROR, "Artefact in MLflow differs from the sealed content hash"),
+    "RB956": (ERROR, "MLflow version with regbook tags the ledger does not know"),
+    "RB957": (WARNING, "Sealed version not mirrored"),
+    "RB958": (WARNING, "Mirror behind the ledger"),
+    "RB959": (ERROR, "Artefact in MLflow cannot be checked"),
 }
 
 

@@ -6,6 +6,7 @@ Markdown escaping, and the output format a file name asks for::
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -23,7 +24,10 @@ TEXT_FORMATS = {".md": "markdown", ".html": "html"}
 FORMATS = {**TEXT_FORMATS, ".pdf": "pdf"}
 
 
+@functools.cache
 def _template(name: str, autoescape: bool) -> jinja2.Template:
+    """The compiled template, compiled once per process: a caller rendering a card per
+    version (the MLflow mirror's descriptions) would otherwise compile it each time."""
     import jinja2
 
     def load(template: str) -> str:
