@@ -191,13 +191,17 @@ def big_store(store_dir: Path) -> tuple[str, str]:
     return uri, str(artefact)
 
 
-def mlflow_one_shot_create(store_dir: Path) -> float:
-    """Seconds for a fresh process to import mlflow and register one version of a model
-    that already has 10,000 versions, in the SQLite store in ``store_dir`` (made once:
-    see ``big_store``). Each call adds one version to the store."""
+def one_shot_command(store_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The command (and its environment) of a fresh process that imports mlflow and
+    registers one version of a model that already has 10,000 versions, in the SQLite
+    store in ``store_dir`` (made once: see ``big_store``). Each run adds one version."""
     uri, artefact = big_store(store_dir)
-    sample = run_child(
-        [sys.executable, "-c", _ONE_SHOT, uri, artefact], env={**clean_env(), **QUIET}
-    )
+    return [sys.executable, "-c", _ONE_SHOT, uri, artefact], {**clean_env(), **QUIET}
+
+
+def mlflow_one_shot_create(store_dir: Path) -> float:
+    """Seconds ``one_shot_command`` takes."""
+    argv, env = one_shot_command(store_dir)
+    sample = run_child(argv, env=env)
     sample.check("mlflow one-shot create_model_version")
     return sample.seconds
