@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import OUT, TESTS, clean_env, generate, regbook_command  # noqa: E402
 from measure import row, run_child  # noqa: E402
+from regbook.mirror.server import QUIET, LocalServer  # noqa: E402
 
 sys.path.insert(0, str(TESTS))
-from mlflow_server import QUIET, start_server, stop_server  # noqa: E402
 
 VERSIONS = 1000
 MODELS = 10
@@ -102,7 +102,8 @@ def _regbook(root: Path, *args: str) -> tuple[float, dict]:
 def run(workdir: Path) -> list[dict]:
     root = workdir / "ws"
     generate(VERSIONS, root, models=MODELS)
-    process, uri = start_server(workdir / "mlflow")
+    server = LocalServer.start(workdir / "mlflow")
+    uri = server.uri
     rows = []
     try:
         listing = workdir / "listing.json"
@@ -139,7 +140,7 @@ def run(workdir: Path) -> list[dict]:
             ),
         ]  # fmt: skip
     finally:
-        stop_server(process)
+        server.stop()
     one_shot = mlflow_one_shot_create(OUT / "mlflow-10k")
     rows.append(row(f"MLflow one-shot create_model_version, {BIG_STORE_VERSIONS} in store",
                     one_shot, "s"))  # fmt: skip
