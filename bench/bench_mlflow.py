@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import OUT, TESTS, clean_env, generate, regbook_command  # noqa: E402
 from measure import row, run_child  # noqa: E402
+from regbook.mirror.server import QUIET, LocalServer  # noqa: E402
 
 sys.path.insert(0, str(TESTS))
-from mlflow_server import QUIET, start_server, stop_server  # noqa: E402
 
 VERSIONS = 1000
 MODELS = 10
@@ -102,7 +102,8 @@ def _regbook(root: Path, *args: str) -> tuple[float, dict]:
 def run(workdir: Path) -> list[dict]:
     root = workdir / "ws"
     generate(VERSIONS, root, models=MODELS)
-    process, uri = start_server(workdir / "mlflow")
+    server = LocalServer.start(workdir / "mlflow")
+    uri = server.uri
     rows = []
     try:
         listing = workdir / "listing.json"
@@ -139,7 +140,7 @@ def run(workdir: Path) -> list[dict]:
             ),
         ]  # fmt: skip
     finally:
-        stop_server(process)
+        server.stop()
     one_shot = mlflow_one_shot_create(OUT / "mlflow-10k")
     rows.append(row(f"MLflow one-shot create_model_version, {BIG_STORE_VERSIONS} in store",
                     one_shot, "s"))  # fmt: skip
@@ -191,13 +192,17 @@ def big_store(store_dir: Path) -> tuple[str, str]:
     return uri, str(artefact)
 
 
-def mlflow_one_shot_create(store_dir: Path) -> float:
-    """Seconds for a fresh process to import mlflow and register one version of a model
-    that already has 10,000 versions, in the SQLite store in ``store_dir`` (made once:
-    see ``big_store``). Each call adds one version to the store."""
+def one_shot_command(store_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The command (and its environment) of a fresh process that imports mlflow and
+    registers one version of a model that already has 10,000 versions, in the SQLite
+    store in ``store_dir`` (made once: see ``big_store``). Each run adds one version."""
     uri, artefact = big_store(store_dir)
-    sample = run_child(
-        [sys.executable, "-c", _ONE_SHOT, uri, artefact], env={**clean_env(), **QUIET}
-    )
+    return [sys.executable, "-c", _ONE_SHOT, uri, artefact], {**clean_env(), **QUIET}
+
+
+def mlflow_one_shot_create(store_dir: Path) -> float:
+    """Seconds ``one_shot_command`` takes."""
+    argv, env = one_shot_command(store_dir)
+    sample = run_child(argv, env=env)
     sample.check("mlflow one-shot create_model_version")
     return sample.seconds

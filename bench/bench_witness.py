@@ -14,6 +14,11 @@ events added: regbook's writers append in place, so the rest is the same bytes).
 names that head, the digests of the signatures and of the workbook's parts up to it, the
 keyring's and the policy's sha256, signed by the registry's ci key.
 
+Writers too: ``register`` and ``promote`` into a clone of the same registry with a
+witness CI left in the workspace (``regbook.witness``), into one without, and MLflow's
+own one-shot ``create_model_version`` process into a 10,000-version SQLite store,
+alternately. Target: with a witness, at most 0.5 times MLflow's one-shot create.
+
     python bench/run.py witness
 """
 
@@ -28,8 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_mlflow import one_shot_command  # noqa: E402
 from generate import (  # noqa: E402
     KEY_RELPATH,
+    OUT,
     Generated,
     cached,
     clean_env,
@@ -41,6 +48,7 @@ from measure import Command, alternate, paired_ratio, row, run_child  # noqa: E4
 WITNESSED = 39_900
 ROUNDS = 5
 WRITER_ROUNDS = 3
+TARGET_VS_MLFLOW = 0.5
 TARGET_S = 3.0
 TARGET_RATIO = 0.6
 
@@ -124,19 +132,27 @@ def _writers(made: Generated, workdir: Path, env: dict[str, str]) -> list[dict]:
         return lambda i: [*regbook_command(), "--workspace", str(root), "promote",
                           f"{ref}@{first + i}", "--to", "Staging", "--key", sme]  # fmt: skip
 
+    # MLflow's own one-shot create_model_version into a 10,000-version SQLite store.
+    mlflow_argv, mlflow_env = one_shot_command(OUT / "mlflow-10k")
     rows = []
     for what, argv in (("register", register), ("promote", promote)):
-        warm, cold = alternate(
+        warm, cold, mlflow = alternate(
             WRITER_ROUNDS,
             [Command(f"{what} with a witness in the workspace", argv("with"), env),
-             Command(f"{what} without one", argv("without"), env)],
+             Command(f"{what} without one", argv("without"), env),
+             Command("mlflow create_model_version", lambda _i: mlflow_argv, mlflow_env)],
         )  # fmt: skip
         best_warm, best_cold = min(s.seconds for s in warm), min(s.seconds for s in cold)
+        versus = paired_ratio(warm, mlflow)
         rows += [
             row(f"{what} into 10,000 versions, witness in the workspace: best of "
                 f"{WRITER_ROUNDS}", best_warm, "s"),
             row(f"{what} into 10,000 versions, no witness: best of {WRITER_ROUNDS}",
                 best_cold, "s"),
+            row(f"MLflow one-shot create_model_version, 10,000 in store: best of "
+                f"{WRITER_ROUNDS}", min(s.seconds for s in mlflow), "s"),
+            row(f"{what} with a witness / MLflow one-shot, median of paired rounds", versus,
+                "x", f"<= {TARGET_VS_MLFLOW:g}", versus <= TARGET_VS_MLFLOW),
             row(f"{what}: with / without a witness, median of paired rounds",
                 paired_ratio(warm, cold), "x", "<= 1", paired_ratio(warm, cold) <= 1),
         ]  # fmt: skip

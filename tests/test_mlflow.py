@@ -12,6 +12,7 @@ import pytest
 from factory import PASSING, Version, build
 from mlflow_server import needs_mlflow
 from regbook.core.workspace import Workspace
+from regbook.mirror.server import free_port
 from regbook.registry.snapshot import CARD_SHEETS, open_registry
 
 pytestmark = needs_mlflow
@@ -226,7 +227,6 @@ def test_push_refuses_an_artefact_that_is_not_the_sealed_one(four, mlflow_uri):
 def test_server_down_one_line_exit_2_nothing_written(four):
     env, _model = four
     before = env.workbook.read_bytes()
-    from mlflow_server import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"
     for command in (["push"], ["check"], ["import", "credit-risk"]):

@@ -930,3 +930,17 @@ def test_a_witnessed_read_takes_only_the_tails_of_approvals_and_history(prod: En
         xml, last, row_bytes(xml, last).replace(b"Staging", b"Production")))  # fmt: skip
     found, report = verify(prod, "--witness", str(witness))
     assert found == 1 and ("RB309", f"History!F{last}") in problems(report), report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_row_hidden_after_the_witnessed_ones_is_still_caught(prod: Env):
+    witness = take_witness(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    history = sheet_xml(prod, "History")
+    last = int(re.findall(rb'<row r="([0-9]+)"', history)[-1])
+    edit_part(prod.workbook, "History", lambda xml: xml.replace(
+        f'<row r="{last}"'.encode(), f'<row r="{last}" hidden="1"'.encode()))  # fmt: skip
+    snap = open_registry(Workspace.load(prod.root), witness=Witness.load(witness))
+    assert snap.data.tables["History"].vouched_end > 0  # the rows before it were skipped
+    found, report = verify(prod, "--witness", str(witness))
+    assert found == 1 and "RB314" in codes(report), report["findings"]

@@ -32,6 +32,7 @@ from regbook.lineage.trace import (
 )
 from regbook.mirror.check import check as mlflow_check
 from regbook.mirror.push import push as mlflow_push
+from regbook.mirror.server import LocalServer
 from regbook.registry.snapshot import CARD_SHEETS, LEDGER_ONLY, open_registry
 from regbook.registry.witness import Witness
 from regbook.reports.card import write_card
@@ -628,8 +629,8 @@ def _mlflow(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
         say("MLflow: not installed (pip install 'regbook[mlflow]' mlflow); skipped.\n")
         return
     say("MLflow: a local tracking server (SQLite store, local artifacts) takes the mirror.")
-    server = None if chosen else _start_mlflow(target / "mlflow")
-    uri = server[1] if server is not None else chosen
+    server = None if chosen else LocalServer.start(target / "mlflow")
+    uri = server.uri if server is not None else chosen
     try:
         say(f"   $ regbook mlflow push --tracking-uri {uri}")
         done = mlflow_push(open_registry(ws, sheets=CARD_SHEETS), uri)
@@ -660,51 +661,4 @@ def _mlflow(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
             raise InputError("the demo's MLflow check missed the moved alias")
     finally:
         if server is not None:
-            _stop_mlflow(server[0])
-
-
-def _start_mlflow(folder: Path) -> tuple[object, str]:
-    import os
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2):
-                return process, uri
-        except OSError:
-            time.sleep(0.3)
-    _stop_mlflow(process)
-    raise InputError(f"the demo's MLflow server did not start; see {folder / 'server.log'}")
-
-
-def _stop_mlflow(process: object) -> None:
-    import os
-    import signal
-    import subprocess
-
-    assert isinstance(process, subprocess.Popen)
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
+            server.stop()

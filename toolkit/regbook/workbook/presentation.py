@@ -28,7 +28,7 @@ import colorsys
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -161,9 +161,13 @@ class Presentation:
         return sorted(r for r, c, s in _parse_cells(data) if r > 1 and c == column and s == index)
 
 
-def read_presentation(path: Path, scan: Iterable[str]) -> Presentation:
+def read_presentation(
+    path: Path, scan: Iterable[str], vouched: Mapping[str, int] | None = None
+) -> Presentation:
     """The workbook's cell formats and every sheet's state; the sheets named in ``scan``
-    are read in full (cells, rows, columns, overlays)."""
+    are read in full (cells, rows, columns, overlays), but for the rows a witness vouches
+    for: ``vouched`` maps a sheet to where they end in its XML (the witness's verifier
+    found their look clean, under the same styles)."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -189,7 +193,7 @@ def read_presentation(path: Path, scan: Iterable[str]) -> Presentation:
             for name in scan:
                 sheet = shown.sheets.get(name)
                 if sheet is not None and sheet.part in names:
-                    _scan_sheet(zf, sheet, names)
+                    _scan_sheet(zf, sheet, names, (vouched or {}).get(name, 0))
     except (zipfile.BadZipFile, KeyError, OSError) as err:
         raise InputError(f"{path}: cannot read the workbook's formats: {err}") from None
     return shown
@@ -474,7 +478,7 @@ def _float(value: bytes | None, default: float) -> float:
         return default
 
 
-def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
+def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str], skip: int = 0) -> None:
     data = zf.read(sheet.part)
     sheet.scanned = True
     opened = _SHEET_DATA.search(data)
@@ -516,6 +520,9 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
     if first is not None and _attrs(first.group(1)).get(b"r", b"1") == b"1":
         closed_row = _ROW_END.search(data, first.end(), end)
         below = first.end() if first.group(1).endswith(b"/") or not closed_row else closed_row.end()
+    # The rows a witness vouches for are left out, after the header row.
+    header_end, below = below, max(below, min(skip, end))
+    rows_from = below if skip else start
     # The usual form: no namespace prefix on the sheet's own elements, none declared
     # inside its rows, and every element starting "<c" in them a cell with r and s.
     # By slices of about a megabyte, cut before a row: the matches of one slice at a
@@ -531,15 +538,17 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str]) -> None:
         pos = cut
     usual = (
         # a cell of another row placed inside the header row would escape the scan
-        all(r == b"1" for r in _CELL_ROW.findall(data, start, below))
+        all(r == b"1" for r in _CELL_ROW.findall(data, start, header_end))
         and not _MAIN_PREFIXED.search(data, 0, start)
-        and data.find(b"xmlns", start, end) == -1
+        and data.find(b"xmlns", rows_from, end) == -1
         and data.count(b"<c", below, end) == matched
     )
     if not (
         usual
         and not rows_hidden
-        and _scan_rows(sheet, _ODD_ROW.finditer(data, start, end), default_height, False, odd=True)
+        and _scan_rows(
+            sheet, _ODD_ROW.finditer(data, rows_from, end), default_height, False, odd=True
+        )
     ):
         sheet.hidden_rows.clear()
         _scan_rows(sheet, _ROW_TAG.finditer(data, start, end), default_height, rows_hidden)

@@ -35,7 +35,6 @@ from regbook.workbook.digests import (
     package_digest,
     sheet_parts,
     vouched_prefix,
-    vouched_to,
     without_vouched_rows,
 )
 from regbook.workbook.template import refresh_header_comments
@@ -212,6 +211,7 @@ class Table:
     # With a witness's digests: rows up to this Excel row number are the bytes its
     # verifier read (regbook.workbook.digests); 0 when none are.
     vouched_to: int = 0
+    vouched_end: int = 0  # where those rows end in the sheet's XML, in bytes
     # Rows after the header left unread because a witness vouches for them (they come
     # before ``rows``); only where the caller asked for the tail of a sheet.
     omitted: int = 0
@@ -411,7 +411,7 @@ def _read_tail(path: Path, sheet: Sheet, vouch: _Vouching) -> Table | None:
     except Exception:  # noqa: BLE001 - calamine raises several unrelated types
         return None  # read the whole sheet as usual, which reports what is wrong
     table = _read_tables(path, book, (sheet,))[sheet.name]
-    table.vouched_to, table.omitted = to, cut[1]
+    table.vouched_to, table.vouched_end, table.omitted = to, end, cut[1]
     return table
 
 
@@ -485,7 +485,7 @@ def _table(
 
 # A sheet's formula cells, (the Ledger's) numbers spelt otherwise than plain digits, and
 # the row up to which it holds a witness's bytes.
-_Scanned = tuple[set[tuple[int, int]], dict[tuple[int, int], str], int]
+_Scanned = tuple[set[tuple[int, int]], dict[tuple[int, int], str], tuple[int, int]]
 
 
 class _Vouching:
@@ -511,14 +511,15 @@ class _Vouching:
         in_tail = sheet.name in self.tail_only
         return sheet in FORMULA_SHEETS or (sheet.name in self.sheets and not in_tail)
 
-    def vouched_to(self, name: str, data: bytes) -> int:
+    def vouched(self, name: str, data: bytes) -> tuple[int, int]:
+        """The vouched row and where it ends in ``data`` (0, 0 for none)."""
         checkpoints = self.sheets.get(name)
-        return vouched_to(data, checkpoints) if checkpoints else 0
+        return vouched_prefix(data, checkpoints) if checkpoints else (0, 0)
 
 
 def _scanned(table: Table, scanned: _Scanned | None) -> None:
     if scanned is not None:
-        table.formulas, table.spelt, table.vouched_to = scanned
+        table.formulas, table.spelt, (table.vouched_to, table.vouched_end) = scanned
 
 
 def _scan_parts(path: Path, sheet_names: list[str], vouch: _Vouching) -> dict[str, _Scanned]:
@@ -533,7 +534,7 @@ def _scan_parts(path: Path, sheet_names: list[str], vouch: _Vouching) -> dict[st
             if part is None:
                 continue
             data = zf.read(part)
-            vouched = vouch.vouched_to(name, data)
+            vouched = vouch.vouched(name, data)
             if name not in FORMULA_NAMES:
                 out[name] = (set(), {}, vouched)
                 continue
