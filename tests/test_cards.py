@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html as htmllib
 import json
+import re
 from pathlib import Path
 
 import bagit
@@ -97,7 +98,12 @@ def test_every_section_has_real_values(gated: Env, name: str):
                   "alice@example.com"):  # fmt: skip
         assert str(value) in text, value
     assert data["training_data"]["facts"]["rows"][2]["value"] in text  # training date
-    assert "No problems found" in text and str(gated.root) not in text
+    # Clean, but its latest gate is FAIL (no security scan): never the green banner.
+    assert (
+        "No problems found" not in text
+        and "Gate: the latest validation gate result is FAIL" in text
+    )
+    assert "though no problem was found" in text and str(gated.root) not in text
 
 
 def test_no_cards_row_reads_not_documented_and_keeps_every_section(gated: Env):
@@ -135,7 +141,8 @@ def test_an_empty_cell_reads_not_documented_and_says_so(registered_fast: Env):
 def test_no_metrics_and_no_prose_still_has_every_section():
     data = {
         "title": "Model card: x@1", "composite_id": "x@1+a.b.c", "context": None,
-        "problems": {"count": 0, "findings": []},
+        "problems": {"count": 0, "findings": [], "ready": False, "verification": "v",
+                     "gate": "Gate: no validation gate result is recorded."},
         "cards": {"status": "no-sheet", "notice": "no sheet"},
         "details": {"facts": [{"label": "Stage", "value": None, "code": False}],
                     "source": "s"},
@@ -196,7 +203,7 @@ def test_findings_shown_at_the_top(registered_fast: Env, name: str):
     edit_workbook(registered_fast.workbook, change)
     result, text = write_card(registered_fast, name)
     assert result.exit_code == 1, result.output
-    assert "problem(s) found; the card lists them at the top" in result.output
+    assert re.search(r"\d+ problems? found; the card lists them at the top", result.output)
     top = text[text.index("PROBLEMS FOUND") : text.index("Model details")]
     assert "RB301" in top and "code commit changed after sealing" in top
     assert "No problems found" not in text

@@ -429,14 +429,13 @@ def test_archived_is_final(flow: Env):
     walk(flow, RETIRE_CREDIT_RISK_1)
     assert models_row(flow, "credit-risk@1")["stage"] == "Archived"
     unchanged = workbook_unchanged(flow)
-    final = "the version is Archived, which is final: register the artefact again"
-    for target in ("None", "Staging", "Production", "Archived"):
+    # It was in Production: a rollback there is the only way out (test_everyday).
+    final = "the version is Archived: only a rollback to Production takes it out again"
+    for target in ("None", "Staging", "Archived"):
         result = cli_run(flow, "approve", "credit-risk@1", "--to", target, key="governance-lead")
         assert result.exit_code == 2 and final in result.stderr
         result = cli_run(flow, "promote", "credit-risk@1", "--to", target, key="ci")
         assert result.exit_code == 1 and final in result.stderr
-    result = cli_run(flow, "gate", "credit-risk@1", key="ci")
-    assert result.exit_code == 2 and "it is Archived" in result.stderr
     unchanged()
     assert run_verify(flow)[0] == 0
 
@@ -555,8 +554,9 @@ def test_promotion_lists_every_unmet_precondition_at_once(flow: Env):
     assert unmet[3].startswith(f"the artefact at {models_row(flow, 'credit-risk@2')['storage']} ")
     assert "not the sealed" in unmet[3]
     assert unmet[4] == (
-        "credit-risk@1 is in Production: archive it first (at most one Production version "
-        "per model)"
+        "credit-risk@1 is in Production (at most one Production version per model): give "
+        "--archive-previous to archive it into its bag in this command, with its signed "
+        "approval to Archived (`regbook approve credit-risk@1 --to Archived`)"
     )
     assert len(unmet) == 5
     unchanged()
@@ -660,8 +660,9 @@ def test_promotion_to_production_archives_nothing_and_needs_the_old_one_archived
     result = cli_run(flow, "promote", "credit-risk@2", "--to", "Production", key="ci")
     assert result.exit_code == 1
     assert _unmet(result) == [
-        "credit-risk@1 is in Production: archive it first (at most one Production version "
-        "per model)"
+        "credit-risk@1 is in Production (at most one Production version per model): give "
+        "--archive-previous to archive it into its bag in this command, with its signed "
+        "approval to Archived (`regbook approve credit-risk@1 --to Archived`)"
     ]
     walk(flow, [*RETIRE_CREDIT_RISK_1, ("promote", "credit-risk@2", "Production", "ci")])
     assert models_row(flow, "credit-risk@1")["stage"] == "Archived"
@@ -823,7 +824,7 @@ def test_two_production_versions(flow: Env):
     code, report = run_verify(flow)
     assert code == 1 and problems(report) == {("RB504", f"Ledger!F{row}")}
     message = finding(report, "RB504", f"Ledger!F{row}")["message"]
-    assert "credit-risk already had version(s) 1 in Production" in message
+    assert "credit-risk already had version 1 in Production" in message
     # The version promoted against the rule may not be deployed.
     assert cli_run(flow, "verify", "--for-deploy", "credit-risk@2").exit_code == 1
 

@@ -185,9 +185,12 @@ def test_trace_composite_id_all_links_verified(built: Lineage):
     out = result.output
     assert out.splitlines()[0] == built.ids[1]
     for name in ("composite ID", "sealed version", "artefact", "code commit", "training data",
-                 "pipeline run", "evaluation", "approvals and stages"):  # fmt: skip
+                 "evaluation", "approvals and stages"):  # fmt: skip
         line = next(ln for ln in out.splitlines() if f"] {name}" in ln)
         assert "[verified" in line, line
+    # Nothing checks the run against the pipeline service: signed only, never verified.
+    line = next(ln for ln in out.splitlines() if "] pipeline run" in ln)
+    assert "[signed only" in line, line
     assert "matches the sealed row" in out
     assert "signature good" in out
     assert "Dana Scientist <dana@example.com>" in out and "Add the debt-to-income feature" in out
@@ -197,7 +200,7 @@ def test_trace_composite_id_all_links_verified(built: Lineage):
     assert "gate PASS" in out and "now Production" in out
     assert "approved Staging -> Production by gina@example.com (governance-lead)" in out
     assert "(model risk review MR-7)" in out
-    assert out.rstrip().endswith("trace: 8 verified, 0 not checkable, 0 broken")
+    assert out.rstrip().endswith("trace: 7 verified, 1 signed only, 0 not checkable, 0 broken")
 
 
 def test_trace_json_reports_dvc_outputs_of_both_forms(built: Lineage):
@@ -634,7 +637,7 @@ def test_timestamps_before_registration_and_in_other_zones(built: Lineage, tmp_p
     assert any("not yet registered" in p.message for p in audit.problems)
 
 
-def test_numeric_and_bad_timestamps_are_noted_not_judged(built: Lineage, tmp_path: Path):
+def test_numeric_and_bad_timestamps_fail_the_audit(built: Lineage, tmp_path: Path):
     path = tmp_path / "epoch.jsonl"
     cid = built.ids[1]
     path.write_text(
@@ -647,8 +650,11 @@ def test_numeric_and_bad_timestamps_are_noted_not_judged(built: Lineage, tmp_pat
         encoding="utf-8",
     )
     audit = audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), path)
-    assert audit.timestamp_not_iso == 3 and audit.ok
-    assert "3 records have a timestamp that is not ISO 8601" in render_audit(audit)
+    # Their stage cannot be judged: counted, and a problem (the check could not run).
+    assert audit.timestamp_not_iso == 3 and not audit.ok
+    (problem,) = audit.problems
+    assert problem.code == "RB708" and problem.lines == [1, 2, 3]
+    assert "records with a timestamp that is not ISO 8601 in 'timestamp'" in render_audit(audit)
 
 
 def test_fast_and_general_paths_agree(built: Lineage, tmp_path: Path):
@@ -738,8 +744,9 @@ def test_an_over_long_line_is_flagged_and_skipped(built: Lineage, tmp_path: Path
     )
     monkeypatch.setattr(lineage, "MAX_LINE", max(64, len(good) + 2))
     audit = audit_log(open_registry(built.ws, sheets=LEDGER_ONLY), path)
-    (problem,) = audit.problems
+    untimed, problem = audit.problems
     assert problem.kind == "unreadable" and problem.lines == [1]
+    assert untimed.code == "RB708" and untimed.lines == [2]
     assert sum(t.records for t in audit.versions) == 1 and audit.lines == 2
 
 

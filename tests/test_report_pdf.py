@@ -4,6 +4,7 @@ wrapped, and text outside the embedded fonts printed visibly as [U+XXXX]."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -87,7 +88,7 @@ def test_findings_banner_on_page_one_and_exit_1(prod: Path):
     tamper_code_commit(prod)
     result, out = write_pdf(prod)
     assert result.exit_code == 1, result.output
-    assert "problem(s) found" in result.output
+    assert re.search(r"\d+ problems? found", result.output)
     first = pages(out)[0]
     banner = first.index("PROBLEMS FOUND")
     identity = first.index("Identity")
@@ -125,7 +126,9 @@ def test_text_replacement_rules():
 def minimal_data(**changes) -> dict:
     data = {
         "title": "Evidence report: x@1",
-        "problems": {"count": 0, "findings": [], "broken_links": []},
+        "problems": {"count": 0, "findings": [], "broken_links": [], "ready": False,
+                     "verification": "Verification: ok.", "gate": "Gate: none.",
+                     "stage": "Stage: None, not Production."},
         "identity": {"model": "x", "version": 1, "composite_id": "x@1+abc", "stage": "None",
                      "registered_at": "2026-01-01T00:00:00Z", "registered_by": "a@example.com",
                      "deployed_on": None},

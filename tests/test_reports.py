@@ -5,6 +5,7 @@ format has its own tests (test_report_pdf)."""
 from __future__ import annotations
 
 import html as htmllib
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def test_findings_shown_at_the_top(prod: Path, name: str):
     tamper_code_commit(prod)
     result, text = write_report(prod, name)
     assert result.exit_code == 1, result.output
-    assert "problem(s) found" in result.output
+    assert re.search(r"\d+ problems? found", result.output)
     banner = text.index("PROBLEMS FOUND")
     assert banner < text.index("Identity") < text.index("Verify findings")
     top = text[banner : text.index("Identity")]
@@ -171,7 +172,8 @@ def test_html_values_are_escaped():
         "title": "Evidence report: x@1",
         "problems": {"count": 1, "findings": [{"code": "RB301", "severity": "error",
                      "where": "Models!U2", "message": "<script>alert(1)</script>"}],
-                     "broken_links": []},
+                     "broken_links": [], "ready": False, "verification": "v",
+                     "gate": "Gate: <i>FAIL</i>", "stage": None},
         "identity": {"model": "x", "version": 1, "composite_id": "<b>id</b>", "stage": "None",
                      "registered_at": "t", "registered_by": "a&b", "deployed_on": None},
         "artefact": {"content_hash": "h", "storage": "s", "checked_at": "t", "ok": True,

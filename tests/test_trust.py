@@ -713,12 +713,12 @@ def test_trace_log_does_not_count_a_forged_stage_as_verified(prod: Env, tmp_path
         "content_hash": state.content_hash, "from": "None", "to": "Production"})  # fmt: skip
     log = tmp_path / "predictions.jsonl"
     log.write_text(json.dumps({"composite_id": state.composite_id,
-                               "ts": "2026-12-01T00:00:00Z"}) + "\n")  # fmt: skip
-    result = prod.run("trace", "--log", str(log))
+                               "ts": "2030-01-01T00:00:00Z"}) + "\n")  # fmt: skip
+    result = prod.run("trace", "--log", str(log), "--time-field", "ts")
     assert result.exit_code == 1, result.output
     assert "in the ledger: the stages above are not verified" in result.output
     assert "audit: ok" not in result.output and "RB706" not in result.output
-    assert "audit: 0 problem(s) in the log, and" in result.output, result.output
+    assert "audit: 0 problems in the log, and" in result.output, result.output
     assert "RB502" in result.output  # the promotion not signed by ci, named
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from regbook.check.verify import verify
-from regbook.core.errors import InputError
+from regbook.core.errors import InputError, plural
 from regbook.core.ids import ModelRef
 from regbook.core.schema import CARDS, METRICS, MODELS
 from regbook.core.workspace import Workspace
@@ -42,7 +42,7 @@ from regbook.reports.pack import MANIFEST, write_pack
 from regbook.reports.registry import write_registry
 from regbook.workflow.archive import archive, fixity, retrieve
 from regbook.workflow.governance import PromotionRefused, approve, gate, promote, scan
-from regbook.workflow.lifecycle import Metric, RegistrationRequest, register, seal
+from regbook.workflow.lifecycle import Metric, Registered, RegistrationRequest, register, seal
 from regbook.workflow.restore import restore
 from regbook.workflow.setup import init_workspace
 from regbook.workflow.trust import new_key, policy_status, revoke_key, sign_policy, take_witness
@@ -167,7 +167,8 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     say("    run train-0107, AUC-ROC 0.91; Metrics: demographic_parity_ratio 0.84)")
     say("   $ regbook seal --key keys/alice")
     for sealed in seal(ws, load_private_key(target / "keys" / "alice")):
-        say(f"   {sealed.composite_id}   ({sealed.content_hash})")
+        if isinstance(sealed, Registered):
+            say(f"   {sealed.composite_id}   ({sealed.content_hash})")
     say("")
 
     _governance(ws, target, say)
@@ -204,6 +205,7 @@ def run_demo(target: Path, say: Callable[[str], None]) -> None:
     pack = _evidence(ws, target, say)
     _archive(ws, target, say)
     rolled_back = _trust(ws, target, say)
+    _rollback(Workspace.load(ws.root), target, say)
     _mlflow(ws, target, say)
 
     say("Where things are:")
@@ -385,11 +387,11 @@ def _archive(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
         say(f"   (the original {bagged.removed} was removed once the bag validated)")
     say("   $ regbook retrieve credit-risk@1 --to retrieved")
     got = retrieve(ws, ref, target / "retrieved")
-    say(f"   {got.composite_id}: {got.files} file(s), hash re-checked ({got.content_hash})")
+    say(f"   {got.composite_id}: {plural(got.files, 'file')}, hash re-checked ({got.content_hash})")
     say("   $ regbook fixity")
     report = fixity(ws)
     say(
-        f"   fixity: {'ok' if report.ok else 'PROBLEMS'} ({len(report.bags)} bag(s), every "
+        f"   fixity: {'ok' if report.ok else 'PROBLEMS'} ({plural(len(report.bags), 'bag')}, every "
         "hash checked)\n"
     )
     if not report.ok:
@@ -464,6 +466,31 @@ def _trust(ws: Workspace, target: Path, say: Callable[[str], None]) -> Path:
     return copy
 
 
+def _rollback(ws: Workspace, target: Path, say: Callable[[str], None]) -> None:
+    """A rollback: the archived credit-risk@1 reinstated to Production from its bag,
+    with every precondition of a promotion to Production met again."""
+
+    ref = ModelRef.parse("credit-risk@1")
+    gina, ci2 = (load_private_key(target / "keys" / name) for name in ("gina", "ci2"))
+    say("12. Rollback: credit-risk@1 goes back to Production from its bag, with every")
+    say("   Production precondition met again: a governance-lead approval naming its")
+    say("   content hash, a fresh gate under the policy in force, and the ci key.")
+    say("   $ regbook approve credit-risk@1 --to Production --note 'INC-42: reinstate' \\")
+    say("         --key keys/gina")
+    done = approve(ws, ref, "Production", gina, note="INC-42: reinstate")
+    say(f"   approved {done.from_stage} -> {done.to_stage} by {done.principal} ({done.role})")
+    say("   $ regbook gate credit-risk@1 --key keys/ci2")
+    gated = gate(ws, ref, ci2)
+    say(f"   gate result: {gated.outcome.result} (performance now needs auc_roc >= 0.78)")
+    say("   $ regbook promote credit-risk@1 --to Production --key keys/ci2")
+    say("     (with a version in Production, --archive-previous archives it in the same step)")
+    back = promote(ws, ref, "Production", ci2)
+    say(f"   rolled back: {back.from_stage} -> {back.to_stage}; the artefact is back at")
+    say(f"   {back.reinstated}, and its bag stays in archive/credit-risk/1\n")
+    if gated.outcome.result != "PASS" or back.reinstated is None:
+        raise InputError("the demo's rollback did not behave as expected; see above")
+
+
 def _rolled_back_copy(root: Path, copy: Path) -> Path:
     """A copy of the registry with its last two Ledger rows deleted (the archive of
     credit-risk@1 and its approval) and the model put back from its bag."""
@@ -498,7 +525,8 @@ def _evidence(ws: Workspace, target: Path, say: Callable[[str], None]) -> Path:
     say("   $ regbook report evidence credit-risk@1 -o evidence/credit-risk-1-evidence.pdf")
     data = write_evidence(open_registry(ws), ref, out / "credit-risk-1-evidence.pdf")
     approvals = sum(len(step["approvals"]) for step in data["history"])
-    say(f"   {data['problems']['count']} problem(s); {approvals} approvals, their signatures "
+    found = plural(data["problems"]["count"], "problem")
+    say(f"   {found}; {approvals} approvals, their signatures "
         "and the artefact's hash re-checked")  # fmt: skip
     say("   $ regbook report registry -o evidence/registry-description.html")
     described = write_registry(open_registry(ws), out / "registry-description.html")

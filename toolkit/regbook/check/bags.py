@@ -184,15 +184,16 @@ def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> lis
     structure and Payload-Oxum, as a BagIt validator's fast mode) or "full" (also every
     payload checksum and the sealed content hash)."""
 
-    event = state.stage_event
+    event = state.bag_event
     label = f"{state.model}@{state.version}"
-    where = state.storage
+    # After a rollback the version lives outside its bag again, and the bag stays.
+    where = bag_storage(state)
 
     def finding(code: str, text: str, at: str = where) -> Finding:
         return Finding.make(code, at, f"{label}: {text}", state.model, state.version)
 
     try:
-        path = ws.resolve_storage(state.storage, label)
+        path = ws.resolve_storage(where, label)
     except InputError as err:
         return [finding("RB801", str(err))]
     if not (path / "bagit.txt").is_file():
@@ -217,13 +218,20 @@ def bag_findings(ws: Workspace, state: VersionState, level: str = "full") -> lis
                 sig = (path / SIGNATURE).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 sig = ""
+            # A version archived again after a rollback reuses its bag: the signature
+            # is the one made by the archive that built it.
+            built = next(
+                e
+                for e in state.events
+                if e.kind == "archive" and e.payload.get("bag_tagmanifest_sha256") == recorded
+            )
             check = check_signature(
                 manifest,
                 sig,
                 load_keyring(ws),
-                event.signer,
-                namespace_for(signer_role(event) or ""),
-                event.when,
+                built.signer,
+                namespace_for(signer_role(built) or ""),
+                built.when,
             )
             if not check.ok:
                 out.append(finding("RB804", f"{SIGNATURE}: {check.detail}", f"{where}/{SIGNATURE}"))
@@ -323,13 +331,16 @@ def _sealed_problems(entries: list[tuple[str, str]], state: VersionState) -> lis
     return []
 
 
-def archived_states(registry: Registry) -> list[VersionState]:
-    """The versions whose current stage was set by an archive event (they have a bag)."""
-    return [
-        s
-        for s in registry.versions.values()
-        if s.stage_event is not None and s.stage_event.kind == "archive"
-    ]
+def bag_storage(state: VersionState) -> str:
+    """Where the version's bag is, as the latest archive event names it."""
+    event = state.bag_event
+    return str(event.payload.get("storage")) if event is not None else state.storage
+
+
+def bagged_states(registry: Registry) -> list[VersionState]:
+    """The versions that have a bag: archived now, or archived once and rolled back to
+    Production (the bag stays)."""
+    return [s for s in registry.versions.values() if s.bag_event is not None]
 
 
 def inside_models(ws: Workspace, path: Path) -> bool:
@@ -354,7 +365,7 @@ def inside_models(ws: Workspace, path: Path) -> bool:
 def original_findings(ws: Workspace, state: VersionState) -> list[Finding]:
     """An archived version whose original is still in models/: a move interrupted after
     the ledger recorded it. Nothing is lost; rerunning ``archive`` finishes it."""
-    text = state.register.payload.get("artefact", {}).get("storage", "")
+    text = state.artefact_storage
     try:
         original = ws.resolve_storage(text, f"{state.model}@{state.version}")
     except InputError:

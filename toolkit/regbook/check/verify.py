@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regbook.check.bags import archived_states, bag_findings, original_findings
+from regbook.check.bags import bag_findings, bagged_states, original_findings
 from regbook.core.errors import InputError
 from regbook.core.findings import Finding
 from regbook.core.ids import ModelRef
@@ -40,6 +40,7 @@ class Report:
     registry_id: str = ""
     scope: str = ""
     deploy: dict[str, str] | None = None  # a deploy check's version: ID, stage, hash
+    ledger_problems: int = 0  # of the problems, those of the ledger (what list counts)
 
     @property
     def problems(self) -> list[Finding]:
@@ -85,7 +86,7 @@ def verify(
         if scope.name not in known or (
             scope.version is not None and registry.get(scope.name, scope.version) is None
         ):
-            raise InputError(f"{scope}: no such sealed version in the ledger")
+            raise InputError(registry.unknown(scope, scope.name, scope.version))
 
     def in_scope(model: str, version: int | None) -> bool:
         if scope is None:
@@ -129,13 +130,17 @@ def verify(
         report.artefacts_checked = count
     else:
         # A bag's presence and its signed tag manifest are cheap: always checked.
-        for state in archived_states(registry):
+        for state in bagged_states(registry):
             if in_scope(state.model, state.version):
                 findings += bag_findings(ws, state, "tags")
-    report.findings = [
+    ledger = [
         f
-        for f in snapshot.ledger_findings + snapshot.rule_findings + findings
+        for f in snapshot.ledger_findings + snapshot.rule_findings
         if f.code.startswith("RB1") or f.model is None or in_scope(f.model, f.version)
+    ]
+    report.ledger_problems = sum(1 for f in ledger if f.is_problem)
+    report.findings = ledger + [
+        f for f in findings if f.model is None or in_scope(f.model, f.version)
     ]
     return report
 
@@ -203,11 +208,13 @@ def check_artefacts(
     def one(state: VersionState) -> list[Finding]:
         if state.stage_event is not None and state.stage_event.kind == "archive":
             return bag_findings(ws, state, "full") + original_findings(ws, state)
+        # A version rolled back out of its bag: the bag stays, and its tags are cheap.
+        bag = bag_findings(ws, state, "tags") if state.bag_event is not None else []
         try:
             path = ws.resolve_storage(state.storage, f"{state.model}@{state.version}")
         except InputError as err:
             return [Finding.make("RB403", state.storage, str(err), state.model, state.version)]
-        return artefact_findings(path, state.storage, state)
+        return bag + artefact_findings(path, state.storage, state)
 
     findings: list[Finding] = []
     if threads > 1 and len(work) > 1:

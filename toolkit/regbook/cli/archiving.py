@@ -15,6 +15,7 @@ from regbook.cli.options import (
     key_option,
     pass_ctx,
 )
+from regbook.core.errors import plural
 from regbook.core.ids import ModelRef
 from regbook.workflow.archive import archive as do_archive
 from regbook.workflow.archive import fixity as do_fixity
@@ -90,7 +91,7 @@ def retrieve(obj: Context, target: str, to: Path, as_json: bool) -> None:
         echo_json(done.to_json())
         return
     click.echo(done.composite_id)
-    click.echo(f"copied {done.files} file(s) to {done.to} ({done.content_hash})", err=True)
+    click.echo(f"copied {plural(done.files, 'file')} to {done.to} ({done.content_hash})", err=True)
 
 
 @click.command()
@@ -124,8 +125,11 @@ def fixity(obj: Context, fast: bool, as_json: bool) -> None:
             else "full: every hash checked"
         )
         if bad:
-            click.echo(f"fixity ({mode}): {bad} of {len(report.bags)} bags have problems")
+            have = "has" if bad == 1 else "have"
+            click.echo(
+                f"fixity ({mode}): {bad} of {plural(len(report.bags), 'bag')} {have} problems"
+            )
         else:
-            click.echo(f"fixity ({mode}): ok ({len(report.bags)} bags)")
+            click.echo(f"fixity ({mode}): ok ({plural(len(report.bags), 'bag')})")
     if not report.ok:
         sys.exit(1)

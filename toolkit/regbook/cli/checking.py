@@ -19,9 +19,7 @@ from regbook.cli.options import (
     pass_ctx,
 )
 from regbook.cli.trust import load_witness, witness_option, witness_out_option
-from regbook.core.errors import (
-    InputError,
-)
+from regbook.core.errors import InputError, plural
 from regbook.core.ids import ModelRef
 from regbook.lineage.trace import LogAudit, audit_log, render_audit, render_trace, trace_version
 from regbook.registry.snapshot import LEDGER_ONLY, open_registry
@@ -111,11 +109,17 @@ def verify(
             style = {"error": "red", "warning": "yellow"}.get(finding.severity)
             click.echo(color(str(finding), fg=style) if style else str(finding))
         problems = len(report.problems)
-        what = f"{report.events} ledger events, {report.versions} versions" + (
-            f", {report.artefacts_checked} artefacts" if report.artefacts_checked else ""
+        checked = report.artefacts_checked
+        what = f"{plural(report.events, 'ledger event')}, {plural(report.versions, 'version')}" + (
+            f", {plural(checked, 'artefact')}" if checked else ""
         )
         if problems:
-            click.echo(f"verify: {problems} problem{'s' if problems != 1 else ''} in {what}")
+            # The ledger's share is what `regbook list` counts: the two agree.
+            click.echo(
+                f"verify: {plural(problems, 'problem')} in {what} ({report.ledger_problems} "
+                f"in the ledger, {problems - report.ledger_problems} in view cells, keys "
+                "and artefacts)"
+            )
         else:
             click.echo(f"verify: ok ({what}; registry {report.registry_id or '(no ID)'})")
         if report.deploy is not None:
@@ -159,6 +163,13 @@ def verify(
     metavar="NAME",
     help="With --log: the field or column holding the composite ID.",
 )
+@click.option(
+    "--time-field",
+    default="timestamp",
+    show_default=True,
+    metavar="NAME",
+    help="With --log: the field or column holding the inference's time (ISO 8601).",
+)
 @witness_option
 @json_option
 @pass_ctx
@@ -169,34 +180,39 @@ def trace(
     data_repo: Path | None,
     log_file: Path | None,
     id_field: str,
+    time_field: str,
     witness_file: Path | None,
     as_json: bool,
 ) -> None:
     """Walk a version's provenance chain, or audit an inference log.
 
     Each link (composite ID, sealed version, artefact, code commit, training data,
-    pipeline run, evaluation, approvals and stages) is verified, not checkable (with
-    the reason), or broken. Exit 1 when a link is broken or the log has problems.
+    pipeline run, evaluation, approvals and stages) is verified (checked now), signed
+    only (the pipeline run: signed with the registration, nothing more to check), not
+    checkable (with the reason), or broken. Exit 1 when a link is broken or the log has
+    problems, records without a readable time among them.
 
     \b
     Example:
       regbook trace credit-risk@7+3f9a1c2b7d4e.d1e2f3a4.c0ffee12 --code-repo ../credit-risk
       regbook trace credit-risk@7 --data-repo ../credit-data --json
       regbook trace --log predictions.jsonl
+      regbook trace --log served.csv --id-field model_id --time-field served_at
     """
 
     if (target is None) == (log_file is None):
         raise InputError("give MODEL@VERSION or a composite ID, or --log FILE (not both)")
-    source = click.get_current_context().get_parameter_source("id_field")
-    if log_file is None and source == click.core.ParameterSource.COMMANDLINE:
-        raise InputError("--id-field goes with --log")
+    for name in ("id_field", "time_field"):
+        source = click.get_current_context().get_parameter_source(name)
+        if log_file is None and source == click.core.ParameterSource.COMMANDLINE:
+            raise InputError(f"--{name.replace('_', '-')} goes with --log")
     if log_file is not None:
         if code_repo is not None or data_repo is not None:
             raise InputError("--code-repo and --data-repo go with a target, not --log")
     witness = load_witness(witness_file)
     snapshot = open_registry(open_workspace(obj), sheets=LEDGER_ONLY, witness=witness)
     if log_file is not None:
-        report = audit_log(snapshot, log_file, id_field=id_field)
+        report = audit_log(snapshot, log_file, id_field=id_field, time_field=time_field)
     else:
         report = trace_version(snapshot, target or "", code_repo=code_repo, data_repo=data_repo)
     if as_json:

@@ -54,8 +54,8 @@ def approve(
 
     \b
     Example:
-      regbook approve credit-risk@7 --to Production --note "fairness review FR-12" \\
-          --key ~/.ssh/regbook_gina
+      regbook approve credit-risk@7 --to Production \\
+          --note "fairness review FR-12" --key ~/.ssh/regbook_gina
     """
 
     done = do_approve(
@@ -140,10 +140,15 @@ def promote(
     To Production: a governance-lead approval naming this content hash, the latest gate
     PASS, the artefact's hash re-checked now, and a key with role ci.
 
+    Rollback: an Archived version that was once in Production goes back there with the
+    same preconditions (its approval and gate given after the archive); its artefact
+    comes back from its bag, which stays.
+
     \b
     Example:
       regbook promote credit-risk@7 --to Production --key "$RUNNER_TEMP/ci_key"
       regbook promote credit-risk@8 --to Production --archive-previous --key "$RUNNER_TEMP/ci_key"
+      regbook promote credit-risk@7 --to Production --archive-previous --key "$RUNNER_TEMP/ci_key"
     """
 
     ws, ref, key = open_workspace(obj), ModelRef.parse(target), load_key(key_path)
@@ -161,8 +166,10 @@ def promote(
     for previous in done.archived:
         click.echo(f"archived {previous} into its bag (archive/{previous.replace('@', '/')})")
     click.echo(
-        f"promoted {done.ref}: {done.from_stage} -> {done.to_stage} (signed by "
-        f"{done.principal}, ledger event {done.seq})"
+        f"{'rolled back' if done.reinstated else 'promoted'} {done.ref}: {done.from_stage} "
+        f"-> {done.to_stage} (signed by {done.principal}, ledger event {done.seq})"
     )
+    if done.reinstated:
+        click.echo(f"artefact back from its bag (which stays) at {done.reinstated}")
     if witnessed is not None:
         click.echo(f"witnessed event {witnessed.seq}: wrote {witnessed.path}")

@@ -23,7 +23,7 @@ from regbook.core.errors import (
 from regbook.core.schema import STAGES
 from regbook.registry.snapshot import LEDGER_ONLY, open_registry
 from regbook.reports.listing import list_versions, to_csv, to_text, unvouched
-from regbook.workflow.lifecycle import Metric, RegistrationRequest, parse_params
+from regbook.workflow.lifecycle import Metric, MetricsAdded, RegistrationRequest, parse_params
 from regbook.workflow.lifecycle import register as do_register
 from regbook.workflow.lifecycle import seal as do_seal
 from regbook.workflow.restore import restore as do_restore
@@ -139,6 +139,8 @@ def register(
 def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) -> None:
     """Seal every draft row typed into the Models sheet; print their composite IDs.
 
+    Metrics rows typed for a version sealed before (a fairness review done later) are
+    sealed as a signed addendum: they add metrics and never change a sealed one.
     If any draft has a problem, every problem is listed by cell and nothing is written.
 
     \b
@@ -154,7 +156,12 @@ def seal(obj: Context, key_path: str | None, role: str | None, as_json: bool) ->
     if not done:
         click.echo("no draft rows to seal", err=True)
     for d in done:
-        click.echo(d.composite_id)
+        if isinstance(d, MetricsAdded):
+            click.echo(
+                f"{d.composite_id}: metrics added {', '.join(d.metrics)} (ledger event {d.seq})"
+            )
+        else:
+            click.echo(d.composite_id)
 
 
 @click.command()
@@ -217,6 +224,6 @@ def list_(obj: Context, stage: str | None, as_csv: bool, as_json: bool) -> None:
     elif as_csv:
         click.echo(to_csv(frame), nl=False)
     else:
-        click.echo(to_text(frame))
+        click.echo(to_text(frame, stage, len(snapshot.registry.versions)))
     if unvouched(snapshot) != set():  # the ledger has findings (listed or not)
         sys.exit(1)

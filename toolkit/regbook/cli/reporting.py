@@ -18,9 +18,7 @@ from regbook.cli.options import (
     pass_ctx,
 )
 from regbook.cli.trust import load_witness, witness_option
-from regbook.core.errors import (
-    InputError,
-)
+from regbook.core.errors import InputError, plural
 from regbook.core.ids import ModelRef
 from regbook.registry.snapshot import CARD_SHEETS, LEDGER_ONLY, open_registry
 from regbook.reports.card import card_format, write_card
@@ -119,11 +117,12 @@ def export_signatures(obj: Context, directory: Path, as_json: bool) -> None:
         click.echo(f"wrote {done.events} events to {done.folder}")
         if done.unreadable_rows:
             click.echo(
-                f"regbook: warning: {done.unreadable_rows} ledger row(s) unreadable", err=True
+                f"regbook: warning: {plural(done.unreadable_rows, 'ledger row')} unreadable",
+                err=True,
             )
         click.echo(f"check them: sh {done.script}")
     if problems:
-        click.echo(f"regbook: warning: the ledger has {len(problems)} problem(s); "
+        click.echo(f"regbook: warning: the ledger has {plural(len(problems), 'problem')}; "
                    "`regbook verify` lists them", err=True)  # fmt: skip
         sys.exit(1)
 
@@ -149,7 +148,7 @@ def output_option(what: str, metavar: str = "FILE") -> Callable[[F], F]:
 def _exit_on_problems(count: int, where: str) -> None:
     """A report is written even when it has problems; then the command exits 1."""
     if count:
-        click.echo(f"regbook: {count} problem(s) found; {where} them at the top", err=True)
+        click.echo(f"regbook: {plural(count, 'problem')} found; {where} them at the top", err=True)
         sys.exit(1)
 
 
@@ -243,7 +242,7 @@ def report_registry(obj: Context, output: Path, no_artefacts: bool) -> None:
     registry_format(output)  # refuse a wrong suffix before any work
     data = write_registry(open_registry(open_workspace(obj)), output, artefacts=not no_artefacts)
     versions = len(data["production"])
-    click.echo(f"wrote {output} (registry description, {versions} Production version(s))",
+    click.echo(f"wrote {output} (registry description, {plural(versions, 'Production version')})",
                err=True)  # fmt: skip
     _exit_on_problems(data["problems"]["count"], "the report lists")
 

@@ -44,6 +44,11 @@ def cut(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``n`` and the noun in the number it takes: "1 version", "2 versions"."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def message_lines(err: BaseException) -> list[str]:
     """What the command line prints for ``err``: one line, or for a ``Listed`` error
     its heading line and one line per item."""

@@ -64,6 +64,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RB316": (ERROR, "Conditional format, drawing or setting over registry cells"),
     "RB317": (WARNING, "Models sheet not protected"),
     "RB318": (INFO, "Sheet not part of the registry, not verified"),
+    "RB322": (INFO, "View cell not compared: its version's Ledger row was edited"),
     # the stage workflow
     "RB501": (ERROR, "Stage reached without its approval"),
     "RB502": (ERROR, "Production transition not signed by a ci key"),
@@ -73,6 +74,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RB506": (ERROR, "Transition not allowed"),
     "RB507": (ERROR, "Production without a PASS gate result"),
     "RB508": (ERROR, "Event for a version never registered"),
+    "RB509": (ERROR, "Metrics addendum that changes a sealed metric or cannot be read"),
     # the pre-deploy check
     "RB601": (ERROR, "Version not in Production"),
     "RB602": (ERROR, "Latest gate result is not PASS"),
@@ -88,6 +90,7 @@ CODES: dict[str, tuple[str, str]] = {
     "RB705": (ERROR, "Inference served by a version not in Production"),
     "RB706": (ERROR, "Inference log record unreadable"),
     "RB707": (INFO, "Lineage link not checkable"),
+    "RB708": (ERROR, "Inference records without a readable time: Production check not run"),
     # the archive: BagIt bags of archived versions
     "RB801": (ERROR, "Archived bag missing"),
     "RB802": (ERROR, "Archived bag does not validate"),

@@ -26,6 +26,11 @@ DEFAULT_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "Production->Archived": ("governance-lead",),
     "*->Archived": ("sme", "governance-lead"),
 }
+# A rollback: an Archived version that was once in Production reinstated there. It is
+# not among the defaults, so that the built-in policy and every policy signed before
+# rollbacks existed keep their sha256 (witnesses name it); without a line of its own it
+# needs the roles of Staging->Production (transition_roles).
+ROLLBACK = "Archived->Production"
 DEFAULT_GATES = {
     "performance": "auc_roc >= 0.75",
     "fairness": "demographic_parity_ratio >= 0.80",
@@ -51,7 +56,12 @@ class Policy:
         specific = self.transitions.get(f"{from_stage}->{to_stage}")
         if specific is not None:
             return specific
-        return self.transitions.get(f"*->{to_stage}", ())
+        wildcard = self.transitions.get(f"*->{to_stage}")
+        if wildcard is None and f"{from_stage}->{to_stage}" == ROLLBACK:
+            # A policy that names no roles for a rollback (every policy signed before
+            # rollbacks existed) asks of it what it asks of a promotion to Production.
+            return self.transition_roles("Staging", "Production")
+        return wildcard or ()
 
     def as_json(self) -> dict[str, Any]:
         """The policy as a policy event carries it (and as its sha256 is taken). The scan

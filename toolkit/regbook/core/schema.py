@@ -125,6 +125,8 @@ def column_letter(n: int) -> str:
 
 _SME = "SME in a draft row; sealed afterwards"
 _RB = "regbook only (a view of the ledger)"
+_RB_KEYS = "regbook only (a view of allowed_signers)"
+_RB_LEDGER = "regbook only (the ledger itself)"
 
 MODELS = Sheet(
     name="Models",
@@ -476,7 +478,13 @@ HISTORY = Sheet(
         Column("model", "Model name", TEXT, 22, "Model.", "text", _RB),
         Column("version", "Version", INT, 9, "Version.", "whole number", _RB),
         Column(
-            "event", "Event", TEXT, 12, "What happened.", "register, promote, gate, archive", _RB
+            "event",
+            "Event",
+            TEXT,
+            12,
+            "What happened.",
+            "register, metrics, gate, promote, archive, policy, keyring",
+            _RB,
         ),
         Column("from_stage", "From stage", TEXT, 11, "Stage before.", "stage", _RB),
         Column("to_stage", "To stage", TEXT, 11, "Stage after.", "stage", _RB),
@@ -494,7 +502,7 @@ KEYS = Sheet(
     "nothing: the keyring file is the trust anchor.",
     written_by="regbook",
     columns=(
-        Column("principal", "Principal", TEXT, 28, "Who the key belongs to.", "text", _RB),
+        Column("principal", "Principal", TEXT, 28, "Who the key belongs to.", "text", _RB_KEYS),
         Column(
             "roles",
             "Roles",
@@ -502,9 +510,9 @@ KEYS = Sheet(
             28,
             "What the key may sign: sme, governance-lead, ci.",
             "comma-separated roles",
-            _RB,
+            _RB_KEYS,
         ),
-        Column("key_type", "Key type", TEXT, 12, "Key algorithm.", "ssh-ed25519", _RB),
+        Column("key_type", "Key type", TEXT, 12, "Key algorithm.", "ssh-ed25519", _RB_KEYS),
         Column(
             "fingerprint",
             "Fingerprint",
@@ -512,7 +520,7 @@ KEYS = Sheet(
             52,
             "SHA-256 fingerprint, as ssh-keygen -l prints it.",
             "SHA256:...",
-            _RB,
+            _RB_KEYS,
         ),
         Column(
             "valid_after",
@@ -521,7 +529,7 @@ KEYS = Sheet(
             20,
             "The key may sign from.",
             "UTC date-time or empty",
-            _RB,
+            _RB_KEYS,
         ),
         Column(
             "valid_before",
@@ -530,9 +538,11 @@ KEYS = Sheet(
             20,
             "The key may sign until (revocation or rotation).",
             "UTC date-time or empty",
-            _RB,
+            _RB_KEYS,
         ),
-        Column("line", "Keyring line", INT, 9, "Line in allowed_signers.", "whole number", _RB),
+        Column(
+            "line", "Keyring line", INT, 9, "Line in allowed_signers.", "whole number", _RB_KEYS
+        ),
     ),
 )
 
@@ -542,7 +552,7 @@ LEDGER = Sheet(
     "edit it; every other sheet is checked against it.",
     written_by="regbook only",
     columns=(
-        Column("seq", "Seq", INT, 7, "Position in the chain, from 1.", "whole number", _RB),
+        Column("seq", "Seq", INT, 7, "Position in the chain, from 1.", "whole number", _RB_LEDGER),
         Column(
             "at",
             "At",
@@ -550,7 +560,7 @@ LEDGER = Sheet(
             21,
             "When the event was signed.",
             "ISO 8601 UTC: yyyy-mm-ddThh:mm:ssZ",
-            _RB,
+            _RB_LEDGER,
         ),
         Column(
             "kind",
@@ -558,13 +568,19 @@ LEDGER = Sheet(
             TEXT,
             10,
             "Event kind.",
-            "register, approve, gate, promote, archive",
-            _RB,
+            "register, metrics, approve, gate, promote, archive, policy, keyring",
+            _RB_LEDGER,
         ),
-        Column("model", "Model", TEXT, 22, "Model name.", "text", _RB),
-        Column("version", "Version", INT, 9, "Version.", "whole number", _RB),
+        Column("model", "Model", TEXT, 22, "Model name.", "text", _RB_LEDGER),
+        Column("version", "Version", INT, 9, "Version.", "whole number", _RB_LEDGER),
         Column(
-            "payload", "Payload", TEXT, 60, "The event's content.", "canonical JSON (RFC 8785)", _RB
+            "payload",
+            "Payload",
+            TEXT,
+            60,
+            "The event's content.",
+            "canonical JSON (RFC 8785)",
+            _RB_LEDGER,
         ),
         Column(
             "prev",
@@ -573,11 +589,21 @@ LEDGER = Sheet(
             20,
             "Hash of the previous event; 64 zeros for the first.",
             "64 hex",
-            _RB,
+            _RB_LEDGER,
         ),
-        Column("hash", "Hash", TEXT, 20, "SHA-256 of this event's canonical bytes.", "64 hex", _RB),
-        Column("signer", "Signer", TEXT, 24, "Principal of the signing key.", "text", _RB),
-        Column("fingerprint", "Key fingerprint", TEXT, 30, "The signing key.", "SHA256:...", _RB),
+        Column(
+            "hash",
+            "Hash",
+            TEXT,
+            20,
+            "SHA-256 of this event's canonical bytes.",
+            "64 hex",
+            _RB_LEDGER,
+        ),
+        Column("signer", "Signer", TEXT, 24, "Principal of the signing key.", "text", _RB_LEDGER),
+        Column(
+            "fingerprint", "Key fingerprint", TEXT, 30, "The signing key.", "SHA256:...", _RB_LEDGER
+        ),
         Column(
             "signature",
             "Signature",
@@ -586,7 +612,7 @@ LEDGER = Sheet(
             "SSH signature (PROTOCOL.sshsig) over "
             "the canonical bytes, in the namespace of the role acted in.",
             "armored SSH SIGNATURE",
-            _RB,
+            _RB_LEDGER,
         ),
     ),
 )
@@ -853,6 +879,8 @@ def guide_rows() -> list[tuple[str, str, str, str, str]]:
             continue
         rows.append((sheet.name, "(sheet)", sheet.purpose, "", sheet.written_by))
         for col in sheet.columns:
-            choices = f" ({', '.join(col.choices)})" if col.choices else ""
+            # The choices, unless the format already names every one of them.
+            named = all(c in col.format for c in col.choices or ())
+            choices = f" ({', '.join(col.choices)})" if col.choices and not named else ""
             rows.append((sheet.name, col.header, col.meaning, col.format + choices, col.editor))
     return rows

@@ -70,7 +70,9 @@ scan = ["ci"]
 
 [transitions]
 # Which roles may approve each stage transition. "*->Archived" covers every stage
-# without its own line. Promotion to Production is always signed by a ci key.
+# without its own line. Promotion to Production is always signed by a ci key. A
+# rollback ("Archived->Production") needs the roles of "Staging->Production" unless
+# it has a line of its own.
 "None->Staging" = ["sme", "governance-lead"]
 "Staging->Production" = ["governance-lead"]
 "Production->Archived" = ["governance-lead"]

@@ -41,7 +41,8 @@ from regbook.workbook.read import CellValue, Table
 CHAIN_CODES = ("RB101", "RB102", "RB103", "RB108", "RB109", "RB112", "RB114", "RB121")
 GENESIS = "0" * 64
 EVENT_KINDS = (
-    "register", "approve", "scan", "gate", "promote", "archive", "policy", "keyring",
+    "register", "metrics", "approve", "scan", "gate", "promote", "archive", "policy",
+    "keyring",
 )  # fmt: skip
 
 

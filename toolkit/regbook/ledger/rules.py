@@ -26,21 +26,31 @@ from regbook.ledger.scans import SECURITY_METRIC, recorded_scan, security_scan
 from regbook.ledger.signatures import signer_role
 from regbook.ledger.state import Registry, VersionState
 
-# The forward transitions; any stage but Archived may also go to Archived.
+# The forward transitions; any stage but Archived may also go to Archived, and an
+# Archived version once in Production back to Production (a rollback).
 FORWARD = {"None": "Staging", "Staging": "Production"}
 
 
 ONLY_CI = "only the CI pipeline may promote to Production (needs a key with role ci)"
 
 
-def transition_problem(current: str, target: str) -> str | None:
-    """Why ``current -> target`` is not a transition, or None if it is."""
+def transition_problem(current: str, target: str, *, was_in_production: bool = False) -> str | None:
+    """Why ``current -> target`` is not a transition, or None if it is. From Archived
+    the only way out is a rollback to Production, for a version that was once there."""
     if target not in STAGES:
         return f"{target!r} is not a stage ({', '.join(STAGES)})"
+    if current == "Archived" and target == "Production" and was_in_production:
+        return None
+    if current == "Archived" and was_in_production:
+        return (
+            "the version is Archived: only a rollback to Production takes it out again "
+            "(it was once there)"
+        )
     if current == "Archived":
         return (
             "the version is Archived, which is final: register the artefact again as a "
-            "new version that names this one"
+            "new version that names this one (only a version that was once in Production "
+            "may be rolled back there)"
         )
     if current == target:
         return f"the version is already in {current}"
@@ -53,19 +63,26 @@ def transition_problem(current: str, target: str) -> str | None:
     )
 
 
-def sealed_metrics(state: VersionState) -> dict[str, float]:
-    """The whole-evaluation-set value of every metric sealed with the version."""
-    return {m["metric"]: m["value"] for m in state.metrics if not m.get("slice")}
+def sealed_metrics(state: VersionState, at: int | None = None) -> dict[str, float]:
+    """The whole-evaluation-set value of every metric sealed for the version (with it
+    or in an addendum since); ``at``: only those sealed before the event at that seq."""
+    metrics = state.metrics if at is None else state.metrics_at(at)
+    return {m["metric"]: m["value"] for m in metrics if not m.get("slice")}
 
 
 def gated_metrics(
-    state: VersionState, policy_at: Callable[[int], Policy], before: int | None = None
+    state: VersionState,
+    policy_at: Callable[[int], Policy],
+    before: int | None = None,
+    *,
+    sealed_at: int | None = None,
 ) -> dict[str, float]:
-    """The metrics a gate reads: the sealed ones, except that once the version has a
-    scan of its content hash (before ``before``), ``security_high_findings`` is the
-    scan's critical plus high count, and unknown (so the gate fails) when the scan was
-    inconclusive."""
-    metrics = sealed_metrics(state)
+    """The metrics a gate reads: the sealed ones (those sealed before ``before``, or
+    before ``sealed_at`` when given: a metrics addendum after a gate is not in it),
+    except that once the version has a scan of its content hash (before ``before``),
+    ``security_high_findings`` is the scan's critical plus high count, and unknown (so
+    the gate fails) when the scan was inconclusive."""
+    metrics = sealed_metrics(state, at=before if sealed_at is None else sealed_at)
     found = security_scan(state, policy_at, before)
     if found is not None:
         metrics.pop(SECURITY_METRIC, None)
@@ -142,6 +159,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
     stage: dict[tuple[str, int], str] = {}
     stage_seq: dict[tuple[str, int], int] = {}
     production: dict[str, set[int]] = {}
+    once: set[tuple[str, int]] = set()  # versions ever promoted to Production
     last_gate: dict[tuple[str, int], LedgerEvent] = {}
     for event in registry.events:
         key = (event.model, event.version or 0)
@@ -151,8 +169,12 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
             stage.setdefault(key, "None")
             stage_seq.setdefault(key, event.seq)
             continue
+        if event.kind == "metrics" and registry.get(*key) is not None:
+            continue  # replay judged it (RB509)
         if event.seq <= vouched:
             _follow(event, key, stage, stage_seq, production, last_gate)
+            if event.kind == "promote" and event.payload.get("to") == "Production":
+                once.add(key)
             continue
         state = registry.get(*key)
         label = f"event {event.seq} ({event.kind} {event.model}@{event.version})"
@@ -211,7 +233,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
                     f"names content hash {str(p.get('content_hash'))[:24]}..., not "
                     f"this version's {state.content_hash[:24]}...",
                 )
-            problem = transition_problem(current, str(target))
+            problem = transition_problem(current, str(target), was_in_production=key in once)
             if problem:
                 add("RB506", problem)
             findings.extend(
@@ -243,11 +265,19 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
                             else f"(event {gated.seq} says {gated.payload.get('result')})"
                         ),
                     )
+                elif current == "Archived" and gated.seq < stage_seq.get(key, 0):
+                    add(
+                        "RB507",
+                        f"rolled back to Production on gate event {gated.seq}, older than "
+                        f"the archive (event {stage_seq.get(key)}): a rollback needs a "
+                        "fresh gate",
+                    )
+                once.add(key)
                 others = production.get(event.model, set()) - {event.version}
                 if others:
                     add(
                         "RB504",
-                        f"{event.model} already had version(s) "
+                        f"{event.model} already had version{'s' if len(others) != 1 else ''} "
                         f"{', '.join(map(str, sorted(others)))} in Production: two Production "
                         "versions of one model",
                     )
@@ -268,7 +298,7 @@ def workflow_findings(registry: Registry, anchors: Anchors, *, vouched: int = 0)
         state = registry.get(*key)
         if state is None or state.stage == "Archived" or not gates:
             continue
-        now = evaluate(gates, gated_metrics(state, anchors.policy_at))
+        now = evaluate(gates, gated_metrics(state, anchors.policy_at, sealed_at=event.seq))
         if event.payload.get("result") == PASS and now.result != PASS:
             findings.append(
                 Finding.make(

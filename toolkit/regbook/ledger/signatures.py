@@ -200,7 +200,7 @@ def allowed_roles_for(policy_at: Callable[[int], Policy]) -> AllowedRoles:
         if event.kind in ("policy", "keyring"):
             return GOVERNANCE_ONLY
         settings = policy_at(event.seq)
-        if event.kind == "register":
+        if event.kind in ("register", "metrics"):  # metrics: sealed after registration
             return settings.register_roles
         if event.kind == "gate":
             return settings.gate_roles

@@ -7,6 +7,7 @@ registry.next_version("credit-risk")
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ class VersionState:
     gate_event: LedgerEvent | None = None
     stage_event: LedgerEvent | None = None  # the transition that set the stage
     scans: list[LedgerEvent] = field(default_factory=list)  # every scan event, in order
+    addenda: list[LedgerEvent] = field(default_factory=list)  # metrics sealed later
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -55,7 +57,48 @@ class VersionState:
 
     @property
     def metrics(self) -> list[dict[str, Any]]:
-        return self.payload.get("metrics", [])
+        """Every sealed metric: the registration's, then each addendum's in chain order."""
+        out = list(self.payload.get("metrics", []))
+        for event in self.addenda:
+            out.extend(event.payload["metrics"])
+        return out
+
+    def metrics_at(self, seq: int) -> list[dict[str, Any]]:
+        """The metrics sealed before the event at ``seq`` (what a gate there read)."""
+        out = list(self.payload.get("metrics", []))
+        for event in self.addenda:
+            if event.seq < seq:
+                out.extend(event.payload["metrics"])
+        return out
+
+    def added_by(self, metric: str, slice_: str = "") -> LedgerEvent:
+        """The event that sealed a metric: the registration or a metrics addendum."""
+        for event in self.addenda:
+            for m in event.payload["metrics"]:
+                if m["metric"] == metric and m.get("slice", "") == slice_:
+                    return event
+        return self.register
+
+    @property
+    def was_in_production(self) -> bool:
+        """Whether a promotion ever took the version to Production (a rollback may bring
+        it back there from Archived, and only then)."""
+        return any(e.kind == "promote" and e.payload.get("to") == "Production" for e in self.events)
+
+    @property
+    def bag_event(self) -> LedgerEvent | None:
+        """The latest archive event: it names the bag, which stays after a rollback."""
+        return next((e for e in reversed(self.events) if e.kind == "archive"), None)
+
+    @property
+    def artefact_storage(self) -> str:
+        """Where the artefact lives outside its bag: where it was sealed, or where the
+        latest rollback put it back from the bag."""
+        storage = self.payload["artefact"]["storage"]
+        for e in self.events:
+            if e.kind == "promote" and isinstance(e.payload.get("storage"), str):
+                storage = e.payload["storage"]
+        return storage
 
     def metric(self, name: str, slice_: str = "") -> float | None:
         for m in self.metrics:
@@ -92,7 +135,9 @@ class Registry:
                 findings.extend(registry._register(event))
             else:
                 state = registry.versions.get((event.model, event.version or 0))
-                if state is not None:
+                if state is not None and event.kind == "metrics":
+                    findings.extend(_add_metrics(state, event))
+                elif state is not None:
                     registry._apply(state, event)
         return registry, findings
 
@@ -131,6 +176,29 @@ class Registry:
             event = self.events[seq - 1]
             return event if event.seq == seq else None
         return None
+
+    def unknown(self, ref: object, model: str, version: int | None) -> str:
+        """The message for a reference to no sealed version: the closest names there
+        are, and where to see them all."""
+        models = sorted({m for m, _v in self.versions})
+        if model in models:
+            have = sorted(v for m, v in self.versions if m == model)
+            hint = f"{model} has version{'s' if len(have) != 1 else ''} " + ", ".join(
+                map(str, have[-5:])
+            )
+            if version is None:
+                hint = f"name the version, e.g. {model}@{have[-1]}"
+        else:
+            close = difflib.get_close_matches(model, models, n=3, cutoff=0.6)
+            at = f"@{version}" if version is not None else ""
+            hint = (
+                "did you mean " + " or ".join(f"{m}{at}" for m in close) + "?"
+                if close
+                else "no model of that name is sealed"
+            )
+        return (
+            f"{ref}: no such sealed version in the ledger; {hint} (`regbook list` shows them all)"
+        )
 
     def production(self, model: str) -> list[VersionState]:
         return [v for (m, _), v in self.versions.items() if m == model and v.stage == "Production"]
@@ -202,7 +270,11 @@ def payload_problem(p: dict[str, Any]) -> str | None:
     params = p.get("params", {})
     if type(params) is not dict or not all(type(v) is str for v in params.values()):
         return "params is not an object of texts"
-    metrics = p.get("metrics", [])
+    return metrics_problem(p.get("metrics", []))
+
+
+def metrics_problem(metrics: object) -> str | None:
+    """What is wrong with a signed list of metrics, or None."""
     if type(metrics) is not list:
         return "metrics is not a list"
     for n, m in enumerate(metrics, start=1):
@@ -214,6 +286,47 @@ def payload_problem(p: dict[str, Any]) -> str | None:
         if type(m.get("kind", "")) is not str or type(m.get("slice", "")) is not str:
             return f"metric {m['metric']} has a kind or slice that is not text"
     return None
+
+
+def _add_metrics(state: VersionState, event: LedgerEvent) -> list[Finding]:
+    """A metrics addendum adds metrics to a sealed version and never changes one: an
+    addendum that names a metric already sealed, or that cannot be read, adds nothing."""
+    state.events.append(event)
+    label = f"{state.model}@{state.version}"
+    p = event.payload
+    problem = metrics_problem(p.get("metrics"))
+    if problem is None and not p.get("metrics"):
+        problem = "it adds no metric"
+    if problem is None and p.get("content_hash") != state.content_hash:
+        problem = f"it names content hash {_json(p.get('content_hash'))}, not {label}'s"
+    if problem is None:
+        sealed = {(m["metric"], m.get("slice", "")): m for m in state.metrics}
+        seen: set[tuple[str, str]] = set()
+        for m in p["metrics"]:
+            key = (m["metric"], m.get("slice", ""))
+            if key in sealed:
+                problem = (
+                    f"it would change {m['metric']}{' [' + key[1] + ']' if key[1] else ''}, "
+                    f"sealed as {sealed[key]['value']} by event {state.added_by(*key).seq}; a "
+                    "sealed metric is never changed"
+                )
+                break
+            if key in seen:
+                problem = f"it gives {m['metric']} twice"
+                break
+            seen.add(key)
+    if problem is not None:
+        return [
+            Finding.make(
+                "RB509",
+                event.where("payload"),
+                f"metrics addendum {event.seq} for {label} adds nothing: {problem}",
+                state.model,
+                state.version,
+            )
+        ]
+    state.addenda.append(event)
+    return []
 
 
 def _json(value: object) -> str:

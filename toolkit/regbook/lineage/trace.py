@@ -42,7 +42,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import orjson
 
-from regbook.core.errors import InputError, VerificationFailed
+from regbook.core.errors import InputError, VerificationFailed, plural
 from regbook.core.findings import CODES, Finding
 from regbook.core.ids import CompositeId, ModelRef
 from regbook.core.schema import DVC_MD5_RE, FULL_COMMIT_RE
@@ -57,6 +57,7 @@ from regbook.storage.hashing import ContentHash, hash_path
 __all__ = [
     "BROKEN",
     "NOT_CHECKABLE",
+    "SIGNED",
     "VERIFIED",
     "Commit",
     "DvcOutput",
@@ -74,6 +75,9 @@ __all__ = [
 ]
 
 VERIFIED, NOT_CHECKABLE, BROKEN = "verified", "not checkable", "broken"
+# Signed with the registration, and nothing more was checked (no pipeline link is
+# configured, or one is but regbook does not call the pipeline service).
+SIGNED = "signed"
 
 GIT_TIMEOUT = 120  # seconds for one git command
 MAX_DVC_FILES = 500  # .dvc files and dvc.lock read at one commit
@@ -113,14 +117,15 @@ def composite_id(workspace: WorkspaceLike, ref: str) -> str:
         live = registry.production(parsed.name)
         if len(live) != 1:
             raise InputError(
-                f"{parsed.name}: {'no' if not live else len(live)} version(s) in Production; "
+                f"{parsed.name}: {plural(len(live), 'version') if live else 'no version'} in "
+                "Production; "
                 "name the version (MODEL@VERSION)"
             )
         state = live[0]
     else:
         state = registry.get(parsed.name, parsed.version)
         if state is None:
-            raise InputError(f"{parsed}: no such sealed version in the ledger")
+            raise InputError(registry.unknown(parsed, parsed.name, parsed.version))
     problems = [
         f
         for f in findings
@@ -130,7 +135,7 @@ def composite_id(workspace: WorkspaceLike, ref: str) -> str:
     if problems:
         raise VerificationFailed(
             f"{state.model}@{state.version}: the ledger does not vouch for it "
-            f"({len(problems)} problem(s); run `regbook verify`)",
+            f"({plural(len(problems), 'problem')}; run `regbook verify`)",
             problems,
         )
     return state.composite_id
@@ -517,7 +522,7 @@ def trace_version(
     state = registry.get(ref.name, ref.version or 0)
     if state is None:
         if cid is None:
-            raise InputError(f"{ref}: no such sealed version in the ledger")
+            raise InputError(registry.unknown(ref, ref.name, ref.version))
         finding = Finding.make(
             "RB702",
             str(cid),
@@ -628,7 +633,7 @@ def _sealed_link(state: VersionState, findings: list[Finding]) -> Link:
             "sealed version",
             BROKEN,
             summary,
-            f"the ledger's chain is broken ({len(chain)} problem(s), first: {chain[0]})",
+            f"the ledger's chain is broken ({plural(len(chain), 'problem')}, first: {chain[0]})",
             details,
             tuple(chain),
         )
@@ -818,8 +823,13 @@ def _pipeline_link(state: VersionState, template: str) -> Link:
     if not run:
         return Link("pipeline run", BROKEN, "(none)", "the registration names no pipeline run",
                     details)  # fmt: skip
-    note = url or "no link: set [links] pipeline in regbook.toml"
-    return Link("pipeline run", VERIFIED, f"{run} (signed with the registration); {note}",
+    # Nothing checks the run against the pipeline service: "signed", never "verified".
+    note = (
+        f"link {url} (not followed)"
+        if url
+        else ("no link configured ([links] pipeline in regbook.toml)")
+    )
+    return Link("pipeline run", SIGNED, f"{run}: signed with the registration; {note}",
                 details=details)  # fmt: skip
 
 
@@ -873,7 +883,7 @@ def _approvals_link(state: VersionState, workflow: list[Finding]) -> Link:
                             "to": e.payload.get("to"), "signer": e.signer})  # fmt: skip
     details = {"stage": state.stage, "approvals": approvals, "history": history}
     path = " -> ".join(f"{h['to']} ({h['at'][:10]})" for h in history)
-    summary = f"now {state.stage}; {path}; {len(approvals)} approval(s)"
+    summary = f"now {state.stage}; {path}; {plural(len(approvals), 'approval')}"
     problems = tuple(f for f in workflow if f.code not in ("RB505", "RB507"))
     if problems:
         return Link("approvals and stages", BROKEN, summary, problems[0].message, details, problems)
@@ -887,7 +897,8 @@ def _output_line(o: dict[str, Any]) -> str:
     return f"{o['path']}: md5 {o['md5']}{size}{files}{legacy} ({o['source']})"
 
 
-_MARK = {VERIFIED: "verified", NOT_CHECKABLE: "not checkable", BROKEN: "BROKEN"}
+_MARK = {VERIFIED: "verified", SIGNED: "signed only", NOT_CHECKABLE: "not checkable",
+         BROKEN: "BROKEN"}  # fmt: skip
 
 
 def render_trace(trace: Trace) -> str:
@@ -896,7 +907,7 @@ def render_trace(trace: Trace) -> str:
     lines = [f"{trace.composite_id}"]
     for link in trace.links:
         lines.append(f"  [{_MARK[link.status]:<13}] {link.name:<21} {link.summary}")
-        if link.status != VERIFIED and link.reason:
+        if link.status not in (VERIFIED, SIGNED) and link.reason:
             code = f"{link.findings[0].code} " if link.findings else ""
             lines.append(f"  {'':<15} {'':<21} {code}{link.reason}")
         if link.name == "training data" and link.status == VERIFIED:
@@ -912,8 +923,8 @@ def render_trace(trace: Trace) -> str:
                     f"({a['role']}) {a['at']}{note}"
                 )
     lines.append(
-        f"trace: {trace.count(VERIFIED)} verified, {trace.count(NOT_CHECKABLE)} not "
-        f"checkable, {trace.count(BROKEN)} broken"
+        f"trace: {trace.count(VERIFIED)} verified, {trace.count(SIGNED)} signed only, "
+        f"{trace.count(NOT_CHECKABLE)} not checkable, {trace.count(BROKEN)} broken"
     )
     return "\n".join(lines)
 
@@ -978,6 +989,7 @@ class LogAudit:
     id_field: str
     lines: int = 0
     records: int = 0
+    time_field: str = "timestamp"
     without_timestamp: int = 0
     timestamp_not_iso: int = 0
     versions: list[_Track] = field(default_factory=list)
@@ -1007,6 +1019,7 @@ class LogAudit:
             "path": self.path,
             "format": self.format,
             "id_field": self.id_field,
+            "time_field": self.time_field,
             "ok": self.ok,
             "lines": self.lines,
             "records": self.records,
@@ -1038,7 +1051,8 @@ _Problem = tuple[str, str, str, str]
 class _Auditor:
     """Counts records per version and collects problems, in bounded memory."""
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, time_field: str = "timestamp"):
+        self.time_field = time_field
         self.exact: dict[str | bytes, _Track | _Problem] = {}  # a log ID -> what it is
         self.tracks: list[_Track] = []
         self.by_ref: dict[tuple[str, int], _Track] = {}
@@ -1102,6 +1116,13 @@ class _Auditor:
                 f"{cid} disagrees with the sealed {track.composite_id}: "
                 + "; ".join(differ))  # fmt: skip
 
+    def untimed(self, number: int, why: str) -> None:
+        """A record whose stage cannot be checked: the Production check cannot run."""
+        field = self.time_field
+        self.problem(("untimed", why), number, "RB708", lambda: (
+            f"records {why} in {field!r}: whether they were served from Production "
+            "cannot be checked (give --time-field if the time is under another name)"))  # fmt: skip
+
     def count(self, number: int, cid: str | bytes, ts: str | None) -> None:
         self.records += 1
         found = self.exact.get(cid)
@@ -1117,6 +1138,7 @@ class _Auditor:
         if ts is None:
             self.without_timestamp += 1
             found.by_stage["(no timestamp)"] = found.by_stage.get("(no timestamp)", 0) + 1
+            self.untimed(number, "without a timestamp")
             return
         when = self.utc_second(ts)
         if when is None:
@@ -1124,6 +1146,7 @@ class _Auditor:
             found.by_stage["(timestamp not ISO 8601)"] = (
                 found.by_stage.get("(timestamp not ISO 8601)", 0) + 1
             )
+            self.untimed(number, "with a timestamp that is not ISO 8601")
             return
         stage = found.stage_at(when)
         found.by_stage[stage] = found.by_stage.get(stage, 0) + 1
@@ -1205,19 +1228,31 @@ def _detect_format(path: Path, head: bytes) -> str:
     return "jsonl" if first in (b"{", b"") else "csv"
 
 
-def audit_log(snapshot: Snapshot, path: Path, *, id_field: str = "composite_id") -> LogAudit:
+def audit_log(
+    snapshot: Snapshot,
+    path: Path,
+    *,
+    id_field: str = "composite_id",
+    time_field: str = "timestamp",
+) -> LogAudit:
     """Audit an inference log (JSON lines, or CSV with a header) that carries a
     composite ID per record: counts per version; every unknown or mismatching ID with
-    its line numbers; for records with an ISO 8601 ``timestamp``, the stage the version
-    was in then, flagging inferences not served from Production. Streams: memory stays
-    bounded whatever the log's size (the first LINES_KEPT line numbers per problem are
-    kept, with the total count)."""
+    its line numbers; for records with an ISO 8601 time in ``time_field``, the stage the
+    version was in then, flagging inferences not served from Production; records whose
+    time is missing or unreadable are a problem too (RB708): that check cannot run.
+    Streams: memory stays bounded whatever the log's size (the first LINES_KEPT line
+    numbers per problem are kept, with the total count)."""
     if not id_field or not id_field.strip():
         raise InputError(
             "id_field: give the field name that holds the composite ID", option="id_field"
         )
+    if not time_field or not time_field.strip():
+        raise InputError(
+            "time_field: give the field name that holds the time of the inference",
+            option="time_field",
+        )
     registry, findings = snapshot.registry, snapshot.ledger_findings
-    auditor = _Auditor(registry)
+    auditor = _Auditor(registry, time_field)
     try:
         handle = path.open("rb")
     except OSError as err:
@@ -1229,12 +1264,13 @@ def audit_log(snapshot: Snapshot, path: Path, *, id_field: str = "composite_id")
         else:
             lines = _audit_jsonl(handle, auditor, id_field)
     audit = LogAudit(str(path), "CSV" if fmt == "csv" else "JSON lines", id_field, lines)
+    audit.time_field = time_field
     audit.records = auditor.records
     audit.without_timestamp = auditor.without_timestamp
     audit.timestamp_not_iso = auditor.not_iso
     audit.versions = sorted(auditor.tracks, key=lambda t: (t.model, t.version))
-    order = {"id-mismatch": 0, "unknown-id": 1, "not-production": 2, "missing-id": 3,
-             "unreadable": 4}  # fmt: skip
+    order = {"id-mismatch": 0, "unknown-id": 1, "not-production": 2, "untimed": 3,
+             "missing-id": 4, "unreadable": 5}  # fmt: skip
     audit.problems = sorted(
         auditor.problems.values(), key=lambda p: (order.get(p.kind, 9), p.lines[:1], p.subject)
     )
@@ -1264,10 +1300,11 @@ def _is_json(
 def _audit_jsonl(handle: BinaryIO, auditor: _Auditor, id_field: str) -> int:
     key = json.dumps(id_field).encode()
     key_re = re.compile(re.escape(key) + rb'[ \t]*:[ \t]*"([^"]*)"')
-    ts_key = b'"timestamp"'
+    time_field = auditor.time_field
+    ts_key = json.dumps(time_field).encode()
     # Only the canonical UTC form; any other spelling takes the general path.
     ts_re = re.compile(
-        rb'"timestamp"[ \t]*:[ \t]*"(\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)'
+        re.escape(ts_key) + rb'[ \t]*:[ \t]*"(\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)'
         rb'(?:\.\d{1,9})?Z"'
     )
     count, loads, exact, dates = auditor.count, json.loads, auditor.exact, auditor._dates
@@ -1339,7 +1376,7 @@ def _audit_jsonl(handle: BinaryIO, auditor: _Auditor, id_field: str) -> int:
         if not isinstance(text_id, str):
             auditor.missing(number, id_field)
             continue
-        ts = record.get("timestamp")
+        ts = record.get(time_field)
         if ts is not None and not isinstance(ts, str):
             ts = ""  # a number (epoch seconds) is not ISO 8601
         count(number, text_id, ts)
@@ -1365,7 +1402,8 @@ def _audit_csv(handle: BinaryIO, auditor: _Auditor, id_field: str, path: Path) -
             f"{', '.join(repr(h) for h in header[:8])}); give --id-field NAME"
         )
     index = header.index(id_field)
-    ts_index = header.index("timestamp") if "timestamp" in header else None
+    time_field = auditor.time_field
+    ts_index = header.index(time_field) if time_field in header else None
     count = auditor.count
     last = reader.line_num
     while True:
@@ -1405,21 +1443,14 @@ def render_audit(audit: LogAudit, shown: int = 10) -> str:
     """The audit as text: records per version (by stage), then every problem with its
     first ``shown`` line numbers and its count."""
     lines = [
-        f"{audit.path}: {audit.records} records on {audit.lines} lines ({audit.format}, "
-        f"composite ID in {audit.id_field!r})"
+        f"{audit.path}: {plural(audit.records, 'record')} on {plural(audit.lines, 'line')} "
+        f"({audit.format}, composite ID in {audit.id_field!r}, time in {audit.time_field!r})"
     ]
     for t in audit.versions:
         if not t.records:
             continue
         stages = ", ".join(f"{k} {v}" for k, v in sorted(t.by_stage.items()))
         lines.append(f"  {t.composite_id:<52} {t.records:>10} records  ({stages})")
-    if audit.without_timestamp:
-        lines.append(f"  {_records(audit.without_timestamp)} no timestamp: stage not checked")
-    if audit.timestamp_not_iso:
-        lines.append(
-            f"  {_records(audit.timestamp_not_iso)} a timestamp that is not ISO 8601: "
-            "stage not checked"
-        )
     for f in audit.ledger_findings:
         lines.append(str(f))
     for p in audit.problems:
@@ -1439,11 +1470,12 @@ def render_audit(audit: LogAudit, shown: int = 10) -> str:
     ledger = sum(1 for f in audit.ledger_findings if f.is_problem)
     if ledger:
         lines.append(
-            f"audit: {total} problem(s) in the log, and {ledger} in the ledger: the stages "
+            f"audit: {plural(total, 'problem')} in the log, and {ledger} in the ledger: the "
+            "stages "
             "above are not verified (`regbook verify` says why)"
         )
     else:
-        lines.append(f"audit: {'ok' if audit.ok else f'{total} problem(s)'}")
+        lines.append(f"audit: {'ok' if audit.ok else plural(total, 'problem')}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+from regbook.core.errors import plural
 from regbook.core.findings import Finding
 from regbook.core.schema import (
     APPROVALS,
@@ -459,7 +460,7 @@ def sheet_findings(
                 Finding.make(
                     code,
                     f"{sheet.name}!A{n + 2}",
-                    f"{total - n} row(s) missing; `regbook restore` rewrites the sheet",
+                    f"{plural(total - n, 'row')} missing; `regbook restore` rewrites the sheet",
                     want.get("model"),
                     want.get("version"),
                 )
@@ -491,7 +492,7 @@ def sheet_findings(
             Finding.make(
                 code,
                 f"{sheet.name}!A{table.row_numbers[total - table.omitted]}",
-                f"{extra} row(s) that the ledger does not have",
+                f"{plural(extra, 'row')} that the ledger does not have",
             )
         )
     return findings

@@ -95,12 +95,24 @@ class Snapshot:
         """The sealed version ``ref`` names (InputError if the ledger has none)."""
         state = self.registry.get(ref.name, ref.version or 0)
         if state is None:
-            raise InputError(f"{ref}: no such sealed version in the ledger")
+            raise InputError(self.registry.unknown(ref, ref.name, ref.version))
         return state
 
     def cards(self) -> Table | None:
         """The Cards sheet, when the workbook has one and it was read."""
         return self.data.tables.get(CARDS.name)
+
+
+def not_compared(found: Finding) -> Finding:
+    """A view cell of a version whose Ledger row was edited: noted, not blamed."""
+    return Finding.make(
+        "RB322",
+        found.where,
+        f"not compared: a Ledger row of {found.model}@{found.version} was edited (RB102), "
+        "so what was sealed is not known here",
+        found.model,
+        found.version,
+    )
 
 
 def open_registry(
@@ -276,7 +288,13 @@ def _open(
         Vouched(frozenset((e.model, e.version or 0) for e in events[trusted:])) if vouched else None
     )
     if views:
-        compared = view_findings(data, registry, since)
+        # A version whose Ledger row was edited is reported there (RB102): its view cells
+        # may well show what was sealed, and are not blamed for differing from the edit.
+        altered = {(f.model, f.version) for f in findings if f.code == "RB102" and f.model}
+        compared = [
+            f if f.model is None or (f.model, f.version) not in altered else not_compared(f)
+            for f in view_findings(data, registry, since)
+        ]
         # The look of the rows a witness vouches for was checked by its verifier.
         skip = {n: t.vouched_end for n, t in data.tables.items() if t.vouched_end and vouched}
         shown = read_presentation(ws.workbook_path, DISPLAY_SHEET_NAMES, skip)

@@ -14,7 +14,7 @@ the workspace (``regbook.witness``) spares it the checks of the rows CI verified
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -177,7 +177,7 @@ class Transaction:
         """The sealed version ``ref`` names, or an InputError."""
         state = self.registry.get(ref.name, ref.version or 0)
         if state is None:
-            raise InputError(f"{ref}: no such sealed version")
+            raise InputError(self.registry.unknown(ref, ref.name, ref.version))
         return state
 
     @property
@@ -209,9 +209,11 @@ class Transaction:
         self.new_events.append(event)
         return event
 
-    def patch(self) -> Any:
+    def patch(self, *, sealing: Collection[str] = ()) -> Any:
         """The workbook package to append to, once the command's own checks have passed
-        and the views are known to equal the ledger."""
+        and the views are known to equal the ledger. ``sealing``: the Metric cells of
+        rows this transaction seals as a metrics addendum (not sealed yet, so the views
+        name them as rows the ledger lacks)."""
 
         # A checked transaction compared the views when it opened; else compare now.
         snapshot = self.snapshot
@@ -220,7 +222,7 @@ class Transaction:
             if snapshot.views_checked
             else view_findings(self.data, self.registry, snapshot.vouched)
         )
-        _refuse_edited_views(edited)
+        _refuse_edited_views([f for f in edited if not (f.code == "RB305" and f.where in sealing)])
         try:
             return PackagePatch(self.ws.workbook_path)
         except (OSError, KeyError, ValueError) as err:
@@ -328,12 +330,15 @@ def write_changes(
     patch: Any,
     versions: list[tuple[str, int]],
     draft_rows: dict[tuple[str, int], tuple[int, list[int]]],
+    added_rows: dict[tuple[str, int], list[int]] | None = None,
 ) -> None:
     """Write what the transaction's new events change, by appending and replacing rows:
     the Ledger rows; the Models row of each version in ``versions`` (a sealed draft's
     own row, ``draft_rows[key] = (models row, metrics rows)``, else the row showing it,
     else a new one) with Notes kept as typed; a new version's metrics (into its draft
-    rows first); the new Approvals and History rows; the Keys sheet if it is stale."""
+    rows first); the new Approvals and History rows; the Keys sheet if it is stale.
+    ``added_rows``: the Metrics rows typed for a sealed version that a metrics addendum
+    seals now."""
 
     registry, _ = Registry.replay(tx.events)
     _append(patch, LEDGER, tx.data[LEDGER.name].row_numbers, [
@@ -363,10 +368,13 @@ def write_changes(
             "sealed",
             keep={"notes": kept} if kept else None,
         )
+        typed = (draft[1] if draft else []) if key in new_versions else []
         if key not in new_versions:
-            continue
+            typed = (added_rows or {}).get(key, [])
+            if not typed:
+                continue
         sealed = {(m["metric"], m["slice"] or ""): m for m in metrics_values(state)}
-        for metric_row in draft[1] if draft else []:
+        for metric_row in typed:
             i = metrics.row_numbers.index(metric_row)
             name = normalize_text(metrics.value(i, "metric"))
             slice_ = normalize_text(metrics.value(i, "slice"))
@@ -375,6 +383,8 @@ def write_changes(
                 metric_rows[metric_row] = patch.cells_xml(
                     metric_row, METRICS.columns, values, "sealed"
                 )
+        if key not in new_versions:
+            continue  # an addendum: its rows were typed; the sealed ones are shown already
         for values in sealed.values():
             metric_rows[next_metric] = patch.cells_xml(
                 next_metric, METRICS.columns, values, "sealed"

@@ -122,6 +122,14 @@ def _history_detail(kind: str, p: dict[str, Any]) -> str:
     if kind == "register":
         return f"registered {p.get('composite_id', '')}"
     # Payloads are signed but not trusted to be well-formed: never fail on their shape.
+    if kind == "metrics":
+        metrics = p.get("metrics")
+        metrics = [m for m in metrics if isinstance(m, dict)] if isinstance(metrics, list) else []
+        return "metrics added: " + "; ".join(
+            f"{m.get('metric')}{' [' + str(m.get('slice')) + ']' if m.get('slice') else ''} = "
+            f"{m.get('value')}"
+            for m in metrics
+        )
     if kind == "gate":
         gates = p.get("gates")
         gates = [g for g in gates if isinstance(g, dict)] if isinstance(gates, list) else []
@@ -137,6 +145,11 @@ def _history_detail(kind: str, p: dict[str, Any]) -> str:
             parts.append(f"gate: event {gate.get('seq')}")
         if p.get("artefact_checked"):
             parts.append("artefact hash re-checked")
+        if kind == "promote" and p.get("reinstated_from"):
+            parts.append(
+                f"rollback: artefact back from its bag {p.get('reinstated_from')} to "
+                f"{p.get('storage')}"
+            )
         if kind == "archive" and p.get("storage"):
             parts.append(f"bag: {p.get('storage')}; retain until {p.get('retain_until')}")
         return "; ".join(parts)

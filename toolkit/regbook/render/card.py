@@ -30,6 +30,41 @@ from regbook.render.text import render_text
 from regbook.workbook.read import CellValue, Table
 
 
+def banner_status(
+    state: VersionState, problems: int, *, for_stage: str | None = None
+) -> dict[str, Any]:
+    """What a report's banner says, verification and gate each in its own sentence.
+    ``ready`` (the green banner) only when nothing is wrong, the latest gate result is
+    PASS and, for a report that is evidence for a stage (``for_stage``), the version is
+    in it."""
+    gate = state.gate_event
+    result = gate.payload.get("result") if gate is not None else None
+    if problems:
+        verification = f"Verification: {problems} problem{'s' if problems != 1 else ''} found."
+    else:
+        verification = "Verification: `regbook verify` reports no error or warning."
+    if gate is None:
+        gate_line = "Gate: no validation gate result is recorded."
+    else:
+        gate_line = (
+            f"Gate: the latest validation gate result is {result} (ledger event {gate.seq})."
+        )
+    stage_line = None
+    if for_stage is not None:
+        stage_line = (
+            f"Stage: {state.stage}."
+            if state.stage == for_stage
+            else f"Stage: {state.stage}, not {for_stage}: this report is not evidence for a "
+            f"{for_stage} version."
+        )
+    return {
+        "ready": not problems and result == "PASS" and stage_line in (None, f"Stage: {for_stage}."),
+        "verification": verification,
+        "gate": gate_line,
+        "stage": stage_line,
+    }
+
+
 def security_scan_data(
     state: VersionState, policy_at: Callable[[int], Policy]
 ) -> dict[str, Any] | None:
@@ -78,9 +113,12 @@ def evaluation_data(
     metrics = []
     for m in state.metrics:
         g = by_metric.get(m["metric"]) if not m.get("slice") else None
+        by = state.added_by(m["metric"], m.get("slice", ""))
         metrics.append({
             "metric": m["metric"], "slice": m.get("slice", ""), "kind": m.get("kind", ""),
             "value": m["value"],
+            "sealed": f"{by.at[:10]} " + (
+                "(registration)" if by.kind == "register" else f"(added, event {by.seq})"),
             "gate": g.get("gate") if g else None,
             "threshold": f"{g.get('op')} {g.get('threshold')}" if g else None,
             "result": g.get("result") if g else None,
@@ -178,7 +216,11 @@ def build_card(
         "title": f"Model card: {state.model}@{state.version}",
         "composite_id": state.composite_id,
         "context": context,
-        "problems": {"count": len(problems), "findings": problems},
+        "problems": {
+            "count": len(problems),
+            "findings": problems,
+            **banner_status(state, len(problems)),
+        },
         "cards": {"status": row.status, "notice": _cards_notice(row)},
         "details": _details(state),
         **sections,

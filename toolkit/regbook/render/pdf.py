@@ -34,6 +34,7 @@ _FONTS = (("body", "", "figo"), ("body", "B", "figbo"), ("mono", "", "cascadia")
 _MARGIN = 15  # mm, all round
 _RED, _GREEN, _GREY = (176, 0, 32), (27, 94, 32), (238, 238, 238)
 _RED_FILL, _GREEN_FILL = (253, 231, 234), (232, 245, 233)
+_AMBER, _AMBER_FILL = (138, 90, 0), (255, 248, 225)
 Color = tuple[int, int, int]  # red, green, blue
 
 
@@ -230,6 +231,7 @@ def _table(
     heading = FontFace(family="body", emphasis="BOLD", fill_color=_GREY)
     mono = FontFace(family="mono", size_pt=size - 0.5)
     pdf.set_font("body", size=size)
+    widths = _fit_words(pdf, headings, rows, widths, size)
     with pdf.table(col_widths=widths, text_align="LEFT", line_height=4.6, padding=1.2,
                    headings_style=heading, wrapmode=WrapMode.WORD,
                    v_align="TOP") as table:  # fmt: skip
@@ -242,6 +244,42 @@ def _table(
                 else:
                     row.cell(_cell(value))
     pdf.ln(1)
+
+
+def _fit_words(
+    pdf: FPDF,
+    headings: tuple[str, ...],
+    rows: list[list[object]],
+    widths: tuple[float, ...],
+    size: float,
+) -> tuple[float, ...]:
+    """Column widths (mm) from the relative ``widths``, each widened to its longest word
+    so that no word is broken mid-word (``governance-lea|d``), the width taken from
+    columns with room to spare. Monospace cells (hashes, IDs) are not words: they wrap
+    by character. If every column's longest word cannot fit, the widths stay relative."""
+    pad = 2 * 1.2 + 0.8  # the cell padding both sides, and the border
+    need = [0.0] * len(widths)
+    table: list[tuple[bool, list[object]]] = [(True, list(headings))]
+    table += [(False, list(r)) for r in rows]
+    for bold, values in table:
+        pdf.set_font("body", style="B" if bold else "", size=size)
+        for i, value in enumerate(values[: len(widths)]):
+            if isinstance(value, tuple):
+                continue
+            for word in _cell(value).split():
+                need[i] = max(need[i], pdf.get_string_width(word) + pad)
+    pdf.set_font("body", size=size)
+    total = pdf.epw
+    if sum(need) > total:
+        return widths
+    out = [w / sum(widths) * total for w in widths]
+    short = sum(max(0.0, n - w) for n, w in zip(need, out, strict=True))
+    spare = sum(max(0.0, w - n) for n, w in zip(need, out, strict=True))
+    if short <= 0 or spare <= 0:
+        return tuple(out)
+    return tuple(
+        n if w < n else w - (w - n) / spare * short for n, w in zip(need, out, strict=True)
+    )
 
 
 # A table row must fit on one page: longer cells (a 30,000-character note) are cut
@@ -269,12 +307,27 @@ def _yesno(flag: object) -> str:
 
 
 def _banner(pdf: FPDF, problems: dict[str, Any]) -> None:
+    facts = [
+        text(f"{problems['verification']} No provenance link is broken."),
+        text(problems["gate"]),
+        *([text(problems["stage"])] if problems["stage"] else []),
+    ]
     if not problems["count"]:
-        _box(pdf, ["No problems found: regbook verify reports no error or warning for this "
-                   "version, and no provenance link is broken."], _GREEN, _GREEN_FILL)  # fmt: skip
+        if problems["ready"]:
+            _box(pdf, ["No problems found.", *facts], _GREEN, _GREEN_FILL)
+        else:
+            _box(
+                pdf,
+                ["Not cleared for Production, though no problem was found.", *facts],
+                _AMBER,
+                _AMBER_FILL,
+            )
         return
-    lines = [f"PROBLEMS FOUND: {problems['count']}. This version does not verify cleanly; "
-             "do not rely on it before they are resolved."]  # fmt: skip
+    lines = [
+        f"PROBLEMS FOUND: {problems['count']}. This version does not verify cleanly; "
+        "do not rely on it before they are resolved.",
+        text(problems["gate"]),
+    ]
     lines += [text(f"{f['code']} {f['severity']} {f['where']}: {f['message']}")
               for f in problems["findings"]]  # fmt: skip
     lines += [text(f"provenance link \u201c{link['name']}\u201d is broken: "
@@ -332,13 +385,14 @@ def _evaluation(pdf: FPDF, evaluation: dict[str, Any]) -> None:
     else:
         line = "Latest gate result: not run (no gate result is recorded)."
     _paragraph(pdf, text(line))
-    rows = [[m["metric"], m["slice"], m["kind"], m["value"], m["gate"], m["threshold"],
-             m["result"]] for m in evaluation["metrics"]]  # fmt: skip
+    rows = [[m["metric"], m["slice"], m["kind"], m["value"], m["sealed"], m["gate"],
+             m["threshold"], m["result"]] for m in evaluation["metrics"]]  # fmt: skip
     named = {m["metric"] for m in evaluation["metrics"]}
-    rows += [[g["metric"], None, None, g["value"], g["gate"], f"{g['op']} {g['threshold']}",
-              g["result"]] for g in evaluation["gates"] if g["metric"] not in named]  # fmt: skip
-    _table(pdf, ("Metric", "Slice", "Kind", "Value", "Gate", "Threshold", "Result"), rows,
-           (2.2, 1, 1, 1, 1.4, 1.1, 0.9))  # fmt: skip
+    rows += [[g["metric"], None, None, g["value"], None, g["gate"],
+              f"{g['op']} {g['threshold']}", g["result"]]
+             for g in evaluation["gates"] if g["metric"] not in named]  # fmt: skip
+    _table(pdf, ("Metric", "Slice", "Kind", "Value", "Sealed", "Gate", "Threshold", "Result"),
+           rows, (2.2, 0.9, 1, 0.8, 1.6, 1.2, 1.1, 0.9))  # fmt: skip
     _security_scan(pdf, evaluation.get("security_scan"))
 
 

@@ -34,7 +34,7 @@ from regbook.ledger.state import Registry, VersionState
 from regbook.lineage.trace import BROKEN, trace_version
 from regbook.registry.display import unknown_sheets
 from regbook.registry.snapshot import Snapshot
-from regbook.render.card import evaluation_data
+from regbook.render.card import banner_status, evaluation_data
 from regbook.render.pdf import render_pdf
 from regbook.render.text import FORMATS, format_of, render_text
 from regbook.reports.export import write_atomic
@@ -76,6 +76,8 @@ def evidence_data(
             "count": len(problems) + len(broken),
             "findings": problems,
             "broken_links": broken,
+            # Evidence for deploying: green only for a clean Production version with a PASS.
+            **banner_status(state, len(problems) + len(broken), for_stage="Production"),
         },
         "identity": {
             "model": state.model,

@@ -152,7 +152,7 @@ def provenance_statement(
     ws, registry, findings = snapshot.workspace, snapshot.registry, snapshot.ledger_findings
     state = registry.get(ref.name, ref.version)
     if state is None:
-        raise InputError(f"{ref}: no such sealed version in the ledger")
+        raise InputError(registry.unknown(ref, ref.name, ref.version))
     cells = (state.register.where("signature"), state.register.where("fingerprint"))
     problems = [
         f

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
+from regbook.core.errors import plural
 from regbook.core.findings import Finding
 from regbook.ledger.events import CHAIN_CODES
 from regbook.registry.snapshot import Snapshot
@@ -90,14 +91,23 @@ def list_versions(snapshot: Snapshot, *, stage: str | None = None) -> tuple[pd.D
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = frame.sort_values(["model", "version"], kind="stable").reset_index(drop=True)
     warning = ""
+    # Counted as verify counts the ledger's problems, so the two say the same number.
+    problems = plural(
+        sum(1 for f in snapshot.ledger_findings + snapshot.rule_findings if f.is_problem),
+        "problem",
+    )
     if doubtful is None:
         warning = (
-            "the ledger does not verify as a whole: no row of this list is verified "
-            "(`regbook verify` says why)"
+            f"the ledger has {problems} and does not verify as a whole: no row of this "
+            "list is verified (`regbook verify` lists them)"
         )
-    elif not frame.empty and not frame["verified"].all():
-        count = int((~frame["verified"]).sum())
-        warning = f"{count} version(s) not verified (marked): `regbook verify` says why"
+    elif doubtful:
+        count = int((~frame["verified"]).sum()) if not frame.empty else 0
+        warning = (
+            f"the ledger has {problems}; {plural(len(doubtful), 'version')} not verified"
+            + (f" ({count} listed here, marked NO)" if count else " (none listed here)")
+            + ": `regbook verify` lists them"
+        )
     return frame, warning
 
 
@@ -118,9 +128,13 @@ def to_csv(frame: pd.DataFrame) -> str:
     return buffer.getvalue()
 
 
-def to_text(frame: pd.DataFrame) -> str:
+def to_text(frame: pd.DataFrame, stage: str | None = None, total: int | None = None) -> str:
+    """The table as text; for an empty one, why it is empty (``total``: how many sealed
+    versions there are in any stage)."""
     if frame.empty:
-        return "no sealed versions"
+        if stage is not None and total:
+            return f"no version in {stage} ({plural(total, 'sealed version')} in other stages)"
+        return f"no version in {stage}" if stage is not None else "no sealed versions"
     shown = frame[
         [
             "model",

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from regbook.check.verify import verify
-from regbook.core.errors import InputError, VerificationFailed
+from regbook.core.errors import InputError, VerificationFailed, plural
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
 from regbook.registry.snapshot import CARD_SHEETS, Snapshot, open_registry
@@ -119,7 +119,9 @@ def _readme(folder: str, composite_id: str, problems: int, missing: dict[str, st
         "",
     ]
     if problems:
-        lines.append(f"PROBLEMS: verify found {problems} problem(s); the reports list them first.")
+        lines.append(
+            f"PROBLEMS: verify found {plural(problems, 'problem')}; the reports list them first."
+        )
     for name, why in missing.items():
         lines.append(f"NOT INCLUDED: {name}: {why}")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -53,6 +53,14 @@ TRANSITIONS = (
         "its successor's promotion, still on its own approval")),
     ("Staging", "Archived", "archive", BAG),
     ("None", "Archived", "archive", BAG),
+    ("Archived", "Production", "promote", (
+        "a rollback: the version was once in Production",
+        "the approval names this version's content hash and was given after the archive",
+        "a validation gate PASS recorded after the archive, under the thresholds in force",
+        "the artefact comes back out of its bag, validated in full and re-hashed; the bag "
+        "stays",
+        "the promotion is signed by a key acting in the ci role (the CI pipeline)",
+    )),
 )  # fmt: skip
 
 

@@ -89,19 +89,33 @@ def office_lock_files(path: Path) -> list[Path]:
     return [p for p in candidates if p.exists()]
 
 
+def missing_workbook(path: Path) -> InputError:
+    """The error for a workbook that is not there, naming its backup when one is."""
+    backup = backup_path(path, 1)
+    found = (
+        f"; its backup {backup.name} is beside it: copy it to {path.name} to go on from the "
+        "last write before"
+        if backup.exists()
+        else ""
+    )
+    return InputError(f"{path}: workbook not found{found}")
+
+
 def refuse_if_open(path: Path) -> None:
     locks = office_lock_files(path)
     if locks:
         raise WorkbookLocked(
             f"{path.name} is open in Excel or LibreOffice (lock file {locks[0].name}); "
-            "close it and run the command again: nothing was written"
+            "close it and run the command again: nothing was written. If nobody has it "
+            f"open (the suite crashed, or it was opened on another machine), the lock file "
+            f"is stale: deleting {locks[0].name} is then safe"
         )
 
 
 def check_package(path: Path) -> None:
     """Refuse anything that is not a plain xlsx package before any parser sees it."""
     if not path.exists():
-        raise InputError(f"{path}: workbook not found")
+        raise missing_workbook(path)
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not an Excel workbook (.xlsx): not a zip package")
     try:
@@ -263,7 +277,7 @@ def file_identity(path: Path) -> tuple[int, int, int, int]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise InputError(f"{path}: workbook not found") from None
+        raise missing_workbook(path) from None
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err.strerror}") from None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -235,7 +235,20 @@ def _build_sheet(ws: Worksheet, sheet: Sheet) -> None:
     ws.row_dimensions[1].height = HEADER_HEIGHT
     ws.freeze_panes = FREEZE.get(sheet.name, "A2")
     ws.auto_filter.ref = f"A1:{last}{MAX_ROW}"
+    _print_setup(ws)
     _protect(ws, drafts=drafts)
+
+
+def _print_setup(ws: Worksheet) -> None:
+    """Printing from Excel or LibreOffice: landscape, every column on the page's width
+    (as many pages down as it takes), the header row repeated on every page."""
+    from openpyxl.worksheet.properties import PageSetupProperties
+
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.print_title_rows = "1:1"
 
 
 def _protect(ws: Worksheet, *, drafts: bool) -> None:

@@ -35,9 +35,10 @@ from regbook.check.bags import (
     KEYRING_FILE,
     SIGNATURE,
     TAGMANIFEST,
-    archived_states,
     bag_findings,
     bag_path,
+    bag_storage,
+    bagged_states,
     full_check,
     inside_models,
     read_bag_info,
@@ -133,7 +134,7 @@ def archive(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None =
 
     with Transaction(ws, checked=True) as tx:
         state = tx.version(ref)
-        original_text = state.register.payload["artefact"]["storage"]
+        original_text = state.artefact_storage
         original = ws.resolve_storage(original_text, str(ref))
         if state.stage == "Archived":
             event = state.stage_event
@@ -185,7 +186,7 @@ def bag_version(
     bag's model card."""
     ws = tx.ws
     dest = bag_path(ws, ModelRef(state.model, state.version))
-    original_text = state.register.payload["artefact"]["storage"]
+    original_text = state.artefact_storage
     original = ws.resolve_storage(original_text, f"{state.model}@{state.version}")
     notes: list[str] = []
     if dest.exists():
@@ -210,7 +211,7 @@ def bag_version(
 
 def dispose_original(ws: Workspace, state: VersionState) -> tuple[str | None, str | None]:
     """After the archive event is saved: (removed, kept) original of ``state``."""
-    original_text = state.register.payload["artefact"]["storage"]
+    original_text = state.artefact_storage
     original = ws.resolve_storage(original_text, f"{state.model}@{state.version}")
     return _dispose(ws, original, original_text)
 
@@ -387,6 +388,14 @@ def _reuse_bag(
 
     problems = full_check(dest, state)
     info = read_bag_info(dest)
+    earlier = state.bag_event
+    if earlier is not None and not problems:
+        # Archived again after a rollback: the bag the ledger already records, unchanged
+        # and signed by the archive that built it, is this version's bag.
+        found = [f.message for f in bag_findings(ws, state, "tags") if f.is_problem]
+        if not found:
+            return info
+        problems += found
     if not problems and info.get("External-Identifier") != state.composite_id:
         problems.append(
             f"bag-info.txt names {info.get('External-Identifier')!r}, not {state.composite_id}"
@@ -497,7 +506,7 @@ def _archived_state(ws: Workspace, ref: ModelRef) -> tuple[Snapshot, VersionStat
     checked = open_registry(ws, sheets=LEDGER_ONLY)
     state = checked.registry.get(ref.name, ref.version or 0)
     if state is None:
-        raise InputError(f"{ref}: no such sealed version")
+        raise InputError(checked.registry.unknown(ref, ref.name, ref.version))
     if state.stage_event is None or state.stage_event.kind != "archive":
         raise InputError(f"{ref} is in {state.stage}, not archived in a bag")
     return checked, state
@@ -545,6 +554,70 @@ def retrieve(ws: Workspace, ref: ModelRef, to: Path) -> Retrieved:
     return Retrieved(ref, state.composite_id, state.content_hash, to, len(files))
 
 
+# --- rollback: the artefact back out of its bag ----------------------------------------
+
+
+def reinstate_from_bag(ws: Workspace, state: VersionState) -> str:
+    """Copy an archived version's artefact out of its bag (which stays) back to where it
+    lived before the archive if that is the workspace's own storage, else into
+    ``models/NAME/VERSION/``; the copy is hashed against the sealed content hash before
+    it is renamed into place, and made read-only. Returns the new storage location. A
+    copy already there with the sealed hash (a run that failed to save) is reused;
+    anything else there is refused: nothing is overwritten."""
+    label = f"{state.model}@{state.version}"
+    sealed = ContentHash.parse(state.content_hash)
+    data = ws.resolve_storage(bag_storage(state), label) / "data"
+    before = ws.resolve_storage(state.artefact_storage, label)
+    files = [p for p in data.rglob("*") if p.is_file()]
+    name = before.name if sealed.algorithm == "sha256-tree" or not files else files[0].name
+    dest = (
+        before
+        if inside_models(ws, before)
+        else ws.models_dir / state.model / str(state.version) / name
+    )
+    if dest.exists() or dest.is_symlink():
+        if not dest.is_symlink() and hash_path(dest, progress=False) == sealed:
+            return ws.display_path(dest)
+        raise InputError(
+            f"{ws.display_path(dest)}: exists and is not the sealed artefact of {label}; "
+            "move it away to roll back (nothing was written)"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging_dir = fs.staging_folder(dest.parent, ".partial-")
+    staging = staging_dir / dest.name
+    copy = _counting_copy(_NoBar())
+    try:
+        if sealed.algorithm == "sha256-tree":
+            shutil.copytree(data, staging, copy_function=copy)
+            now = hash_tree(staging, progress=False)
+        else:
+            if len(files) != 1:
+                raise InputError(f"the bag of {label} holds {len(files)} files, not one")
+            copy(files[0], staging)
+            now = hash_path(staging, progress=False)
+        if now != sealed:
+            raise VerificationFailed(
+                f"the copy out of the bag of {label} hashes to {now}, not the sealed "
+                f"{sealed}; nothing was written"
+            )
+        for p in [staging] if staging.is_file() else [p for p in staging.rglob("*") if p.is_file()]:
+            p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        os.replace(staging, dest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, onerror=_writable_and_retry) if staging.is_dir() else _unlink(
+                staging
+            )
+        staging_dir.rmdir()
+    fs.fsync_dir(dest.parent)
+    return ws.display_path(dest)
+
+
+class _NoBar:
+    def advance(self, n: int) -> None:
+        """No progress to show."""
+
+
 # --- fixity --------------------------------------------------------------------------
 
 
@@ -574,12 +647,13 @@ def fixity(ws: Workspace, *, fast: bool = False) -> FixityReport:
 
     checked = open_registry(ws, sheets=LEDGER_ONLY)
     report = FixityReport(fast=fast)
-    for state in sorted(archived_states(checked.registry), key=lambda s: (s.model, s.version)):
+    for state in sorted(bagged_states(checked.registry), key=lambda s: (s.model, s.version)):
         found = bag_findings(ws, state, "fast" if fast else "full")
-        info = read_bag_info(ws.root / state.storage) if state.storage else {}
+        storage = bag_storage(state)
+        info = read_bag_info(ws.root / storage) if storage else {}
         report.bags.append({
             "model": state.model, "version": state.version,
-            "composite_id": state.composite_id, "storage": state.storage,
+            "composite_id": state.composite_id, "storage": storage,
             "retain_until": info.get("Retain-Until"), "ok": not found,
             "problems": [f.message for f in found],
         })  # fmt: skip
@@ -587,7 +661,7 @@ def fixity(ws: Workspace, *, fast: bool = False) -> FixityReport:
     soon = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
     for bag in report.bags:
         bag["due_within_12_months"] = bool(bag["retain_until"]) and bag["retain_until"] <= soon
-    known = {(ws.root / s.storage).resolve() for s in archived_states(checked.registry)}
+    known = {(ws.root / bag_storage(s)).resolve() for s in bagged_states(checked.registry)}
     for declaration in sorted(ws.archive_dir.glob("*/*/bagit.txt")):
         bag = declaration.parent
         if bag.name.startswith(".") or bag.parent.name.startswith("."):

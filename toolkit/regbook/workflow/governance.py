@@ -1,9 +1,11 @@
 """Governance: signed approvals, validation gates and the stage workflow.
 
 Stages run ``None -> Staging -> Production -> Archived``; any stage may go to
-``Archived``, which is final. Every transition needs a signed approval naming the
-version's content hash; Production also needs the latest gate result PASS, the
-artefact re-hashed, and the transition signed by a ``ci`` key::
+``Archived``, which is final but for a rollback: a version that was once in Production
+may go back there, with every precondition again and its artefact out of its bag.
+Every transition needs a signed approval naming the version's content hash; Production
+also needs the latest gate result PASS, the artefact re-hashed, and the transition
+signed by a ``ci`` key::
 
     approve(ws, ModelRef.parse("credit-risk@7"), "Staging", sme_key)
     promote(ws, ModelRef.parse("credit-risk@7"), "Staging", sme_key)
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from regbook.check.bags import bag_findings
 from regbook.core.errors import InputError, Listed, RegbookError
 from regbook.core.ids import ModelRef
 from regbook.core.workspace import Workspace
@@ -38,7 +41,7 @@ from regbook.ledger.state import VersionState
 from regbook.registry.transaction import Transaction, acting_identity, write_changes
 from regbook.storage.hashing import ContentHash, hash_path
 from regbook.storage.scanning import ScanReport, scan_artefact
-from regbook.workflow.archive import bag_version, dispose_original
+from regbook.workflow.archive import bag_version, dispose_original, reinstate_from_bag
 
 
 class PromotionRefused(RegbookError, Listed):
@@ -91,10 +94,16 @@ def approve(
     """Append a signed approval of ``ref`` moving from its current stage to ``to_stage``."""
     with Transaction(ws) as tx:
         state = tx.version(ref)
-        problem = transition_problem(state.stage, to_stage)
+        problem = transition_problem(
+            state.stage, to_stage, was_in_production=state.was_in_production
+        )
         if problem:
             raise InputError(f"cannot approve {ref} for {to_stage}: {problem}")
         roles = ws.settings.transition_roles(state.stage, to_stage)
+        if not roles:
+            raise InputError(
+                f"cannot approve {ref} for {to_stage}: {no_roles(state.stage, to_stage)}"
+            )
         identity = acting_identity(ws, key, roles, f"approving {state.stage} -> {to_stage}", role)
         payload = {
             "content_hash": state.content_hash,
@@ -135,8 +144,11 @@ def gate(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None = No
     gates = parse_gates(ws.settings.gates)
     with Transaction(ws) as tx:
         state = tx.version(ref)
-        if state.stage == "Archived":
-            raise InputError(f"cannot gate {ref}: it is Archived")
+        if state.stage == "Archived" and not state.was_in_production:
+            raise InputError(
+                f"cannot gate {ref}: it is Archived and was never in Production (only a "
+                "rollback to Production gates an Archived version again)"
+            )
         identity = acting_identity(ws, key, ws.settings.gate_roles, "recording a gate result", role)
         policy_at = tx.snapshot.anchors.policy_at
         outcome = evaluate(gates, gated_metrics(state, policy_at))
@@ -281,6 +293,7 @@ class Promoted:
     principal: str
     seq: int
     archived: tuple[str, ...] = ()  # versions archived into their bags on the way
+    reinstated: str | None = None  # a rollback: where the artefact came back to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -291,6 +304,8 @@ class Promoted:
             "principal": self.principal,
             "ledger_seq": self.seq,
             "archived": list(self.archived),
+            "rollback": self.reinstated is not None,
+            "storage": self.reinstated,
         }
 
 
@@ -320,9 +335,14 @@ def promote(
         state = tx.version(ref)
         keyring = load_keyring(ws)
         unmet: list[str] = []
-        problem = transition_problem(state.stage, to_stage)
+        problem = transition_problem(
+            state.stage, to_stage, was_in_production=state.was_in_production
+        )
         if problem:
             raise PromotionRefused(ref, to_stage, [problem])
+        # A rollback brings the artefact back out of its bag; a version archived by a
+        # transition without a bag (promote --to Archived) never left its storage.
+        rollback = state.stage_event is not None and state.stage_event.kind == "archive"
         identity = None
         try:
             if to_stage == "Production":
@@ -358,6 +378,16 @@ def promote(
                     f"{gate_event.payload.get('result')}"
                     + _scan_said(state, tx.snapshot.anchors.policy_at, gate_event.seq)
                 )
+            elif (
+                state.stage == "Archived"
+                and state.stage_event
+                and gate_event.seq < state.stage_event.seq
+            ):
+                unmet.append(
+                    f"the latest gate result (ledger event {gate_event.seq}) is older than "
+                    f"the archive (event {state.stage_event.seq}): a rollback needs a fresh "
+                    f"gate under the policy in force: run `regbook gate {ref}` in CI"
+                )
             elif gate_event.payload.get("content_hash") != state.content_hash:
                 unmet.append(
                     f"the latest gate result (ledger event {gate_event.seq}) is for "
@@ -389,7 +419,7 @@ def promote(
                 )
             else:
                 payload["gate"] = {"hash": gate_event.hash, "seq": gate_event.seq}
-            checked = _recheck_artefact(ws, state)
+            checked = _bag_problem(ws, state) if rollback else _recheck_artefact(ws, state)
             if checked:
                 unmet.append(checked)
             else:
@@ -398,8 +428,11 @@ def promote(
             for other in others:
                 if not archive_previous:
                     unmet.append(
-                        f"{other.model}@{other.version} is in Production: archive it "
-                        "first (at most one Production version per model)"
+                        f"{other.model}@{other.version} is in Production (at most one "
+                        "Production version per model): give --archive-previous to archive "
+                        "it into its bag in this command, with its signed approval to "
+                        f"Archived (`regbook approve {other.model}@{other.version} --to "
+                        "Archived`)"
                     )
                     continue
                 retiring, why = usable_approval(ws, keyring, tx.registry, other, "Archived")
@@ -408,10 +441,23 @@ def promote(
                     to_archive.append((other, retiring))
         if unmet or identity is None:
             raise PromotionRefused(ref, to_stage, unmet)
+        if rollback:
+            # The artefact comes back from its bag, which stays: checked, then in place
+            # before any event is signed (a copy left by a failed save is harmless, and
+            # the next run reuses it once it hashes as sealed).
+            payload["storage"] = reinstate_from_bag(ws, state)
+            payload["reinstated_from"] = state.storage
         if not to_archive:
             event = tx.sign(identity, "promote", ref.name, ref.version, payload)
             _commit(tx, [state])
-            return Promoted(ref, payload["from"], to_stage, identity.principal, event.seq)
+            return Promoted(
+                ref,
+                payload["from"],
+                to_stage,
+                identity.principal,
+                event.seq,
+                reinstated=payload.get("storage"),
+            )
 
         patch = tx.patch()  # first: a workbook that cannot be written gets no bag
         for other, retiring in to_archive:
@@ -425,7 +471,15 @@ def promote(
         for other, _ in to_archive:
             dispose_original(ws, other)
     archived = tuple(f"{o.model}@{o.version}" for o, _ in to_archive)
-    return Promoted(ref, payload["from"], to_stage, identity.principal, event.seq, archived)
+    return Promoted(
+        ref,
+        payload["from"],
+        to_stage,
+        identity.principal,
+        event.seq,
+        archived,
+        reinstated=payload.get("storage"),
+    )
 
 
 def _recheck_artefact(ws: Workspace, state: VersionState) -> str | None:
@@ -443,6 +497,25 @@ def _recheck_artefact(ws: Workspace, state: VersionState) -> str | None:
             f"{state.content_hash[:24]}..."
         )
     return None
+
+
+def _bag_problem(ws: Workspace, state: VersionState) -> str | None:
+    """Why the artefact cannot come back from the version's bag, or None."""
+    found = [f for f in bag_findings(ws, state, "full") if f.is_problem]
+    if found:
+        return (
+            f"the bag of {state.model}@{state.version} does not validate, so its artefact "
+            f"cannot come back: {found[0].message} (run `regbook fixity`)"
+        )
+    return None
+
+
+def no_roles(from_stage: str, to_stage: str) -> str:
+    return (
+        f"the policy in force names no role that may approve {from_stage} -> {to_stage}: "
+        f'a governance lead adds "{from_stage}->{to_stage}" under [transitions] in '
+        "regbook.toml and signs it (`regbook policy sign`)"
+    )
 
 
 def _commit(tx: Transaction, states: list[VersionState]) -> None:

@@ -41,6 +41,7 @@ from regbook.core.schema import (
 from regbook.core.workspace import Workspace
 from regbook.crypto.keys import SigningKey
 from regbook.ledger.events import payload_cell
+from regbook.registry.diff import normalize_text, same
 from regbook.registry.transaction import Transaction, acting_identity, write_changes
 from regbook.storage.hashing import ContentHash, hash_path
 from regbook.workbook.read import CellValue
@@ -136,6 +137,26 @@ class Registered:
             "composite_id": self.composite_id,
             "content_hash": self.content_hash,
             "storage": self.storage,
+            "ledger_seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
+class MetricsAdded:
+    """Metrics sealed for a version after its registration: a signed addendum."""
+
+    model: str
+    version: int
+    composite_id: str
+    metrics: tuple[str, ...]
+    seq: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "composite_id": self.composite_id,
+            "metrics_added": list(self.metrics),
             "ledger_seq": self.seq,
         }
 
@@ -339,18 +360,32 @@ class _Draft:
     metric_rows: list[int] = field(default_factory=list)
 
 
-def seal(ws: Workspace, key: SigningKey, *, role: str | None = None) -> list[Registered]:
-    """Seal every draft row typed into Models, with its Metrics rows. Every problem in
-    every draft is collected and reported by cell; then nothing at all is written."""
+def seal(
+    ws: Workspace, key: SigningKey, *, role: str | None = None
+) -> list[Registered | MetricsAdded]:
+    """Seal every draft row typed into Models, with its Metrics rows, and every Metrics
+    row typed for an already sealed version as a signed addendum (``metrics`` event) that
+    adds metrics and never changes a sealed one. Every problem in every draft is
+    collected and reported by cell; then nothing at all is written."""
     identity = acting_identity(ws, key, ws.settings.register_roles, "seal", role)
     with Transaction(ws) as tx:
-        drafts, problems = _read_drafts(ws, tx)
+        drafts, addenda, problems = _read_drafts(ws, tx)
         if problems:
             raise DraftProblems(problems)
-        if not drafts:
+        if not drafts and not addenda:
             return []
         draft_rows: dict[tuple[str, int], tuple[int, list[int]]] = {}
-        done = []
+        done: list[Registered | MetricsAdded] = []
+        for (model, version), rows in addenda.items():
+            state = tx.registry.get(model, version)
+            assert state is not None
+            added = {
+                "content_hash": state.content_hash,
+                "metrics": [m.to_json() for m, _row, _cell in rows],
+            }
+            event = tx.sign(identity, "metrics", model, version, added)
+            names = tuple(m.metric + (f" [{m.slice}]" if m.slice else "") for m, _r, _c in rows)
+            done.append(MetricsAdded(model, version, state.composite_id, names, event.seq))
         for d in drafts:
             assert d.content is not None
             size, files = _size(d.located)
@@ -381,19 +416,26 @@ def seal(ws: Workspace, key: SigningKey, *, role: str | None = None) -> list[Reg
                     event.seq,
                 )
             )
-        patch = tx.patch()
-        write_changes(tx, patch, list(draft_rows), draft_rows)
+        # The addendum rows are sealed now: the views may name them as not (yet) sealed.
+        patch = tx.patch(sealing={cell for rows in addenda.values() for _m, _r, cell in rows})
+        typed = {key: [row for _m, row, _c in rows] for key, rows in addenda.items()}
+        write_changes(tx, patch, [*draft_rows, *addenda], draft_rows, typed)
         tx.save(patch)
     return done
 
 
-def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str]]:
+# A version's Metrics rows to seal as an addendum: (metric, row number, its Metric cell).
+Addenda = dict[tuple[str, int], list[tuple[Metric, int, str]]]
+
+
+def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], Addenda, list[str]]:
     models = tx.data[MODELS.name]
     metrics = tx.data[METRICS.name]
     sealed_hashes = {v.seal for v in tx.registry.versions.values()}
     problems: list[str] = []
     drafts: list[_Draft] = []
     next_version: dict[str, int] = {}
+    refused: set[str] = set()  # models with a draft reported by cell: no follow-on problem
     for i, _row in models.indexed():
         seal_value = models.value(i, "seal")
         if seal_value not in (None, ""):
@@ -411,6 +453,9 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
         except BadValue as err:
             problems.append(f"{models.ref(i, 'version')}: {err}")
         if draft is None or len(problems) > before:
+            named = models.value(i, "model")
+            if isinstance(named, str) and named.strip():
+                refused.add(named.strip())
             continue
         model = draft.request.model
         version = next_version.get(model, tx.registry.next_version(model))
@@ -421,6 +466,7 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
                     f"used; the next version of {model} is {version} (leave the "
                     "cell empty)"
                 )
+                refused.add(model)
                 continue
         draft.version = version
         next_version[model] = version + 1
@@ -431,6 +477,8 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
     for d in drafts:
         by_model.setdefault(d.request.model, []).append(d)
     extra: dict[int, list[tuple[Metric, str]]] = {}  # a draft's Metrics rows, with cells
+    addenda: Addenda = {}
+    shown: set[tuple[str, int, str, str]] = set()  # sealed metrics whose row was seen
     for i, row in metrics.indexed():
         where = metrics.ref(i, "model")
         model = row[METRICS.index("model")]
@@ -440,6 +488,8 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
             problems.append(f"{metrics.ref(i, 'version')}: {err}")
             continue
         if isinstance(model, str) and (model.strip(), version) in sealed_keys:
+            sealed_key = (model.strip(), version if isinstance(version, int) else 0)
+            _addendum_row(tx, i, sealed_key, shown, addenda, problems)
             continue
         formula = next((c.key for c in METRICS.columns if metrics.has_formula(i, c.key)), None)
         if formula is not None:
@@ -457,6 +507,8 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
             target = candidates[0] if candidates else None
         else:
             target = next((d for d in candidates if d.version == version), None)
+        if target is None and model in refused:
+            continue  # its draft's own problem is reported; this row would follow from it
         if target is None:
             problems.append(
                 f"{where}: metric row for {model}"
@@ -507,7 +559,68 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], list[str
                 d.content = hash_path(d.located)
             except InputError as err:
                 problems.append(f"{MODELS.ref('storage', d.row)}: {err}")
-    return drafts, problems
+    return drafts, addenda, problems
+
+
+def _addendum_row(
+    tx: Transaction,
+    i: int,
+    key: tuple[str, int],
+    shown: set[tuple[str, int, str, str]],
+    addenda: Addenda,
+    problems: list[str],
+) -> None:
+    """A Metrics row of a sealed version: the row showing a sealed metric, or a metric
+    added since (sealed as an addendum). A row that would change a sealed value is
+    refused by its cell: a sealed metric is never changed."""
+    metrics = tx.data[METRICS.name]
+    state = tx.registry.get(*key)
+    assert state is not None
+    label = f"{key[0]}@{key[1]}"
+    name = normalize_text(metrics.value(i, "metric"))
+    slice_ = normalize_text(metrics.value(i, "slice"))
+    shown_as = f"{name}{' [' + slice_ + ']' if slice_ else ''}"
+    sealed = {(m["metric"], m.get("slice", "")): m for m in state.metrics}.get((name, slice_))
+    if sealed is not None:
+        by = state.added_by(name, slice_)
+        if (*key, name, slice_) in shown:
+            problems.append(
+                f"{metrics.ref(i, 'metric')}: {shown_as} of {label} is sealed already and "
+                "shown in another row; delete this one"
+            )
+            return
+        shown.add((*key, name, slice_))
+        for column, want in (("value", sealed["value"]), ("kind", sealed.get("kind", ""))):
+            kind = METRICS.column(column).kind
+            if metrics.has_formula(i, column) or not same(kind, want, metrics.value(i, column)):
+                problems.append(
+                    f"{metrics.ref(i, column)}: {shown_as} of {label} was sealed with {column} "
+                    f"{want} (ledger event {by.seq}); a sealed metric is never changed: type "
+                    f"{want} back (a new value needs a new version)"
+                )
+        return
+    formula = next((c.key for c in METRICS.columns if metrics.has_formula(i, c.key)), None)
+    if formula is not None:
+        problems.append(f"{metrics.ref(i, formula)}: a formula; type the value itself")
+        return
+    row = metrics.rows[i]
+    try:
+        metric = Metric.make(
+            row[METRICS.index("metric")],
+            row[METRICS.index("value")],
+            row[METRICS.index("kind")],
+            _text(row[METRICS.index("slice")]),
+            metrics.ref(i, "metric"),
+            {"value": metrics.ref(i, "value"), "kind": metrics.ref(i, "kind")},
+        )
+    except InputError as err:
+        problems.append(str(err))
+        return
+    rows = addenda.setdefault(key, [])
+    if any((m.metric, m.slice) == (metric.metric, metric.slice) for m, _r, _c in rows):
+        problems.append(f"{metrics.ref(i, 'metric')}: {shown_as} is given twice for {label}")
+        return
+    rows.append((metric, metrics.row_numbers[i], metrics.ref(i, "metric")))
 
 
 def _replace_metrics(req: RegistrationRequest, metrics: tuple[Metric, ...]) -> RegistrationRequest:

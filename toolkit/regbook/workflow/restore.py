@@ -10,13 +10,15 @@ launder the forgery::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbook.core.errors import VerificationFailed
+from regbook.core.errors import VerificationFailed, plural
 from regbook.core.findings import Finding
 from regbook.core.schema import LEDGER, METRICS, MODELS, SHEETS, BadValue, column_letter, normalize
-from regbook.core.workspace import Workspace
+from regbook.core.workspace import Workspace, backup_path
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import claimed_version, normalize_text, sealed_rows
 from regbook.registry.display import DISPLAY_SHEETS
@@ -64,6 +66,19 @@ class RestoreResult:
         }
 
 
+def backup_advice(workbook: Path) -> str:
+    """How to put the workbook back from its newest backup, as one exact command."""
+    backup = backup_path(workbook, 1)
+    if not backup.exists():
+        return f"There is no backup ({backup.name}) to put it back from."
+    copy = "copy" if os.name == "nt" else "cp"
+    return (
+        f"The backup {backup.name} beside it is the workbook as it was before the last "
+        f'write: put it back with `{copy} "{backup}" "{workbook}"` (keep the broken one '
+        "aside first: it is evidence), then run `regbook verify`"
+    )
+
+
 def restore(ws: Workspace) -> RestoreResult:
 
     with WorkbookWriter(ws.workbook_path, ws.settings.backups) as writer:
@@ -71,8 +86,9 @@ def restore(ws: Workspace) -> RestoreResult:
         broken = [f for f in checked.ledger_findings if f.code[:3] in ("RB1", "RB2")]
         if broken:
             raise VerificationFailed(
-                f"the ledger itself has {len(broken)} problem(s); restore rewrites views "
-                "from a sound ledger only, so nothing was written",
+                f"the ledger itself has {plural(len(broken), 'problem')}; restore rewrites "
+                "views from a sound ledger only, so nothing was written. "
+                + backup_advice(ws.workbook_path),
                 broken,
             )
         registry = checked.registry
