@@ -65,7 +65,11 @@ def check_alone(root: Path, repeats: int = 3) -> tuple[float, float]:
     from regbook.core.workspace import Workspace
     from regbook.ledger.events import read_events
     from regbook.ledger.state import Registry
-    from regbook.registry.display import DISPLAY_SHEET_NAMES, display_findings
+    from regbook.registry.display import (
+        DISPLAY_SHEET_NAMES,
+        accepted_formats,
+        display_findings,
+    )
     from regbook.workbook.presentation import read_presentation
     from regbook.workbook.read import read_workbook
 
@@ -76,7 +80,9 @@ def check_alone(root: Path, repeats: int = 3) -> tuple[float, float]:
     walls, cpus = [], []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
-        found = display_findings(read_presentation(path, DISPLAY_SHEET_NAMES), data, registry)
+        found = display_findings(
+            read_presentation(path, DISPLAY_SHEET_NAMES, accepted=accepted_formats), data, registry
+        )
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
         assert not [f for f in found if f.is_problem], found[:3]

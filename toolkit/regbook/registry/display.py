@@ -6,7 +6,7 @@ sheet, a conditional format. ``display_findings`` holds the presentation of the 
 regbook writes (``regbook.workbook.presentation``) against what the template gives each
 column, and names every cell where a reader may see something else than the value::
 
-    shown = read_presentation(path, DISPLAY_SHEET_NAMES)
+    shown = read_presentation(path, DISPLAY_SHEET_NAMES, accepted=accepted_formats)
     findings = display_findings(shown, data, registry)   # RB312-RB318
 
 Only differences that can change what a reader sees count (docs/findings.md lists
@@ -40,7 +40,14 @@ from regbook.core.schema import (
 )
 from regbook.ledger.state import Registry
 from regbook.registry.diff import normalize_text
-from regbook.workbook.presentation import Look, Presentation, SheetLook, column_span, contrast
+from regbook.workbook.presentation import (
+    Accepted,
+    Look,
+    Presentation,
+    SheetLook,
+    column_span,
+    contrast,
+)
 from regbook.workbook.read import WorkbookData
 
 # The sheets regbook writes, whose presentation is checked.
@@ -90,6 +97,22 @@ def display_findings(shown: Presentation, data: WorkbookData, registry: Registry
             continue
         findings += _sheet_findings(shown, sheet, sheet_look, data, registry)
     return findings
+
+
+def accepted_formats(name: str, shown: Presentation) -> Accepted:
+    """Per column of a sheet regbook writes, the format indices whose look shows its
+    values as they are (``cell_problem`` finds nothing), so that reading the sheet need
+    only report the others; the SME's own columns accept any."""
+    sheet = SHEETS_BY_NAME[name]
+    own = _OWN_COLUMNS.get(name, frozenset())
+    return {
+        i: None
+        if i in own
+        else frozenset(
+            k for k in range(len(shown.looks)) if cell_problem(shown.look(k), c.kind) is None
+        )
+        for i, c in enumerate(sheet.columns)
+    }
 
 
 def _unknown_sheet(name: str) -> Finding:

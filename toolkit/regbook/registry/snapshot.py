@@ -33,7 +33,7 @@ from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
 from regbook.ledger.state import Registry, VersionState
 from regbook.registry.diff import Vouched, keys_findings, view_findings
-from regbook.registry.display import DISPLAY_SHEET_NAMES, display_findings
+from regbook.registry.display import DISPLAY_SHEET_NAMES, accepted_formats, display_findings
 from regbook.registry.witness import WITNESS_CODES, Witness, signatures_sha256, witness_findings
 from regbook.workbook.presentation import read_presentation
 from regbook.workbook.read import Table, WorkbookData, read_workbook
@@ -297,7 +297,7 @@ def _open(
         ]
         # The look of the rows a witness vouches for was checked by its verifier.
         skip = {n: t.vouched_end for n, t in data.tables.items() if t.vouched_end and vouched}
-        shown = read_presentation(ws.workbook_path, DISPLAY_SHEET_NAMES, skip)
+        shown = read_presentation(ws.workbook_path, DISPLAY_SHEET_NAMES, skip, accepted_formats)
         compared += display_findings(shown, data, registry)
         keys = keys_findings(data, keyring)
     if waiting is not None:

@@ -28,7 +28,7 @@ import colorsys
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -161,13 +161,22 @@ class Presentation:
         return sorted(r for r, c, s in _parse_cells(data) if r > 1 and c == column and s == index)
 
 
+# Per column index, the format indices a caller accepts in it; None: any.
+Accepted = Mapping[int, frozenset[int] | None]
+
+
 def read_presentation(
-    path: Path, scan: Iterable[str], vouched: Mapping[str, int] | None = None
+    path: Path,
+    scan: Iterable[str],
+    vouched: Mapping[str, int] | None = None,
+    accepted: Callable[[str, Presentation], Accepted] | None = None,
 ) -> Presentation:
     """The workbook's cell formats and every sheet's state; the sheets named in ``scan``
     are read in full (cells, rows, columns, overlays), but for the rows a witness vouches
     for: ``vouched`` maps a sheet to where they end in its XML (the witness's verifier
-    found their look clean, under the same styles)."""
+    found their look clean, under the same styles). With ``accepted`` (given the sheet's
+    name and the formats read), a sheet's ``cells`` hold only the (column, format) pairs
+    it does not accept: a clean sheet yields none, and costs no match per cell."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -193,7 +202,8 @@ def read_presentation(
             for name in scan:
                 sheet = shown.sheets.get(name)
                 if sheet is not None and sheet.part in names:
-                    _scan_sheet(zf, sheet, names, (vouched or {}).get(name, 0))
+                    allowed = accepted(name, shown) if accepted is not None else None
+                    _scan_sheet(zf, sheet, names, (vouched or {}).get(name, 0), allowed)
     except (zipfile.BadZipFile, KeyError, OSError) as err:
         raise InputError(f"{path}: cannot read the workbook's formats: {err}") from None
     return shown
@@ -478,7 +488,13 @@ def _float(value: bytes | None, default: float) -> float:
         return default
 
 
-def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str], skip: int = 0) -> None:
+def _scan_sheet(
+    zf: zipfile.ZipFile,
+    sheet: SheetLook,
+    names: set[str],
+    skip: int = 0,
+    accepted: Accepted | None = None,
+) -> None:
     data = zf.read(sheet.part)
     sheet.scanned = True
     opened = _SHEET_DATA.search(data)
@@ -528,20 +544,28 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str], skip: in
     # By slices of about a megabyte, cut before a row: the matches of one slice at a
     # time are held, not the 230,000 of a 10,000-version Models sheet.
     pairs: set[tuple[bytes, bytes]] = set()
-    matched, pos = 0, below
-    while pos < end:
-        cut = data.find(b"<row", pos + _SLICE, end)
-        cut = end if cut == -1 else cut
-        found = _CELL.findall(data, pos, cut)
-        matched += len(found)
+    if accepted is None:
+        matched, pos = 0, below
+        while pos < end:
+            cut = data.find(b"<row", pos + _SLICE, end)
+            cut = end if cut == -1 else cut
+            found = _CELL.findall(data, pos, cut)
+            matched += len(found)
+            pairs.update(found)
+            pos = cut
+        all_cells_usual = data.count(b"<c", below, end) == matched
+    else:
+        # One pass that matches only a cell not in the usual form (its first group
+        # empty) or one whose format its column does not accept.
+        found = _unaccepted_cells(accepted).findall(data, below, end)
+        all_cells_usual = all(column for column, _index in found)
         pairs.update(found)
-        pos = cut
     usual = (
         # a cell of another row placed inside the header row would escape the scan
         all(r == b"1" for r in _CELL_ROW.findall(data, start, header_end))
         and not _MAIN_PREFIXED.search(data, 0, start)
         and data.find(b"xmlns", rows_from, end) == -1
-        and data.count(b"<c", below, end) == matched
+        and all_cells_usual
     )
     if not (
         usual
@@ -557,6 +581,25 @@ def _scan_sheet(zf: zipfile.ZipFile, sheet: SheetLook, names: set[str], skip: in
     else:
         sheet.fast = False
         sheet.cells = {(c, s) for r, c, s in _parse_cells(data) if r > 1}
+
+
+def _unaccepted_cells(accepted: Accepted) -> re.Pattern[bytes]:
+    """A pattern for the cells (``<c`` elements) that are either not in the usual form
+    ``<c r="D7" s="5"`` (both groups empty) or in it with a format their column does not
+    accept (column letters, format index)."""
+    fine = []
+    for column, indices in sorted(accepted.items()):
+        letters = _letters(column).encode()
+        if indices is None:
+            fine.append(letters + rb'[0-9]+" s="[0-9]+"')
+        elif indices:
+            spelt = b"|".join(str(i).encode() for i in sorted(indices))
+            fine.append(letters + rb'[0-9]+" s="(?:' + spelt + rb')"')
+    accept = rb"(?!" + b"|".join(fine) + rb")" if fine else b""
+    return re.compile(
+        rb'<c(?=[\s/>])(?: r="' + accept + rb'([A-Z]{1,3})[0-9]+" s="([0-9]+)"'
+        rb'|(?! r="[A-Z]{1,3}[0-9]+" s="[0-9]+"))'
+    )
 
 
 def _scan_rows(
