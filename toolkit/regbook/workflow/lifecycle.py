@@ -44,7 +44,7 @@ from regbook.ledger.events import payload_cell
 from regbook.registry.diff import normalize_text, same
 from regbook.registry.transaction import Transaction, acting_identity, write_changes
 from regbook.storage.hashing import ContentHash, hash_path
-from regbook.workbook.read import CellValue
+from regbook.workbook.read import CellValue, Table
 
 
 @dataclass(frozen=True)
@@ -517,14 +517,7 @@ def _read_drafts(ws: Workspace, tx: Transaction) -> tuple[list[_Draft], Addenda,
             )
             continue
         try:
-            metric = Metric.make(
-                row[METRICS.index("metric")],
-                row[METRICS.index("value")],
-                row[METRICS.index("kind")],
-                _text(row[METRICS.index("slice")]),
-                metrics.ref(i, "metric"),
-                {"value": metrics.ref(i, "value"), "kind": metrics.ref(i, "kind")},
-            )
+            metric = metric_of_row(metrics, i)
         except InputError as err:
             problems.append(str(err))
             continue
@@ -603,16 +596,8 @@ def _addendum_row(
     if formula is not None:
         problems.append(f"{metrics.ref(i, formula)}: a formula; type the value itself")
         return
-    row = metrics.rows[i]
     try:
-        metric = Metric.make(
-            row[METRICS.index("metric")],
-            row[METRICS.index("value")],
-            row[METRICS.index("kind")],
-            _text(row[METRICS.index("slice")]),
-            metrics.ref(i, "metric"),
-            {"value": metrics.ref(i, "value"), "kind": metrics.ref(i, "kind")},
-        )
+        metric = metric_of_row(metrics, i)
     except InputError as err:
         problems.append(str(err))
         return
@@ -759,3 +744,17 @@ def parse_params(text: str) -> dict[str, str]:
             raise InputError(f"hyperparameter {name.strip()!r} is given twice")
         out[name.strip()] = value.strip()
     return out
+
+
+def metric_of_row(metrics: Table, i: int) -> Metric:
+    """The metric the ``i``-th row of the Metrics sheet holds; InputError naming its
+    cell if it cannot be one."""
+    row = metrics.rows[i]
+    return Metric.make(
+        row[METRICS.index("metric")],
+        row[METRICS.index("value")],
+        row[METRICS.index("kind")],
+        _text(row[METRICS.index("slice")]),
+        metrics.ref(i, "metric"),
+        {"value": metrics.ref(i, "value"), "kind": metrics.ref(i, "kind")},
+    )
