@@ -43,9 +43,10 @@ class LocalServer:
     log: Path
 
     @classmethod
-    def start(cls, folder: Path, timeout: float = 180.0) -> LocalServer:
-        """Start ``mlflow server`` storing into ``folder`` (its log in server.log there);
-        InputError if it exits or does not answer within ``timeout`` seconds."""
+    def start(cls, folder: Path, timeout: float = 180.0, workers: int = 1) -> LocalServer:
+        """Start ``mlflow server`` storing into ``folder`` (its log in server.log there),
+        with ``workers`` worker processes; InputError if it exits or does not answer
+        within ``timeout`` seconds."""
         folder.mkdir(parents=True, exist_ok=True)
         port = free_port()
         log = folder / "server.log"
@@ -53,7 +54,7 @@ class LocalServer:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
                  "--port", str(port), "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-                 "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+                 "--artifacts-destination", str(folder / "artifacts"), "--workers", str(workers)],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **QUIET},
                 start_new_session=True,  # its own process group: stop() ends its workers
             )  # fmt: skip
