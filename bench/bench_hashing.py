@@ -37,7 +37,7 @@ def _write_random(path: Path, size: int) -> None:
             left -= n
 
 
-def _raw_hash(path: Path) -> str:
+def raw_hash(path: Path) -> str:
     """The obvious loop a reader would write: the yardstick."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -46,7 +46,7 @@ def _raw_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _warm(paths: list[Path]) -> None:
+def warm(paths: list[Path]) -> None:
     for path in paths:
         with path.open("rb") as handle:
             while handle.read(16 * CHUNK):
@@ -62,16 +62,18 @@ def _best(fn: Callable[[], object]) -> float:
     return best
 
 
-def _pair(raw: Callable[[], object], ours: Callable[[], object]) -> tuple[float, float]:
+def pair(
+    raw: Callable[[], object], ours: Callable[[], object], repeats: int = REPEATS
+) -> tuple[float, float]:
     """Best-of times of both, interleaved so drift (thermal, neighbours) hits both."""
     raw_best = ours_best = float("inf")
-    for _ in range(REPEATS):
-        raw_best = min(raw_best, _best_once(raw))
-        ours_best = min(ours_best, _best_once(ours))
+    for _ in range(repeats):
+        raw_best = min(raw_best, once(raw))
+        ours_best = min(ours_best, once(ours))
     return raw_best, ours_best
 
 
-def _best_once(fn: Callable[[], object]) -> float:
+def once(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
@@ -90,10 +92,10 @@ def _in_memory() -> list[dict]:
 def _one_large_file(workdir: Path) -> list[dict]:
     path = workdir / "large" / "model.bin"
     _write_random(path, 2 * GIB)
-    _warm([path])
-    expected = _raw_hash(path)
+    warm([path])
+    expected = raw_hash(path)
     assert hash_file(path, progress=False).hex == expected
-    raw, ours = _pair(lambda: _raw_hash(path), lambda: hash_file(path, progress=False))
+    raw, ours = pair(lambda: raw_hash(path), lambda: hash_file(path, progress=False))
     size = path.stat().st_size
     path.unlink()
     ratio = raw / ours
@@ -109,11 +111,9 @@ def _two_large_files(workdir: Path) -> list[dict]:
     paths = [root / "shard-1.bin", root / "shard-2.bin"]
     for path in paths:
         _write_random(path, GIB)
-    _warm(paths)
+    warm(paths)
     assert hash_tree(root, progress=False) == hash_tree(root, progress=False)
-    raw, ours = _pair(
-        lambda: [_raw_hash(p) for p in paths], lambda: hash_tree(root, progress=False)
-    )
+    raw, ours = pair(lambda: [raw_hash(p) for p in paths], lambda: hash_tree(root, progress=False))
     size = sum(p.stat().st_size for p in paths)
     for path in paths:
         path.unlink()
@@ -134,11 +134,9 @@ def _many_small_files(workdir: Path) -> list[dict]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(os.urandom(rng.randint(4 * 1024, 64 * 1024)))
         paths.append(path)
-    _warm(paths)
+    warm(paths)
     size = sum(p.stat().st_size for p in paths)
-    raw, ours = _pair(
-        lambda: [_raw_hash(p) for p in paths], lambda: hash_tree(root, progress=False)
-    )
+    raw, ours = pair(lambda: [raw_hash(p) for p in paths], lambda: hash_tree(root, progress=False))
     ratio = raw / ours
     return [
         _row("(c) 2,000 small files: hashlib read loop", len(paths) / raw, "files/s"),

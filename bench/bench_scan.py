@@ -15,55 +15,23 @@ cache:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
 import random
 import struct
-import time
-from collections.abc import Callable
+import sys
 from pathlib import Path
 
 from regbook.storage.scanning import scan_artefact
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_hashing import once, pair, raw_hash, warm  # noqa: E402
+from measure import row  # noqa: E402
+
 GIB = 1 << 30
-CHUNK = 1 << 20
 REPEATS = 2
-
-
-def _row(name: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> dict:
-    return {"name": name, "value": value, "unit": unit, "target": target, "ok": ok}
-
-
-def _raw_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _warm(paths: list[Path]) -> None:
-    for path in paths:
-        with path.open("rb") as handle:
-            while handle.read(16 * CHUNK):
-                pass
-
-
-def _once(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-def _pair(raw: Callable[[], object], ours: Callable[[], object]) -> tuple[float, float]:
-    """Best-of times of both, interleaved so drift (neighbours) hits both alike."""
-    raw_best = ours_best = float("inf")
-    for _ in range(REPEATS):
-        raw_best = min(raw_best, _once(raw))
-        ours_best = min(ours_best, _once(ours))
-    return raw_best, ours_best
 
 
 def _big_pickle(path: Path) -> None:
@@ -92,20 +60,20 @@ def _one_large_pickle(workdir: Path) -> list[dict]:
     path = workdir / "large" / "model.pkl"
     path.parent.mkdir(parents=True)
     _big_pickle(path)
-    _warm([path])
+    warm([path])
     report = scan_artefact(path)
-    assert report.content_hash.hex == _raw_hash(path) and report.verdict != "inconclusive"
-    raw, ours = _pair(lambda: _raw_hash(path), lambda: scan_artefact(path))
-    scanner = min(_once(lambda: _picklescan_only(path)) for _ in range(REPEATS))
+    assert report.content_hash.hex == raw_hash(path) and report.verdict != "inconclusive"
+    raw, ours = pair(lambda: raw_hash(path), lambda: scan_artefact(path), REPEATS)
+    scanner = min(once(lambda: _picklescan_only(path)) for _ in range(REPEATS))
     size = path.stat().st_size
     path.unlink()
     ratio = ours / raw
     return [
-        _row("(a) 1 GiB pickle: hashlib read loop", size / raw / 1e9, "GB/s"),
-        _row("(a) 1 GiB pickle: scan_artefact (hash + scan)", size / ours / 1e9, "GB/s"),
-        _row("(a) scan / hash time", ratio, "x", "<= 2", ratio <= 2),
-        _row("(a) of which picklescan alone", scanner, "s"),
-        _row("(a) of which hashing (hashlib loop)", raw, "s"),
+        row("(a) 1 GiB pickle: hashlib read loop", size / raw / 1e9, "GB/s"),
+        row("(a) 1 GiB pickle: scan_artefact (hash + scan)", size / ours / 1e9, "GB/s"),
+        row("(a) scan / hash time", ratio, "x", "<= 2", ratio <= 2),
+        row("(a) of which picklescan alone", scanner, "s"),
+        row("(a) of which hashing (hashlib loop)", raw, "s"),
     ]
 
 
@@ -139,18 +107,18 @@ def _many_files(workdir: Path) -> list[dict]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         paths.append(path)
-    _warm(paths)
+    warm(paths)
     report = scan_artefact(root)
     assert report.verdict == "clean", report.inconclusive[:3]
-    raw, ours = _pair(lambda: [_raw_hash(p) for p in paths], lambda: scan_artefact(root))
+    raw, ours = pair(lambda: [raw_hash(p) for p in paths], lambda: scan_artefact(root), REPEATS)
     size = sum(p.stat().st_size for p in paths)
     ratio = ours / raw
     return [
-        _row("(b) 2,000 files: hashlib read loop", len(paths) / raw, "files/s"),
-        _row("(b) 2,000 files: scan_artefact (hash + scan)", len(paths) / ours, "files/s"),
-        _row("(b) 2,000 files: hashlib read loop", size / raw / 1e9, "GB/s"),
-        _row("(b) 2,000 files: scan_artefact", size / ours / 1e9, "GB/s"),
-        _row("(b) scan / hash time (includes the walk)", ratio, "x", "<= 2", ratio <= 2),
+        row("(b) 2,000 files: hashlib read loop", len(paths) / raw, "files/s"),
+        row("(b) 2,000 files: scan_artefact (hash + scan)", len(paths) / ours, "files/s"),
+        row("(b) 2,000 files: hashlib read loop", size / raw / 1e9, "GB/s"),
+        row("(b) 2,000 files: scan_artefact", size / ours / 1e9, "GB/s"),
+        row("(b) scan / hash time (includes the walk)", ratio, "x", "<= 2", ratio <= 2),
     ]
 
 
