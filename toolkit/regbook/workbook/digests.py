@@ -8,7 +8,7 @@ SHA-256 of the worksheet's XML from its first byte up to the end of its 2,048th,
 reads exactly the rows the verifier read, so it need not compare them again::
 
     digests = package_digests(path, ("Ledger", "Models"))    # what CI records
-    vouched = vouched_rows(path, digests)   # {"Ledger": 39901, ...}: rows 1..N unchanged
+    to, end = vouched_prefix(xml, digests.sheets["Ledger"])  # rows 1..to unchanged
 
 Only the ``<dimension>`` element is left out of a sheet's digest: it is a size hint that
 every append rewrites, and it changes nothing a cell holds or shows. A prefix of XML
@@ -149,15 +149,11 @@ def _row_ends(xml: bytes) -> list[int]:
     return ends
 
 
-def vouched_to(xml: bytes, witnessed: tuple[Checkpoint, ...]) -> int:
-    """The Excel row number up to which ``xml`` holds the witnessed bytes: its rows up
-    there are the rows the witness's verifier read, and nothing after them names one.
-    0 when no checkpoint matches or anything after it could reach back."""
-    return vouched_prefix(xml, witnessed)[0]
-
-
 def vouched_prefix(xml: bytes, witnessed: tuple[Checkpoint, ...]) -> tuple[int, int]:
-    """``vouched_to``, and the byte offset where the vouched rows end (0, 0 for none)."""
+    """The Excel row number up to which ``xml`` holds the witnessed bytes, and the byte
+    offset where those rows end: the rows the witness's verifier read, with nothing
+    after them naming one of them. (0, 0) when no checkpoint matches or anything after
+    it could reach back."""
     ends = _row_ends(xml)
     cut = 0
     found = _prefix_digests(xml, ends, [rows for rows, _digest in witnessed])
@@ -193,19 +189,6 @@ def without_vouched_rows(xml: bytes, end: int) -> tuple[bytes, int] | None:
     if not ends or number is None or number.group(1) != b"1" or ends[0] > end:
         return None
     return xml[: ends[0]] + xml[end:], ends.index(end)
-
-
-def vouched_rows(path: Path, witnessed: PackageDigests) -> dict[str, int]:
-    """Per witnessed sheet, the row up to which it holds the witnessed bytes; every
-    sheet 0 when any other part of the package changed."""
-    with zipfile.ZipFile(path) as zf:
-        if package_digest(zf) != witnessed.package:
-            return {}
-        parts = sheet_parts(zf)
-        return {
-            name: vouched_to(zf.read(parts[name]), cps) if name in parts else 0
-            for name, cps in witnessed.sheets.items()
-        }
 
 
 def sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
