@@ -13,7 +13,7 @@ so a second push writes only what the ledger changed since.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,38 +193,65 @@ def _push(
                 f"{got}, not the sealed {s.content_hash}; nothing was pushed (`regbook verify`)"
             )
     experiment = remote.experiment_id(experiment_name(registry_id), create=True) if new else None
-    # The runs (artefact uploads included) on a few threads; the versions then in
-    # order, so that MLflow numbers them as regbook does.
-    runs: dict[str, tuple[str, str]] = {}
-    if new:
-        assert experiment is not None
-        with ThreadPoolExecutor(max_workers=RUN_THREADS) as pool:
-            made = pool.map(lambda sp: _make_run(remote, experiment, *sp), new)
-            runs = {s.composite_id: run for (s, _p), run in zip(new, made, strict=True)}
-    for model, versions in by_model.items():
-        ours, registered = found[model]
-        if registered is None:
-            remote.call("create_registered_model", model, tags={REGISTRY_TAG: registry_id})
-        for s in versions:
-            tags = version_tags(snapshot, s)
-            text = description(snapshot, s)
-            mv = ours.get(s.composite_id)
-            if mv is None:
-                run_id, source = runs[s.composite_id]
-                mv = remote.call(
-                    "create_model_version", s.model, source, run_id=run_id, tags=tags,
-                    description=text, await_creation_for=0,
-                )  # fmt: skip
-                ours[s.composite_id] = mv
-                result.created.append(
-                    {"composite_id": s.composite_id, "mlflow_version": str(mv.version)}
-                )
-            elif _update(remote, mv, tags, text):
-                result.updated.append(s.composite_id)
-            record.versions[s.composite_id] = Mirrored(
-                model, str(mv.version), str(mv.run_id or ""), str(mv.source), tags
+    # The runs (artefact uploads included) on a few threads; each model's versions in
+    # order as their runs finish, so that MLflow numbers them as regbook does, the
+    # models side by side.
+    with (
+        ThreadPoolExecutor(max_workers=RUN_THREADS) as runs_pool,
+        ThreadPoolExecutor(max_workers=RUN_THREADS) as models_pool,
+    ):
+        runs: dict[str, Future[tuple[str, str]]] = {}
+        if new:
+            assert experiment is not None
+            for s, path in new:
+                runs[s.composite_id] = runs_pool.submit(_make_run, remote, experiment, s, path)
+        streams = [
+            models_pool.submit(
+                _push_model, snapshot, remote, model, versions, found[model], runs, record
             )
-        result.aliases += _move_aliases(snapshot, remote, model, ours, registered, record)
+            for model, versions in by_model.items()
+        ]
+        for stream in streams:
+            created, updated, moved = stream.result()
+            result.created += created
+            result.updated += updated
+            result.aliases += moved
+
+
+def _push_model(
+    snapshot: Snapshot,
+    remote: Remote,
+    model: str,
+    versions: list[VersionState],
+    found: tuple[dict[str, Any], Any | None],
+    runs: dict[str, Future[tuple[str, str]]],
+    record: MirrorRecord,
+) -> tuple[list[dict[str, str]], list[str], list[str]]:
+    """One model's versions, in order (each new one once its run is made), then its
+    stage aliases: what was created, updated and moved."""
+    ours, registered = found
+    created: list[dict[str, str]] = []
+    updated: list[str] = []
+    if registered is None:
+        remote.call("create_registered_model", model, tags={REGISTRY_TAG: snapshot.registry_id})
+    for s in versions:
+        tags = version_tags(snapshot, s)
+        text = description(snapshot, s)
+        mv = ours.get(s.composite_id)
+        if mv is None:
+            run_id, source = runs[s.composite_id].result()
+            mv = remote.call(
+                "create_model_version", s.model, source, run_id=run_id, tags=tags,
+                description=text, await_creation_for=0,
+            )  # fmt: skip
+            ours[s.composite_id] = mv
+            created.append({"composite_id": s.composite_id, "mlflow_version": str(mv.version)})
+        elif _update(remote, mv, tags, text):
+            updated.append(s.composite_id)
+        record.versions[s.composite_id] = Mirrored(
+            model, str(mv.version), str(mv.run_id or ""), str(mv.source), tags
+        )
+    return created, updated, _move_aliases(snapshot, remote, model, ours, registered, record)
 
 
 def _make_run(remote: Remote, experiment: str, s: VersionState, path: Path) -> tuple[str, str]:
@@ -247,10 +274,8 @@ def _make_run(remote: Remote, experiment: str, s: VersionState, path: Path) -> t
     params += [Param(k, str(p[k])) for k in ("data_version", "pipeline_run") if p.get(k)]
     if metrics or params:
         remote.call("log_batch", run_id, metrics=metrics, params=params)
-    if path.is_dir():
-        remote.call("log_artifacts", run_id, str(path), ARTEFACT_PATH)
-    else:
-        remote.call("log_artifact", run_id, str(path), ARTEFACT_PATH)
+    # The run's artifact store is the one its answer names: no request to look it up.
+    remote.upload(run.info.artifact_uri, path, ARTEFACT_PATH)
     remote.call("set_terminated", run_id)
     return run_id, f"{run.info.artifact_uri.rstrip('/')}/{ARTEFACT_PATH}"
 

@@ -147,6 +147,22 @@ class Remote:
             return None
         return str(self.call("create_experiment", name))
 
+    def upload(self, artifact_uri: str, path: Path, under: str) -> None:
+        """The file or folder ``path`` logged under ``under`` in the artifact store at
+        ``artifact_uri`` (a run's own, from its answer: no request to look it up)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        try:
+            repo = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+            if path.is_dir():
+                repo.log_artifacts(str(path), under)
+            else:
+                repo.log_artifact(str(path), under)
+        except self._error_type as err:
+            raise self.fail(err) from None
+        except OSError as err:
+            raise self.fail(err) from None
+
     def download(self, source: str, into: Path) -> Path:
         """The artefact at ``source`` downloaded into the folder ``into``."""
         from mlflow.artifacts import download_artifacts
