@@ -78,19 +78,20 @@ class PackagePatch:
 
     def _row_spans(self, data: bytes) -> list[tuple[int, int, int]]:
         """(row number, start, end) of every <row> element, in document order."""
-        spans = []
-        for match in _ROW_START.finditer(data):
-            start = match.start()
-            tag_end = data.index(b">", match.end())
-            if data[tag_end - 1 : tag_end] == b"/":
-                end = tag_end + 1
-            else:
-                close = _ROW_END.search(data, tag_end)
-                if close is None:
-                    raise InputError(f"{self.path.name}: a row element is not closed")
-                end = close.end()
-            spans.append((int(match.group(1)), start, end))
-        return spans
+        return [
+            (int(match.group(1)), match.start(), self._row_end(data, match))
+            for match in _ROW_START.finditer(data)
+        ]
+
+    def _row_end(self, data: bytes, start: re.Match[bytes]) -> int:
+        """Where the row element whose start tag ``start`` matched ends."""
+        tag_end = data.index(b">", start.end())
+        if data[tag_end - 1 : tag_end] == b"/":
+            return tag_end + 1
+        close = _ROW_END.search(data, tag_end)
+        if close is None:
+            raise InputError(f"{self.path.name}: a row element is not closed")
+        return close.end()
 
     def put_rows(self, sheet: str, rows: dict[int, str]) -> None:
         """Write whole rows (row number -> the row's cell XML), replacing rows that exist
@@ -136,8 +137,7 @@ class PackagePatch:
     @staticmethod
     def _last_row(data: bytes) -> tuple[int, int] | None:
         """(number, position) of the last <row> element, found from the end."""
-        end = _SHEET_DATA_END.search(data)
-        limit = end.start() if end else len(data)
+        limit = _sheet_data_end(data)
         pos = limit
         while True:
             pos = data.rfind(b"<row", 0, pos)
@@ -148,6 +148,19 @@ class PackagePatch:
                 return int(match.group(1)), match.end()
             # a namespaced or unusual row tag: let the full walk handle it
             return None
+
+    def _spans_of(self, data: bytes, row: int) -> list[tuple[int, int, int]]:
+        """The spans to look for row ``row`` in: its own, found by its plain ``<row
+        r="N"`` start (as every spreadsheet program writes it), else every row's. A row
+        past the last one is in none of them, without a walk through the sheet."""
+        at = data.find(b'<row r="%d"' % row)
+        match = _ROW_START.match(data, at) if at >= 0 else None
+        if match is not None:
+            return [(row, at, self._row_end(data, match))]
+        last = self._last_row(data)
+        if last is not None and row > last[0]:
+            return []
+        return self._row_spans(data)
 
     def drop_rows_from(self, sheet: str, first: int) -> None:
         """Remove every row numbered ``first`` or more (a view rewritten whole)."""
@@ -164,7 +177,11 @@ class PackagePatch:
 
     @staticmethod
     def _open_sheet_data(data: bytes) -> bytes:
-        empty = _SHEET_DATA_EMPTY.search(data)
+        # The element's start is the first "sheetData" of a worksheet (the parts before
+        # it are sheetPr, dimension, sheetViews, sheetFormatPr, cols): no regex walk over
+        # the megabytes of rows after it.
+        at = data.find(b"sheetData")
+        empty = _SHEET_DATA_EMPTY.match(data, data.rfind(b"<", 0, at)) if at > 0 else None
         if empty:
             prefix = empty.group(1)
             data = (
@@ -205,7 +222,7 @@ class PackagePatch:
     def row_cells(self, sheet: str, row: int) -> dict[int, str]:
         """The XML of each cell in an existing row, by 0-based column index."""
         _part, data = self._sheet(sheet)
-        for number, start, end in self._row_spans(data):
+        for number, start, end in self._spans_of(data, row):
             if number == row:
                 body = data[start:end].decode("utf-8")
                 cells = {}
@@ -265,6 +282,18 @@ def escape(text: str, entities: dict[str, str] | None = None) -> str:
     for char, entity in (entities or {}).items():
         text = text.replace(char, entity)
     return text
+
+
+def _sheet_data_end(data: bytes) -> int:
+    """Where ``</sheetData>`` (or a namespaced one) starts, searched from the end: the
+    end of the part if there is none."""
+    at = data.rfind(b"sheetData>")
+    while at > 0:
+        match = _SHEET_DATA_END.match(data, data.rfind(b"<", 0, at))
+        if match is not None and match.end() == at + len(b"sheetData>"):
+            return match.start()
+        at = data.rfind(b"sheetData>", 0, at)
+    return len(data)
 
 
 def _row_xml(number: int, cells: str) -> bytes:
