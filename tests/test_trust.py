@@ -944,3 +944,22 @@ def test_a_row_hidden_after_the_witnessed_ones_is_still_caught(prod: Env):
     assert snap.data.tables["History"].vouched_end > 0  # the rows before it were skipped
     found, report = verify(prod, "--witness", str(witness))
     assert found == 1 and "RB314" in codes(report), report["findings"]
+
+
+def test_registrations_under_a_witness_that_vouches_for_nothing_are_checked_in_full(prod: Env):
+    # A genuine witness, then the ledger cut back under its head and a registration with
+    # no readable artefact hash signed at the witnessed seq: the witness vouches for
+    # nothing there, so that registration is replayed with every check.
+    witness = take_witness(prod)
+    witnessed = ledger(prod)[-1]
+    delete_ledger_rows(prod, 1)
+    ok(prod.run("restore"))
+    first = next(e for e in ledger(prod) if e.kind == "register" and e.model == "credit-risk")
+    after = max(e.version or 0 for e in ledger(prod) if e.model == "credit-risk") + 1
+    payload = {k: v for k, v in first.payload.items() if k != "registry"}
+    payload["artefact"] = {**payload["artefact"], "hash": "not a hash"}
+    row = forge(prod, "sme", "register", f"credit-risk@{after}", payload)
+    assert ledger(prod)[-1].seq == witnessed.seq
+    code, report = verify(prod, "--witness", str(witness))
+    assert code == 1 and "RB119" in codes(report)
+    assert ("RB203", f"Ledger!F{row}") in problems(report)

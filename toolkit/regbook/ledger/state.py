@@ -127,19 +127,27 @@ class Registry:
         return self.versions.get((model, version))
 
     @classmethod
-    def replay(cls, events: list[LedgerEvent]) -> tuple[Registry, list[Finding]]:
-        registry = cls(events=list(events))
+    def replay(cls, events: list[LedgerEvent], vouched: int = 0) -> tuple[Registry, list[Finding]]:
+        """The registry the events make, and what replaying them found. The
+        registrations up to seq ``vouched`` are not checked for their shape again: a
+        trusted witness's verifier replayed those very bytes and found nothing."""
+        registry = cls()
+        return registry, registry.extend(events, vouched)
+
+    def extend(self, events: list[LedgerEvent], vouched: int = 0) -> list[Finding]:
+        """Replay ``events`` after those replayed already (a writer's new ones)."""
+        self.events.extend(events)
         findings: list[Finding] = []
         for event in events:
             if event.kind == "register":
-                findings.extend(registry._register(event))
+                findings.extend(self._register(event, checked=event.seq > vouched))
             else:
-                state = registry.versions.get((event.model, event.version or 0))
+                state = self.versions.get((event.model, event.version or 0))
                 if state is not None and event.kind == "metrics":
                     findings.extend(_add_metrics(state, event))
                 elif state is not None:
-                    registry._apply(state, event)
-        return registry, findings
+                    self._apply(state, event)
+        return findings
 
     def _apply(self, state: VersionState, event: LedgerEvent) -> None:
         """What a governance event changes in a version's views. Whether the event was
@@ -203,7 +211,7 @@ class Registry:
     def production(self, model: str) -> list[VersionState]:
         return [v for (m, _), v in self.versions.items() if m == model and v.stage == "Production"]
 
-    def _register(self, event: LedgerEvent) -> list[Finding]:
+    def _register(self, event: LedgerEvent, checked: bool = True) -> list[Finding]:
         findings = []
         key = (event.model, event.version or 0)
         label = f"{event.model}@{event.version}"
@@ -227,7 +235,7 @@ class Registry:
             if MODEL_NAME_RE.fullmatch(event.model)
             else f"the model name {event.model!r} is not one register accepts (lower case "
             "a-z 0-9 . _ -): a look-alike of another name, or a name no reader can tell apart"
-        ) or payload_problem(event.payload)
+        ) or (payload_problem(event.payload) if checked else None)
         if problem is not None:
             # Everything downstream reads these fields; such a version is not replayed.
             findings.append(Finding.make(
@@ -235,7 +243,8 @@ class Registry:
                 f"registration {event.seq} cannot be read: {problem}; the version is left "
                 "out of every view", event.model, event.version))  # fmt: skip
             return findings
-        findings.extend(_check_payload(event))
+        if checked:
+            findings.extend(_check_payload(event))
         state = VersionState(event.model, event.version or 0, event, events=[event])
         state.storage = event.payload["artefact"]["storage"]
         self.versions[key] = state

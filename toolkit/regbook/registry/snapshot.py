@@ -192,8 +192,10 @@ class _Replayed:
     replay_findings: list[Finding]
 
     @classmethod
-    def of(cls, events: list[LedgerEvent], bad: list[Finding], keyring: Keyring) -> _Replayed:
-        registry, found = Registry.replay(events)
+    def of(
+        cls, events: list[LedgerEvent], bad: list[Finding], keyring: Keyring, vouched: int = 0
+    ) -> _Replayed:
+        registry, found = Registry.replay(events, vouched)
         return cls(events, bad, Anchors.replay(events, keyring), registry, found)
 
 
@@ -241,7 +243,7 @@ def _open(
         # While the other sheets are read, parse the ledger and start the signature checks.
         ledger.append(table)
         events, bad = read_events(table, check if signatures else None, vouched=bool(trusted))
-        parsed.append(_Replayed.of(events, bad, keyring))
+        parsed.append(_Replayed.of(events, bad, keyring, trusted))
 
     # A trusted witness's digests tell which rows are still the bytes CI verified.
     parts = witness.parts if witness is not None and trusted else None
@@ -260,8 +262,9 @@ def _open(
         and not any(f.code in _NOT_VOUCHED for f in findings + anchored + witnessed)
         and signatures_sha256(events, trusted) == witness.signatures_sha256
     )
-    if not vouched and ledger and ledger[0].vouched_to:
-        # The witness vouches for nothing after all: every row is read and checked.
+    if not vouched and trusted and ledger:
+        # The witness vouches for nothing after all: every row is read and checked, and
+        # every registration replayed with its checks.
         ledger_read = _Replayed.of(*read_events(ledger[0]), keyring)
         events, anchors = ledger_read.events, ledger_read.anchors
     registry = ledger_read.registry

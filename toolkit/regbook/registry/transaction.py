@@ -340,7 +340,10 @@ def write_changes(
     ``added_rows``: the Metrics rows typed for a sealed version that a metrics addendum
     seals now."""
 
-    registry, _ = Registry.replay(tx.events)
+    # The transaction's registry is the replay of the events before its own: replay
+    # only those (each later view row is the new state's).
+    registry = tx.registry
+    registry.extend(tx.new_events)
     _append(patch, LEDGER, tx.data[LEDGER.name].row_numbers, [
         dict(zip([c.key for c in LEDGER.columns], e.to_row(), strict=True))
         for e in tx.new_events
