@@ -906,6 +906,25 @@ def test_writers_use_a_witness_left_in_the_workspace_and_still_refuse_a_hand_edi
     assert "RB301" in refused.output or "views differ" in refused.output
 
 
+@pytest.mark.usefixtures("every_row")
+def test_writers_with_a_witness_append_after_the_rows_they_did_not_read(prod: Env):
+    take_witness(prod)
+    shutil.copy2(prod.root.parent / "ci-only" / "witness", prod.root / "regbook.witness")
+    before = {name: len(read_workbook(prod.workbook).tables[name].rows)
+              for name in ("Approvals", "History")}  # fmt: skip
+    with Transaction(Workspace.load(prod.root)) as tx:
+        for name in ("Approvals", "History"):  # every row vouched for: none read
+            assert tx.data[name].omitted == before[name] and not tx.data[name].rows
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    after = read_workbook(prod.workbook).tables
+    assert len(after["Approvals"].rows) == before["Approvals"] + 1
+    assert len(after["History"].rows) == before["History"] + 1
+    assert after["History"].row_numbers[-1] == before["History"] + 2  # after the header
+    code, report = verify(prod)  # every row compared, none vouched for
+    assert code == 0, report["findings"]
+
+
 def test_a_witness_in_the_workspace_that_cannot_be_read_only_saves_nothing(prod: Env):
     (prod.root / "regbook.witness").write_text("not a witness\n")
     with Transaction(Workspace.load(prod.root)) as tx:

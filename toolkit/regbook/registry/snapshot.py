@@ -125,7 +125,6 @@ def open_registry(
     threads: int = 2,
     meanwhile: Callable[[], object] | None = None,
     witness: Witness | None = None,
-    tails: bool = True,
 ) -> Snapshot:
     """Read ``sheets`` of the workbook once and check the registry: the ledger's rows and
     chain, the keyring pin, and with ``signatures`` every signature and workflow rule;
@@ -138,9 +137,8 @@ def open_registry(
     witness is a ci key's and the keyring is the one it names, the signatures of the
     events up to the witnessed head are not checked again: the chain proves they are
     the bytes CI verified, under the same keys and the same policy; nor are the rows the
-    witness's digests vouch for (docs/formats.md). With ``tails``, of Approvals and
-    History only the rows after those are read (``Table.omitted``): writers, which
-    append after the last row, pass False."""
+    witness's digests vouch for (docs/formats.md); of Approvals and History only the
+    rows after those are read (``Table.omitted``)."""
     if keyring_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", keyring_sha256.strip()):
         raise InputError(
             f"keyring sha256 {keyring_sha256!r}: expected the 64 hex digits sha256sum prints"
@@ -154,8 +152,7 @@ def open_registry(
         prepared = side.submit(meanwhile) if side is not None and meanwhile else None
         with gc_paused():
             snapshot = _open(
-                ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool, witness,
-                tails,
+                ws, keyring, sheets, signatures, views, keyring_sha256, threads, pool, witness
             )  # fmt: skip
         if prepared is not None:
             prepared.result()  # its error, if any, is the caller's
@@ -209,7 +206,6 @@ def _open(
     threads: int,
     pool: sigbatch.Executor | None,
     witness: Witness | None,
-    tails: bool,
 ) -> Snapshot:
     findings: list[Finding] = []
     if keyring_sha256 is not None and keyring.sha256 != keyring_sha256.strip().lower():
@@ -249,7 +245,7 @@ def _open(
     parts = witness.parts if witness is not None and trusted else None
     data = read_workbook(
         ws.workbook_path, sheets=sheets, first=LEDGER, on_first=parse_ledger, witnessed=parts,
-        tail_only=_TAIL_SHEETS if tails else (),
+        tail_only=_TAIL_SHEETS,
     )  # fmt: skip
     ledger_read = parsed[0]
     events, anchors = ledger_read.events, ledger_read.anchors

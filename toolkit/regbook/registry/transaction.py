@@ -58,7 +58,7 @@ from regbook.registry.views import (
 )
 from regbook.registry.witness import workspace_witness
 from regbook.workbook.patch import PackagePatch
-from regbook.workbook.read import WorkbookData, WorkbookWriter
+from regbook.workbook.read import Table, WorkbookData, WorkbookWriter
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,6 @@ class Transaction:
                 signatures=self.checked,
                 views=self.checked,
                 witness=workspace_witness(self.ws),
-                tails=False,  # rows are appended after the last one: read them all
             )
             findings = snapshot.chain_findings
             if findings:
@@ -344,7 +343,7 @@ def write_changes(
     # only those (each later view row is the new state's).
     registry = tx.registry
     registry.extend(tx.new_events)
-    _append(patch, LEDGER, tx.data[LEDGER.name].row_numbers, [
+    _append(patch, LEDGER, last_row(tx.data[LEDGER.name]), [
         dict(zip([c.key for c in LEDGER.columns], e.to_row(), strict=True))
         for e in tx.new_events
     ])  # fmt: skip
@@ -398,20 +397,27 @@ def write_changes(
     _append(
         patch,
         APPROVALS,
-        tx.data[APPROVALS.name].row_numbers,
+        last_row(tx.data[APPROVALS.name]),
         [approval_row(e) for e in tx.new_events if e.kind == "approve"],
     )
     _append(
         patch,
         HISTORY,
-        tx.data[HISTORY.name].row_numbers,
+        last_row(tx.data[HISTORY.name]),
         [history_row(e) for e in tx.new_events if e.kind != "approve"],
     )
     refresh_keys(patch, tx.data, load_keyring(tx.ws))
 
 
-def _append(patch: Any, sheet: Any, existing: list[int], rows: list[dict[str, Any]]) -> None:
-    start = max(existing, default=1) + 1
+def last_row(table: Table) -> int:
+    """The number of the sheet's last data row (1, the header's, when it has none),
+    counting the rows a witness vouches for that were not read (``Table.omitted``)."""
+    return max([1, *table.row_numbers, table.vouched_to if table.omitted else 1])
+
+
+def _append(patch: Any, sheet: Any, last: int, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` after row ``last``."""
+    start = last + 1
     patch.put_rows(sheet.name, {
         start + i: patch.cells_xml(start + i, sheet.columns, values, "view")
         for i, values in enumerate(rows)
@@ -425,4 +431,4 @@ def refresh_keys(patch: Any, data: WorkbookData, keyring: Any) -> None:
     if not sheet_findings(data[KEYS.name], KEYS, wanted, code="RB308"):
         return
     patch.drop_rows_from(KEYS.name, 2)
-    _append(patch, KEYS, [], wanted)
+    _append(patch, KEYS, 1, wanted)
