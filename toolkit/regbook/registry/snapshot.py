@@ -239,7 +239,18 @@ def _open(
         # While the other sheets are read, parse the ledger and start the signature checks.
         ledger.append(table)
         events, bad = read_events(table, check if signatures else None, vouched=bool(trusted))
-        parsed.append(_Replayed.of(events, bad, keyring, trusted))
+        # The events of the rows that are still the bytes CI read (the first ones): CI
+        # replayed them and found them clean. A row edited since is not among them,
+        # whatever seq it claims.
+        clean = (
+            next(
+                (i for i, e in enumerate(events) if e.row is None or e.row > table.vouched_to),
+                len(events),
+            )
+            if trusted
+            else 0
+        )
+        parsed.append(_Replayed.of(events, bad, keyring, clean))
 
     # A trusted witness's digests tell which rows are still the bytes CI verified.
     parts = witness.parts if witness is not None and trusted else None
@@ -258,9 +269,8 @@ def _open(
         and not any(f.code in _NOT_VOUCHED for f in findings + anchored + witnessed)
         and signatures_sha256(events, trusted) == witness.signatures_sha256
     )
-    if not vouched and trusted and ledger:
-        # The witness vouches for nothing after all: every row is read and checked, and
-        # every registration replayed with its checks.
+    if not vouched and ledger and ledger[0].vouched_to:
+        # The witness vouches for nothing after all: every row is read and checked.
         ledger_read = _Replayed.of(*read_events(ledger[0]), keyring)
         events, anchors = ledger_read.events, ledger_read.anchors
     registry = ledger_read.registry
