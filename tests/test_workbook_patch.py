@@ -39,6 +39,9 @@ def test_a_row_past_the_last_has_no_cells_and_is_appended_at_the_end(tmp_path: P
     out = io.BytesIO()
     patch.save(out)
     out.seek(0)
+    with zipfile.ZipFile(out) as zf:
+        assert b'<dimension ref="A1:B61" />' in zf.read("xl/worksheets/sheet1.xml")
+    out.seek(0)
     ws = openpyxl.load_workbook(out)["Models"]
     assert ws.max_row == 61 and ws["A61"].value == "new" and ws["A60"].value == "row-60"
 

@@ -107,8 +107,12 @@ class PackagePatch:
             if close is None:
                 raise InputError(f"{self.path.name}: sheet {sheet!r} has no sheetData")
             added = b"".join(_row_xml(n, rows[n]) for n in sorted(rows))
-            out = data[: close.start()] + added + data[close.start() :]
-            self._set_sheet(part, _update_dimension(out, max(rows)))
+            # One copy of a sheet of many megabytes: the rows and the new size in place.
+            view, at = memoryview(data), close.start()
+            edit = _dimension_edit(data, max(rows))
+            start, end, ref = edit if edit is not None else (0, 0, b"")
+            joined = [view[:start], memoryview(ref), view[end:at], memoryview(added), view[at:]]
+            self._set_sheet(part, b"".join(joined))
             return
         spans = self._row_spans(data)
         pieces: list[bytes] = []
@@ -301,18 +305,30 @@ def _row_xml(number: int, cells: str) -> bytes:
 
 
 def _update_dimension(data: bytes, last_row: int) -> bytes:
-    match = _DIMENSION.search(data)
-    if not match:
+    edit = _dimension_edit(data, last_row)
+    if edit is None:
         return data
+    start, end, ref = edit
+    return data[:start] + ref + data[end:]
+
+
+def _dimension_edit(data: bytes, last_row: int) -> tuple[int, int, bytes] | None:
+    """Where the ``<dimension>`` size hint's ref is, and what it becomes when the last
+    row is ``last_row``; None when it covers that row already (or there is none). The
+    hint stands before the rows (sheetData), so only that head of the part is searched."""
+    head = data.find(b"sheetData")
+    match = _DIMENSION.search(data, 0, head if head >= 0 else len(data))
+    if not match:
+        return None
     ref = match.group(1).decode()
     parts = ref.split(":")
     tail = parts[-1]
     letters = re.match(r"[A-Z]+", tail)
     digits = re.search(r"\d+$", tail)
     if not letters or not digits or int(digits.group(0)) >= last_row:
-        return data
+        return None
     new = f"{parts[0] if len(parts) > 1 else 'A1'}:{letters.group(0)}{last_row}".encode()
-    return data[: match.start(1)] + new + data[match.end(1) :]
+    return match.start(1), match.end(1), new
 
 
 def _cell_xml(ref: str, xf: int, kind: str, value: object) -> str:
