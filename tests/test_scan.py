@@ -57,6 +57,19 @@ def security(gate: dict) -> dict:
     return next(g for g in gate["gates"] if g["gate"] == "security")
 
 
+def clean_claim(env: Env, findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A scan payload for credit-risk@1 (the pickle m.pkl) that claims it is clean, with
+    ``findings`` listed for the file nonetheless: what a forger would sign."""
+    state = version(env, "credit-risk@1")
+    return {
+        "content_hash": state.content_hash, "stage": "Staging", "verdict": "clean",
+        "scanner": {"name": "picklescan", "version": "1.0.5"},
+        "counts": {"critical": 0, "high": 0, "medium": 0, "low": 0}, "inconclusive": [],
+        "files": [{"path": "m.pkl", "format": "pickle", "runs_code": True,
+                   "verdict": "clean", "findings": findings or []}],
+    }  # fmt: skip
+
+
 def workspace_with(
     tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, *versions: Version
 ) -> Env:
@@ -353,15 +366,7 @@ def test_a_scan_signed_by_a_role_the_policy_does_not_allow_is_not_read(
     tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ):
     env = workspace_with(tmp_path, runner, monkeypatch, Version(artefact=MALICIOUS, name="m.pkl"))
-    state = version(env, "credit-risk@1")
-    payload = {
-        "content_hash": state.content_hash, "stage": "Staging", "verdict": "clean",
-        "scanner": {"name": "picklescan", "version": "1.0.5"},
-        "counts": {"critical": 0, "high": 0, "medium": 0, "low": 0}, "inconclusive": [],
-        "files": [{"path": "m.pkl", "format": "pickle", "runs_code": True,
-                   "verdict": "clean", "findings": []}],
-    }  # fmt: skip
-    forge(env, "sme", "scan", "credit-risk@1", payload)
+    forge(env, "sme", "scan", "credit-risk@1", clean_claim(env))
     code, report = verify(env)
     assert code == 1 and "RB106" in {f["code"] for f in report["findings"]}
     assert security(gated(env)[1])["value"] is None  # not read: no scan, no metric
@@ -521,16 +526,9 @@ def test_a_ci_signed_scan_whose_counts_do_not_add_up_is_malformed_and_vouches_fo
     tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ):
     env = workspace_with(tmp_path, runner, monkeypatch, Version(artefact=MALICIOUS, name="m.pkl"))
-    state = version(env, "credit-risk@1")
-    payload = {
-        "content_hash": state.content_hash, "stage": "Staging", "verdict": "clean",
-        "scanner": {"name": "picklescan", "version": "1.0.5"},
-        "counts": {"critical": 0, "high": 0, "medium": 0, "low": 0}, "inconclusive": [],
-        "files": [{"path": "m.pkl", "format": "pickle", "runs_code": True, "verdict": "clean",
-                   "findings": [{"rule": "dangerous-global", "severity": "critical",
-                                 "global": "os.system", "detail": ""}]}],
-    }  # fmt: skip
-    row = forge(env, "ci", "scan", "credit-risk@1", payload)
+    found = {"rule": "dangerous-global", "severity": "critical", "global": "os.system",
+             "detail": ""}  # fmt: skip
+    row = forge(env, "ci", "scan", "credit-risk@1", clean_claim(env, [found]))
     code, report = verify(env)
     assert code == 1 and ("RB903", f"Ledger!F{row}") in problems(report)
     code, gate = gated(env)
