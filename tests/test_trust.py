@@ -300,7 +300,7 @@ def test_a_witness_signed_by_a_key_without_the_ci_role_is_refused(prod: Env):
     sme = keys.load_private_key(prod.keys["sme"])
     text = witness_text(prod.ws.settings.registry_id, events, ring.sha256, "0" * 64,
                         PRINCIPAL["sme"], events[-1].at, sme,
-                        package_digests(prod.ws.workbook_path, ["Ledger"]))  # fmt: skip
+                        package_digests(prod.ws.workbook_path, ["Ledger"]), "0" * 64)  # fmt: skip
     forged = prod.root.parent / "forged-witness"
     forged.write_bytes(text)
     code, report = verify(prod, "--witness", str(forged))
@@ -758,7 +758,7 @@ def every_row(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_witness_vouches_for_the_rows_ci_verified_and_regbook_appends_after(prod: Env):
     witness = take_witness(prod)
     data = json.loads(witness.read_bytes().split(b"-----BEGIN SSH SIGNATURE-----")[0])
-    assert data["format"] == "regbook-witness/2"
+    assert data["format"] == "regbook-witness/3"
     assert set(data["parts"]["sheets"]) == {"Ledger", "Models", "Metrics", "Approvals", "History"}
     head = len(ledger(prod))
     assert vouched(prod, witness)["Ledger"] == head + 1  # every event, below the header
@@ -772,7 +772,8 @@ def test_a_witness_vouches_for_the_rows_ci_verified_and_regbook_appends_after(pr
     # A witness of the first format names the head only: it still verifies, vouching for
     # no rows.
     key = keys.load_private_key(prod.keys["ci"])
-    old = {k: v for k, v in data.items() if k != "parts"} | {"format": "regbook-witness/1"}
+    old = {k: v for k, v in data.items() if k not in ("parts", "state")}
+    old["format"] = "regbook-witness/1"
     body = (json.dumps(old, indent=2) + "\n").encode()
     first = prod.root.parent / "ci-only" / "first"
     first.write_bytes(body + keys.sign(body, key, "regbook-ci").encode())

@@ -45,13 +45,13 @@ def test_a_value_is_untouched_against_itself_unless_it_is_not_finite(value):
         assert verify.untouched(INT, value, float(value)) == (float(value) == value)
 
 
-def test_whole_numbers_read_as_excel_hands_them_back():
-    assert verify._whole_number(7) == 7
-    assert verify._whole_number(7.0) == 7
-    assert verify._whole_number(" 7 ") == 7
-    assert verify._whole_number(7.5) is None
-    assert verify._whole_number("seven") is None
-    assert verify._whole_number(None) is None
+def testwhole_numbers_read_as_excel_hands_them_back():
+    assert verify.whole_number(7) == 7
+    assert verify.whole_number(7.0) == 7
+    assert verify.whole_number(" 7 ") == 7
+    assert verify.whole_number(7.5) is None
+    assert verify.whole_number("seven") is None
+    assert verify.whole_number(None) is None
 
 
 @settings(max_examples=300, deadline=None)

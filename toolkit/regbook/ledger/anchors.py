@@ -50,10 +50,11 @@ class Anchors:
     def replay(cls, events: list[LedgerEvent], keyring: Keyring) -> Anchors:
         anchors = cls()
         for event in events:
-            anchors._step(event, keyring)
+            anchors.step(event, keyring)
         return anchors
 
-    def _step(self, event: LedgerEvent, keyring: Keyring) -> None:
+    def step(self, event: LedgerEvent, keyring: Keyring) -> None:
+        """Walk on by one event."""
         carried = event.payload.get("registry")
         if self.registry_id is None and carried is not None:
             self.registry_id = str(carried)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -555,13 +555,14 @@ def _row_values(row: list[CellValue]) -> list[Any]:
     return values
 
 
-def check_chain(events: list[LedgerEvent]) -> list[Finding]:
+def check_chain(events: Sequence[LedgerEvent], after: LedgerEvent | None = None) -> list[Finding]:
     """Sequence numbers, hashes, links and clock: catches edits, reordering, deletion
-    and insertion anywhere but a truncated tail (pin the head for that)."""
+    and insertion anywhere but a truncated tail (pin the head for that). ``after``: the
+    event the first of ``events`` follows (known good), else they start the ledger."""
     findings: list[Finding] = []
-    prev_hash = GENESIS
-    prev_at = ""
-    for expected_seq, event in enumerate(events, start=1):
+    prev_hash = after.hash if after else GENESIS
+    prev_at = after.at if after else ""
+    for expected_seq, event in enumerate(events, start=after.seq + 1 if after else 1):
         if event.seq != expected_seq:
             findings.append(Finding.make(
                 "RB103", event.where("seq"),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping, MutableMapping, MutableSequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from regbook.core.errors import cut
@@ -109,13 +111,23 @@ class VersionState:
 
 @dataclass
 class Registry:
-    events: list[LedgerEvent] = field(default_factory=list)
-    versions: dict[tuple[str, int], VersionState] = field(default_factory=dict)
+    """Every sealed version's state, replayed from ``events``. A writer may hold one whose
+    events and versions are read on demand from a stored state (regbook.registry.resume):
+    it behaves the same, so its containers are typed by what they do, not as lists."""
+
+    events: MutableSequence[LedgerEvent] = field(default_factory=list)
+    versions: MutableMapping[tuple[str, int], VersionState] = field(default_factory=dict)
     highest: dict[str, int] = field(default_factory=dict)  # model -> highest version
 
     @property
-    def by_seal(self) -> dict[str, VersionState]:
+    def by_seal(self) -> Mapping[str, VersionState]:
         return {v.seal: v for v in self.versions.values()}
+
+    def events_of(self, approvals: bool, start: int = 0) -> list[LedgerEvent]:
+        """The approvals (or every other event), from the ``start``-th of them on: the
+        rows of Approvals (or History) from that one on."""
+        chosen = (e for e in self.events if (e.kind == "approve") is approvals)
+        return list(islice(chosen, start, None))
 
     def max_version(self, model: str) -> int:
         return self.highest.get(model, 0)

@@ -10,6 +10,7 @@ not differences; a hand edit is::
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -43,6 +44,18 @@ from regbook.registry.views import (
     models_values,
 )
 from regbook.workbook.read import Table, WorkbookData
+
+
+@dataclass(frozen=True)
+class Unread:
+    """What the view rows a writer resumed from a stored state did not read show, as
+    the witness's verifier read them (regbook.registry.resume): the Models row of each
+    version shown there, and the sealed metrics the Metrics rows read must show (those
+    of every version that has a row read or a later event, less the ones shown in rows
+    not read)."""
+
+    models: Mapping[tuple[str, int], int]
+    metrics: dict[tuple[str, int, str, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -157,12 +170,17 @@ def _second_row(table: Table, i: int, state: VersionState, first: int) -> Findin
 
 
 def models_findings(
-    table: Table, registry: Registry, vouched: Vouched | None = None
+    table: Table,
+    registry: Registry,
+    vouched: Vouched | None = None,
+    shown: Mapping[tuple[str, int], int] | None = None,
 ) -> list[Finding]:
+    """Every Models row against the ledger; ``shown``: the versions shown in rows that
+    were not read (``Unread.models``), which count as seen there."""
     findings: list[Finding] = []
     by_seal = registry.by_seal
-    genuine = sealed_rows(table, registry)
-    seen: dict[tuple[str, int], int] = {}
+    genuine = {**sealed_rows(table, registry), **(shown or {})}
+    seen: dict[tuple[str, int], int] = dict(shown or {})
     drafts = 0
     for i, row in table.indexed():
         seal = normalize_text(row[_SEAL])
@@ -243,8 +261,9 @@ def models_findings(
                         column.sealed,
                     )
                 )
-    for key, state in registry.versions.items():
+    for key in registry.versions:
         if key not in seen:
+            state = registry.versions[key]
             findings.append(Finding.make(
                 "RB302", f"{MODELS.name}!{state.model}@{state.version}",
                 f"{state.model}@{state.version} is sealed in the ledger (event "
@@ -301,7 +320,7 @@ def normalize_text(value: Any) -> str:
 def claimed_version(table: Table, i: int, registry: Registry) -> VersionState | None:
     """The sealed version a row names by model and version, if any."""
     model = normalize_text(table.value(i, "model"))
-    version = _whole_number(table.value(i, "version"))
+    version = whole_number(table.value(i, "version"))
     if not model or version is None:
         return None
     return registry.get(model, version)
@@ -314,22 +333,28 @@ _M_SEALED = tuple((k, METRICS.index(k), METRICS.column(k).kind) for k in ("value
 
 
 def metrics_findings(
-    table: Table, registry: Registry, vouched: Vouched | None = None
+    table: Table,
+    registry: Registry,
+    vouched: Vouched | None = None,
+    expected: dict[tuple[str, int, str, str], dict[str, Any]] | None = None,
 ) -> list[Finding]:
+    """Every Metrics row against the ledger, and every sealed metric without one: those
+    ``expected`` (``Unread.metrics``) when it is given, else every version's."""
     findings: list[Finding] = []
-    expected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
     skipped = _vouched_metrics(table, registry, vouched) if vouched else set()
-    for key, state in registry.versions.items():
-        if key in skipped:
-            continue
-        for values in metrics_values(state):
-            expected[(state.model, state.version, values["metric"], values["slice"])] = values
+    if expected is None:
+        expected = {}
+        for key, state in registry.versions.items():
+            if key in skipped:
+                continue
+            for values in metrics_values(state):
+                expected[(state.model, state.version, values["metric"], values["slice"])] = values
     seen: set[tuple[str, int, str, str]] = set()
     versions = registry.versions
     formulas = bool(table.formulas)
     for i, row in table.indexed():
         model = normalize_text(row[_M_MODEL])
-        version = _whole_number(row[_M_VERSION])
+        version = whole_number(row[_M_VERSION])
         if (model, version) not in versions or (model, version) in skipped:
             continue  # a draft's metric, or a version's the witness vouches for
         metric = normalize_text(row[_M_METRIC])
@@ -374,7 +399,7 @@ def _vouched_metrics(table: Table, registry: Registry, vouched: Vouched) -> set[
     inside: Counter[tuple[str, int]] = Counter()
     outside: set[tuple[str, int]] = set()
     for i, row in table.indexed():
-        version = _whole_number(row[_M_VERSION])
+        version = whole_number(row[_M_VERSION])
         if version is None:
             continue
         key = (normalize_text(row[_M_MODEL]), version)
@@ -390,7 +415,7 @@ def _vouched_metrics(table: Table, registry: Registry, vouched: Vouched) -> set[
     }
 
 
-def _whole_number(value: Any) -> int | None:
+def whole_number(value: Any) -> int | None:
     """A version cell as a whole number (Excel hands numbers back as floats); None if it
     is not one."""
     if type(value) is int:
@@ -499,16 +524,22 @@ def sheet_findings(
 
 
 def view_findings(
-    data: WorkbookData, registry: Registry, vouched: Vouched | None = None
+    data: WorkbookData,
+    registry: Registry,
+    vouched: Vouched | None = None,
+    unread: Unread | None = None,
 ) -> list[Finding]:
     """Every cell of Models, Metrics, Approvals and History that differs from the ledger;
-    with ``vouched``, but for the rows a trusted witness vouches for."""
+    with ``vouched``, but for the rows a trusted witness vouches for; with ``unread``,
+    of the rows read (a resumed writer's)."""
     approvals, history = data[APPROVALS.name], data[HISTORY.name]
-    a_start = Vouched.leading(approvals) if vouched else 0
-    h_start = Vouched.leading(history) if vouched else 0
+    a_start = Vouched.leading(approvals) if vouched or unread else 0
+    h_start = Vouched.leading(history) if vouched or unread else 0
     return (
-        models_findings(data[MODELS.name], registry, vouched)
-        + metrics_findings(data[METRICS.name], registry, vouched)
+        models_findings(data[MODELS.name], registry, vouched, unread.models if unread else None)
+        + metrics_findings(
+            data[METRICS.name], registry, vouched, unread.metrics if unread else None
+        )
         + sheet_findings(approvals, APPROVALS, approvals_values(registry, a_start), start=a_start)
         + sheet_findings(history, HISTORY, history_values(registry, h_start), start=h_start)
     )

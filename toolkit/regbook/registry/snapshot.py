@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ from regbook.ledger.events import CHAIN_CODES, LedgerEvent, check_chain, read_ev
 from regbook.ledger.rules import workflow_findings
 from regbook.ledger.signatures import SignatureChecks, allowed_roles_for, signature_pool
 from regbook.ledger.state import Registry, VersionState
-from regbook.registry.diff import Vouched, keys_findings, view_findings
+from regbook.registry.diff import Unread, Vouched, keys_findings, view_findings
 from regbook.registry.display import DISPLAY_SHEET_NAMES, accepted_formats, display_findings
 from regbook.registry.witness import WITNESS_CODES, Witness, signatures_sha256, witness_findings
 from regbook.workbook.presentation import read_presentation
@@ -57,7 +57,7 @@ class Snapshot:
     workspace: Workspace
     data: WorkbookData
     keyring: Keyring
-    events: list[LedgerEvent]
+    events: Sequence[LedgerEvent]
     registry: Registry
     anchors: Anchors
     ledger_findings: list[Finding] = field(default_factory=list)
@@ -68,6 +68,8 @@ class Snapshot:
     views_checked: bool = True
     # What a trusted witness vouches for in the views (None without one).
     vouched: Vouched | None = None
+    # A writer's snapshot resumed from a stored state: what the rows not read show.
+    unread: Unread | None = None
 
     @property
     def findings(self) -> list[Finding]:

@@ -9,7 +9,9 @@ them and the views they change in one atomic save.
 
 A transaction refuses a broken ledger, and a workbook whose views differ from the
 ledger: writing over a hand edit would erase the evidence of it. A witness CI left in
-the workspace (``regbook.witness``) spares it the checks of the rows CI verified.
+the workspace (``regbook.witness``) spares it the checks of the rows CI verified; with
+the state stored beside it, a ``resume`` transaction reads only the rows after them
+(``regbook.registry.resume``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from regbook.registry.diff import (
     sheet_findings,
     view_findings,
 )
+from regbook.registry.resume import open_resumed
 from regbook.registry.snapshot import CARD_SHEETS, Snapshot, open_registry
 from regbook.registry.views import (
     approval_row,
@@ -56,9 +59,9 @@ from regbook.registry.views import (
     rewrite_sheet,
     write_row,
 )
-from regbook.registry.witness import workspace_witness
+from regbook.registry.witness import Witness, workspace_witness
 from regbook.workbook.patch import PackagePatch
-from regbook.workbook.read import Table, WorkbookData, WorkbookWriter
+from regbook.workbook.read import Table, WorkbookData, WorkbookWriter, file_identity
 
 
 @dataclass(frozen=True)
@@ -126,29 +129,45 @@ class Transaction:
     A transaction refuses a regbook.toml whose policy is not the one in force (the one a
     governance lead signed last): a writer acts under the signed policy or not at all.
     Only the commands that change the policy or the keyring pass ``any_policy``.
+
+    With ``resume`` (the writers that change a version or two and read no draft rows),
+    a witness and the state stored beside it spare the reading of every row CI verified.
     """
 
-    def __init__(self, ws: Workspace, *, checked: bool = False, any_policy: bool = False):
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        checked: bool = False,
+        any_policy: bool = False,
+        resume: bool = False,
+    ):
         self.ws = ws
         self.checked = checked
         self.any_policy = any_policy
+        self.resume = resume and not checked
         self.writer = WorkbookWriter(ws.workbook_path, ws.settings.backups)
         self.snapshot: Snapshot
         self.data: WorkbookData
-        self.events: list[LedgerEvent]
         self.new_events: list[LedgerEvent] = []
         self.registry: Registry
+        # The package as read for a resumed open, kept to be written to, and its file.
+        self._patch: PackagePatch | None = None
+        self._patch_of: tuple[int, int, int, int] | None = None
 
     def __enter__(self) -> Transaction:
         self.writer.__enter__()
         try:
-            snapshot = open_registry(
-                self.ws,
-                sheets=CARD_SHEETS if self.checked else READ_SHEETS,
-                signatures=self.checked,
-                views=self.checked,
-                witness=workspace_witness(self.ws),
-            )
+            witness = workspace_witness(self.ws)
+            snapshot = self._resumed(witness) if self.resume and witness else None
+            if snapshot is None:
+                snapshot = open_registry(
+                    self.ws,
+                    sheets=CARD_SHEETS if self.checked else READ_SHEETS,
+                    signatures=self.checked,
+                    views=self.checked,
+                    witness=witness,
+                )
             findings = snapshot.chain_findings
             if findings:
                 raise VerificationFailed(
@@ -162,7 +181,6 @@ class Transaction:
                 _refuse_hand_edited_keyring(snapshot)
             self.snapshot = snapshot
             self.data, self.registry = snapshot.data, snapshot.registry
-            self.events = list(snapshot.events)
             _refuse_formulas_in_sealed_cells(self.data, self.registry)
         except BaseException:
             self.writer.__exit__(None, None, None)
@@ -171,6 +189,20 @@ class Transaction:
 
     def __exit__(self, *exc: object) -> None:
         self.writer.__exit__(*exc)
+
+    def _resumed(self, witness: Witness) -> Snapshot | None:
+        """The snapshot resumed from the witness's stored state, or None (the workbook
+        is then read in full). The package read for it is the one written to."""
+        path = self.ws.workbook_path
+        before = file_identity(path)
+        try:
+            patch = PackagePatch(path)
+        except (OSError, KeyError, ValueError, InputError):
+            return None  # patch() reports why it cannot be written
+        if file_identity(path) != before:
+            return None
+        self._patch, self._patch_of = patch, before
+        return open_resumed(self.ws, load_keyring(self.ws), witness, patch.parts, before)
 
     def version(self, ref: ModelRef) -> VersionState:
         """The sealed version ``ref`` names, or an InputError."""
@@ -181,7 +213,7 @@ class Transaction:
 
     @property
     def head(self) -> LedgerEvent | None:
-        return self.events[-1] if self.events else None
+        return self.new_events[-1] if self.new_events else self.snapshot.head
 
     def sign(
         self,
@@ -204,7 +236,6 @@ class Transaction:
             identity.principal,
             identity.role,
         )
-        self.events.append(event)
         self.new_events.append(event)
         return event
 
@@ -222,8 +253,12 @@ class Transaction:
             else view_findings(self.data, self.registry, snapshot.vouched)
         )
         _refuse_edited_views([f for f in edited if not (f.code == "RB305" and f.where in sealing)])
+        path = self.ws.workbook_path
+        if self._patch is not None and self._patch_of == snapshot.data.identity:
+            if file_identity(path) == self._patch_of:
+                return self._patch
         try:
-            return PackagePatch(self.ws.workbook_path)
+            return PackagePatch(path)
         except (OSError, KeyError, ValueError) as err:
             raise InputError(
                 f"{self.ws.workbook_path}: cannot be opened for writing: {err}"
@@ -349,8 +384,10 @@ def write_changes(
     ])  # fmt: skip
     models = tx.data[MODELS.name]
     metrics = tx.data[METRICS.name]
-    next_model = max(models.row_numbers, default=1) + 1
-    next_metric = max(metrics.row_numbers, default=1) + 1
+    next_model = last_row(models) + 1
+    next_metric = last_row(metrics) + 1
+    # A resumed transaction did not read the rows CI verified: which version each shows.
+    unread = tx.snapshot.unread.models if tx.snapshot.unread else {}
     notes_index = MODELS.index("notes")
     model_rows: dict[int, str] = {}
     metric_rows: dict[int, str] = {}
@@ -359,7 +396,7 @@ def write_changes(
         state = registry.get(*key)
         assert state is not None
         draft = draft_rows.get(key)
-        row = draft[0] if draft else models_row_of(models, state)
+        row = draft[0] if draft else unread.get(key) or models_row_of(models, state)
         if row is None:
             row, next_model = next_model, next_model + 1
         kept = patch.row_cells(MODELS.name, row).get(notes_index)

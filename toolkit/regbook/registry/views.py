@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from regbook.core.schema import (
@@ -107,15 +106,13 @@ def history_row(e: Any) -> dict[str, Any]:
 
 def approvals_values(registry: Registry, start: int = 0) -> list[dict[str, Any]]:
     """One row per approval event (from the ``start``-th on)."""
-    events = (e for e in registry.events if e.kind == "approve")
-    return [approval_row(e) for e in islice(events, start, None)]
+    return [approval_row(e) for e in registry.events_of(True, start)]
 
 
 def history_values(registry: Registry, start: int = 0) -> list[dict[str, Any]]:
     """One row per registration, transition, gate result and archive move (from the
     ``start``-th on)."""
-    events = (e for e in registry.events if e.kind != "approve")
-    return [history_row(e) for e in islice(events, start, None)]
+    return [history_row(e) for e in registry.events_of(False, start)]
 
 
 def _history_detail(kind: str, p: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,10 @@ from regbook.ledger.anchors import Anchors
 from regbook.ledger.events import GENESIS, LedgerEvent, parse_at
 from regbook.workbook.digests import PackageDigests
 
-FORMAT = "regbook-witness/2"
-# Witnesses of the first format name the head only: still read, vouching for no rows.
-FORMATS = ("regbook-witness/1", FORMAT)
+FORMAT = "regbook-witness/3"
+# Witnesses of the first format name the head only: still read, vouching for no rows;
+# those of the second carry no stored state (regbook.registry.resume) for writers.
+FORMATS = ("regbook-witness/1", "regbook-witness/2", FORMAT)
 # The findings of a ledger held against a witness.
 WITNESS_CODES = ("RB119", "RB120")
 WITNESS_ROLE = "ci"
@@ -63,6 +65,9 @@ class Witness:
     signature: str
     source: str
     parts: PackageDigests | None = None  # the workbook's digests as CI verified it
+    # The SHA-256 of the registry's state as CI replayed it at the head, stored beside
+    # the witness for writers (regbook.registry.resume); None in older formats.
+    state: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> Witness:
@@ -86,7 +91,11 @@ class Witness:
             raise InputError(f"witness {source}: not a witness: {cut(str(err), 80)}") from None
         if not isinstance(data, dict) or data.get("format") not in FORMATS:
             raise InputError(f"witness {source}: not a {FORMAT} file")
-        fields = (*_FIELDS, "parts") if data["format"] == FORMAT else _FIELDS
+        fields = {
+            "regbook-witness/1": _FIELDS,
+            "regbook-witness/2": (*_FIELDS, "parts"),
+            FORMAT: (*_FIELDS, "parts", "state"),
+        }[data["format"]]
         if set(data) != set(fields):
             raise InputError(f"witness {source}: expected the fields {', '.join(fields)}")
         try:
@@ -97,8 +106,9 @@ class Witness:
         texts = [data[k] for k in _FIELDS if k != "seq"]
         if type(seq) is not int or seq < 0 or not all(isinstance(t, str) for t in texts):
             raise InputError(f"witness {source}: seq must be a whole number and the rest text")
-        for key in ("hash", "signatures_sha256", "keyring_sha256", "policy_sha256"):
-            if not _HEX64.fullmatch(data[key]):
+        hexes = ("hash", "signatures_sha256", "keyring_sha256", "policy_sha256", "state")
+        for key in (k for k in hexes if k in data):
+            if not isinstance(data[key], str) or not _HEX64.fullmatch(data[key]):
                 raise InputError(f"witness {source}: {key} is not 64 lower-case hex digits")
         try:
             parse_at(data["at"])
@@ -107,7 +117,7 @@ class Witness:
         return cls(
             data["registry"], seq, data["hash"], data["signatures_sha256"],
             data["keyring_sha256"], data["policy_sha256"],
-            data["at"], data["signer"], signed, text, source, parts,
+            data["at"], data["signer"], signed, text, source, parts, data.get("state"),
         )  # fmt: skip
 
     def signed_by_ci(self, keyring: Keyring, anchors: Anchors | None = None) -> str | None:
@@ -143,7 +153,7 @@ def workspace_witness(ws: Workspace) -> Witness | None:
         return None
 
 
-def signatures_sha256(events: list[LedgerEvent], upto: int) -> str:
+def signatures_sha256(events: Sequence[LedgerEvent], upto: int) -> str:
     """SHA-256 over the signature cells of events 1..``upto``, each followed by a newline.
     The chain covers every other cell of an event; this covers its signature, so that a
     verify trusting a witness need not check again what CI checked."""
@@ -156,16 +166,18 @@ def signatures_sha256(events: list[LedgerEvent], upto: int) -> str:
 
 def witness_text(
     registry_id: str,
-    events: list[LedgerEvent],
+    events: Sequence[LedgerEvent],
     keyring_sha256: str,
     policy_sha256: str,
     principal: str,
     at: str,
     key: SigningKey,
     parts: PackageDigests,
+    state: str,
 ) -> bytes:
-    """A signed witness of the head of ``events`` and of the workbook's ``parts`` as
-    verified: the JSON, then its SSH signature."""
+    """A signed witness of the head of ``events``, of the workbook's ``parts`` as
+    verified and of the ``state`` stored beside it (its SHA-256): the JSON, then its SSH
+    signature."""
     head = events[-1] if events else None
     data: dict[str, Any] = {
         "format": FORMAT,
@@ -178,6 +190,7 @@ def witness_text(
         "at": at,
         "signer": principal,
         "parts": parts.to_json(),
+        "state": state,
     }
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     # One checkpoint a line: [rows, "sha256"].

@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from regbook.workbook.package import WORKBOOK_PART, WORKBOOK_RELS, sheet_targets
@@ -51,6 +51,10 @@ class PackageDigests:
 
     package: str
     sheets: Mapping[str, tuple[Checkpoint, ...]]
+    # How many bytes each checkpoint's digest covers: not part of a witness, a hint that
+    # spares a reader the walk over every row to find them (a wrong one only fails to
+    # match).
+    spans: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -95,49 +99,69 @@ def package_digests(path: Path, sheet_names: Iterable[str]) -> PackageDigests:
     """The digests of the package at ``path``, with checkpoints for ``sheet_names``."""
     with zipfile.ZipFile(path) as zf:
         parts = sheet_parts(zf)
-        sheets = {}
+        sheets, spans = {}, {}
         for name in sheet_names:
             part = parts.get(name)
             if part is not None:
-                sheets[name] = checkpoints(zf.read(part))
-        return PackageDigests(package_digest(zf), sheets)
+                found = list(_checkpoints(zf.read(part)))
+                sheets[name] = tuple((rows, digest) for rows, digest, _span in found)
+                spans[name] = tuple(span for _rows, _digest, span in found)
+        return PackageDigests(package_digest(zf), sheets, spans)
 
 
 def package_digest(zf: zipfile.ZipFile) -> str:
     """SHA-256 over the names and SHA-256s of every part but worksheets and docProps."""
+    return _digest_of(zf.namelist(), zf.read)
+
+
+def parts_digest(parts: Mapping[str, bytes]) -> str:
+    """``package_digest`` of a package held in memory, part name -> bytes."""
+    return _digest_of(parts, parts.__getitem__)
+
+
+def _digest_of(names: Iterable[str], read: Callable[[str], bytes]) -> str:
     digest = hashlib.sha256()
-    for name in sorted(zf.namelist()):
+    for name in sorted(names):
         if name.startswith(_UNCOVERED_PREFIX) or _WORKSHEET.fullmatch(name):
             continue
         digest.update(name.encode("utf-8") + b"\0")
-        digest.update(hashlib.sha256(zf.read(name)).digest())
+        digest.update(hashlib.sha256(read(name)).digest())
     return digest.hexdigest()
 
 
 def checkpoints(xml: bytes) -> tuple[Checkpoint, ...]:
     """The checkpoints of one worksheet's XML: every ``CHECKPOINT_EVERY`` rows and the
     last row. A sheet whose rows are not ``</row>``-terminated has none."""
+    return tuple((rows, digest) for rows, digest, _span in _checkpoints(xml))
+
+
+def _checkpoints(xml: bytes) -> Iterable[tuple[int, str, int]]:
+    """Each checkpoint, and how many bytes its digest covers."""
     ends = _row_ends(xml)
     at = [n for n in range(CHECKPOINT_EVERY, len(ends), CHECKPOINT_EVERY)]
-    return tuple(_prefix_digests(xml, ends, [*at, len(ends)] if ends else []))
+    return _prefix_digests(xml, ends, [*at, len(ends)] if ends else [])
 
 
-def _prefix_digests(xml: bytes, ends: list[int], at: list[int]) -> Iterable[Checkpoint]:
-    """(rows, digest of the part up to the end of that many rows) for each count of rows
-    in ``at`` (rising) that the part has, from the top of the part."""
+def _prefix_digests(xml: bytes, ends: list[int], at: list[int]) -> Iterable[tuple[int, str, int]]:
+    """(rows, digest of the part up to the end of that many rows, the bytes it covers)
+    for each count of rows in ``at`` (rising) that the part has, from the top."""
     view = memoryview(xml)
     digest = hashlib.sha256()
-    start = 0
-    dimension = _DIMENSION.search(xml, 0, max(0, xml.find(b"<sheetData")))
-    if dimension is not None:
-        digest.update(view[: dimension.start()])
-        start = dimension.end()
+    start, left_out = _dimension_span(xml)
+    digest.update(view[:start])
+    start += left_out
     for n in at:
         if n > len(ends):
             return
         digest.update(view[start : ends[n - 1]])
         start = ends[n - 1]
-        yield n, digest.hexdigest()
+        yield n, digest.hexdigest(), start - left_out
+
+
+def _dimension_span(xml: bytes) -> tuple[int, int]:
+    """Where the ``<dimension>`` element starts and how long it is ((0, 0): none)."""
+    dimension = _DIMENSION.search(xml, 0, max(0, xml.find(b"<sheetData")))
+    return (dimension.start(), dimension.end() - dimension.start()) if dimension else (0, 0)
 
 
 def _row_ends(xml: bytes) -> list[int]:
@@ -149,21 +173,26 @@ def _row_ends(xml: bytes) -> list[int]:
     return ends
 
 
-def vouched_prefix(xml: bytes, witnessed: tuple[Checkpoint, ...]) -> tuple[int, int]:
+def vouched_prefix(
+    xml: bytes, witnessed: tuple[Checkpoint, ...], spans: tuple[int, ...] = ()
+) -> tuple[int, int]:
     """The Excel row number up to which ``xml`` holds the witnessed bytes, and the byte
     offset where those rows end: the rows the witness's verifier read, with nothing
     after them naming one of them. (0, 0) when no checkpoint matches or anything after
-    it could reach back."""
-    ends = _row_ends(xml)
-    cut = 0
-    found = _prefix_digests(xml, ends, [rows for rows, _digest in witnessed])
-    for (rows, digest), (_rows, expected) in zip(found, witnessed, strict=False):
-        if digest != expected:
-            break
-        cut = rows
-    if not cut:
+    it could reach back. ``spans`` (``PackageDigests.spans``) spare the walk over every
+    row to find where each checkpoint ends."""
+    end = 0
+    if spans and len(spans) == len(witnessed):
+        end = _matched_by_spans(xml, witnessed, spans)
+    else:
+        ends = _row_ends(xml)
+        found = _prefix_digests(xml, ends, [rows for rows, _digest in witnessed])
+        for (_rows, digest, _span), (rows, expected) in zip(found, witnessed, strict=False):
+            if digest != expected:
+                break
+            end = ends[rows - 1]
+    if not end:
         return 0, 0
-    end = ends[cut - 1]
     last_row = xml.rfind(b"<row", 0, end)
     number = _ROW_NUMBER.match(xml, last_row) if last_row != -1 else None
     if number is None:
@@ -179,16 +208,38 @@ def vouched_prefix(xml: bytes, witnessed: tuple[Checkpoint, ...]) -> tuple[int, 
     return to, end
 
 
+def _matched_by_spans(xml: bytes, witnessed: tuple[Checkpoint, ...], spans: tuple[int, ...]) -> int:
+    """Where the last checkpoint whose digest the part's bytes match ends (0: none), each
+    checkpoint's end taken from its span: the digest decides, a span only says where."""
+    view = memoryview(xml)
+    digest = hashlib.sha256()
+    start, left_out = _dimension_span(xml)
+    digest.update(view[:start])
+    start += left_out
+    matched = 0
+    for (_rows, expected), span in zip(witnessed, spans, strict=True):
+        end = span + left_out
+        if end < start or end > len(xml) or xml[end - len(_ROW_END) : end] != _ROW_END:
+            break
+        digest.update(view[start:end])
+        start = end
+        if digest.hexdigest() != expected:
+            break
+        matched = end
+    return matched
+
+
 def without_vouched_rows(xml: bytes, end: int) -> tuple[bytes, int] | None:
     """The sheet's XML with the vouched rows after the header (row 1) left out, which
     end at byte ``end``, and how many rows were left out; None unless the first row is
     row 1 and ends before ``end``."""
-    ends = _row_ends(xml)
     first = xml.find(b"<row")
     number = _ROW_NUMBER.match(xml, first) if first != -1 else None
-    if not ends or number is None or number.group(1) != b"1" or ends[0] > end:
+    closed = xml.find(_ROW_END, first) if number is not None else -1
+    header = closed + len(_ROW_END)
+    if number is None or number.group(1) != b"1" or closed == -1 or header > end:
         return None
-    return xml[: ends[0]] + xml[end:], ends.index(end)
+    return xml[:header] + xml[end:], xml.count(_ROW_END, header, end)
 
 
 def sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:

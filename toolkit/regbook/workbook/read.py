@@ -33,10 +33,12 @@ from regbook.workbook.digests import (
     Checkpoint,
     PackageDigests,
     package_digest,
+    parts_digest,
     sheet_parts,
     vouched_prefix,
     without_vouched_rows,
 )
+from regbook.workbook.package import WORKBOOK_PART, WORKBOOK_RELS, sheet_targets
 from regbook.workbook.template import refresh_header_comments
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -534,17 +536,69 @@ def _scan_parts(path: Path, sheet_names: list[str], vouch: _Vouching) -> dict[st
             if part is None:
                 continue
             data = zf.read(part)
-            vouched = vouch.vouched(name, data)
-            if name not in FORMULA_NAMES:
-                out[name] = (set(), {}, vouched)
-                continue
-            spelt = _spelt_numbers(data) if name == LEDGER.name else {}
-            cells = set()
-            if _may_hold_formulas(data):  # else a literal-prefixed search decided it
-                for match in _CELL_WITH_FORMULA.finditer(data):
-                    cells.add((int(match.group(2)), _col_index(match.group(1).decode())))
-            out[name] = (cells, spelt, vouched)
+            out[name] = (*_scan_xml(name, data), vouch.vouched(name, data))
     return out
+
+
+def _scan_xml(name: str, data: bytes) -> tuple[set[tuple[int, int]], dict[tuple[int, int], str]]:
+    """A sheet's formula cells and (the Ledger's) numbers spelt otherwise than plain
+    digits: only the sheets whose formulas matter are scanned."""
+    if name not in FORMULA_NAMES:
+        return set(), {}
+    spelt = _spelt_numbers(data) if name == LEDGER.name else {}
+    cells = set()
+    if _may_hold_formulas(data):  # else a literal-prefixed search decided it
+        for match in _CELL_WITH_FORMULA.finditer(data):
+            cells.add((int(match.group(2)), _col_index(match.group(1).decode())))
+    return cells, spelt
+
+
+def read_tails(
+    path: Path, parts: Mapping[str, bytes], sheets: tuple[Sheet, ...], witnessed: PackageDigests
+) -> dict[str, Table] | None:
+    """The sheets of a package held in memory (a writer's ``PackagePatch``), each without
+    the rows a witness's digests vouch for: the header and the rows after them, read by
+    calamine from one small package, with their formulas scanned (``Table.omitted``
+    counts the rows left out). None unless every part but the worksheets is as
+    witnessed, or when the package is not one calamine reads: the caller then reads
+    the workbook as usual, which reports what is wrong."""
+    import io
+
+    import python_calamine
+
+    if parts_digest(parts) != witnessed.package or WORKBOOK_PART not in parts:
+        return None
+    targets = sheet_targets(parts[WORKBOOK_PART], parts.get(WORKBOOK_RELS, b""))
+    buffer = io.BytesIO()
+    read: dict[str, tuple[int, int, int, bytes]] = {}  # name -> (to, end, omitted, xml)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as mini:
+        for name in _TAIL_PARTS:
+            if name in parts:
+                mini.writestr(name, parts[name])
+        for sheet in sheets:
+            part = targets.get(sheet.name)
+            if part is None or part not in parts:
+                if sheet.optional:
+                    continue
+                return None
+            xml = parts[part]
+            checkpoints = witnessed.sheets.get(sheet.name)
+            spans = witnessed.spans.get(sheet.name, ())
+            to, end = vouched_prefix(xml, checkpoints, spans) if checkpoints else (0, 0)
+            cut = without_vouched_rows(xml, end) if to else None
+            read[sheet.name] = (to, end, cut[1], cut[0]) if cut else (0, 0, 0, xml)
+            mini.writestr(part, read[sheet.name][3])
+    buffer.seek(0)
+    try:
+        book = python_calamine.CalamineWorkbook.from_filelike(buffer)
+    except Exception:  # noqa: BLE001 - calamine raises several unrelated types
+        return None
+    tables = _read_tables(path, book, tuple(s for s in sheets if s.name in read))
+    for name, (to, end, omitted, xml) in read.items():
+        table = tables[name]
+        table.vouched_to, table.vouched_end, table.omitted = to, end, omitted
+        table.formulas, table.spelt = _scan_xml(name, xml)
+    return tables
 
 
 # Inside a <v> (or <x:v>): what no plain whole number has (a point, an exponent, a sign,

@@ -92,7 +92,7 @@ def approve(
     role: str | None = None,
 ) -> Approved:
     """Append a signed approval of ``ref`` moving from its current stage to ``to_stage``."""
-    with Transaction(ws) as tx:
+    with Transaction(ws, resume=True) as tx:
         state = tx.version(ref)
         problem = transition_problem(
             state.stage, to_stage, was_in_production=state.was_in_production
@@ -142,7 +142,7 @@ def gate(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None = No
     """Evaluate the gates in regbook.toml over the sealed metrics; record the result as a
     signed event, PASS or FAIL alike."""
     gates = parse_gates(ws.settings.gates)
-    with Transaction(ws) as tx:
+    with Transaction(ws, resume=True) as tx:
         state = tx.version(ref)
         if state.stage == "Archived" and not state.was_in_production:
             raise InputError(
@@ -219,7 +219,7 @@ class Scanned:
 def scan(ws: Workspace, ref: ModelRef, key: SigningKey, *, role: str | None = None) -> Scanned:
     """Hash and scan every file of the version's artefact without loading it; refuse an
     artefact whose hash is not the sealed one; record the scan as a signed event."""
-    with Transaction(ws) as tx:
+    with Transaction(ws, resume=True) as tx:
         state = tx.version(ref)
         if state.stage == "Archived":
             raise InputError(f"cannot scan {ref}: it is Archived (its artefact is in its bag)")
@@ -331,7 +331,7 @@ def promote(
     to_archive: list[tuple[VersionState, LedgerEvent]] = []
     # Archiving the previous version writes a model card with what verify finds: the
     # transaction checks everything first.
-    with Transaction(ws, checked=archive_previous) as tx:
+    with Transaction(ws, checked=archive_previous, resume=True) as tx:
         state = tx.version(ref)
         keyring = load_keyring(ws)
         unmet: list[str] = []

@@ -310,7 +310,7 @@ def register(
             raise InputError(f"storage {req.storage}: no such file or folder", option="storage")
         content = hash_path(located)
     size, files = _size(located or req.artefact)  # type: ignore[arg-type]
-    with Transaction(ws) as tx:
+    with Transaction(ws, resume=True) as tx:
         patch = tx.patch()  # before copying: a workbook that cannot be written gets no copy
         version = tx.registry.next_version(req.model)
         target_dir = ws.models_dir / req.model / str(version)

@@ -13,6 +13,7 @@ starting out needs.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ from regbook.crypto.keys import (
 from regbook.ledger.anchors import REGISTRY_MODEL
 from regbook.ledger.events import LedgerEvent
 from regbook.ledger.gates import Gate
+from regbook.registry.resume import state_bytes, state_path
 from regbook.registry.snapshot import Snapshot, open_registry
 from regbook.registry.transaction import Identity, Transaction, acting_identity, write_changes
 from regbook.registry.witness import VOUCHED_SHEETS, WITNESS_ROLE, Witness, witness_text
@@ -415,12 +417,16 @@ def take_witness(
             report.problems,
         )
     head = snapshot.head
+    # The state stored beside the witness, for writers (regbook.registry.resume).
+    parts = verified_parts(snapshot)
+    state = state_bytes(snapshot, parts)
     text = witness_text(
         snapshot.registry_id, snapshot.events, snapshot.keyring.sha256,
-        snapshot.anchors.policy.sha256, identity.principal, fs.utc_now(), key,
-        verified_parts(snapshot),
+        snapshot.anchors.policy.sha256, identity.principal, fs.utc_now(), key, parts,
+        hashlib.sha256(state).hexdigest(),
     )  # fmt: skip
     try:
+        fs.atomic_write(state_path(out), state)
         fs.atomic_write(out, text)
     except OSError as err:
         raise InputError(

@@ -1,0 +1,432 @@
+"""Where a writer starts when CI left a witness in the workspace: the registry as CI
+replayed it at the witnessed head, stored beside the witness and bound to it by the
+SHA-256 the witness signs (``state``). A writer that finds both reads only what was
+written after the head, instead of reading and replaying the whole ledger::
+
+    path.write_bytes(state_bytes(snapshot))        # CI, beside the witness it writes
+    snapshot = open_resumed(ws, keyring, witness, patch)   # a writer; None: read it all
+
+What a resumed writer trusts, and why it may:
+
+- The stored state is the bytes CI wrote: their SHA-256 is the one a ci key signed in
+  the witness, under the keyring the writer has. It is parsed only after that check.
+- The Ledger rows up to the witnessed head are the bytes CI verified: the witness's
+  last Ledger checkpoint covers them, and every part but the worksheets (styles, shared
+  strings) is as witnessed. The state is what CI replayed from exactly those rows.
+- Of the view sheets, the rows up to a matching checkpoint are the bytes CI found equal
+  to the ledger; the state says which version (and which metric) each of them shows.
+
+Everything after is read and checked in full: the Ledger's tail (its rows, its chain
+from the witnessed head, its anchors and its replay) and the views' tails. A resumed
+open only ever finds a registry clean: at the first thing that is not (a finding of any
+kind, a row that does not fit) it gives up, and the writer reads the whole workbook as
+it always did, which reports what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, overload
+
+from regbook.core import fs
+from regbook.core.findings import Finding
+from regbook.core.policy import Policy
+from regbook.core.schema import LEDGER, METRICS, MODELS, READ_SHEETS
+from regbook.core.workspace import Workspace
+from regbook.crypto.keys import Keyring
+from regbook.ledger.anchors import Anchors
+from regbook.ledger.events import LedgerEvent, check_chain, read_events
+from regbook.ledger.state import Registry, VersionState
+from regbook.registry.diff import (
+    Unread,
+    normalize_text,
+    sealed_rows,
+    view_findings,
+    whole_number,
+)
+from regbook.registry.snapshot import Snapshot
+from regbook.registry.views import metrics_values, models_values
+from regbook.registry.witness import Witness
+from regbook.workbook.digests import PackageDigests
+from regbook.workbook.read import Table, WorkbookData, read_tails
+
+FORMAT = "regbook-state/1"
+# Beside the witness it belongs to: ``regbook.witness`` -> ``regbook.witness.state``.
+SUFFIX = ".state"
+_EVENT_FIELDS = (
+    "seq", "at", "kind", "model", "version", "payload_text", "prev", "hash", "signer",
+    "fingerprint", "signature", "row",
+)  # fmt: skip
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+Key = tuple[str, int]
+
+
+def state_path(witness: Path) -> Path:
+    """Where the state of the witness at ``witness`` is kept."""
+    return witness.with_name(witness.name + SUFFIX)
+
+
+# --- written by CI -------------------------------------------------------------------
+
+
+def state_bytes(snapshot: Snapshot, parts: PackageDigests) -> bytes:
+    """The stored state of a snapshot that verified clean, read in full, whose workbook
+    has the digests ``parts``: one line of JSON with the replayed registry, the anchors,
+    which version each view row shows and where each checkpoint ends, then one line per
+    event (its Ledger cells and row)."""
+    registry, anchors, events = snapshot.registry, snapshot.anchors, snapshot.events
+    models, metrics = snapshot.data[MODELS.name], snapshot.data[METRICS.name]
+    if models.omitted or metrics.omitted:
+        raise ValueError("a stored state needs the Models and Metrics rows read in full")
+    lines = [_JSON([getattr(e, name) for name in _EVENT_FIELDS]).encode() for e in events]
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    head = events[-1] if events else None
+    header = {
+        "format": FORMAT,
+        "seq": head.seq if head else 0,
+        "hash": head.hash if head else "",
+        "row": head.row if head else 0,
+        "highest": registry.highest,
+        "versions": [_version_record(s) for s in registry.versions.values()],
+        "approvals": [e.seq for e in events if e.kind == "approve"],
+        "anchors": {
+            "registry": anchors.registry_id,
+            "policies": [e.seq for _s, _p, e in anchors.policies],
+            "revoked": {fp: e.seq for fp, e in anchors.revoked.items()},
+            "keyring": anchors.keyring_event.seq if anchors.keyring_event else None,
+        },
+        "models": [[row, *key] for key, row in sealed_rows(models, registry).items()],
+        "metrics": _metric_rows(metrics, registry),
+        "spans": parts.spans,
+        "offsets": offsets[:-1],
+    }
+    return _JSON(header).encode() + b"\n" + b"".join(line + b"\n" for line in lines)
+
+
+def _version_record(s: VersionState) -> list[Any]:
+    def seqs(events: list[LedgerEvent]) -> list[int]:
+        return [e.seq for e in events]
+
+    return [
+        s.model, s.version, s.seal, s.stage, s.storage, s.gate, s.approval, s.deployed_on,
+        s.retain_until, seqs(s.events), seqs(s.approvals),
+        s.gate_event.seq if s.gate_event else None,
+        s.stage_event.seq if s.stage_event else None, seqs(s.scans), seqs(s.addenda),
+    ]  # fmt: skip
+
+
+def _metric_rows(table: Table, registry: Registry) -> list[list[Any]]:
+    """[row, model, version, metric, slice] of each Metrics row of a sealed version."""
+    out = []
+    for i, row in table.indexed():
+        model = normalize_text(row[METRICS.index("model")])
+        number = whole_number(row[METRICS.index("version")]) or 0
+        if (model, number) in registry.versions:
+            metric = normalize_text(row[METRICS.index("metric")])
+            slice_ = normalize_text(row[METRICS.index("slice")])
+            out.append([table.row_numbers[i], model, number, metric, slice_])
+    return out
+
+
+# --- read by writers -------------------------------------------------------------------
+
+
+class StoredState:
+    """A stored state whose bytes are the ones a witness names."""
+
+    def __init__(self, data: bytes, header: dict[str, Any]):
+        self.data = data
+        self.header = header
+        self.body = data.index(b"\n") + 1
+        self.offsets: list[int] = header["offsets"]
+        self.cache: dict[int, LedgerEvent] = {}
+        self.records: dict[Key, list[Any]] = {(r[0], r[1]): r for r in header["versions"]}
+
+    @classmethod
+    def load(cls, path: Path, witness: Witness) -> StoredState | None:
+        """The state at ``path`` if its SHA-256 is the witness's and it is of the
+        witnessed head; else None."""
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if witness.state is None or hashlib.sha256(data).hexdigest() != witness.state:
+            return None
+        header = json.loads(data[: data.index(b"\n")])
+        if header.get("format") != FORMAT or header["seq"] != witness.seq:
+            return None
+        if header["hash"] != witness.hash or len(header["offsets"]) != witness.seq:
+            return None
+        return cls(data, header)
+
+    @property
+    def seq(self) -> int:
+        return int(self.header["seq"])
+
+    def event(self, seq: int) -> LedgerEvent:
+        """The event at ``seq`` (1 up to the head), one object per event."""
+        event = self.cache.get(seq)
+        if event is None:
+            start = self.body + self.offsets[seq - 1]
+            values = json.loads(self.data[start : self.data.index(b"\n", start)])
+            event = object.__new__(LedgerEvent)
+            event.__dict__.update(zip(_EVENT_FIELDS, values, strict=True))
+            # CI verified each hash against the content it hashes.
+            event.__dict__["_computed_hash"] = event.hash
+            self.cache[seq] = event
+        return event
+
+    def version(self, key: Key) -> VersionState:
+        (
+            model, version, _seal, stage, storage, gate, approval, deployed_on, retain_until,
+            events, approvals, gate_seq, stage_seq, scans, addenda,
+        ) = self.records[key]  # fmt: skip
+        ev = self.event
+        return VersionState(
+            model, version, ev(events[0]), stage, [ev(s) for s in events], storage, gate,
+            approval, deployed_on, retain_until, [ev(s) for s in approvals],
+            ev(gate_seq) if gate_seq else None, ev(stage_seq) if stage_seq else None,
+            [ev(s) for s in scans], [ev(s) for s in addenda],
+        )  # fmt: skip
+
+    def anchors(self) -> Anchors:
+        """The anchors CI replayed, to be stepped on by the events after the head."""
+        a = self.header["anchors"]
+        policies = []
+        for seq in a["policies"]:
+            event = self.event(seq)
+            policies.append((seq, Policy.from_json(event.payload.get("policy")), event))
+        return Anchors(
+            a["registry"],
+            policies,
+            {fp: self.event(seq) for fp, seq in a["revoked"].items()},
+            self.event(a["keyring"]) if a["keyring"] else None,
+        )
+
+
+class _Events(MutableSequence[LedgerEvent]):
+    """The ledger's events: those up to the head from the stored state, on demand, then
+    the ones read or signed after it. It only grows."""
+
+    def __init__(self, stored: StoredState):
+        self.stored = stored
+        self.after: list[LedgerEvent] = []
+
+    def __len__(self) -> int:
+        return self.stored.seq + len(self.after)
+
+    @overload
+    def __getitem__(self, i: int) -> LedgerEvent: ...
+    @overload
+    def __getitem__(self, i: slice) -> MutableSequence[LedgerEvent]: ...
+    def __getitem__(self, i: int | slice) -> LedgerEvent | MutableSequence[LedgerEvent]:
+        if isinstance(i, slice):
+            return [self[n] for n in range(*i.indices(len(self)))]
+        n = i + len(self) if i < 0 else i
+        if not 0 <= n < len(self):
+            raise IndexError(i)
+        base = self.stored.seq
+        return self.stored.event(n + 1) if n < base else self.after[n - base]
+
+    def insert(self, index: int, value: LedgerEvent) -> None:
+        if index != len(self):
+            raise TypeError("the ledger only grows at its end")
+        self.after.append(value)
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        raise TypeError("ledger events are never replaced")
+
+    def __delitem__(self, i: Any) -> None:
+        raise TypeError("ledger events are never removed")
+
+
+class _Versions(MutableMapping[Key, VersionState]):
+    """Each sealed version's state: built from the stored state when first asked for, in
+    the order the versions were sealed; the ones sealed after the head as replayed."""
+
+    def __init__(self, stored: StoredState):
+        self.stored = stored
+        self.order: dict[Key, None] = dict.fromkeys(stored.records)
+        self.built: dict[Key, VersionState] = {}
+
+    def __getitem__(self, key: Key) -> VersionState:
+        state = self.built.get(key)
+        if state is None:
+            if key not in self.stored.records:
+                raise KeyError(key)
+            state = self.built[key] = self.stored.version(key)
+        return state
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.order
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(list(self.order))
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __setitem__(self, key: Key, value: VersionState) -> None:
+        self.order[key] = None
+        self.built[key] = value
+
+    def __delitem__(self, key: Key) -> None:
+        raise TypeError("a sealed version is never removed")
+
+    def stage(self, key: Key) -> str:
+        """The version's stage, without building it if it was not asked for yet."""
+        built = self.built.get(key)
+        return built.stage if built is not None else str(self.stored.records[key][3])
+
+
+class _Seals(Mapping[str, VersionState]):
+    def __init__(self, registry: ResumedRegistry):
+        self.registry = registry
+
+    def __getitem__(self, seal: str) -> VersionState:
+        key = self.registry.seals.get(seal)
+        if key is None:
+            raise KeyError(seal)
+        return self.registry.versions[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.registry.seals)
+
+    def __len__(self) -> int:
+        return len(self.registry.seals)
+
+
+class ResumedRegistry(Registry):
+    """The registry at the witnessed head from the stored state, extended as usual by
+    the events after it. It reads a version or an event only when asked for one."""
+
+    def __init__(self, stored: StoredState):
+        self.stored_versions = _Versions(stored)
+        super().__init__(_Events(stored), self.stored_versions, dict(stored.header["highest"]))
+        self.stored = stored
+        self.seals: dict[str, Key] = {r[2]: (r[0], r[1]) for r in stored.header["versions"]}
+        self.approval_seqs: list[int] = stored.header["approvals"]
+
+    @property
+    def by_seal(self) -> Mapping[str, VersionState]:
+        return _Seals(self)
+
+    def extend(self, events: list[LedgerEvent], vouched: int = 0) -> list[Finding]:
+        found = super().extend(events, vouched)
+        for event in events:
+            state = self.versions.get((event.model, event.version or 0))
+            if event.kind == "register" and state is not None and state.register is event:
+                self.seals[event.hash] = (event.model, event.version or 0)
+        return found
+
+    def events_of(self, approvals: bool, start: int = 0) -> list[LedgerEvent]:
+        base = self.stored.seq
+        if approvals:
+            stored = self.approval_seqs
+        else:
+            chosen = set(self.approval_seqs)
+            stored = [s for s in range(1, base + 1) if s not in chosen]
+        after = [e for e in self.events[base:] if (e.kind == "approve") is approvals]
+        event = self.stored.event
+        return [event(s) for s in stored[start:]] + after[max(0, start - len(stored)) :]
+
+    def production(self, model: str) -> list[VersionState]:
+        stage = self.stored_versions.stage
+        return [
+            self.versions[key]
+            for key in self.versions
+            if key[0] == model and stage(key) == "Production"
+        ]
+
+
+def open_resumed(
+    ws: Workspace,
+    keyring: Keyring,
+    witness: Witness,
+    parts: Mapping[str, bytes],
+    identity: tuple[int, int, int, int],
+) -> Snapshot | None:
+    """The writer's snapshot of the workbook held in ``parts`` (read from the file of
+    that ``identity``), resumed from the state stored beside the witness; None wherever
+    anything is not as it must be, and the writer reads the workbook in full."""
+    if (
+        witness.parts is None
+        or witness.seq == 0
+        or witness.keyring_sha256 != keyring.sha256
+        or witness.signed_by_ci(keyring) is not None
+    ):
+        return None
+    stored = StoredState.load(state_path(Path(witness.source)), witness)
+    if stored is None:
+        return None
+    anchors = stored.anchors()
+    if witness.signed_by_ci(keyring, anchors) is not None:
+        return None
+    spans = {name: tuple(s) for name, s in stored.header["spans"].items()}
+    tables = read_tails(ws.workbook_path, parts, READ_SHEETS, replace(witness.parts, spans=spans))
+    if tables is None or any(t.formulas for t in tables.values()):
+        return None
+    ledger = tables[LEDGER.name]
+    if ledger.vouched_to != stored.header["row"]:
+        return None
+    after, bad = read_events(ledger)
+    if bad:
+        return None
+    registry = ResumedRegistry(stored)
+    touched = {(e.model, e.version or 0) for e in after}
+    shown = {
+        (model, version): row
+        for row, model, version in stored.header["models"]
+        if row <= tables[MODELS.name].vouched_to
+    }
+    # A version shown in a row not read must still show what it did when CI read it.
+    before = {k: models_values(registry.versions[k]) for k in touched & shown.keys()}
+    for event in after:
+        anchors.step(event, keyring)
+    found = check_chain(after, stored.event(stored.seq)) + registry.extend(after)
+    found += anchors.findings
+    found += anchors.file_findings(ws.settings, keyring, after, fs.verifier_now())
+    if found or any(models_values(registry.versions[k]) != v for k, v in before.items()):
+        return None
+    data = WorkbookData(ws.workbook_path, tables, identity)
+    unread = Unread(shown, _expected_metrics(data[METRICS.name], registry, stored, touched))
+    views = view_findings(data, registry, unread=unread)
+    if any(f.is_problem for f in views):
+        return None
+    return Snapshot(
+        ws, data, keyring, registry.events, registry, anchors, view_findings=views,
+        signatures_checked=False, unread=unread,
+    )  # fmt: skip
+
+
+def _expected_metrics(
+    metrics: Table, registry: Registry, stored: StoredState, touched: set[Key]
+) -> dict[tuple[str, int, str, str], dict[str, Any]]:
+    """The sealed metrics the Metrics rows read must show: of each version with a row
+    read, a row CI read that was not read now, or an event after the head, those that
+    no row left unread shows."""
+    unread: dict[Key, set[tuple[str, str]]] = {}
+    beyond: set[Key] = set()
+    for row, model, version, metric, slice_ in stored.header["metrics"]:
+        if row <= metrics.vouched_to:
+            unread.setdefault((model, version), set()).add((metric, slice_))
+        else:
+            beyond.add((model, version))
+    model_at, version_at = METRICS.index("model"), METRICS.index("version")
+    read = {(normalize_text(r[model_at]), whole_number(r[version_at])) for r in metrics.rows}
+    expected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+    for key in registry.versions:
+        if key not in touched and key not in beyond and key not in read:
+            continue
+        shown = unread.get(key, set())
+        for values in metrics_values(registry.versions[key]):
+            if (values["metric"], values["slice"]) not in shown:
+                expected[(*key, values["metric"], values["slice"])] = values
+    return expected
