@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -48,7 +51,16 @@ class PackagePatch:
         self.path = path
         with zipfile.ZipFile(path) as zf:
             self.infos = zf.infolist()
-            self.parts = {info.filename: zf.read(info) for info in self.infos}
+            # Each part as compressed, kept to be written back unchanged; inflated two at
+            # a time (zlib lets go of the interpreter).
+            self.compressed = _compressed_parts(path, self.infos)
+            if self.compressed is None:
+                self.parts = {info.filename: zf.read(info) for info in self.infos}
+        if self.compressed is not None:
+            largest = sorted(self.infos, key=lambda info: -info.compress_size)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                inflated = dict(zip(largest, pool.map(self._inflate, largest), strict=True))
+            self.parts = {info.filename: inflated[info] for info in self.infos}
         self.changed: set[str] = set()
         self.sheet_parts = self._sheet_parts()
         self._xf_cache: dict[tuple[str, bool, bool], int] = {}
@@ -270,14 +282,66 @@ class PackagePatch:
     # -- output -------------------------------------------------------------------------
 
     def save(self, handle: BinaryIO) -> None:
-        """Write the package: changed parts compressed anew, the rest as they were."""
-        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as out:
-            for info in self.infos:
-                fresh = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-                fresh.compress_type = zipfile.ZIP_DEFLATED
-                fresh.external_attr = info.external_attr
-                level = 1 if len(self.parts[info.filename]) > 1 << 20 else 6
-                out.writestr(fresh, self.parts[info.filename], compresslevel=level)
+        """Write the package: the parts that changed deflated anew (two at a time: zlib
+        lets go of the interpreter), the others copied as they were compressed (all
+        anew where zipfile had to read the package)."""
+        raw = self._compressed_as_read()
+        fresh = [i.filename for i in self.infos if i.filename not in raw]
+        fresh.sort(key=lambda name: -len(self.parts[name]))  # the longest first
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            deflated = dict(zip(fresh, pool.map(self._deflate, fresh), strict=True))
+        entries = []
+        offset = 0
+        for info in self.infos:
+            name = info.filename.encode("utf-8")
+            flags = 0x800 if not name.isascii() else 0  # the name is UTF-8
+            if info.filename in raw:
+                data, crc, method = raw[info.filename], info.CRC, info.compress_type
+            else:
+                (data, crc), method = deflated[info.filename], zipfile.ZIP_DEFLATED
+            size = len(self.parts[info.filename])
+            when = _dos_time(info.date_time)
+            fields = (method, *when, crc, len(data), size, len(name))
+            handle.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, *fields, 0))
+            handle.write(name)
+            handle.write(data)
+            central = struct.pack(
+                "<IHHHHHHIIIHHHHHII", 0x02014B50, 0x314, 20, flags, *fields, 0, 0, 0, 0,
+                info.external_attr, offset,
+            )  # fmt: skip
+            entries.append(central + name)
+            offset += 30 + len(name) + len(data)
+        directory = b"".join(entries)
+        handle.write(directory)
+        count = len(entries)
+        handle.write(
+            struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(directory), offset, 0)
+        )
+
+    def _deflate(self, name: str) -> tuple[bytes, int]:
+        """A part's raw deflate stream (level 1 for a part over a megabyte, else 6) and
+        its CRC-32."""
+        data = self.parts[name]
+        level = 1 if len(data) > 1 << 20 else 6
+        return zlib.compress(data, level, wbits=-15), zlib.crc32(data)
+
+    def _inflate(self, info: zipfile.ZipInfo) -> bytes:
+        """A part's bytes from its compressed ones, checked as zipfile checks them: no
+        more bytes than the entry says it holds (``check_package`` capped their sum),
+        and its CRC-32."""
+        data = self.compressed[info.filename] if self.compressed else b""
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            inflater = zlib.decompressobj(-15)
+            data = inflater.decompress(data, info.file_size + 1)
+        if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+            raise ValueError(f"{info.filename} is damaged (its size or CRC-32 differs)")
+        return data
+
+    def _compressed_as_read(self) -> dict[str, bytes]:
+        """The compressed bytes of each part that did not change."""
+        if self.compressed is None:
+            return {}
+        return {n: data for n, data in self.compressed.items() if n not in self.changed}
 
 
 def escape(text: str, entities: dict[str, str] | None = None) -> str:
@@ -405,3 +469,37 @@ def _ensure_entry(styles: str, container: str, entry: str) -> tuple[str, int]:
         attrs += f' count="{count}"'
     new = f"<{container}{attrs}>{match.group(2)}{entry}</{container}>"
     return styles[: match.start()] + new + styles[match.end() :], len(items)
+
+
+def _dos_time(when: tuple[int, int, int, int, int, int]) -> tuple[int, int]:
+    """A zip entry's time and date fields (DOS format: two-second steps, from 1980)."""
+    year, month, day, hour, minute, second = when
+    return hour << 11 | minute << 5 | second // 2, max(0, year - 1980) << 9 | month << 5 | day
+
+
+def _compressed_parts(path: Path, infos: list[zipfile.ZipInfo]) -> dict[str, bytes] | None:
+    """Each entry's compressed bytes, read from the file; None if one is not an entry
+    regbook writes (encrypted, zip64, compressed otherwise than by deflate) or the file
+    is not laid out as its directory says: zipfile then reads it."""
+    if len(infos) >= 0xFFFF:
+        return None
+    out: dict[str, bytes] = {}
+    with open(path, "rb") as source:
+        for info in infos:
+            if (
+                info.flag_bits & 0x1
+                or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+                or max(info.compress_size, info.file_size, info.header_offset) >= 0xFFFFFFFF
+            ):
+                return None
+            source.seek(info.header_offset)
+            header = source.read(30)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                return None
+            name_length, extra_length = struct.unpack("<HH", header[26:30])
+            source.seek(info.header_offset + 30 + name_length + extra_length)
+            data = source.read(info.compress_size)
+            if len(data) != info.compress_size:
+                return None
+            out[info.filename] = data
+    return out
