@@ -473,7 +473,12 @@ def _table(
     ncols = len(sheet.columns)
     rows: list[list[CellValue]] = []
     numbers: list[int] = []
+    # calamine gives every row up to the last, the empty ones too (a sheet read without
+    # the rows a witness vouches for has thousands): one comparison skips each.
+    empty = [""] * len(values[0]) if values else []
     for r, row in enumerate(values[1:], start=2):
+        if row == empty:
+            continue
         cells = list(row[:ncols])
         if len(cells) < ncols:
             cells.extend([""] * (ncols - len(cells)))
