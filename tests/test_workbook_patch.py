@@ -9,7 +9,8 @@ from pathlib import Path
 
 import openpyxl
 
-from regbook.workbook.patch import PackagePatch, _sheet_data_end
+from regbook.workbook.deflate import rows_end
+from regbook.workbook.patch import PackagePatch
 
 
 def _workbook(path: Path, rows: int) -> Path:
@@ -61,10 +62,10 @@ def test_a_row_written_in_another_form_is_still_found_by_the_walk(tmp_path: Path
 
 def test_the_end_of_sheet_data_is_found_from_the_end() -> None:
     plain = b'<sheetData><row r="1"/></sheetData><extLst/>'
-    assert plain[_sheet_data_end(plain) :].startswith(b"</sheetData>")
+    assert plain[rows_end(plain) :].startswith(b"</sheetData>")
     spaced = b'<x:sheetData><x:row r="1"/></x:sheetData><x:t>sheetData></x:t>'
-    assert spaced[_sheet_data_end(spaced) :].startswith(b"</x:sheetData>")
-    assert _sheet_data_end(b"<worksheet/>") == len(b"<worksheet/>")
+    assert spaced[rows_end(spaced) :].startswith(b"</x:sheetData>")
+    assert rows_end(b"<worksheet/>") == len(b"<worksheet/>")
 
 
 def test_rows_go_into_an_empty_sheet_data_of_either_spelling(tmp_path: Path) -> None:

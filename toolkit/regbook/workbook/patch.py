@@ -32,6 +32,7 @@ from typing import BinaryIO
 
 from regbook.core.errors import InputError
 from regbook.core.schema import DATE, DATETIME, EXCEL_EPOCH, SHADE_SEALED, Column, column_letter
+from regbook.workbook import deflate
 from regbook.workbook.package import WORKBOOK_PART, WORKBOOK_RELS, sheet_targets
 
 _ROW_START = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="(\d+)"')
@@ -56,11 +57,15 @@ class PackagePatch:
             self.compressed = _compressed_parts(path, self.infos)
             if self.compressed is None:
                 self.parts = {info.filename: zf.read(info) for info in self.infos}
+        # Where a part's stream may be spliced (regbook.workbook.deflate), checked.
+        self.pieces: dict[str, list[deflate.Piece]] = {}
+        self.cuts: dict[str, list[deflate.Cut]] = {}
         if self.compressed is not None:
             largest = sorted(self.infos, key=lambda info: -info.compress_size)
             with ThreadPoolExecutor(max_workers=2) as pool:
                 inflated = dict(zip(largest, pool.map(self._inflate, largest), strict=True))
             self.parts = {info.filename: inflated[info] for info in self.infos}
+        self.read = dict(self.parts)  # the parts as read, to find what a change kept
         self.changed: set[str] = set()
         self.sheet_parts = self._sheet_parts()
         self._xf_cache: dict[tuple[str, bool, bool], int] = {}
@@ -153,7 +158,7 @@ class PackagePatch:
     @staticmethod
     def _last_row(data: bytes) -> tuple[int, int] | None:
         """(number, position) of the last <row> element, found from the end."""
-        limit = _sheet_data_end(data)
+        limit = deflate.rows_end(data)
         pos = limit
         while True:
             pos = data.rfind(b"<row", 0, pos)
@@ -297,20 +302,22 @@ class PackagePatch:
             flags = 0x800 if not name.isascii() else 0  # the name is UTF-8
             if info.filename in raw:
                 data, crc, method = raw[info.filename], info.CRC, info.compress_type
+                extra = deflate.cuts_field(self.cuts.get(info.filename, []))
             else:
-                (data, crc), method = deflated[info.filename], zipfile.ZIP_DEFLATED
+                (data, crc, cuts), method = deflated[info.filename], zipfile.ZIP_DEFLATED
+                extra = deflate.cuts_field(cuts)
             size = len(self.parts[info.filename])
             when = _dos_time(info.date_time)
-            fields = (method, *when, crc, len(data), size, len(name))
-            handle.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, *fields, 0))
-            handle.write(name)
+            fields = (method, *when, crc, len(data), size, len(name), len(extra))
+            handle.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, *fields))
+            handle.write(name + extra)
             handle.write(data)
             central = struct.pack(
-                "<IHHHHHHIIIHHHHHII", 0x02014B50, 0x314, 20, flags, *fields, 0, 0, 0, 0,
+                "<IHHHHHHIIIHHHHHII", 0x02014B50, 0x314, 20, flags, *fields, 0, 0, 0,
                 info.external_attr, offset,
             )  # fmt: skip
-            entries.append(central + name)
-            offset += 30 + len(name) + len(data)
+            entries.append(central + name + extra)
+            offset += 30 + len(name) + len(extra) + len(data)
         directory = b"".join(entries)
         handle.write(directory)
         count = len(entries)
@@ -318,12 +325,16 @@ class PackagePatch:
             struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(directory), offset, 0)
         )
 
-    def _deflate(self, name: str) -> tuple[bytes, int]:
-        """A part's raw deflate stream (level 1 for a part over a megabyte, else 6) and
-        its CRC-32."""
+    def _deflate(self, name: str) -> tuple[bytes, int, list[deflate.Cut]]:
+        """A part's raw deflate stream (level 1 for a part over a megabyte, else 6), its
+        CRC-32 and where it may be spliced; the rows it kept as they were read are
+        copied as they were compressed, where the stream read was laid out for that."""
         data = self.parts[name]
         level = 1 if len(data) > 1 << 20 else 6
-        return zlib.compress(data, level, wbits=-15), zlib.crc32(data)
+        pieces = self.pieces.get(name)
+        reuse = deflate.reusable(self.read[name], data, pieces) if pieces else None
+        stream, cuts = deflate.deflate(data, level, reuse)
+        return stream, zlib.crc32(data), cuts
 
     def _inflate(self, info: zipfile.ZipInfo) -> bytes:
         """A part's bytes from its compressed ones, checked as zipfile checks them: no
@@ -331,8 +342,14 @@ class PackagePatch:
         and its CRC-32."""
         data = self.compressed[info.filename] if self.compressed else b""
         if info.compress_type == zipfile.ZIP_DEFLATED:
-            inflater = zlib.decompressobj(-15)
-            data = inflater.decompress(data, info.file_size + 1)
+            cuts = deflate.read_cuts(info.extra)
+            split = deflate.inflate(data, cuts, info.file_size) if cuts else None
+            if split is not None:
+                data, self.pieces[info.filename] = split
+                self.cuts[info.filename] = cuts
+            else:
+                inflater = zlib.decompressobj(-15)
+                data = inflater.decompress(data, info.file_size + 1)
         if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
             raise ValueError(f"{info.filename} is damaged (its size or CRC-32 differs)")
         return data
@@ -350,18 +367,6 @@ def escape(text: str, entities: dict[str, str] | None = None) -> str:
     for char, entity in (entities or {}).items():
         text = text.replace(char, entity)
     return text
-
-
-def _sheet_data_end(data: bytes) -> int:
-    """Where ``</sheetData>`` (or a namespaced one) starts, searched from the end: the
-    end of the part if there is none."""
-    at = data.rfind(b"sheetData>")
-    while at > 0:
-        match = _SHEET_DATA_END.match(data, data.rfind(b"<", 0, at))
-        if match is not None and match.end() == at + len(b"sheetData>"):
-            return match.start()
-        at = data.rfind(b"sheetData>", 0, at)
-    return len(data)
 
 
 def _row_xml(number: int, cells: str) -> bytes:
