@@ -9,6 +9,7 @@ backdating with a revoked key; future dates.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from regbook.core.workspace import Workspace
 from regbook.crypto import keys
 from regbook.ledger.events import LedgerEvent, new_event, read_events
 from regbook.ledger.state import Registry, VersionState
+from regbook.registry.resume import ResumedRegistry, state_path
 from regbook.registry.snapshot import open_registry
 from regbook.registry.transaction import (
     Transaction,
@@ -999,3 +1001,201 @@ def test_a_registration_edited_inside_the_witnessed_rows_is_replayed_with_its_ch
     assert found == 1 and {("RB102", f"Ledger!H{row}"), ("RB203", f"Ledger!F{row}")} <= problems(
         report
     ), report["findings"]
+
+
+# --- writers resumed from the state stored beside the witness ------------------------------
+# (regbook.registry.resume): whatever was edited, forged or swapped, a resumed writer
+# refuses what a writer that reads everything refuses, and what it writes verifies in full.
+
+
+def in_workspace(env: Env, witness: Path) -> None:
+    """Put a witness CI took, and the state stored beside it, into the workspace."""
+    shutil.copy2(witness, env.root / "regbook.witness")
+    shutil.copy2(state_path(witness), state_path(env.root / "regbook.witness"))
+
+
+def resumes(env: Env) -> bool:
+    """Whether a writer opening the workspace now starts from the stored state."""
+    with Transaction(Workspace.load(env.root), resume=True) as tx:
+        return isinstance(tx.registry, ResumedRegistry)
+
+
+@pytest.fixture
+def twin(_production_master: Path, tmp_path: Path, runner: CliRunner, monkeypatch) -> Env:
+    """A second copy of the same registry, for a writer that reads everything."""
+    return copied_env(_production_master, tmp_path / "twin", runner, monkeypatch)
+
+
+@pytest.mark.usefixtures("every_row")
+def test_writers_resume_from_the_stored_state_and_what_they_write_verifies(prod: Env):
+    in_workspace(prod, take_witness(prod))
+    assert resumes(prod)
+    ok(prod.register("credit-risk", None, "--metric", "security_high_findings=0"))  # @3
+    assert resumes(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    assert resumes(prod)  # the Models row it rewrote is read now, the rows before it not
+    ok(prod.run("gate", "credit-risk@3", key="ci"))
+    ok(prod.run("approve", "credit-risk@3", "--to", "Staging", key="sme"))
+    assert resumes(prod)
+    # Every cell of every sheet against the ledger, no witness: all as a full read has it.
+    code, report = verify(prod)
+    assert code == 0, report["findings"]
+    with Transaction(Workspace.load(prod.root), resume=True) as tx:
+        state = tx.registry.get("credit-risk", 2)
+        assert state is not None and state.stage == "Staging"
+        assert tx.registry.next_version("credit-risk") == 4
+
+
+def refused_alike(prod: Env, twin: Env, edit, *command: str, key: str = "sme") -> str:
+    """``command`` after ``edit`` in a workspace with a witness and its state and in one
+    without: both refuse, with the same words."""
+    in_workspace(prod, take_witness(prod))
+    outputs = []
+    for env in (prod, twin):
+        edit(env)
+        done = env.run(*command, key=key)
+        assert done.exit_code != 0, done.output
+        # The same words; hashes differ where each copy's own events have their own times.
+        outputs.append((done.exit_code, re.sub(r"[0-9a-f]{16}", "HASH", done.output)))
+    assert outputs[0] == outputs[1]
+    return outputs[0][1]
+
+
+def edit_models_commit(env: Env) -> None:
+    edit_part(env.workbook, "Models", lambda xml: splice_row(
+        xml, 2, row_bytes(xml, 2).replace(b"c0ffee", b"deface")))  # fmt: skip
+
+
+def edit_ledger_row(env: Env) -> None:
+    edit_part(env.workbook, "Ledger", lambda xml: splice_row(
+        xml, 3, row_bytes(xml, 3).replace(b"alice@example.com", b"alice@example.org")))  # fmt: skip
+
+
+def drop_metric_row(env: Env) -> None:
+    edit_part(env.workbook, "Metrics", lambda xml: splice_row(xml, 2, b""))
+
+
+def edit_ledger_after_the_head(env: Env) -> None:
+    """An event written after the witnessed head (read and checked in full), edited."""
+    ok(env.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    last = len(read_workbook(env.workbook).tables["Ledger"].rows) + 1
+    # Its link to the event before (no view shows it): a chain the writer must refuse.
+    link = re.compile(rb'(<c r="G[0-9]+"[^>]*><is><t[^>]*>)[0-9a-f]{64}')
+    edit_part(env.workbook, "Ledger", lambda xml: splice_row(
+        xml, last, link.sub(rb"\g<1>" + b"0" * 64, row_bytes(xml, last))))  # fmt: skip
+
+
+def loosen_policy(env: Env) -> None:
+    config = env.root / "regbook.toml"
+    config.write_text(config.read_text().replace("auc_roc >= 0.75", "auc_roc >= 0.5"))
+
+
+def edit_history_row(env: Env) -> None:
+    edit_part(env.workbook, "History", lambda xml: splice_row(
+        xml, 2, row_bytes(xml, 2).replace(b"governance-lead", b"sme")))  # fmt: skip
+
+
+@pytest.mark.usefixtures("every_row")
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (edit_models_commit, "views differ"),
+        (edit_ledger_row, "ledger is broken"),
+        (drop_metric_row, "views differ"),
+        (edit_history_row, "views differ"),
+        (edit_ledger_after_the_head, "ledger is broken"),
+        (loosen_policy, "differs from the one in force"),
+    ],
+    ids=[
+        "a Models cell",
+        "a Ledger row",
+        "a Metrics row deleted",
+        "a History cell",
+        "a Ledger row after the head",
+        "regbook.toml",
+    ],  # fmt: skip
+)
+def test_a_hand_edit_inside_the_witnessed_rows_is_refused_as_by_a_full_read(
+    prod: Env, twin: Env, edit, expected: str
+):
+    said = refused_alike(
+        prod, twin, edit, "approve", "credit-risk@2", "--to", "Staging"
+    )  # fmt: skip
+    assert expected in said and "nothing was written" in said
+
+
+@pytest.mark.usefixtures("every_row")
+def test_a_version_whose_row_still_shows_an_older_state_is_refused(prod: Env, twin: Env):
+    """An event after the witnessed head that changes what a version's Models row must
+    show, written without its row (by hand, or by a tool that is not regbook), leaves
+    the row CI read: it no longer shows the ledger."""
+
+    def stale(env: Env) -> None:
+        row = row_bytes(sheet_xml(env, "Models"), 3)  # credit-risk@2, as it stands
+        ok(env.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+        ok(env.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+        edit_part(env.workbook, "Models", lambda xml: splice_row(xml, 3, row))
+
+    said = refused_alike(
+        prod, twin, stale, "approve", "credit-risk@2", "--to", "Production",
+        key="governance-lead",
+    )  # fmt: skip
+    assert "views differ" in said
+
+
+def test_a_state_that_is_not_the_witnessed_one_is_not_used(prod: Env):
+    in_workspace(prod, take_witness(prod))
+    stored = state_path(prod.root / "regbook.witness")
+    # Forged: the header line says credit-risk@2 is in Production.
+    data = stored.read_bytes()
+    stored.write_bytes(data.replace(b'"None"', b'"Production"', 1))
+    assert not resumes(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    code, report = verify(prod)
+    assert code == 0, report["findings"]
+    # Another witness's state, genuine but of an older head.
+    older = take_witness(prod, "older")
+    ok(prod.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
+    newer = take_witness(prod, "newer")
+    in_workspace(prod, newer)
+    shutil.copy2(state_path(older), stored)
+    assert not resumes(prod)
+    # The older witness with its own state: it only costs time (the events after its
+    # head are read and checked in full).
+    in_workspace(prod, older)
+    assert resumes(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Production", key="governance-lead"))
+    code, report = verify(prod)
+    assert code == 0, report["findings"]
+
+
+def test_a_witness_signed_by_another_key_vouches_for_no_state(prod: Env):
+    """An SME key holder forges a state and a witness naming its digest: only a ci
+    key's witness makes a writer trust a stored state."""
+    witness = take_witness(prod)
+    in_workspace(prod, witness)
+    stored = state_path(prod.root / "regbook.witness")
+    forged = stored.read_bytes().replace(b'"None"', b'"Production"', 1)
+    stored.write_bytes(forged)
+    text = Witness.load(witness).signed.decode()
+    data = json.loads(text)
+    data["state"] = hashlib.sha256(forged).hexdigest()
+    data["signer"] = PRINCIPAL["sme"]
+    body = (json.dumps(data, indent=2) + "\n").encode()
+    sme = keys.load_private_key(prod.keys["sme"])
+    (prod.root / "regbook.witness").write_bytes(body + keys.sign(body, sme, "regbook-ci").encode())
+    assert not resumes(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    code, report = verify(prod)
+    assert code == 0, report["findings"]
+
+
+def test_a_keyring_changed_since_the_witness_stops_the_resume(prod: Env):
+    in_workspace(prod, take_witness(prod))
+    ok(prod.run("keys", "new", "bob@example.com", "--role", "sme",
+                "--out", str(prod.root.parent / "bob"), key="governance-lead"))  # fmt: skip
+    assert not resumes(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
+    code, report = verify(prod)
+    assert code == 0, report["findings"]

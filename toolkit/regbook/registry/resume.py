@@ -356,12 +356,7 @@ def open_resumed(
     """The writer's snapshot of the workbook held in ``parts`` (read from the file of
     that ``identity``), resumed from the state stored beside the witness; None wherever
     anything is not as it must be, and the writer reads the workbook in full."""
-    if (
-        witness.parts is None
-        or witness.seq == 0
-        or witness.keyring_sha256 != keyring.sha256
-        or witness.signed_by_ci(keyring) is not None
-    ):
+    if witness.parts is None or witness.seq == 0 or witness.keyring_sha256 != keyring.sha256:
         return None
     stored = StoredState.load(state_path(Path(witness.source)), witness)
     if stored is None:
