@@ -131,8 +131,19 @@ class PackagePatch:
             joined = [view[:start], memoryview(ref), view[end:at], memoryview(added), view[at:]]
             self._set_sheet(part, b"".join(joined))
             return
+        found = self._found_rows(data, sorted(rows))
+        if found is not None:
+            # Every row there already, found by its start: replaced without a walk.
+            pieces: list[bytes | memoryview] = []
+            cursor, view = 0, memoryview(data)
+            for number, start, end in found:
+                pieces += [view[cursor:start], memoryview(_row_xml(number, rows[number]))]
+                cursor = end
+            pieces.append(view[cursor:])
+            self._set_sheet(part, b"".join(pieces))
+            return
         spans = self._row_spans(data)
-        pieces: list[bytes] = []
+        pieces = []
         cursor = 0
         pending = sorted(rows)
         existing = {number: (start, end) for number, start, end in spans}
@@ -182,6 +193,18 @@ class PackagePatch:
         if last is not None and row > last[0]:
             return []
         return self._row_spans(data)
+
+    def _found_rows(self, data: bytes, numbers: list[int]) -> list[tuple[int, int, int]] | None:
+        """The spans of rows ``numbers`` (rising), each found by its plain ``<row r="N"``
+        start, in document order; None if one is not found so (the walk decides)."""
+        found: list[tuple[int, int, int]] = []
+        for number in numbers:
+            at = data.find(b'<row r="%d"' % number)
+            match = _ROW_START.match(data, at) if at >= 0 else None
+            if match is None or (found and at < found[-1][2]):
+                return None
+            found.append((number, at, self._row_end(data, match)))
+        return found
 
     def drop_rows_from(self, sheet: str, first: int) -> None:
         """Remove every row numbered ``first`` or more (a view rewritten whole)."""
