@@ -1126,16 +1126,36 @@ def test_a_hand_edit_inside_the_witnessed_rows_is_refused_as_by_a_full_read(
 
 
 @pytest.mark.usefixtures("every_row")
-def test_a_version_whose_row_still_shows_an_older_state_is_refused(prod: Env, twin: Env):
+def note_in_row_2(xml: bytes) -> bytes:
+    """Models row 2 with a note typed in its Notes cell (V): a cell that is the SME's."""
+    row = row_bytes(xml, 2)
+    cell = b'<c r="V2" t="inlineStr"><is><t>checked by Gina</t></is></c>'
+    if b'<c r="V2"' in row:
+        noted = re.sub(rb'<c r="V2"[^>]*?(?:/>|>.*?</c>)', cell, row)
+    else:
+        at = row.find(b'<c r="W2"')
+        noted = row[:at] + cell + row[at:] if at >= 0 else row.replace(b"</row>", cell + b"</row>")
+    return splice_row(xml, 2, noted)
+
+
+@pytest.mark.usefixtures("every_row")
+@pytest.mark.parametrize("read", [False, True], ids=["among the rows not read", "among those read"])
+def test_a_version_whose_row_still_shows_an_older_state_is_refused(
+    prod: Env, twin: Env, read: bool
+):
     """An event after the witnessed head that changes what a version's Models row must
     show, written without its row (by hand, or by a tool that is not regbook), leaves
-    the row CI read: it no longer shows the ledger."""
+    the row CI read: it no longer shows the ledger. A note typed in the row above has
+    the resumed writer read the stale row too, unchanged since CI read it."""
 
     def stale(env: Env) -> None:
         row = row_bytes(sheet_xml(env, "Models"), 3)  # credit-risk@2, as it stands
+        ok(env.register("credit-risk", None, "--metric", "security_high_findings=0"))
         ok(env.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
         ok(env.run("promote", "credit-risk@2", "--to", "Staging", key="sme"))
         edit_part(env.workbook, "Models", lambda xml: splice_row(xml, 3, row))
+        if read:
+            edit_part(env.workbook, "Models", note_in_row_2)
 
     said = refused_alike(
         prod, twin, stale, "approve", "credit-risk@2", "--to", "Production",

@@ -3,8 +3,10 @@ replayed it at the witnessed head, stored beside the witness and bound to it by 
 SHA-256 the witness signs (``state``). A writer that finds both reads only what was
 written after the head, instead of reading and replaying the whole ledger::
 
-    path.write_bytes(state_bytes(snapshot))        # CI, beside the witness it writes
-    snapshot = open_resumed(ws, keyring, witness, patch)   # a writer; None: read it all
+    state = state_bytes(snapshot, parts)      # CI: written beside the witness, which signs
+                                              # its SHA-256 (regbook.workflow.trust)
+    snapshot = open_resumed(ws, keyring, witness, patch.parts, identity)
+                                              # a writer; None: read the workbook in full
 
 What a resumed writer trusts, and why it may:
 
@@ -52,7 +54,7 @@ from regbook.registry.snapshot import Snapshot
 from regbook.registry.views import metrics_values, models_values
 from regbook.registry.witness import Witness
 from regbook.workbook.digests import PackageDigests
-from regbook.workbook.read import Table, WorkbookData, read_tails
+from regbook.workbook.read import CellValue, Table, WorkbookData, read_tails
 
 FORMAT = "regbook-state/1"
 # Beside the witness it belongs to: ``regbook.witness`` -> ``regbook.witness.state``.
@@ -102,7 +104,7 @@ def state_bytes(snapshot: Snapshot, parts: PackageDigests) -> bytes:
             "revoked": {fp: e.seq for fp, e in anchors.revoked.items()},
             "keyring": anchors.keyring_event.seq if anchors.keyring_event else None,
         },
-        "models": [[row, *key] for key, row in sealed_rows(models, registry).items()],
+        "models": _model_rows(models, registry),
         "metrics": _metric_rows(metrics, registry),
         "spans": parts.spans,
         "offsets": offsets[:-1],
@@ -122,8 +124,19 @@ def _version_record(s: VersionState) -> list[Any]:
     ]  # fmt: skip
 
 
+def _model_rows(table: Table, registry: Registry) -> list[list[Any]]:
+    """[row, model, version, digest of its values] of the Models row showing each
+    version."""
+    at = {number: i for i, number in enumerate(table.row_numbers)}
+    return [
+        [row, *key, row_digest(table.rows[at[row]])]
+        for key, row in sealed_rows(table, registry).items()
+    ]
+
+
 def _metric_rows(table: Table, registry: Registry) -> list[list[Any]]:
-    """[row, model, version, metric, slice] of each Metrics row of a sealed version."""
+    """[row, model, version, metric, slice, digest of its values] of each Metrics row of
+    a sealed version."""
     out = []
     for i, row in table.indexed():
         model = normalize_text(row[METRICS.index("model")])
@@ -131,8 +144,14 @@ def _metric_rows(table: Table, registry: Registry) -> list[list[Any]]:
         if (model, number) in registry.versions:
             metric = normalize_text(row[METRICS.index("metric")])
             slice_ = normalize_text(row[METRICS.index("slice")])
-            out.append([table.row_numbers[i], model, number, metric, slice_])
+            out.append([table.row_numbers[i], model, number, metric, slice_, row_digest(row)])
     return out
+
+
+def row_digest(values: list[CellValue]) -> str:
+    """A short digest of a row's values as read (their types too): equal for a row that
+    reads as it did."""
+    return hashlib.blake2b(repr(values).encode("utf-8"), digest_size=12).hexdigest()
 
 
 # --- read by writers -------------------------------------------------------------------
@@ -376,22 +395,31 @@ def open_resumed(
         return None
     registry = ResumedRegistry(stored)
     touched = {(e.model, e.version or 0) for e in after}
-    shown = {
-        (model, version): row
-        for row, model, version in stored.header["models"]
-        if row <= tables[MODELS.name].vouched_to
-    }
+    models = tables[MODELS.name]
+    shown = {(m, v): row for row, m, v, _d in stored.header["models"] if row <= models.vouched_to}
+    # Rows read that hold what CI read there, of versions no event since touched, are
+    # not compared again (a row added, moved or edited since is).
+    same = _as_read(models, stored.header["models"], touched)
+    tables[MODELS.name] = _without(models, same)
+    shown.update({key: row for row, key in same.items()})
+    metrics = tables[METRICS.name]
+    same_metrics = _as_read(metrics, stored.header["metrics"], touched)
+    tables[METRICS.name] = _without(metrics, same_metrics)
     # A version shown in a row not read must still show what it did when CI read it.
     before = {k: models_values(registry.versions[k]) for k in touched & shown.keys()}
     for event in after:
         anchors.step(event, keyring)
-    found = check_chain(after, stored.event(stored.seq)) + registry.extend(after)
+    head = stored.event(stored.seq)
+    found = check_chain(after, head) + registry.extend(after)
     found += anchors.findings
-    found += anchors.file_findings(ws.settings, keyring, after, fs.verifier_now())
+    # The head is the latest event up to it (CI found their times in order): none of
+    # them may be ahead of this clock either.
+    found += anchors.file_findings(ws.settings, keyring, [head, *after], fs.verifier_now())
     if found or any(models_values(registry.versions[k]) != v for k, v in before.items()):
         return None
     data = WorkbookData(ws.workbook_path, tables, identity)
-    unread = Unread(shown, _expected_metrics(data[METRICS.name], registry, stored, touched))
+    expected = _expected_metrics(data[METRICS.name], registry, stored, touched, set(same_metrics))
+    unread = Unread(shown, expected)
     views = view_findings(data, registry, unread=unread)
     if any(f.is_problem for f in views):
         return None
@@ -401,16 +429,39 @@ def open_resumed(
     )  # fmt: skip
 
 
+def _as_read(table: Table, stored: list[list[Any]], touched: set[Key]) -> dict[int, Key]:
+    """The rows of ``table`` (but its last) that hold the values CI read in the same row,
+    of a version no later event touched: row -> the version."""
+    read = {entry[0]: ((entry[1], entry[2]), entry[-1]) for entry in stored}
+    same: dict[int, Key] = {}
+    for i, row in enumerate(table.rows[:-1]):
+        number = table.row_numbers[i]
+        found = read.get(number)
+        if found is not None and found[0] not in touched and row_digest(row) == found[1]:
+            same[number] = found[0]
+    return same
+
+
+def _without(table: Table, rows: Mapping[int, Key]) -> Table:
+    """``table`` without ``rows`` (its last row stays: it tells where to append)."""
+    keep = [i for i, number in enumerate(table.row_numbers) if number not in rows]
+    return replace(
+        table,
+        rows=[table.rows[i] for i in keep],
+        row_numbers=[table.row_numbers[i] for i in keep],
+    )
+
+
 def _expected_metrics(
-    metrics: Table, registry: Registry, stored: StoredState, touched: set[Key]
+    metrics: Table, registry: Registry, stored: StoredState, touched: set[Key], same: set[int]
 ) -> dict[tuple[str, int, str, str], dict[str, Any]]:
     """The sealed metrics the Metrics rows read must show: of each version with a row
-    read, a row CI read that was not read now, or an event after the head, those that
-    no row left unread shows."""
+    compared, a row CI read that was not compared now, or an event after the head,
+    those that no row left uncompared (``same``, or before the tail) shows."""
     unread: dict[Key, set[tuple[str, str]]] = {}
     beyond: set[Key] = set()
-    for row, model, version, metric, slice_ in stored.header["metrics"]:
-        if row <= metrics.vouched_to:
+    for row, model, version, metric, slice_, _digest in stored.header["metrics"]:
+        if row <= metrics.vouched_to or row in same:
             unread.setdefault((model, version), set()).add((metric, slice_))
         else:
             beyond.add((model, version))
