@@ -33,7 +33,9 @@ from regbook.lineage.trace import (
 from regbook.mirror.check import check as mlflow_check
 from regbook.mirror.push import push as mlflow_push
 from regbook.mirror.server import LocalServer
+from regbook.registry.resume import ResumedRegistry, state_path
 from regbook.registry.snapshot import CARD_SHEETS, LEDGER_ONLY, open_registry
+from regbook.registry.transaction import Transaction
 from regbook.registry.witness import Witness
 from regbook.reports.card import write_card
 from regbook.reports.evidence import write_evidence
@@ -460,8 +462,18 @@ def _trust(ws: Workspace, target: Path, say: Callable[[str], None]) -> Path:
     for finding in after.problems:
         say(f"   {finding}")
     again = take_witness(ws, rotated.key, witness)
-    say(f"   verify: {'ok' if after.ok else 'PROBLEMS'}; witnessed event {again.seq}\n")
-    if alone.ok is False or caught.ok or not after.ok:
+    say(f"   verify: {'ok' if after.ok else 'PROBLEMS'}; witnessed event {again.seq}")
+    say("   Beside the witness CI wrote the registry's state at that head, its digest")
+    say("   signed in the witness. With copies of both in the workspace, writers read")
+    say("   only the rows written since:")
+    say("   $ cp ci-only/regbook.witness ci-only/regbook.witness.state .")
+    for name in (witness.name, state_path(witness).name):
+        shutil.copy2(ci_only / name, ws.root / name)
+    with Transaction(ws, resume=True) as tx:
+        resumed = isinstance(tx.registry, ResumedRegistry)
+        unread = sum(table.omitted for table in tx.data.tables.values())
+    say(f"   a writer starts from event {again.seq}: {unread} rows CI verified not read again\n")
+    if alone.ok is False or caught.ok or not after.ok or not resumed:
         raise InputError("the demo's trust anchors did not behave as expected; see above")
     return copy
 

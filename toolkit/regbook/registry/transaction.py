@@ -202,7 +202,10 @@ class Transaction:
         if file_identity(path) != before:
             return None
         self._patch, self._patch_of = patch, before
-        return open_resumed(self.ws, load_keyring(self.ws), witness, patch.parts, before)
+        try:
+            return open_resumed(self.ws, load_keyring(self.ws), witness, patch.parts, before)
+        except (InputError, LookupError, ValueError):
+            return None  # the full read reports what is wrong
 
     def version(self, ref: ModelRef) -> VersionState:
         """The sealed version ``ref`` names, or an InputError."""
