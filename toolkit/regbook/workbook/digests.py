@@ -181,43 +181,54 @@ def vouched_prefix(
     after them naming one of them. (0, 0) when no checkpoint matches or anything after
     it could reach back. ``spans`` (``PackageDigests.spans``) spare the walk over every
     row to find where each checkpoint ends."""
-    end = 0
+    to, end, _count = vouched_rows(xml, witnessed, spans)
+    return to, end
+
+
+def vouched_rows(
+    xml: bytes, witnessed: tuple[Checkpoint, ...], spans: tuple[int, ...] = ()
+) -> tuple[int, int, int]:
+    """``vouched_prefix``, and how many rows (from the top) those bytes hold."""
+    end = count = 0
     if spans and len(spans) == len(witnessed):
-        end = _matched_by_spans(xml, witnessed, spans)
+        end, count = _matched_by_spans(xml, witnessed, spans)
     else:
         ends = _row_ends(xml)
         found = _prefix_digests(xml, ends, [rows for rows, _digest in witnessed])
         for (_rows, digest, _span), (rows, expected) in zip(found, witnessed, strict=False):
             if digest != expected:
                 break
-            end = ends[rows - 1]
+            end, count = ends[rows - 1], rows
     if not end:
-        return 0, 0
+        return 0, 0, 0
     last_row = xml.rfind(b"<row", 0, end)
     number = _ROW_NUMBER.match(xml, last_row) if last_row != -1 else None
     if number is None:
-        return 0, 0
+        return 0, 0, 0
     to = int(number.group(1))
     tail = xml[end:]
     if _PREFIXED.search(tail):
-        return 0, 0
+        return 0, 0, 0
     for tag in _ROW_OR_CELL.finditer(tail):
         ref = _R_ATTR.search(tag.group(2))
         if ref is None or int(ref.group(1)) <= to:
-            return 0, 0
-    return to, end
+            return 0, 0, 0
+    return to, end, count
 
 
-def _matched_by_spans(xml: bytes, witnessed: tuple[Checkpoint, ...], spans: tuple[int, ...]) -> int:
-    """Where the last checkpoint whose digest the part's bytes match ends (0: none), each
-    checkpoint's end taken from its span: the digest decides, a span only says where."""
+def _matched_by_spans(
+    xml: bytes, witnessed: tuple[Checkpoint, ...], spans: tuple[int, ...]
+) -> tuple[int, int]:
+    """Where the last checkpoint whose digest the part's bytes match ends (0: none), and
+    its rows, each checkpoint's end taken from its span: the digest decides, a span only
+    says where."""
     view = memoryview(xml)
     digest = hashlib.sha256()
     start, left_out = _dimension_span(xml)
     digest.update(view[:start])
     start += left_out
-    matched = 0
-    for (_rows, expected), span in zip(witnessed, spans, strict=True):
+    matched = count = 0
+    for (rows, expected), span in zip(witnessed, spans, strict=True):
         end = span + left_out
         if end < start or end > len(xml) or xml[end - len(_ROW_END) : end] != _ROW_END:
             break
@@ -225,21 +236,26 @@ def _matched_by_spans(xml: bytes, witnessed: tuple[Checkpoint, ...], spans: tupl
         start = end
         if digest.hexdigest() != expected:
             break
-        matched = end
-    return matched
+        matched, count = end, rows
+    return matched, count
 
 
-def without_vouched_rows(xml: bytes, end: int) -> tuple[bytes, int] | None:
+def without_vouched_rows(
+    xml: bytes, end: int, rows: int = 0, header: bool = True
+) -> tuple[bytes, int] | None:
     """The sheet's XML with the vouched rows after the header (row 1) left out, which
-    end at byte ``end``, and how many rows were left out; None unless the first row is
-    row 1 and ends before ``end``."""
+    end at byte ``end``, and how many rows were left out (``rows`` - 1 when the caller
+    knows the bytes up to ``end`` hold ``rows`` rows, ``vouched_rows``); without
+    ``header``, the header row is left out too (it is not counted). None unless the
+    first row is row 1 and ends before ``end``."""
     first = xml.find(b"<row")
     number = _ROW_NUMBER.match(xml, first) if first != -1 else None
     closed = xml.find(_ROW_END, first) if number is not None else -1
-    header = closed + len(_ROW_END)
-    if number is None or number.group(1) != b"1" or closed == -1 or header > end:
+    head = closed + len(_ROW_END)
+    if number is None or number.group(1) != b"1" or closed == -1 or head > end:
         return None
-    return xml[:header] + xml[end:], xml.count(_ROW_END, header, end)
+    left_out = rows - 1 if rows else xml.count(_ROW_END, head, end)
+    return xml[: head if header else first] + xml[end:], left_out
 
 
 def sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
