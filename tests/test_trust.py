@@ -42,7 +42,7 @@ from regbook.registry.views import models_values, write_row
 from regbook.registry.witness import Witness, witness_text
 from regbook.workbook import digests
 from regbook.workbook.digests import package_digests
-from regbook.workbook.read import read_workbook
+from regbook.workbook.read import read_tails, read_workbook
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKETIME = shutil.which("faketime")
@@ -1219,3 +1219,25 @@ def test_a_keyring_changed_since_the_witness_stops_the_resume(prod: Env):
     ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))
     code, report = verify(prod)
     assert code == 0, report["findings"]
+
+
+@pytest.mark.usefixtures("every_row")
+def test_the_rows_after_the_witnessed_ones_are_read_in_their_own_rows_and_columns(prod: Env):
+    witness = Witness.load(take_witness(prod))
+    models = sheet_xml(prod, "Models")
+    last = int(re.findall(rb'<row r="([0-9]+)"', models)[-1])
+    # The last row without its first cell: what is read must stay in its columns.
+    first_cell = re.compile(rb'<c r="A[0-9]+"[^>]*?(?:/>|>.*?</c>)')
+    edit_part(prod.workbook, "Models", lambda xml: splice_row(
+        xml, last, first_cell.sub(b"", row_bytes(xml, last))))  # fmt: skip
+    with zipfile.ZipFile(prod.workbook) as zf:
+        parts = {name: zf.read(name) for name in zf.namelist()}
+    full = read_workbook(prod.workbook).tables["Models"]
+    assert witness.parts is not None
+    tails = read_tails(prod.workbook, parts, (MODELS, LEDGER), witness.parts)
+    assert tails is not None
+    tail = tails["Models"]
+    assert tail.vouched_to == last - 1 and tail.omitted == last - 2
+    assert tail.row_numbers == [last] and tail.rows == [full.rows[-1]]
+    assert tail.rows[0][0] is None and tail.rows[0][1] == full.rows[-1][1]
+    assert tails["Ledger"].rows == [] and tails["Ledger"].omitted == len(ledger(prod))

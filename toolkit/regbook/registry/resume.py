@@ -27,9 +27,11 @@ it always did, which reports what is wrong.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, overload
@@ -172,13 +174,22 @@ class StoredState:
     def load(cls, path: Path, witness: Witness) -> StoredState | None:
         """The state at ``path`` if its SHA-256 is the witness's and it is of the
         witnessed head; else None."""
+        if witness.state is None:
+            return None
         try:
             data = path.read_bytes()
         except OSError:
             return None
-        if witness.state is None or hashlib.sha256(data).hexdigest() != witness.state:
-            return None
-        header = json.loads(data[: data.index(b"\n")])
+        # The digest is taken on a second thread (hashlib lets go of the interpreter)
+        # while the first line is parsed; nothing parsed is used unless it matches.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+            try:
+                header = json.loads(data[: data.index(b"\n")])
+            except (ValueError, RecursionError):
+                header = None
+            if digest.result() != witness.state or not isinstance(header, dict):
+                return None
         if header.get("format") != FORMAT or header["seq"] != witness.seq:
             return None
         if header["hash"] != witness.hash or len(header["offsets"]) != witness.seq:
@@ -432,7 +443,9 @@ def open_resumed(
 def _as_read(table: Table, stored: list[list[Any]], touched: set[Key]) -> dict[int, Key]:
     """The rows of ``table`` (but its last) that hold the values CI read in the same row,
     of a version no later event touched: row -> the version."""
-    read = {entry[0]: ((entry[1], entry[2]), entry[-1]) for entry in stored}
+    # The rows CI read after the ones not read now (stored in row order).
+    tail = stored[bisect.bisect_right(stored, table.vouched_to, key=lambda entry: entry[0]) :]
+    read = {entry[0]: ((entry[1], entry[2]), entry[-1]) for entry in tail}
     same: dict[int, Key] = {}
     for i, row in enumerate(table.rows[:-1]):
         number = table.row_numbers[i]
@@ -458,18 +471,19 @@ def _expected_metrics(
     """The sealed metrics the Metrics rows read must show: of each version with a row
     compared, a row CI read that was not compared now, or an event after the head,
     those that no row left uncompared (``same``, or before the tail) shows."""
-    unread: dict[Key, set[tuple[str, str]]] = {}
-    beyond: set[Key] = set()
-    for row, model, version, metric, slice_, _digest in stored.header["metrics"]:
-        if row <= metrics.vouched_to or row in same:
-            unread.setdefault((model, version), set()).add((metric, slice_))
-        else:
-            beyond.add((model, version))
+    entries = stored.header["metrics"]
+    first = bisect.bisect_right(entries, metrics.vouched_to, key=lambda entry: entry[0])
+    beyond = {(e[1], e[2]) for e in entries[first:] if e[0] not in same}
     model_at, version_at = METRICS.index("model"), METRICS.index("version")
     read = {(normalize_text(r[model_at]), whole_number(r[version_at])) for r in metrics.rows}
+    checked = {key for key in (touched | beyond | read) if key in registry.versions}
+    unread: dict[Key, set[tuple[str, str]]] = {}
+    for row, model, version, metric, slice_, _digest in entries:
+        if (model, version) in checked and (row <= metrics.vouched_to or row in same):
+            unread.setdefault((model, version), set()).add((metric, slice_))
     expected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
     for key in registry.versions:
-        if key not in touched and key not in beyond and key not in read:
+        if key not in checked:
             continue
         shown = unread.get(key, set())
         for values in metrics_values(registry.versions[key]):

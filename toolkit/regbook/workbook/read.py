@@ -36,6 +36,7 @@ from regbook.workbook.digests import (
     parts_digest,
     sheet_parts,
     vouched_prefix,
+    vouched_rows,
     without_vouched_rows,
 )
 from regbook.workbook.package import WORKBOOK_PART, WORKBOOK_RELS, sheet_targets
@@ -452,6 +453,35 @@ def _read_tables(
     return tables
 
 
+def _tail_table(path: Path, book: CalamineWorkbook, sheet: Sheet) -> Table:
+    """A sheet held without its header and the rows a witness vouches for (its header
+    among them, as the witness's verifier read it): only the rows after them, read from
+    the first cell that holds anything (calamine says which)."""
+    try:
+        data = book.get_sheet_by_name(sheet.name)
+        values = data.to_python(skip_empty_area=True)
+        start = data.start
+        merged = data.merged_cell_ranges or []
+    except Exception as err:  # noqa: BLE001
+        raise InputError(
+            f"{path.name}: sheet {sheet.name!r} cannot be read: {_first_line(err)}"
+        ) from None
+    if sheet in NO_MERGES and merged:
+        (r0, c0), (r1, c1) = merged[0]
+        where = f"{column_letter(c0 + 1)}{r0 + 1}:{column_letter(c1 + 1)}{r1 + 1}"
+        raise InputError(
+            f"{sheet.name}!{where}: merged cells are not allowed in the "
+            f"{sheet.name} sheet; unmerge them"
+        )
+    if not values or start is None:
+        return Table(sheet, [], [], set(), len(sheet.columns))
+    first_row, first_col = start
+    if first_col:  # the columns before the first that holds anything, given back
+        values = [[""] * first_col + list(row) for row in values]
+    rows, numbers = _data_rows(sheet, values, first_row + 1)
+    return Table(sheet, rows, numbers, set(), len(sheet.columns))
+
+
 def _table(
     sheet: Sheet, values: Sequence[Sequence[CellValue]], formulas: set[tuple[int, int]]
 ) -> Table:
@@ -470,13 +500,21 @@ def _table(
             raise InputError(
                 f"{where}: column {expected!r} is missing or renamed (found {found!r})"
             )
+    rows, numbers = _data_rows(sheet, values[1:], 2)
+    return Table(sheet, rows, numbers, formulas, len(header))
+
+
+def _data_rows(
+    sheet: Sheet, values: Sequence[Sequence[CellValue]], first: int
+) -> tuple[list[list[CellValue]], list[int]]:
+    """The rows that are not empty, in schema column order, and their numbers, the first
+    of ``values`` being row ``first``."""
     ncols = len(sheet.columns)
     rows: list[list[CellValue]] = []
     numbers: list[int] = []
-    # calamine gives every row up to the last, the empty ones too (a sheet read without
-    # the rows a witness vouches for has thousands): one comparison skips each.
+    # calamine gives every row up to the last, the empty ones too: one comparison each.
     empty = [""] * len(values[0]) if values else []
-    for r, row in enumerate(values[1:], start=2):
+    for r, row in enumerate(values, start=first):
         if row == empty:
             continue
         cells = list(row[:ncols])
@@ -487,7 +525,7 @@ def _table(
             continue  # an empty row
         rows.append([None if c == "" else c for c in cells] if blanks else cells)
         numbers.append(r)
-    return Table(sheet, rows, numbers, formulas, len(header))
+    return rows, numbers
 
 
 # A sheet's formula cells, (the Ledger's) numbers spelt otherwise than plain digits, and
@@ -589,8 +627,9 @@ def read_tails(
             xml = parts[part]
             checkpoints = witnessed.sheets.get(sheet.name)
             spans = witnessed.spans.get(sheet.name, ())
-            to, end = vouched_prefix(xml, checkpoints, spans) if checkpoints else (0, 0)
-            cut = without_vouched_rows(xml, end) if to else None
+            to, end, rows = vouched_rows(xml, checkpoints, spans) if checkpoints else (0, 0, 0)
+            # Without the header as well: it is among the bytes the witness vouches for.
+            cut = without_vouched_rows(xml, end, rows, header=False) if to else None
             read[sheet.name] = (to, end, cut[1], cut[0]) if cut else (0, 0, 0, xml)
             mini.writestr(part, read[sheet.name][3])
     buffer.seek(0)
@@ -598,7 +637,11 @@ def read_tails(
         book = python_calamine.CalamineWorkbook.from_filelike(buffer)
     except Exception:  # noqa: BLE001 - calamine raises several unrelated types
         return None
-    tables = _read_tables(path, book, tuple(s for s in sheets if s.name in read))
+    whole = tuple(s for s in sheets if s.name in read and not read[s.name][0])
+    tables = _read_tables(path, book, whole)
+    for sheet in sheets:
+        if sheet.name in read and read[sheet.name][0]:
+            tables[sheet.name] = _tail_table(path, book, sheet)
     for name, (to, end, omitted, xml) in read.items():
         table = tables[name]
         table.vouched_to, table.vouched_end, table.omitted = to, end, omitted
