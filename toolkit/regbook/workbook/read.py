@@ -433,33 +433,20 @@ def _read_tables(
             if sheet.optional:
                 continue
             raise InputError(f"{path.name}: sheet {sheet.name!r} is missing")
-        try:
-            data = book.get_sheet_by_name(sheet.name)
-            values = data.to_python(skip_empty_area=False)
-            merged = data.merged_cell_ranges or []
-        except Exception as err:  # noqa: BLE001
-            raise InputError(
-                f"{path.name}: sheet {sheet.name!r} cannot be read: {_first_line(err)}"
-            ) from None
-        if sheet in NO_MERGES and merged:
-            (r0, c0), (r1, c1) = merged[0]
-
-            where = f"{column_letter(c0 + 1)}{r0 + 1}:{column_letter(c1 + 1)}{r1 + 1}"
-            raise InputError(
-                f"{sheet.name}!{where}: merged cells are not allowed in the "
-                f"{sheet.name} sheet; unmerge them"
-            )
+        values, _start = _sheet_values(path, book, sheet, skip_empty=False)
         tables[sheet.name] = _table(sheet, values, set())
     return tables
 
 
-def _tail_table(path: Path, book: CalamineWorkbook, sheet: Sheet) -> Table:
-    """A sheet held without its header and the rows a witness vouches for (its header
-    among them, as the witness's verifier read it): only the rows after them, read from
-    the first cell that holds anything (calamine says which)."""
+def _sheet_values(
+    path: Path, book: CalamineWorkbook, sheet: Sheet, skip_empty: bool
+) -> tuple[Sequence[Sequence[CellValue]], tuple[int, int] | None]:
+    """A sheet's cell values as calamine reads them (from A1, or with ``skip_empty``
+    from the first cell that holds anything), and where they start; an InputError for
+    a sheet calamine cannot read or one of the ledger's sheets with merged cells."""
     try:
         data = book.get_sheet_by_name(sheet.name)
-        values = data.to_python(skip_empty_area=True)
+        values = data.to_python(skip_empty_area=skip_empty)
         start = data.start
         merged = data.merged_cell_ranges or []
     except Exception as err:  # noqa: BLE001
@@ -473,11 +460,20 @@ def _tail_table(path: Path, book: CalamineWorkbook, sheet: Sheet) -> Table:
             f"{sheet.name}!{where}: merged cells are not allowed in the "
             f"{sheet.name} sheet; unmerge them"
         )
+    return values, start
+
+
+def _tail_table(path: Path, book: CalamineWorkbook, sheet: Sheet) -> Table:
+    """A sheet held without its header and the rows a witness vouches for (its header
+    among them, as the witness's verifier read it): only the rows after them, read from
+    the first cell that holds anything (calamine says which)."""
+    values, start = _sheet_values(path, book, sheet, skip_empty=True)
     if not values or start is None:
         return Table(sheet, [], [], set(), len(sheet.columns))
     first_row, first_col = start
     if first_col:  # the columns before the first that holds anything, given back
-        values = [[""] * first_col + list(row) for row in values]
+        blank: list[CellValue] = [""] * first_col
+        values = [blank + list(row) for row in values]
     rows, numbers = _data_rows(sheet, values, first_row + 1)
     return Table(sheet, rows, numbers, set(), len(sheet.columns))
 
