@@ -386,9 +386,10 @@ _TAIL_PARTS = ("[Content_Types].xml", "_rels/.rels", "xl/workbook.xml",
 
 
 def _read_tail(path: Path, sheet: Sheet, vouch: _Vouching) -> Table | None:
-    """The header and the rows after those a witness vouches for, read by calamine from
-    a package holding that sheet's XML without the vouched rows (the same bytes, less a
-    stretch of whole rows the witness's verifier read). None if nothing is vouched."""
+    """The rows after those a witness vouches for (its header among them), read by
+    calamine from a package holding that sheet's XML without the vouched rows (the same
+    bytes, less a stretch of whole rows the witness's verifier read). None if nothing
+    is vouched."""
     import io
 
     import python_calamine
@@ -398,8 +399,9 @@ def _read_tail(path: Path, sheet: Sheet, vouch: _Vouching) -> Table | None:
         if part is None:
             return None
         xml = zf.read(part)
-        to, end = vouched_prefix(xml, vouch.sheets[sheet.name])
-        cut = without_vouched_rows(xml, end) if to else None
+        to, end, rows = vouched_rows(xml, vouch.sheets[sheet.name])
+        # Without the header as well: it is among the bytes the witness vouches for.
+        cut = without_vouched_rows(xml, end, rows, header=False) if to else None
         if cut is None:
             return None
         buffer = io.BytesIO()
@@ -413,7 +415,7 @@ def _read_tail(path: Path, sheet: Sheet, vouch: _Vouching) -> Table | None:
         book = python_calamine.CalamineWorkbook.from_filelike(buffer)
     except Exception:  # noqa: BLE001 - calamine raises several unrelated types
         return None  # read the whole sheet as usual, which reports what is wrong
-    table = _read_tables(path, book, (sheet,))[sheet.name]
+    table = _tail_table(path, book, sheet)
     table.vouched_to, table.vouched_end, table.omitted = to, end, cut[1]
     return table
 
