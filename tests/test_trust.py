@@ -1241,3 +1241,14 @@ def test_the_rows_after_the_witnessed_ones_are_read_in_their_own_rows_and_column
     assert tail.row_numbers == [last] and tail.rows == [full.rows[-1]]
     assert tail.rows[0][0] is None and tail.rows[0][1] == full.rows[-1][1]
     assert tails["Ledger"].rows == [] and tails["Ledger"].omitted == len(ledger(prod))
+
+
+def test_a_state_that_is_not_a_file_is_not_read(prod: Env):
+    """A FIFO planted under the state's name would hold a writer forever: it is not
+    read, and the writer reads the workbook in full."""
+    in_workspace(prod, take_witness(prod))
+    stored = state_path(prod.root / "regbook.witness")
+    stored.unlink()
+    os.mkfifo(stored)
+    assert not resumes(prod)
+    ok(prod.run("approve", "credit-risk@2", "--to", "Staging", key="sme"))

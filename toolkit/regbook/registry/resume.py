@@ -174,7 +174,9 @@ class StoredState:
     def load(cls, path: Path, witness: Witness) -> StoredState | None:
         """The state at ``path`` if its SHA-256 is the witness's and it is of the
         witnessed head; else None."""
-        if witness.state is None:
+        # Only a regular file: a FIFO or a device planted under the name would never
+        # end a read.
+        if witness.state is None or not path.is_file():
             return None
         try:
             data = path.read_bytes()
