@@ -352,10 +352,11 @@ class ResumedRegistry(Registry):
 
     def extend(self, events: list[LedgerEvent], vouched: int = 0) -> list[Finding]:
         found = super().extend(events, vouched)
-        for event in events:
-            state = self.versions.get((event.model, event.version or 0))
-            if event.kind == "register" and state is not None and state.register is event:
-                self.seals[event.hash] = (event.model, event.version or 0)
+        for event in (e for e in events if e.kind == "register"):
+            key = (event.model, event.version or 0)
+            state = self.versions.get(key)
+            if state is not None and state.register is event:  # replayed, not refused
+                self.seals[event.hash] = key
         return found
 
     def events_of(self, approvals: bool, start: int = 0) -> list[LedgerEvent]:
